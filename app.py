@@ -1,0 +1,67 @@
+"""Rollcall: routes and event handlers. Each is a few lines; the work is in chalicelib/."""
+import os
+
+from chalice import Chalice, CORSConfig
+
+from chalicelib import http
+from chalicelib.auth import require_role
+from chalicelib.services import Services
+from chalicelib.validation import json_body, require_string
+
+app = Chalice(app_name="rollcall")
+# The site's origin only; Chalice also makes the OPTIONS preflight answers from this.
+app.api.cors = CORSConfig(allow_origin=os.environ.get("SITE_ORIGIN", "http://127.0.0.1:8000"),
+                          allow_headers=["Authorization", "Content-Type"], max_age=600)
+
+_services = None
+
+
+def services():
+    """The lazily built object graph; :func:`reset_services` starts it anew."""
+    global _services
+    if _services is None:
+        _services = Services()
+    return _services
+
+
+def reset_services(new=None):
+    global _services
+    _services = new
+
+
+def current_user():
+    return http.current_user(app.current_request)
+
+
+@app.middleware("http")
+def rollcall_http(request, get_response):
+    return http.handle_request(
+        request, get_response,
+        authenticator=lambda: services().authenticator,
+        site_origin=lambda: services().settings.site_origin,
+        logger=services().logger)
+
+
+# -- auth -------------------------------------------------------------------
+@app.route("/health", methods=["GET"])
+def health():
+    return {"status": "ok"}
+
+
+@app.route("/auth/login", methods=["POST"])
+def login():
+    body = json_body(app.current_request)
+    email = require_string(body, "email", max_length=320)
+    password = require_string(body, "password", max_length=256, strip=False)
+    return services().authenticator.login(email, password)
+
+
+@app.route("/auth/me", methods=["GET"])
+def me():
+    return current_user()
+
+
+@app.route("/users", methods=["GET"])
+def list_users():
+    require_role(current_user(), "admin")
+    return {"users": services().users.list()}

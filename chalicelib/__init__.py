@@ -1,0 +1,1 @@
+"""Rollcall's domain: everything app.py wires to routes and events."""

@@ -1,0 +1,59 @@
+"""One lazy, cached factory for boto3 clients and DynamoDB tables.
+
+Endpoints are never passed here: botocore itself honours ``AWS_ENDPOINT_URL``
+and the per-service ``AWS_ENDPOINT_URL_<SERVICE>`` variables, which is how the
+one-machine stack points the same code at moto server and the built-in face
+engine. Tests call :meth:`ClientFactory.reset` (or build a fresh factory).
+"""
+import threading
+
+import boto3
+from botocore.config import Config
+
+# Retries with backoff for throttling; short connect timeout so a dead local
+# endpoint fails fast instead of hanging a Lambda until its timeout.
+_BOTO_CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"},
+                      connect_timeout=5, read_timeout=60)
+
+
+class ClientFactory:
+    def __init__(self, region=None, session_factory=boto3.session.Session):
+        self._region = region
+        self._session_factory = session_factory
+        self._lock = threading.Lock()
+        self._session = None
+        self._clients = {}
+        self._tables = {}
+
+    def _get_session(self):
+        if self._session is None:
+            self._session = self._session_factory(region_name=self._region)
+        return self._session
+
+    def client(self, service_name):
+        """A cached low-level client for ``service_name`` (thread-safe)."""
+        with self._lock:
+            if service_name not in self._clients:
+                self._clients[service_name] = self._get_session().client(
+                    service_name, config=_BOTO_CONFIG)
+            return self._clients[service_name]
+
+    def table(self, table_name):
+        """A cached ``boto3`` DynamoDB Table resource."""
+        with self._lock:
+            if table_name not in self._tables:
+                resource = self._get_session().resource("dynamodb", config=_BOTO_CONFIG)
+                self._tables[table_name] = resource.Table(table_name)
+            return self._tables[table_name]
+
+    def register(self, service_name, client):
+        """Use ``client`` for ``service_name`` (tests hand in stubs this way)."""
+        with self._lock:
+            self._clients[service_name] = client
+
+    def reset(self):
+        """Forget every client, so the next call sees the current environment."""
+        with self._lock:
+            self._session = None
+            self._clients.clear()
+            self._tables.clear()

@@ -1,0 +1,86 @@
+"""The HTTP middleware: identity, one error shape, CORS, and access logs.
+
+Chalice runs :func:`handle_request` around every route. It checks the token
+(except on :data:`chalicelib.auth.PUBLIC_ROUTES`), turns :class:`ApiError` and
+Chalice's own error bodies into ``{"error": {"code", "message"}}``, adds CORS
+headers to every answer (errors included), and logs one JSON line.
+"""
+import time
+import uuid
+
+from chalice import Response
+
+from chalicelib.auth import PUBLIC_ROUTES
+from chalicelib.errors import ApiError
+from chalicelib.logs import request_id_var
+
+USER_CONTEXT_KEY = "rollcall_user"
+
+# Chalice's own error codes (405, 415, 500, ...) mapped to ours.
+_CHALICE_CODES = {
+    "MethodNotAllowedError": "method_not_allowed",
+    "UnsupportedMediaType": "unsupported_media_type",
+    "InternalServerError": "internal_error",
+    "BadRequest": "bad_request",
+    "BadRequestError": "bad_request",
+    "NotFoundError": "not_found",
+}
+
+
+def current_user(request):
+    """The signed-in user of ``request`` (set by the middleware)."""
+    return request.context[USER_CONTEXT_KEY]
+
+
+def error_response(error):
+    return Response(body=error.body(), status_code=error.status, headers=dict(error.headers))
+
+
+def _normalise(response):
+    body = response.body
+    if isinstance(body, dict) and set(body) == {"Code", "Message"}:
+        code = _CHALICE_CODES.get(body["Code"], "error")
+        message = body["Message"]
+        if response.status_code >= 500:
+            message = "Something went wrong on our side. Try again, and tell us if it keeps happening."
+        response.body = {"error": {"code": code, "message": message}}
+    return response
+
+
+def cors_headers(origin):
+    return {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Allow-Headers": "Authorization,Content-Type",
+        "Access-Control-Allow-Methods": "GET,POST,PATCH,DELETE,OPTIONS",
+        "Vary": "Origin",
+    }
+
+
+def handle_request(request, get_response, *, authenticator, site_origin, logger):
+    """Run one request through identity, the view, error shaping and logging."""
+    request_id = request.context.get("requestId") or str(uuid.uuid4())
+    token = request_id_var.set(request_id)
+    started = time.perf_counter()
+    user = None
+    try:
+        if request.method != "OPTIONS" and request.path not in PUBLIC_ROUTES:
+            user = authenticator().identify(request.headers.get("authorization"))
+            request.context[USER_CONTEXT_KEY] = user
+        response = get_response(request)
+    except ApiError as error:
+        response = error_response(error)
+    except Exception:  # noqa: BLE001 - the last line of defence: log, answer 500
+        logger.exception("unhandled error", extra={"path": request.path})
+        response = Response(body={"Code": "InternalServerError", "Message": ""},
+                            status_code=500)
+    try:
+        response = _normalise(response)
+        for name, value in cors_headers(site_origin()).items():
+            response.headers.setdefault(name, value)
+        logger.info("request", extra={
+            "method": request.method, "path": request.path,
+            "status": response.status_code, "user": user and user["email"],
+            "duration_ms": round((time.perf_counter() - started) * 1000, 1)})
+        return response
+    finally:
+        request_id_var.reset(token)

@@ -1,0 +1,245 @@
+"""Create (idempotently) every resource a stage needs.
+
+``python -m chalicelib.provision --stage dev`` makes the DynamoDB tables, the
+private buckets, the face collection, the completion topic with the role
+Rekognition publishes through, and the token secret. Each step looks before it
+acts, so a second run changes nothing and says so. Names come from the
+stage's environment in ``.chalice/config.json`` (see :mod:`stage_config`).
+"""
+import argparse
+import json
+import secrets
+import sys
+
+from botocore.exceptions import ClientError
+
+from chalicelib.clients import ClientFactory
+from chalicelib.settings import load_settings
+from chalicelib.stage_config import apply_stage_environment
+
+CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
+
+#: Attendance rows by person, for one person's history.
+ATTENDANCE_BY_STUDENT_INDEX = "by_student"
+
+
+def table_specs(settings):
+    """Key schema of every table, by table name."""
+    return {
+        settings.users_table: {"keys": [("email", "HASH", "S")]},
+        settings.students_table: {"keys": [("student_id", "HASH", "S")]},
+        settings.sessions_table: {"keys": [("session_id", "HASH", "S")]},
+        settings.attendance_table: {
+            "keys": [("session_id", "HASH", "S"), ("student_id", "RANGE", "S")],
+            "indexes": {ATTENDANCE_BY_STUDENT_INDEX: [("student_id", "HASH", "S"),
+                                                      ("session_id", "RANGE", "S")]},
+        },
+    }
+
+
+def _error_code(error):
+    return error.response["Error"]["Code"]
+
+
+class Provisioner:
+    def __init__(self, settings, clients, out=None):
+        self.settings = settings
+        self.clients = clients
+        self._out = out
+        self.report = []
+
+    def _note(self, kind, name, outcome):
+        self.report.append((kind, name, outcome))
+        if self._out:
+            print(f"{outcome:>9}  {kind:<11} {name}", file=self._out)
+
+    def run(self):
+        for name, spec in table_specs(self.settings).items():
+            self.ensure_table(name, spec)
+        for bucket in (self.settings.photos_bucket, self.settings.videos_bucket):
+            self.ensure_bucket(bucket)
+        self.ensure_collection(self.settings.face_collection)
+        if self.settings.completion_topic:
+            topic_arn = self.ensure_topic(self.settings.completion_topic)
+            if self.settings.rekognition_role:
+                self.ensure_rekognition_role(self.settings.rekognition_role, topic_arn)
+        self.ensure_token_secret(self.settings.token_secret_parameter)
+        if self._out:
+            changed = sum(1 for _, _, outcome in self.report if outcome != UNCHANGED)
+            print("nothing to change: everything was already in place" if not changed
+                  else f"{changed} change(s) made", file=self._out)
+        return self.report
+
+    # -- DynamoDB -------------------------------------------------------------
+    def ensure_table(self, name, spec):
+        dynamodb = self.clients.client("dynamodb")
+        try:
+            dynamodb.describe_table(TableName=name)
+            self._note("table", name, UNCHANGED)
+            return
+        except ClientError as error:
+            if _error_code(error) != "ResourceNotFoundException":
+                raise
+        attributes = {attr: kind for attr, _, kind in spec["keys"]}
+        request = {
+            "TableName": name,
+            "KeySchema": [{"AttributeName": a, "KeyType": t} for a, t, _ in spec["keys"]],
+            "BillingMode": "PAY_PER_REQUEST",
+            "SSESpecification": {"Enabled": True},
+        }
+        indexes = spec.get("indexes", {})
+        if indexes:
+            request["GlobalSecondaryIndexes"] = []
+            for index_name, keys in indexes.items():
+                attributes.update({attr: kind for attr, _, kind in keys})
+                request["GlobalSecondaryIndexes"].append({
+                    "IndexName": index_name,
+                    "KeySchema": [{"AttributeName": a, "KeyType": t} for a, t, _ in keys],
+                    "Projection": {"ProjectionType": "ALL"},
+                })
+        request["AttributeDefinitions"] = [
+            {"AttributeName": a, "AttributeType": k} for a, k in attributes.items()]
+        dynamodb.create_table(**request)
+        dynamodb.get_waiter("table_exists").wait(TableName=name,
+                                                 WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        self._note("table", name, CREATED)
+
+    # -- S3 ---------------------------------------------------------------------
+    def _cors_rules(self):
+        return [{
+            "AllowedOrigins": [self.settings.site_origin],
+            "AllowedMethods": ["GET", "POST", "PUT"],
+            "AllowedHeaders": ["*"],
+            "ExposeHeaders": ["ETag"],
+            "MaxAgeSeconds": 3000,
+        }]
+
+    def ensure_bucket(self, name):
+        s3 = self.clients.client("s3")
+        outcome = UNCHANGED
+        try:
+            s3.head_bucket(Bucket=name)
+        except ClientError as error:
+            if _error_code(error) not in ("404", "NoSuchBucket", "NotFound"):
+                raise
+            request = {"Bucket": name}
+            if self.settings.region != "us-east-1":
+                request["CreateBucketConfiguration"] = {
+                    "LocationConstraint": self.settings.region}
+            s3.create_bucket(**request)
+            outcome = CREATED
+        block_all = {"BlockPublicAcls": True, "IgnorePublicAcls": True,
+                     "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
+        try:
+            current = s3.get_public_access_block(Bucket=name)[
+                "PublicAccessBlockConfiguration"]
+        except ClientError:
+            current = None
+        if current != block_all:
+            s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=block_all)
+            outcome = outcome if outcome == CREATED else UPDATED
+        try:
+            current_cors = s3.get_bucket_cors(Bucket=name)["CORSRules"]
+            current_cors = [{k: v for k, v in rule.items() if k != "ID"}
+                            for rule in current_cors]
+        except ClientError:
+            current_cors = None
+        if current_cors != self._cors_rules():
+            s3.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": self._cors_rules()})
+            outcome = outcome if outcome == CREATED else UPDATED
+        if outcome == CREATED:
+            # Encryption at rest and no half-finished multipart uploads kept.
+            s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+            s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={
+                "Rules": [{"ID": "abort-incomplete-uploads", "Status": "Enabled",
+                           "Filter": {"Prefix": ""},
+                           "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]})
+        self._note("bucket", name, outcome)
+
+    # -- Rekognition ------------------------------------------------------------
+    def ensure_collection(self, collection_id):
+        rekognition = self.clients.client("rekognition")
+        try:
+            rekognition.describe_collection(CollectionId=collection_id)
+            self._note("collection", collection_id, UNCHANGED)
+        except ClientError as error:
+            if _error_code(error) != "ResourceNotFoundException":
+                raise
+            rekognition.create_collection(CollectionId=collection_id)
+            self._note("collection", collection_id, CREATED)
+
+    # -- SNS + IAM --------------------------------------------------------------
+    def ensure_topic(self, name):
+        sns = self.clients.client("sns")
+        # CreateTopic is idempotent and answers the ARN; look first to report truly.
+        existing = None
+        for page in sns.get_paginator("list_topics").paginate():
+            for topic in page["Topics"]:
+                if topic["TopicArn"].rsplit(":", 1)[-1] == name:
+                    existing = topic["TopicArn"]
+        if existing:
+            self._note("topic", name, UNCHANGED)
+            return existing
+        arn = sns.create_topic(Name=name)["TopicArn"]
+        self._note("topic", name, CREATED)
+        return arn
+
+    def ensure_rekognition_role(self, role_name, topic_arn):
+        """The role Rekognition assumes to publish job completion to the topic."""
+        iam = self.clients.client("iam")
+        trust = {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": "rekognition.amazonaws.com"},
+            "Action": "sts:AssumeRole"}]}
+        publish = {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "sns:Publish", "Resource": topic_arn}]}
+        outcome = UNCHANGED
+        try:
+            iam.get_role(RoleName=role_name)
+        except ClientError as error:
+            if _error_code(error) != "NoSuchEntity":
+                raise
+            iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust),
+                            Description="Lets Rekognition publish Rollcall job completion")
+            outcome = CREATED
+        try:
+            current = iam.get_role_policy(RoleName=role_name, PolicyName="publish-completion")
+            current = current["PolicyDocument"]
+            if isinstance(current, str):
+                current = json.loads(current)
+        except ClientError:
+            current = None
+        if current != publish:
+            iam.put_role_policy(RoleName=role_name, PolicyName="publish-completion",
+                                PolicyDocument=json.dumps(publish))
+            outcome = outcome if outcome == CREATED else UPDATED
+        self._note("role", role_name, outcome)
+
+    # -- SSM ----------------------------------------------------------------------
+    def ensure_token_secret(self, name):
+        ssm = self.clients.client("ssm")
+        try:
+            ssm.get_parameter(Name=name)
+            self._note("secret", name, UNCHANGED)
+        except ClientError as error:
+            if _error_code(error) != "ParameterNotFound":
+                raise
+            ssm.put_parameter(Name=name, Type="SecureString", Overwrite=False,
+                              Value=secrets.token_urlsafe(48),
+                              Description="Rollcall sign-in token signing key")
+            self._note("secret", name, CREATED)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m chalicelib.provision",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stage", default="dev", help="stage in .chalice/config.json")
+    args = parser.parse_args(argv)
+    apply_stage_environment(args.stage)
+    settings = load_settings()
+    Provisioner(settings, ClientFactory(region=settings.region), out=sys.stdout).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

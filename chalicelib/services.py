@@ -1,0 +1,46 @@
+"""The app's object graph, built lazily from settings and a client factory.
+
+``app.py`` holds one :class:`Services` and asks it for what a handler needs;
+tests build a fresh one per test (see ``tests/conftest.py``). Each property is
+made on first use, so a Lambda that only handles S3 events never reads the
+token secret.
+"""
+from functools import cached_property
+
+from chalicelib.auth import Authenticator
+from chalicelib.clients import ClientFactory
+from chalicelib.logs import get_logger
+from chalicelib.settings import load_settings
+from chalicelib.tokens import SsmSecret, TokenService
+from chalicelib.users import UserStore
+
+
+class Services:
+    def __init__(self, settings=None, clients=None):
+        self._settings = settings
+        self._clients = clients
+
+    @cached_property
+    def settings(self):
+        return self._settings or load_settings()
+
+    @cached_property
+    def clients(self):
+        return self._clients or ClientFactory(region=self.settings.region)
+
+    @cached_property
+    def logger(self):
+        return get_logger()
+
+    @cached_property
+    def users(self):
+        return UserStore(self.clients.table(self.settings.users_table))
+
+    @cached_property
+    def tokens(self):
+        secret = SsmSecret(self.clients.client("ssm"), self.settings.token_secret_parameter)
+        return TokenService(secret, self.settings.token_ttl_seconds)
+
+    @cached_property
+    def authenticator(self):
+        return Authenticator(self.users, self.tokens, self.logger)

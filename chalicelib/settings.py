@@ -1,0 +1,107 @@
+"""Runtime settings, read from the environment in exactly one place.
+
+The same variables are set by `.chalice/config.json` on Lambda, by the
+one-machine stack locally, and by the test fixtures; see
+:func:`chalicelib.stage_config.stage_environment`.
+"""
+import dataclasses
+import os
+from typing import Mapping, Optional
+
+import pytz
+
+from chalicelib.errors import ConfigurationError
+
+# (setting name, environment variable) for values that have no sane default.
+_REQUIRED = (
+    ("users_table", "USERS_TABLE"),
+    ("students_table", "STUDENTS_TABLE"),
+    ("sessions_table", "SESSIONS_TABLE"),
+    ("attendance_table", "ATTENDANCE_TABLE"),
+    ("photos_bucket", "PHOTOS_BUCKET"),
+    ("videos_bucket", "VIDEOS_BUCKET"),
+    ("face_collection", "FACE_COLLECTION"),
+    ("token_secret_parameter", "TOKEN_SECRET_PARAMETER"),
+)
+
+#: The longest a sign-in token may live; the issue caps it at 12 hours.
+MAX_TOKEN_TTL_SECONDS = 12 * 3600
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything the app is configured with. Immutable once read."""
+
+    stage: str
+    users_table: str
+    students_table: str
+    sessions_table: str
+    attendance_table: str
+    photos_bucket: str
+    videos_bucket: str
+    face_collection: str
+    token_secret_parameter: str
+    #: SNS topic name Rekognition announces job completion on; empty = poll.
+    completion_topic: str = ""
+    #: IAM role name Rekognition assumes to publish to the topic.
+    rekognition_role: str = ""
+    site_origin: str = "http://127.0.0.1:8000"
+    time_zone: str = "UTC"
+    match_threshold: float = 80.0
+    min_sightings: int = 2
+    token_ttl_seconds: int = 8 * 3600
+    max_video_bytes: int = 2 * 1024 ** 3
+    max_photo_bytes: int = 5 * 1024 ** 2
+    region: str = "us-east-1"
+
+    @property
+    def tz(self):
+        return pytz.timezone(self.time_zone)
+
+
+def _number(environ, name, default, kind, low, high):
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a {kind.__name__}, got {raw!r}")
+    if not low <= value <= high:
+        raise ConfigurationError(f"{name} must be between {low} and {high}, got {raw}")
+    return value
+
+
+def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
+    """Build :class:`Settings` from ``environ`` (default ``os.environ``).
+
+    Raises :class:`ConfigurationError` naming every missing variable at once,
+    so a misconfigured deployment is fixed in one go.
+    """
+    env = os.environ if environ is None else environ
+    missing = [var for _, var in _REQUIRED if not env.get(var)]
+    if missing:
+        raise ConfigurationError(
+            "missing environment variable(s): " + ", ".join(missing)
+            + " (set them in .chalice/config.json for the stage)"
+        )
+    time_zone = env.get("TIME_ZONE") or "UTC"
+    if time_zone not in pytz.all_timezones_set:
+        raise ConfigurationError(f"TIME_ZONE {time_zone!r} is not a known time zone")
+    return Settings(
+        stage=env.get("ROLLCALL_STAGE", "dev"),
+        completion_topic=env.get("COMPLETION_TOPIC", ""),
+        rekognition_role=env.get("REKOGNITION_ROLE", ""),
+        site_origin=env.get("SITE_ORIGIN") or Settings.site_origin,
+        time_zone=time_zone,
+        match_threshold=_number(env, "MATCH_THRESHOLD", 80.0, float, 0.0, 100.0),
+        min_sightings=_number(env, "MIN_SIGHTINGS", 2, int, 1, 10_000),
+        token_ttl_seconds=_number(env, "TOKEN_TTL_SECONDS", 8 * 3600, int, 60,
+                                  MAX_TOKEN_TTL_SECONDS),
+        max_video_bytes=_number(env, "MAX_VIDEO_BYTES", 2 * 1024 ** 3, int,
+                                1024, 5 * 1024 ** 3),
+        max_photo_bytes=_number(env, "MAX_PHOTO_BYTES", 5 * 1024 ** 2, int,
+                                1024, 15 * 1024 ** 2),
+        region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        **{field: env[var] for field, var in _REQUIRED},
+    )

@@ -1,0 +1,79 @@
+"""Provisioning makes every resource once, privately, and is idempotent."""
+import io
+
+import boto3
+
+from chalicelib.provision import (ATTENDANCE_BY_STUDENT_INDEX, CREATED, Provisioner,
+                                  UNCHANGED)
+from conftest import REGION, stubbed_rekognition, expect_new_collection
+
+
+def test_provisioning_twice_creates_once_then_changes_nothing(aws, settings, clients):
+    rekognition, stubber = stubbed_rekognition()
+    expect_new_collection(stubber, settings.face_collection)
+    stubber.add_response("describe_collection", {"FaceCount": 0},
+                         expected_params={"CollectionId": settings.face_collection})
+    clients.register("rekognition", rekognition)
+
+    first = Provisioner(settings, clients).run()
+    assert {outcome for _, _, outcome in first} == {CREATED}
+    assert {kind for kind, _, _ in first} == {"table", "bucket", "collection", "topic",
+                                              "role", "secret"}
+    out = io.StringIO()
+    second = Provisioner(settings, clients, out=out).run()
+    assert {outcome for _, _, outcome in second} == {UNCHANGED}
+    assert len(second) == len(first)
+    assert "nothing to change" in out.getvalue()
+    stubber.assert_no_pending_responses()
+
+
+def test_buckets_are_private_encrypted_and_cors_limited(provisioned, settings):
+    s3 = boto3.client("s3", region_name=REGION)
+    for bucket in (settings.photos_bucket, settings.videos_bucket):
+        block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+        assert all(block.values()) and len(block) == 4
+        rules = s3.get_bucket_cors(Bucket=bucket)["CORSRules"]
+        assert [rule["AllowedOrigins"] for rule in rules] == [[settings.site_origin]]
+        encryption = s3.get_bucket_encryption(Bucket=bucket)
+        assert encryption["ServerSideEncryptionConfiguration"]["Rules"]
+
+
+def test_a_drifted_cors_rule_is_put_back(provisioned, settings, clients):
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_bucket_cors(Bucket=settings.photos_bucket, CORSConfiguration={"CORSRules": [
+        {"AllowedOrigins": ["*"], "AllowedMethods": ["GET"]}]})
+    rekognition, stubber = stubbed_rekognition()
+    stubber.add_response("describe_collection", {"FaceCount": 0})
+    clients.register("rekognition", rekognition)
+    report = Provisioner(settings, clients).run()
+    assert ("bucket", settings.photos_bucket, "updated") in report
+    rules = s3.get_bucket_cors(Bucket=settings.photos_bucket)["CORSRules"]
+    assert rules[0]["AllowedOrigins"] == [settings.site_origin]
+
+
+def test_tables_keys_and_history_index(provisioned, settings):
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    attendance = dynamodb.describe_table(TableName=settings.attendance_table)["Table"]
+    assert [k["AttributeName"] for k in attendance["KeySchema"]] == ["session_id", "student_id"]
+    index = attendance["GlobalSecondaryIndexes"][0]
+    assert index["IndexName"] == ATTENDANCE_BY_STUDENT_INDEX
+    assert [k["AttributeName"] for k in index["KeySchema"]] == ["student_id", "session_id"]
+    users = dynamodb.describe_table(TableName=settings.users_table)["Table"]
+    assert users["KeySchema"] == [{"AttributeName": "email", "KeyType": "HASH"}]
+
+
+def test_token_secret_is_a_secure_string_and_role_publishes_only(provisioned, settings):
+    ssm = boto3.client("ssm", region_name=REGION)
+    parameter = ssm.get_parameter(Name=settings.token_secret_parameter)["Parameter"]
+    assert parameter["Type"] == "SecureString"
+    assert len(ssm.get_parameter(Name=settings.token_secret_parameter,
+                                 WithDecryption=True)["Parameter"]["Value"]) >= 48
+    iam = boto3.client("iam", region_name=REGION)
+    role = iam.get_role(RoleName=settings.rekognition_role)["Role"]
+    trust = role["AssumeRolePolicyDocument"]
+    assert trust["Statement"][0]["Principal"] == {"Service": "rekognition.amazonaws.com"}
+    policy = iam.get_role_policy(RoleName=settings.rekognition_role,
+                                 PolicyName="publish-completion")["PolicyDocument"]
+    assert policy["Statement"] == [{
+        "Effect": "Allow", "Action": "sns:Publish",
+        "Resource": f"arn:aws:sns:{REGION}:123456789012:{settings.completion_topic}"}]
