@@ -65,3 +65,12 @@ def me():
 def list_users():
     require_role(current_user(), "admin")
     return {"users": services().users.list()}
+
+
+# -- students (issue 3) ---------------------------------------------------------
+
+
+# -- sessions, attendance, exports (issue 4) ------------------------------------
+
+
+# -- events: S3 upload -> face search -> completion (issue 4) --------------------

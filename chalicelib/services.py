@@ -12,6 +12,7 @@ from chalicelib.clients import ClientFactory
 from chalicelib.logs import get_logger
 from chalicelib.settings import load_settings
 from chalicelib.tokens import SsmSecret, TokenService
+from chalicelib.uploads import Uploads
 from chalicelib.users import UserStore
 
 
@@ -44,3 +45,15 @@ class Services:
     @cached_property
     def authenticator(self):
         return Authenticator(self.users, self.tokens, self.logger)
+
+    @cached_property
+    def photos(self):
+        return Uploads(self.clients.client("s3"), self.settings.photos_bucket)
+
+    @cached_property
+    def videos(self):
+        return Uploads(self.clients.client("s3"), self.settings.videos_bucket)
+
+    # -- students (issue 3) -------------------------------------------------
+
+    # -- sessions and attendance (issue 4) ------------------------------------

@@ -1,0 +1,106 @@
+"""Direct browser uploads to S3, and checking what actually arrived.
+
+Files never pass through the API: the server answers a presigned POST whose
+policy fixes the key, the content type and the size range; the browser sends
+the file straight to the private bucket. moto (and any client that ignores
+the policy) does not enforce those conditions, so :meth:`Uploads.inspect`
+checks the stored object again (size, declared type, magic bytes) before it
+is used.
+"""
+import dataclasses
+
+from botocore.exceptions import ClientError
+
+#: Content types we accept, with the file extension keys get.
+PHOTO_TYPES = {"image/jpeg": "jpg", "image/png": "png"}
+VIDEO_TYPES = {"video/mp4": "mp4", "video/quicktime": "mov", "video/x-msvideo": "avi"}
+
+
+class UploadProblem(ValueError):
+    """The stored object is missing, too big, or not what it claims to be."""
+
+
+def sniff_type(head):
+    """The content type the first bytes of a file reveal, or None."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "video/x-msvideo"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        return "video/quicktime" if brand == b"qt  " else "video/mp4"
+    if head[4:8] in (b"moov", b"mdat", b"wide", b"free", b"skip"):
+        return "video/quicktime"  # QuickTime files without an ftyp box
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    content_type: str  # sniffed from the bytes, not the declared header
+
+
+class Uploads:
+    def __init__(self, s3_client, bucket):
+        self._s3 = s3_client
+        self.bucket = bucket
+
+    def presigned_post(self, key, content_type, max_bytes, expires_in=300):
+        """A presigned POST for exactly ``key``, ``content_type``, 1..max_bytes."""
+        post = self._s3.generate_presigned_post(
+            Bucket=self.bucket, Key=key,
+            Fields={"Content-Type": content_type},
+            Conditions=[{"Content-Type": content_type},
+                        ["content-length-range", 1, max_bytes]],
+            ExpiresIn=expires_in)
+        return {"url": post["url"], "fields": post["fields"]}
+
+    def presigned_get(self, key, expires_in=300):
+        """A short-lived link to a private object (photos in the browser)."""
+        return self._s3.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_in)
+
+    def inspect(self, key, allowed_types, max_bytes):
+        """Check a stored object; :class:`UploadProblem` says what is wrong."""
+        try:
+            head = self._s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                raise UploadProblem("The file was not uploaded (nothing is stored under "
+                                    "that key). Upload it again.")
+            raise
+        size = head["ContentLength"]
+        if size == 0:
+            raise UploadProblem("The uploaded file is empty.")
+        if size > max_bytes:
+            raise UploadProblem(f"The file is {size / 1e6:.1f} MB; the limit is "
+                                f"{max_bytes / 1e6:.1f} MB.")
+        first = self._s3.get_object(Bucket=self.bucket, Key=key,
+                                    Range="bytes=0-31")["Body"].read()
+        sniffed = sniff_type(first)
+        if sniffed not in allowed_types:
+            kinds = ", ".join(sorted(set(allowed_types.values()))).upper()
+            raise UploadProblem(f"The file is not a {kinds} file (its content does not "
+                                "match). Choose a file of one of those types.")
+        return StoredObject(key=key, size=size, content_type=sniffed)
+
+    def read(self, key):
+        return self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def delete(self, keys):
+        """Delete objects (batched, 1000 a call); missing keys are fine."""
+        keys = list(keys)
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start:start + 1000]
+            if chunk:
+                self._s3.delete_objects(Bucket=self.bucket, Delete={
+                    "Objects": [{"Key": k} for k in chunk], "Quiet": True})
+
+    def delete_prefix(self, prefix):
+        """Delete every object under ``prefix`` (all pages)."""
+        paginator = self._s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            self.delete(obj["Key"] for obj in page.get("Contents", []))
