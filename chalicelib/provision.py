@@ -18,6 +18,7 @@ from chalicelib.settings import load_settings
 from chalicelib.stage_config import apply_stage_environment
 
 CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
+DELETED, ABSENT = "deleted", "absent"
 
 #: Attendance rows by person, for one person's history.
 ATTENDANCE_BY_STUDENT_INDEX = "by_student"
@@ -58,6 +59,8 @@ class Provisioner:
             self.ensure_table(name, spec)
         for bucket in (self.settings.photos_bucket, self.settings.videos_bucket):
             self.ensure_bucket(bucket)
+        if self.settings.site_bucket:
+            self.ensure_bucket(self.settings.site_bucket, cors=False)
         self.ensure_collection(self.settings.face_collection)
         if self.settings.completion_topic:
             topic_arn = self.ensure_topic(self.settings.completion_topic)
@@ -114,7 +117,8 @@ class Provisioner:
             "MaxAgeSeconds": 3000,
         }]
 
-    def ensure_bucket(self, name):
+    def ensure_bucket(self, name, cors=True):
+        """A private, encrypted bucket; browser uploads allowed from the site only."""
         s3 = self.clients.client("s3")
         outcome = UNCHANGED
         try:
@@ -144,7 +148,7 @@ class Provisioner:
                             for rule in current_cors]
         except ClientError:
             current_cors = None
-        if current_cors != self._cors_rules():
+        if cors and current_cors != self._cors_rules():
             s3.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": self._cors_rules()})
             outcome = outcome if outcome == CREATED else UPDATED
         if outcome == CREATED:
@@ -229,15 +233,95 @@ class Provisioner:
                               Description="Rollcall sign-in token signing key")
             self._note("secret", name, CREATED)
 
+    # -- teardown -------------------------------------------------------------------
+    def destroy(self):
+        """Remove everything :meth:`run` made, emptying buckets first."""
+        s3 = self.clients.client("s3")
+        buckets = [self.settings.photos_bucket, self.settings.videos_bucket]
+        if self.settings.site_bucket:
+            buckets.append(self.settings.site_bucket)
+        for bucket in buckets:
+            try:
+                paginator = s3.get_paginator("list_object_versions")
+                for page in paginator.paginate(Bucket=bucket):
+                    objects = [{"Key": o["Key"], "VersionId": o["VersionId"]}
+                               for o in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+                    for start in range(0, len(objects), 1000):
+                        s3.delete_objects(Bucket=bucket, Delete={
+                            "Objects": objects[start:start + 1000], "Quiet": True})
+                s3.delete_bucket(Bucket=bucket)
+                self._note("bucket", bucket, DELETED)
+            except ClientError as error:
+                if _error_code(error) != "NoSuchBucket":
+                    raise
+                self._note("bucket", bucket, ABSENT)
+        dynamodb = self.clients.client("dynamodb")
+        for name in table_specs(self.settings):
+            try:
+                dynamodb.delete_table(TableName=name)
+                self._note("table", name, DELETED)
+            except ClientError as error:
+                if _error_code(error) != "ResourceNotFoundException":
+                    raise
+                self._note("table", name, ABSENT)
+        self._forget(self.clients.client("rekognition").delete_collection, "collection",
+                     self.settings.face_collection, "ResourceNotFoundException",
+                     CollectionId=self.settings.face_collection)
+        if self.settings.rekognition_role:
+            iam = self.clients.client("iam")
+            try:
+                iam.delete_role_policy(RoleName=self.settings.rekognition_role,
+                                       PolicyName="publish-completion")
+            except ClientError as error:
+                if _error_code(error) != "NoSuchEntity":
+                    raise
+            self._forget(iam.delete_role, "role", self.settings.rekognition_role,
+                         "NoSuchEntity", RoleName=self.settings.rekognition_role)
+        if self.settings.completion_topic:
+            sns = self.clients.client("sns")
+            arns = [t["TopicArn"] for page in sns.get_paginator("list_topics").paginate()
+                    for t in page["Topics"]
+                    if t["TopicArn"].rsplit(":", 1)[-1] == self.settings.completion_topic]
+            for arn in arns:
+                sns.delete_topic(TopicArn=arn)
+            self._note("topic", self.settings.completion_topic, DELETED if arns else ABSENT)
+        self._forget(self.clients.client("ssm").delete_parameter, "secret",
+                     self.settings.token_secret_parameter, "ParameterNotFound",
+                     Name=self.settings.token_secret_parameter)
+        return self.report
+
+    def _forget(self, delete, kind, name, missing_code, **kwargs):
+        try:
+            delete(**kwargs)
+            self._note(kind, name, DELETED)
+        except ClientError as error:
+            if _error_code(error) != missing_code:
+                raise
+            self._note(kind, name, ABSENT)
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m chalicelib.provision",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--stage", default="dev", help="stage in .chalice/config.json")
+    parser.add_argument("--destroy", action="store_true",
+                        help="delete every resource of the stage, data included")
+    parser.add_argument("--yes", action="store_true",
+                        help="with --destroy: do not ask for confirmation")
     args = parser.parse_args(argv)
     apply_stage_environment(args.stage)
     settings = load_settings()
-    Provisioner(settings, ClientFactory(region=settings.region), out=sys.stdout).run()
+    provisioner = Provisioner(settings, ClientFactory(region=settings.region), out=sys.stdout)
+    if not args.destroy:
+        provisioner.run()
+        return 0
+    if not args.yes:
+        print(f"This deletes every student, photo, video and attendance record of stage "
+              f"{args.stage!r}. Type the stage name to go on: ", end="", flush=True)
+        if sys.stdin.readline().strip() != args.stage:
+            print("Nothing was deleted.")
+            return 1
+    provisioner.destroy()
     return 0
 
 

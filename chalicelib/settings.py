@@ -53,6 +53,8 @@ class Settings:
     max_video_bytes: int = 2 * 1024 ** 3
     max_photo_bytes: int = 5 * 1024 ** 2
     region: str = "us-east-1"
+    #: Private bucket the static site is published to (CloudFront serves it).
+    site_bucket: str = ""
 
     @property
     def tz(self):
@@ -102,6 +104,7 @@ def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
                                 1024, 5 * 1024 ** 3),
         max_photo_bytes=_number(env, "MAX_PHOTO_BYTES", 5 * 1024 ** 2, int,
                                 1024, 15 * 1024 ** 2),
+        site_bucket=env.get("SITE_BUCKET", ""),
         region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
         **{field: env[var] for field, var in _REQUIRED},
     )

@@ -36,6 +36,9 @@ def test_buckets_are_private_encrypted_and_cors_limited(provisioned, settings):
         assert [rule["AllowedOrigins"] for rule in rules] == [[settings.site_origin]]
         encryption = s3.get_bucket_encryption(Bucket=bucket)
         assert encryption["ServerSideEncryptionConfiguration"]["Rules"]
+    # The site bucket is private too: CloudFront reads it, browsers never do directly.
+    block = s3.get_public_access_block(Bucket=settings.site_bucket)
+    assert all(block["PublicAccessBlockConfiguration"].values())
 
 
 def test_a_drifted_cors_rule_is_put_back(provisioned, settings, clients):
@@ -77,3 +80,22 @@ def test_token_secret_is_a_secure_string_and_role_publishes_only(provisioned, se
     assert policy["Statement"] == [{
         "Effect": "Allow", "Action": "sns:Publish",
         "Resource": f"arn:aws:sns:{REGION}:123456789012:{settings.completion_topic}"}]
+
+
+def test_destroy_removes_everything_it_made_buckets_emptied_first(provisioned, settings,
+                                                                    clients):
+    s3 = boto3.client("s3", region_name=REGION)
+    for i in range(3):
+        s3.put_object(Bucket=settings.videos_bucket, Key=f"videos/s{i}/v.mp4", Body=b"x")
+    rekognition, stubber = stubbed_rekognition()
+    stubber.add_response("delete_collection", {"StatusCode": 200},
+                         expected_params={"CollectionId": settings.face_collection})
+    clients.register("rekognition", rekognition)
+    report = Provisioner(settings, clients).destroy()
+    assert {outcome for _, _, outcome in report} == {"deleted"}
+    names = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    assert not names & {settings.photos_bucket, settings.videos_bucket, settings.site_bucket}
+    tables = boto3.client("dynamodb", region_name=REGION).list_tables()["TableNames"]
+    assert tables == []
+    assert boto3.client("sns", region_name=REGION).list_topics()["Topics"] == []
+    stubber.assert_no_pending_responses()
