@@ -52,6 +52,7 @@ def cors_headers(origin):
         "Access-Control-Allow-Origin": origin,
         "Access-Control-Allow-Headers": "Authorization,Content-Type",
         "Access-Control-Allow-Methods": "GET,POST,PATCH,DELETE,OPTIONS",
+        "Access-Control-Expose-Headers": "X-Request-Id,Retry-After",
         "Vary": "Origin",
     }
 
@@ -77,6 +78,8 @@ def handle_request(request, get_response, *, authenticator, site_origin, logger)
         response = _normalise(response)
         for name, value in cors_headers(site_origin()).items():
             response.headers.setdefault(name, value)
+        # Lets a person quote the id of a failed call, and ops find its log lines.
+        response.headers["X-Request-Id"] = request_id
         logger.info("request", extra={
             "method": request.method, "path": request.path,
             "status": response.status_code, "user": user and user["email"],

@@ -190,5 +190,6 @@ def test_logs_never_hold_the_password_or_token(api, make_user, capsys):
     lines = [json.loads(line) for line in logged.splitlines() if line.startswith("{")]
     assert any(line.get("path") == "/auth/me" and line.get("status") == 200 for line in lines)
     assert all(line["request_id"] for line in lines if line.get("message") == "request")
+    assert response.headers["X-Request-Id"] in {line["request_id"] for line in lines}
     for secret in (user["password"], "wrong password attempt", token):
         assert secret not in logged
