@@ -28,3 +28,19 @@ bench: install
 
 provision: install
 	$(PY) -m chalicelib.provision --stage $(STAGE)
+
+# -- AWS (see docs/OPERATIONS.md) ------------------------------------------------
+.PHONY: deploy destroy package
+
+deploy: install
+	$(PY) -m chalicelib.provision --stage $(STAGE)
+	$(VENV)/bin/chalice deploy --stage $(STAGE)
+	$(MAKE) publish STAGE=$(STAGE)
+
+destroy: install
+	@read -r -p "This deletes the $(STAGE) API, and every student, photo, video and record of it. Type '$(STAGE)' to go on: " answer && [ "$$answer" = "$(STAGE)" ] || { echo "Nothing was deleted."; exit 1; }
+	$(VENV)/bin/chalice delete --stage $(STAGE)
+	$(PY) -m chalicelib.provision --stage $(STAGE) --destroy --yes
+
+package: install
+	$(VENV)/bin/chalice package --stage $(STAGE) --pkg-format terraform build/terraform-$(STAGE)
