@@ -55,5 +55,17 @@ class Services:
         return Uploads(self.clients.client("s3"), self.settings.videos_bucket)
 
     # -- students (issue 3) -------------------------------------------------
+    @cached_property
+    def faces(self):
+        from chalicelib.faces import FaceCollection
+        return FaceCollection(self.clients.client("rekognition"), self.settings.face_collection,
+                              match_threshold=self.settings.match_threshold)
+
+    @cached_property
+    def students(self):
+        from chalicelib.students import StudentStore, Students
+        return Students(StudentStore(self.clients.table(self.settings.students_table)),
+                        self.faces, self.photos,
+                        max_photo_bytes=self.settings.max_photo_bytes, logger=self.logger)
 
     # -- sessions and attendance (issue 4) ------------------------------------
