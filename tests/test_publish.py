@@ -1,0 +1,97 @@
+"""Building the web app (static_site/) and publishing it to the site bucket."""
+import json
+import subprocess
+
+import boto3
+import pytest
+
+from chalicelib import publish
+from chalicelib.publish import PublishError, build_site, deployed_api_url, upload_site
+
+
+def test_build_site_compiles_scss_and_writes_config(tmp_path):
+    out = build_site(tmp_path / "site", "http://127.0.0.1:8123/")
+    assert (out / "index.html").is_file()
+    assert (out / "js" / "app.js").is_file()
+    css = (out / "css" / "app.css").read_text(encoding="utf-8")
+    assert css and "$" not in css  # compiled, no SCSS variables left
+    config = (out / "config.js").read_text(encoding="utf-8")
+    assert '"http://127.0.0.1:8123"' in config and "ROLLCALL_CONFIG" in config
+    assert not (out / "scss").exists()
+
+
+def test_index_uses_relative_asset_paths(tmp_path):
+    """An S3 website or CloudFront path prefix must work: no '/'-rooted assets."""
+    html = (build_site(tmp_path / "site", "https://api.example.org") / "index.html").read_text()
+    for attribute in ('src="/', 'href="/'):
+        assert attribute not in html
+    assert 'src="config.js"' in html and 'href="css/app.css"' in html
+
+
+def test_bad_scss_fails_and_keeps_the_previous_build(tmp_path):
+    source = tmp_path / "src"
+    (source / "scss").mkdir(parents=True)
+    (source / "index.html").write_text("<!doctype html><title>x</title>")
+    (source / "scss" / "main.scss").write_text("body { color: red; }")
+    out = build_site(tmp_path / "site", "http://127.0.0.1:1", source_dir=source)
+    (source / "scss" / "main.scss").write_text("body { color: $undefined-variable; }")
+    with pytest.raises(PublishError, match="SCSS"):
+        build_site(out, "http://127.0.0.1:2", source_dir=source)
+    assert "127.0.0.1:1" in (out / "config.js").read_text()  # old build untouched
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".site-")] == []
+
+
+def test_bad_api_url_is_refused(tmp_path):
+    with pytest.raises(ValueError):
+        build_site(tmp_path / "site", "javascript:alert(1)")
+
+
+def test_upload_sets_content_types_and_removes_stale_files(aws, tmp_path):
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="site")
+    s3.put_object(Bucket="site", Key="js/old-module.js", Body=b"old")
+    site = build_site(tmp_path / "site", "https://api.example.org")
+    uploaded, removed = upload_site(site, s3, "site")
+    assert removed == ["js/old-module.js"]
+    assert {"index.html", "config.js", "css/app.css", "js/app.js"} <= set(uploaded)
+    types = {key: s3.head_object(Bucket="site", Key=key) for key in uploaded}
+    assert types["index.html"]["ContentType"] == "text/html; charset=utf-8"
+    assert types["js/app.js"]["ContentType"] == "text/javascript; charset=utf-8"
+    assert types["css/app.css"]["ContentType"] == "text/css; charset=utf-8"
+    assert types["favicon.svg"]["ContentType"] == "image/svg+xml"
+    assert types["config.js"]["CacheControl"] == "no-cache"
+    listed = {obj["Key"] for obj in s3.list_objects_v2(Bucket="site")["Contents"]}
+    assert listed == set(uploaded)
+
+
+def test_publish_builds_for_the_stage_api_and_uploads(aws, aws_env, tmp_path):
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="rollcall-dev-site")
+
+    class Clients:
+        def client(self, name):
+            assert name == "s3"
+            return s3
+
+    publish.publish("dev", clients=Clients(), api_url="https://abc.execute-api.example/api/",
+                    out=None)
+    config = s3.get_object(Bucket="rollcall-dev-site", Key="config.js")["Body"].read()
+    assert b'"https://abc.execute-api.example/api"' in config
+
+
+def test_deployed_api_url_reads_the_deployment_record(tmp_path):
+    deployed = tmp_path / ".chalice" / "deployed"
+    deployed.mkdir(parents=True)
+    (deployed / "prod.json").write_text(json.dumps({"resources": [
+        {"name": "api_handler", "resource_type": "lambda_function"},
+        {"name": "rest_api", "resource_type": "rest_api",
+         "rest_api_url": "https://x.execute-api.eu-west-1.amazonaws.com/api/"}]}))
+    assert deployed_api_url("prod", project_dir=tmp_path) == \
+        "https://x.execute-api.eu-west-1.amazonaws.com/api/"
+
+
+def test_deployed_api_url_says_what_to_do_when_not_deployed(tmp_path):
+    def failing_run(*args, **kwargs):
+        return subprocess.CompletedProcess(args, 2, stdout="", stderr="not deployed")
+    with pytest.raises(PublishError, match="make deploy STAGE=prod"):
+        deployed_api_url("prod", project_dir=tmp_path, run=failing_run)
