@@ -1,0 +1,318 @@
+"""The built-in face engine: dlib detection, 5-point alignment, 128-D descriptor.
+
+Everything here is pure computation on pixels (no HTTP, no AWS): images in,
+faces out. The Rekognition-compatible endpoint (``local/rekognition_server.py``)
+and the video pipeline (``local/video.py``) build on it.
+
+Models come from the ``face-recognition-models`` package (weights shipped in
+the wheel, never downloaded) and are loaded once per process (:func:`models`).
+
+Similarity
+----------
+dlib's ResNet maps an aligned face to a 128-D vector; two photos of the same
+person lie at a Euclidean distance below about 0.6 (dlib reports 99.38% on
+LFW at 0.6). Rekognition speaks "similarity" from 0 to 100 with a default
+threshold of 80, so :func:`similarity` maps a distance ``d`` with a logistic
+curve::
+
+    similarity(d) = 100 / (1 + exp((d - D50) / SCALE)),  D50 = 0.6473, SCALE = 0.05
+
+chosen so that ``similarity(MATCH_DISTANCE) == 80`` with ``MATCH_DISTANCE =
+0.578``. Calibration on /work/shared/faces (70 photos of 11 people, each photo
+detected, aligned and described by this module; the calibration test in
+``tests/test_face_engine.py`` recomputes it): same person, 261 pairs,
+distance 0.183 .. 0.548 (mean 0.332); different people, 2154 pairs, 0.608 ..
+1.112 (mean 0.894). The threshold distance 0.578 is the middle of the gap
+between the two (0.548 .. 0.608), so: same person -> similarity >= 87.8
+(at the mean distance 99.8), different people -> <= 68.8 (at the mean 0.2).
+A face's score against itself is 100. SCALE 0.05 makes the curve as steep
+as the gap is narrow: 10 points of similarity around 80 are 0.02 of distance.
+"""
+import functools
+import io
+import math
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MATCH_DISTANCE = 0.578      # distance that maps to similarity 80 (see module doc)
+SCALE = 0.05                # steepness of the logistic curve
+D50 = MATCH_DISTANCE + SCALE * math.log(4.0)   # distance at similarity 50
+
+# Rekognition finds faces down to 40x40 px in a 1920x1080 image; bigger photos
+# are scaled down to that many pixels before detection (the detector's cost
+# grows with the pixel count, and registration photos can be 12 MP).
+MAX_DETECT_PIXELS = 1920 * 1080
+
+# The detector's five sub-detectors (dlib's frontal_face_detector).
+_DETECTOR_VIEWS = ("front", "left", "right", "front-rotated-left", "front-rotated-right")
+
+FACE_MODEL_VERSION = "6.0"
+
+
+class ImageFormatError(ValueError):
+    """The bytes are not an image this engine can read."""
+
+
+@dataclass
+class Models:
+    detector: object
+    predictor: object
+    recognizer: object
+
+
+_models = None
+_models_lock = threading.Lock()
+
+
+def models():
+    """dlib's detector, 5-point shape predictor and ResNet, loaded once per process."""
+    global _models
+    if _models is None:
+        with _models_lock:
+            if _models is None:
+                import dlib
+                import face_recognition_models as weights
+                _models = Models(
+                    detector=dlib.get_frontal_face_detector(),
+                    predictor=dlib.shape_predictor(
+                        weights.pose_predictor_five_point_model_location()),
+                    recognizer=dlib.face_recognition_model_v1(
+                        weights.face_recognition_model_location()))
+    return _models
+
+
+# -- images ------------------------------------------------------------------
+
+def decode_image(data):
+    """RGB uint8 array from JPEG/PNG bytes, turned upright by EXIF orientation.
+
+    Raises ImageFormatError for anything else (PIL reads more formats than
+    Rekognition accepts, so only JPEG and PNG pass, as in Rekognition)."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.format not in ("JPEG", "PNG", "MPO"):
+                raise ImageFormatError(f"unsupported image format {img.format}")
+            img = ImageOps.exif_transpose(img)
+            if img.mode in ("RGBA", "LA", "P", "PA"):
+                # Transparent pixels become white, not black (a PNG with alpha).
+                img = img.convert("RGBA")
+                white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+                img = Image.alpha_composite(white, img)
+            return np.asarray(img.convert("RGB"))
+    except ImageFormatError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageFormatError(str(exc)) from exc
+
+
+def to_gray(rgb):
+    import cv2
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
+# -- detection -----------------------------------------------------------------
+
+@dataclass
+class Detection:
+    """A face box (l, t, r, b in pixels of the image it came from) and its score."""
+    box: tuple
+    score: float
+    view: int = 0
+
+    @property
+    def width(self):
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self):
+        return self.box[3] - self.box[1]
+
+
+def detect(image, upsample=0, adjust_threshold=0.0):
+    """Run dlib's HOG detector on a gray or RGB array (it releases the GIL)."""
+    rects, scores, views = models().detector.run(image, upsample, adjust_threshold)
+    return [Detection((r.left(), r.top(), r.right(), r.bottom()), float(s), int(v))
+            for r, s, v in zip(rects, scores, views)]
+
+
+def detect_in_region(gray, box, target_face=90, margin=0.6, adjust_threshold=0.0):
+    """Find the face near ``box`` in a region scaled so a face is ~target_face px.
+
+    The HOG window is 80 px: a 45 px face must be enlarged to be seen, a 200 px
+    face can be shrunk (faster). Returns detections in full-image coordinates.
+    """
+    import cv2
+    l, t, r, b = box
+    size = max(r - l, b - t, 1)
+    m = margin * size
+    h, w = gray.shape[:2]
+    x0, y0 = max(0, int(l - m)), max(0, int(t - m))
+    x1, y1 = min(w, int(r + m)), min(h, int(b + m))
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return []
+    scale = target_face / float(size)
+    roi = gray[y0:y1, x0:x1]
+    if abs(scale - 1.0) > 0.05:
+        roi = cv2.resize(roi, None, fx=scale, fy=scale,
+                         interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
+    found = detect(roi, 0, adjust_threshold)
+    return [Detection((x0 + d.box[0] / scale, y0 + d.box[1] / scale,
+                       x0 + d.box[2] / scale, y0 + d.box[3] / scale), d.score, d.view)
+            for d in found]
+
+
+# -- description ---------------------------------------------------------------
+
+def shape_of(rgb, box):
+    """The 5-point landmarks of the face in ``box``."""
+    import dlib
+    l, t, r, b = (int(round(v)) for v in box)
+    return models().predictor(rgb, dlib.rectangle(l, t, r, b))
+
+
+def face_chip(rgb, shape):
+    """The aligned 150x150 face dlib's ResNet expects."""
+    import dlib
+    return dlib.get_face_chip(rgb, shape, 150, 0.25)
+
+
+def describe_chip(chip):
+    """The 128-D descriptor of an aligned chip (about 0.1 s on one core)."""
+    return np.asarray(models().recognizer.compute_face_descriptor(chip), dtype=np.float32)
+
+
+def describe_chips(chips):
+    if not chips:
+        return []
+    return [np.asarray(v, dtype=np.float32)
+            for v in models().recognizer.compute_face_descriptor(list(chips))]
+
+
+def distances(descriptor, matrix):
+    """Euclidean distances from one descriptor to each row of ``matrix``."""
+    if len(matrix) == 0:
+        return np.zeros((0,), np.float32)
+    return np.linalg.norm(np.asarray(matrix, np.float32) - np.asarray(descriptor, np.float32),
+                          axis=1)
+
+
+def similarity(distance):
+    """Rekognition-style similarity (0-100) for a descriptor distance (module doc)."""
+    d = np.asarray(distance, dtype=np.float64)
+    sim = 100.0 / (1.0 + np.exp((d - D50) / SCALE))
+    sim = np.where(d <= 1e-6, 100.0, sim)
+    return float(sim) if sim.ndim == 0 else sim
+
+
+def distance_for(similarity_value):
+    """The distance at which :func:`similarity` equals ``similarity_value``."""
+    s = min(max(float(similarity_value), 1e-6), 100 - 1e-6)
+    return D50 + SCALE * math.log(100.0 / s - 1.0)
+
+
+# -- face details (what DetectFaces reports) -------------------------------------
+
+def confidence(score):
+    """Detector score -> 0-100. dlib keeps boxes with score >= 0 (-> >= 88)."""
+    return float(100.0 / (1.0 + math.exp(-4.0 * (score + 0.5))))
+
+
+def landmarks(shape):
+    """Eye centres and nose tip from the 5-point shape, as pixel (x, y) pairs."""
+    pts = [(shape.part(i).x, shape.part(i).y) for i in range(5)]
+    eye_a = ((pts[0][0] + pts[1][0]) / 2.0, (pts[0][1] + pts[1][1]) / 2.0)
+    eye_b = ((pts[2][0] + pts[3][0]) / 2.0, (pts[2][1] + pts[3][1]) / 2.0)
+    left, right = sorted((eye_a, eye_b))        # left = the eye on the image's left
+    return {"eyeLeft": left, "eyeRight": right, "nose": pts[4]}
+
+
+def pose(marks):
+    """Roll, yaw and pitch in degrees estimated from eyes and nose.
+
+    Roll is the eye line's angle. Yaw comes from how far the nose sits from
+    the eyes' midpoint across the face, pitch from how far below the eyes it
+    sits compared with a frontal face (0.8 eye-distances, measured on the
+    frontal photos). Estimates, good to about 10-15 degrees."""
+    (lx, ly), (rx, ry), (nx, ny) = marks["eyeLeft"], marks["eyeRight"], marks["nose"]
+    dx, dy = rx - lx, ry - ly
+    eye_dist = math.hypot(dx, dy) or 1.0
+    roll = math.degrees(math.atan2(dy, dx))
+    mx, my = (lx + rx) / 2.0, (ly + ry) / 2.0
+    # nose offset in the face's own frame (undo the roll)
+    cos_r, sin_r = dx / eye_dist, dy / eye_dist
+    across = ((nx - mx) * cos_r + (ny - my) * sin_r) / eye_dist
+    down = (-(nx - mx) * sin_r + (ny - my) * cos_r) / eye_dist
+    yaw = math.degrees(math.asin(max(-1.0, min(1.0, 2.0 * across))))
+    pitch = max(-90.0, min(90.0, (0.8 - down) * 90.0))
+    return {"Roll": round(roll, 2), "Yaw": round(yaw, 2), "Pitch": round(pitch, 2)}
+
+
+def quality(gray, box):
+    """Brightness and sharpness (0-100) of the face region.
+
+    Brightness is the region's mean luminance in percent. Sharpness is the
+    variance of the Laplacian on the face scaled to 64x64 (so faces of any
+    size compare), mapped by 100 * (1 - exp(-var / 100)): a crisp photo scores
+    90+, a blurred or heavily compressed face under 20."""
+    import cv2
+    h, w = gray.shape[:2]
+    l, t, r, b = (int(round(v)) for v in box)
+    l, t, r, b = max(0, l), max(0, t), min(w, r), min(h, b)
+    if r - l < 2 or b - t < 2:
+        return {"Brightness": 0.0, "Sharpness": 0.0}
+    region = gray[t:b, l:r]
+    brightness = float(region.mean()) / 255.0 * 100.0
+    small = cv2.resize(region, (64, 64), interpolation=cv2.INTER_AREA)
+    var = float(cv2.Laplacian(small, cv2.CV_64F).var())
+    sharpness = 100.0 * (1.0 - math.exp(-var / 100.0))
+    return {"Brightness": round(brightness, 3), "Sharpness": round(sharpness, 3)}
+
+
+@dataclass
+class Face:
+    """One face found in an image: box in pixels plus what DetectFaces reports."""
+    box: tuple
+    score: float
+    view: int
+    landmarks: dict
+    pose: dict
+    quality: dict
+    descriptor: np.ndarray = field(default=None, repr=False)
+
+    @property
+    def confidence(self):
+        return confidence(self.score)
+
+    @property
+    def size(self):
+        return min(self.box[2] - self.box[0], self.box[3] - self.box[1])
+
+
+def find_faces(rgb, describe=True, upsample=1, max_pixels=MAX_DETECT_PIXELS):
+    """Every face in a photo, largest first, each aligned and (optionally) described.
+
+    Detection runs on a gray copy scaled down to at most ``max_pixels``,
+    upsampled once (faces down to about 40 px at that scale); landmarks and
+    descriptors use the full-resolution pixels."""
+    import cv2
+    h, w = rgb.shape[:2]
+    gray = to_gray(rgb)
+    scale = min(1.0, math.sqrt(max_pixels / float(w * h)))
+    small = gray if scale >= 1.0 else cv2.resize(
+        gray, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
+    found = detect(small, upsample)
+    faces = []
+    for det in found:
+        box = tuple(v / scale for v in det.box)
+        shape = shape_of(rgb, box)
+        marks = landmarks(shape)
+        face = Face(box=box, score=det.score, view=det.view, landmarks=marks,
+                    pose=pose(marks), quality=quality(gray, box))
+        if describe:
+            face.descriptor = describe_chip(face_chip(rgb, shape))
+        faces.append(face)
+    faces.sort(key=lambda f: -(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+    return faces
