@@ -1,1 +1,116 @@
-// Placeholder while the app is written.
+// Rollcall's web app: a hash router over a few pages. Each page module
+// exports render(main, params) and may answer a cleanup function (timers).
+import * as auth from "./auth.js";
+import { whenSignedOut, API_BASE } from "./api.js";
+import { h, clear } from "./dom.js";
+import { notice } from "./ui.js";
+import * as loginPage from "./pages/login.js";
+import * as sessionsPage from "./pages/sessions.js";
+import * as sessionPage from "./pages/session.js";
+import * as reportPage from "./pages/report.js";
+import * as uploadPage from "./pages/upload.js";
+import * as studentsPage from "./pages/students.js";
+import * as studentPage from "./pages/student.js";
+
+const ROUTES = [
+  { id: "login", pattern: /^#\/login$/, page: loginPage, title: "Sign in", public: true },
+  { id: "sessions", pattern: /^#\/sessions$/, page: sessionsPage, title: "Sessions", nav: "sessions" },
+  { id: "upload", pattern: /^#\/upload$/, page: uploadPage, title: "Upload a recording", nav: "upload" },
+  { id: "report", pattern: /^#\/sessions\/([^/]+)\/report$/, page: reportPage, title: "Printable report", nav: "sessions", keys: ["sessionId"] },
+  { id: "session", pattern: /^#\/sessions\/([^/]+)$/, page: sessionPage, title: "Session", nav: "sessions", keys: ["sessionId"] },
+  { id: "students", pattern: /^#\/students$/, page: studentsPage, title: "People", nav: "students" },
+  { id: "student", pattern: /^#\/students\/([^/]+)$/, page: studentPage, title: "Person", nav: "students", keys: ["studentId"] },
+];
+
+const main = document.getElementById("main");
+let cleanup = null;
+let expiredMessage = null;
+
+function match(hash) {
+  for (const route of ROUTES) {
+    const found = route.pattern.exec(hash);
+    if (found) {
+      const params = {};
+      (route.keys || []).forEach((key, i) => { params[key] = decodeURIComponent(found[i + 1]); });
+      return { route, params };
+    }
+  }
+  return null;
+}
+
+function showChrome(signedIn, navKey) {
+  const bar = document.getElementById("topbar");
+  bar.hidden = !signedIn;
+  document.body.classList.toggle("signed-out", !signedIn);
+  const who = auth.user();
+  document.getElementById("who").textContent = who ? who.email : "";
+  for (const link of bar.querySelectorAll("[data-nav]")) {
+    if (link.dataset.nav === navKey) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+}
+
+async function route() {
+  const hash = location.hash || "#/sessions";
+  if (!hash.startsWith("#/")) return; // in-page anchors such as the skip link
+  if (typeof cleanup === "function") cleanup();
+  cleanup = null;
+  const found = match(hash);
+  if (!found) {
+    location.replace("#/sessions");
+    return;
+  }
+  const { route: current, params } = found;
+  if (!current.public && !auth.current()) {
+    auth.rememberPlace(hash);
+    location.replace("#/login");
+    return;
+  }
+  if (current.public && auth.current()) {
+    location.replace(auth.takePlace());
+    return;
+  }
+  showChrome(!current.public, current.nav);
+  document.title = `${current.title} · Rollcall`;
+  clear(main);
+  main.dataset.page = current.id;
+  try {
+    cleanup = await current.page.render(main, params, {
+      expiredMessage: current.public ? expiredMessage : null,
+      setTitle: (title) => { document.title = `${title} · Rollcall`; },
+    });
+  } catch (error) {
+    if (error.code !== "signed_out") {
+      clear(main).append(notice("error", "This page could not be shown", h("p", {}, error.message)));
+    }
+  }
+  if (current.public) expiredMessage = null;
+  main.focus({ preventScroll: true });
+}
+
+// Any 401 from the API: forget the token, remember where we were, sign in again.
+whenSignedOut((message) => {
+  auth.clear();
+  auth.rememberPlace(location.hash);
+  expiredMessage = message || "Your sign-in has expired. Sign in again to carry on.";
+  if (location.hash !== "#/login") location.hash = "#/login";
+});
+
+document.getElementById("sign-out").addEventListener("click", () => {
+  auth.clear();
+  sessionStorage.clear();
+  location.hash = "#/login";
+});
+
+document.querySelector(".skip-link").addEventListener("click", (event) => {
+  event.preventDefault();
+  main.focus();
+});
+
+window.addEventListener("hashchange", route);
+if (!API_BASE) {
+  clear(main).append(notice("error", "Rollcall is not configured",
+    h("p", {}, "config.js does not say where the API is. Publish the site with 'make publish'.")));
+} else {
+  route();
+}

@@ -1,0 +1,30 @@
+// The printable report. The API renders it (text/html, needs the token), so
+// it is fetched and shown in a sandboxed frame: no script in it can run, and
+// the Print button prints just the report.
+import { h, clear } from "../dom.js";
+import * as api from "../api.js";
+import { pageHeader, loading, pageError } from "../ui.js";
+
+export async function render(main, { sessionId }) {
+  const path = `/sessions/${api.seg(sessionId)}`;
+  loading(main, "Preparing the report…");
+  let html;
+  try {
+    html = await api.get(`${path}/report`, { as: "text" });
+  } catch (error) {
+    if (error.code !== "signed_out") pageError(main, error, { href: `#${path}`, label: "Back to the session" });
+    return;
+  }
+  const frame = h("iframe", { class: "report-frame", title: "Printable attendance report",
+    sandbox: "allow-same-origin allow-modals" });
+  frame.srcdoc = html; // server-rendered and escaped; sandboxed without scripts
+  frame.addEventListener("load", () => {
+    const doc = frame.contentDocument;
+    if (doc) frame.style.height = `${doc.documentElement.scrollHeight + 24}px`;
+  });
+  const print = h("button", { type: "button", class: "btn btn--primary" }, "Print");
+  print.addEventListener("click", () => frame.contentWindow.print());
+  clear(main).append(
+    pageHeader("Printable report", { back: { href: `#${path}`, label: "Back to the session" }, actions: [print] }),
+    h("div", { class: "card report-card" }, frame));
+}

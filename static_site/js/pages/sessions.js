@@ -1,0 +1,130 @@
+// The history of sessions, newest first, with status badges. While any
+// session is processing the list refreshes by itself.
+import { h, clear } from "../dom.js";
+import * as api from "../api.js";
+import { formatDate, today } from "../format.js";
+import { pageHeader, badge, emptyState, loading, pageError, notice, toast, setBusy,
+  field, clearErrors, showApiError, formErrorSlot } from "../ui.js";
+import { downloadCsv, safeName } from "../downloads.js";
+
+const REFRESH_MS = 3000;
+
+export async function render(main) {
+  let timer = null;
+  let stopped = false;
+  const list = h("div", { class: "sessions-list" });
+
+  async function refresh() {
+    clearTimeout(timer);
+    let sessions;
+    try {
+      ({ sessions } = await api.get("/sessions"));
+    } catch (error) {
+      if (error.code !== "signed_out" && !stopped) {
+        clear(list).append(notice("error", "The sessions could not be loaded", error.message));
+      }
+      return;
+    }
+    if (stopped) return;
+    clear(list).append(sessions.length ? table(sessions, refresh) : emptyState(
+      "No sessions yet",
+      "Upload the recording of a class and Rollcall works out who was there.",
+      h("a", { class: "btn btn--primary", href: "#/upload" }, "Upload a recording")));
+    if (sessions.some((s) => s.status === "PROCESSING")) {
+      timer = setTimeout(refresh, REFRESH_MS);
+    }
+  }
+
+  loading(main, "Loading sessions…");
+  await refresh();
+  clear(main).append(
+    pageHeader("Sessions", {
+      subtitle: "Every recording you uploaded and who was there.",
+      actions: [h("a", { class: "btn btn--primary", href: "#/upload" }, "Upload a recording")],
+    }),
+    list,
+    exportPanel());
+  return () => { stopped = true; clearTimeout(timer); };
+}
+
+function counts(session) {
+  const c = session.counts || {};
+  if (session.status !== "COMPLETED" || !c.roster) return h("span", { class: "muted" }, "—");
+  const share = Math.round((100 * (c.present || 0)) / c.roster);
+  return h("span", { class: "count-pill" },
+    h("strong", {}, String(c.present || 0)), ` of ${c.roster} present`,
+    h("span", { class: "meter", "aria-hidden": "true" },
+      h("span", { class: "meter__fill", style: { width: `${share}%` } })));
+}
+
+function table(sessions, refresh) {
+  const rows = sessions.map((session) => {
+    const href = `#/sessions/${api.seg(session.session_id)}`;
+    const titleCell = h("td", { class: "cell-title", "data-label": "Session" },
+      h("a", { class: "row-link", href }, session.title || "Untitled session"),
+      session.course ? h("span", { class: "course-tag" }, session.course) : null);
+    const statusCell = h("td", { "data-label": "Status" }, badge(session.status));
+    if (session.status === "FAILED") {
+      const retry = h("button", { type: "button", class: "btn btn--small btn--secondary" }, "Try again");
+      retry.addEventListener("click", async () => {
+        setBusy(retry, true, "Starting…");
+        try {
+          await api.post(`/sessions/${api.seg(session.session_id)}/retry`);
+          toast(`Processing “${session.title}” again.`);
+          refresh();
+        } catch (error) {
+          if (error.code !== "signed_out") toast(error.message, "error");
+          setBusy(retry, false);
+        }
+      });
+      statusCell.append(h("p", { class: "failure-reason" }, session.error || "The recording could not be processed."), retry);
+    }
+    return h("tr", { dataset: { sessionId: session.session_id, status: session.status } },
+      h("td", { class: "cell-date", "data-label": "Date" }, formatDate(session.date)),
+      titleCell,
+      statusCell,
+      h("td", { "data-label": "Attendance" }, counts(session)));
+  });
+  return h("div", { class: "card table-card" },
+    h("table", { class: "table table--sessions" },
+      h("caption", { class: "visually-hidden" }, "Sessions, newest first"),
+      h("thead", {}, h("tr", {},
+        h("th", { scope: "col" }, "Date"), h("th", { scope: "col" }, "Session"),
+        h("th", { scope: "col" }, "Status"), h("th", { scope: "col" }, "Attendance"))),
+      h("tbody", {}, rows)));
+}
+
+/** The students x sessions matrix for a date range, as CSV. */
+function exportPanel() {
+  const start = new Date();
+  start.setDate(start.getDate() - 30);
+  const from = h("input", { type: "date", required: true, value: start.toISOString().slice(0, 10) });
+  const to = h("input", { type: "date", required: true, value: today() });
+  const submit = h("button", { type: "submit", class: "btn btn--secondary" }, "Download CSV");
+  const form = h("form", { class: "export-form", novalidate: true },
+    formErrorSlot(),
+    h("div", { class: "export-form__fields" },
+      field({ name: "from", label: "From", input: from }),
+      field({ name: "to", label: "To", input: to }),
+      submit));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    if (!from.value) return showApiError(form, { field: "from", message: "Choose the first day." });
+    if (!to.value) return showApiError(form, { field: "to", message: "Choose the last day." });
+    if (from.value > to.value) return showApiError(form, { field: "to", message: "The last day must not be before the first." });
+    setBusy(submit, true, "Preparing…");
+    try {
+      const query = new URLSearchParams({ from: from.value, to: to.value });
+      await downloadCsv(`/attendance/export.csv?${query}`, safeName("attendance", from.value, "to", to.value) + ".csv");
+    } catch (error) {
+      if (error.code !== "signed_out") showApiError(form, error);
+    } finally {
+      setBusy(submit, false);
+    }
+  });
+  return h("section", { class: "card panel export-panel", "aria-labelledby": "export-title" },
+    h("h2", { class: "panel__title", id: "export-title" }, "Attendance over a period"),
+    h("p", { class: "panel__lead" }, "Everyone against every session between two dates, for a spreadsheet."),
+    form);
+}

@@ -1,0 +1,136 @@
+// Everyone registered: a searchable table with photos, and the form that
+// registers a new person (name, ID, photo with a preview). The server's
+// message is shown beside the field it concerns.
+import { h, clear } from "../dom.js";
+import * as api from "../api.js";
+import { formatDate } from "../format.js";
+import { pageHeader, emptyState, loading, notice, toast, field, clearErrors, showApiError,
+  showFieldError, formErrorSlot, setBusy, avatar } from "../ui.js";
+import { photoPicker, uploadPhoto } from "../photo.js";
+
+/** Server field names and error codes -> the form field that shows the message. */
+export const PHOTO_ERRORS = {
+  photo_key: "photo", content_type: "photo", photo: "photo",
+  "code:no_face": "photo", "code:several_faces": "photo", "code:face_too_small": "photo",
+  "code:face_unclear": "photo", "code:bad_photo": "photo", "code:face_already_registered": "photo",
+  "code:face_mismatch": "photo", "code:too_many_photos": "photo",
+};
+const FIELD_FOR = { ...PHOTO_ERRORS, "code:duplicate_student_id": "student_id" };
+const STUDENT_ID_PATTERN = /^[A-Za-z0-9_.\-:]{1,64}$/;
+
+export async function render(main) {
+  let students = [];
+  const search = h("input", { type: "search", placeholder: "Search by name or ID", autocomplete: "off", class: "search__input" });
+  const searchBox = h("div", { class: "search", role: "search" },
+    h("label", { class: "visually-hidden", for: "student-search" }, "Search people"), search);
+  search.id = "student-search";
+  const listBox = h("div", { class: "students-list" });
+  const summary = h("p", { class: "page-subtitle", "aria-live": "polite" });
+
+  function shown() {
+    const needle = search.value.trim().toLocaleLowerCase();
+    if (!needle) return students;
+    return students.filter((s) => s.full_name.toLocaleLowerCase().includes(needle)
+      || s.student_id.toLocaleLowerCase().includes(needle));
+  }
+
+  function drawList() {
+    const list = shown();
+    summary.textContent = students.length === 1 ? "1 person registered." : `${students.length} people registered.`;
+    if (!students.length) {
+      clear(listBox).append(emptyState("No one registered yet",
+        "Register each person once with a clear photo of their face; Rollcall recognises them in every recording."));
+      return;
+    }
+    if (!list.length) {
+      clear(listBox).append(h("p", { class: "muted search__none" }, "No one matches “", search.value.trim(), "”."));
+      return;
+    }
+    clear(listBox).append(h("div", { class: "card table-card" }, h("table", { class: "table table--students" },
+      h("caption", { class: "visually-hidden" }, "Registered people"),
+      h("thead", {}, h("tr", {},
+        h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Photo")),
+        h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "ID"),
+        h("th", { scope: "col", class: "num" }, "Photos"), h("th", { scope: "col" }, "Registered"))),
+      h("tbody", {}, list.map((student) => h("tr", { dataset: { studentId: student.student_id } },
+        h("td", { class: "cell-photo" }, avatar(student)),
+        h("td", { class: "cell-name", "data-label": "Name" },
+          h("a", { class: "row-link", href: `#/students/${api.seg(student.student_id)}` }, student.full_name)),
+        h("td", { class: "cell-id", "data-label": "ID" }, student.student_id),
+        h("td", { class: "num", "data-label": "Photos" }, String(student.photo_count ?? (student.photo_keys || []).length)),
+        h("td", { "data-label": "Registered" }, formatDate((student.created_at || "").slice(0, 10)))))))));
+  }
+  search.addEventListener("input", drawList);
+
+  async function reload() {
+    ({ students } = await api.get("/students"));
+    drawList();
+  }
+
+  loading(main, "Loading people…");
+  try {
+    await reload();
+  } catch (error) {
+    if (error.code !== "signed_out") clear(main).append(notice("error", "The people could not be loaded", error.message));
+    return;
+  }
+  clear(main).append(
+    h("div", { class: "page-header" },
+      h("div", { class: "page-header__row" },
+        h("div", {}, h("h1", { class: "page-title" }, "People"), summary),
+        searchBox)),
+    h("div", { class: "students-layout" },
+      listBox,
+      registrationForm(async (student) => {
+        toast(`${student.full_name} is registered.`);
+        await reload().catch(() => {});
+      })));
+}
+
+function registrationForm(onRegistered) {
+  const name = h("input", { type: "text", required: true, maxlength: 200, autocomplete: "off" });
+  const studentId = h("input", { type: "text", required: true, maxlength: 64, autocomplete: "off",
+    spellcheck: "false", autocapitalize: "off" });
+  const picker = photoPicker();
+  const submit = h("button", { type: "submit", class: "btn btn--primary btn--block" }, "Register");
+  const photoField = field({ name: "photo", label: "Photo", input: picker.input,
+    hint: "One face, looking at the camera, in good light. JPEG or PNG." });
+  photoField.querySelector(".field__label").after(picker.frame);
+  const form = h("form", { class: "register-form", novalidate: true },
+    formErrorSlot(),
+    field({ name: "full_name", label: "Full name", input: name }),
+    field({ name: "student_id", label: "Student ID", input: studentId,
+      hint: "Letters, digits and . _ - : (up to 64). It cannot be changed later." }),
+    photoField,
+    submit);
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    if (!name.value.trim()) return showFieldError(form, "full_name", "Enter the person's name.");
+    if (!STUDENT_ID_PATTERN.test(studentId.value.trim())) {
+      return showFieldError(form, "student_id", "Use 1 to 64 letters, digits or . _ - : (no spaces).");
+    }
+    if (!picker.file()) return showFieldError(form, "photo", "Choose a photo of the person's face.");
+    setBusy(submit, true, "Uploading the photo…");
+    try {
+      const photoKey = await uploadPhoto(picker.file());
+      submit.textContent = "Checking the face…";
+      const { student } = await api.post("/students", {
+        student_id: studentId.value.trim(), full_name: name.value.trim(), photo_key: photoKey,
+      });
+      form.reset();
+      picker.reset();
+      await onRegistered(student);
+      name.focus();
+    } catch (error) {
+      if (error.code !== "signed_out") showApiError(form, error, FIELD_FOR);
+    } finally {
+      setBusy(submit, false);
+    }
+  });
+
+  return h("aside", { class: "card panel register", "aria-labelledby": "register-title" },
+    h("h2", { class: "panel__title", id: "register-title" }, "Register a person"),
+    form);
+}

@@ -1,0 +1,63 @@
+// A picture of when each person was seen during the video: one lane per
+// person, a faint bar from first to last sighting and a mark per sighting
+// (row.seen_ms). Drawn as SVG at the container's width; names are text nodes.
+import { s, clear } from "./dom.js";
+import { formatMs } from "./format.js";
+
+const LANE = 30;
+const TOP = 8;
+const AXIS = 28;
+
+function niceStep(totalMs, width) {
+  const targetTicks = Math.max(2, Math.floor(width / 90));
+  const raw = totalMs / targetTicks;
+  const steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600].map((sec) => sec * 1000);
+  return steps.find((step) => step >= raw) || 3600_000;
+}
+
+function shorten(name, max) {
+  return name.length > max ? `${name.slice(0, max - 1)}…` : name;
+}
+
+/** Draw `rows` (attendance rows with seen_ms) into `container`. */
+export function drawTimeline(container, rows) {
+  const seen = rows.filter((row) => Array.isArray(row.seen_ms) && row.seen_ms.length);
+  clear(container);
+  if (!seen.length) return false;
+  const width = Math.max(320, container.clientWidth || 800);
+  const labelWidth = Math.min(190, Math.round(width * 0.3));
+  const plotLeft = labelWidth + 12;
+  const plotWidth = width - plotLeft - 12;
+  const endMs = Math.max(1000, ...seen.flatMap((row) => [...row.seen_ms, row.last_seen_ms || 0]));
+  const step = niceStep(endMs, plotWidth);
+  const totalMs = Math.ceil(endMs / step) * step;
+  const x = (ms) => plotLeft + (plotWidth * ms) / totalMs;
+  const height = TOP + seen.length * LANE + AXIS;
+
+  const svg = s("svg", { class: "timeline__svg", width, height, viewBox: `0 0 ${width} ${height}`,
+    role: "img", "aria-label": `When each person was seen, over ${formatMs(totalMs)} of video` });
+  for (let t = 0; t <= totalMs; t += step) {
+    svg.append(
+      s("line", { class: "timeline__grid", x1: x(t), x2: x(t), y1: TOP, y2: TOP + seen.length * LANE }),
+      s("text", { class: "timeline__tick", x: x(t), y: height - 8, "text-anchor": "middle" }, formatMs(t)));
+  }
+  seen.forEach((row, i) => {
+    const mid = TOP + i * LANE + LANE / 2;
+    const kind = row.status === "PRESENT" ? "present" : "absent";
+    const lane = s("g", { class: `timeline__lane timeline__lane--${kind}`, dataset: { studentId: row.student_id } },
+      s("title", {}, `${row.full_name}: seen ${row.sightings ?? row.seen_ms.length} time(s), `
+        + `from ${formatMs(row.first_seen_ms ?? row.seen_ms[0])} to ${formatMs(row.last_seen_ms ?? row.seen_ms.at(-1))}`),
+      s("text", { class: "timeline__name", x: labelWidth, y: mid + 4, "text-anchor": "end" },
+        shorten(row.full_name || row.student_id, Math.floor(labelWidth / 7.5))));
+    const first = Math.min(...row.seen_ms);
+    const last = Math.max(...row.seen_ms);
+    lane.append(s("rect", { class: "timeline__span", x: x(first) - 3, y: mid - 7,
+      width: Math.max(6, x(last) - x(first) + 6), height: 14, rx: 7 }));
+    for (const ms of row.seen_ms) {
+      lane.append(s("circle", { class: "timeline__mark", cx: x(ms), cy: mid, r: 4 }));
+    }
+    svg.append(lane);
+  });
+  container.append(svg);
+  return true;
+}
