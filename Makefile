@@ -20,7 +20,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: install
 	$(PY) -m local.stack
 
-test: install
+test: install browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install
@@ -44,3 +44,20 @@ destroy: install
 
 package: install
 	$(VENV)/bin/chalice package --stage $(STAGE) --pkg-format terraform build/terraform-$(STAGE)
+
+# -- the web app (static_site/, issue 6) ------------------------------------------
+.PHONY: site publish browser
+SITE_OUT ?= build/site
+API_URL ?= http://127.0.0.1:8001
+
+# Build the site (SCSS -> CSS, config.js for API_URL) into SITE_OUT.
+site: install
+	$(PY) -m chalicelib.publish --out $(SITE_OUT) --api-url $(API_URL)
+
+# Render config.js with the deployed API's URL and upload the site to SITE_BUCKET.
+publish: install
+	$(PY) -m chalicelib.publish --stage $(STAGE)
+
+# The browser tests drive Debian's Chromium (never a downloaded browser).
+browser:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium chromium-driver)

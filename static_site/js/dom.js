@@ -50,6 +50,13 @@ export function s(tag, attrs, ...children) {
   return el;
 }
 
+/** Replace el's children; null, undefined and false are skipped. */
+export function fill(el, ...children) {
+  el.replaceChildren();
+  appendChildren(el, children);
+  return el;
+}
+
 export function clear(el) {
   el.replaceChildren();
   return el;

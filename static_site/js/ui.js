@@ -123,10 +123,9 @@ export function setBusy(button, busy, busyLabel) {
 export function confirmDialog({ title, message, confirmLabel = "Confirm", danger = false, reasonLabel, reasonHint }) {
   return new Promise((resolve) => {
     const reason = reasonLabel ? h("textarea", { rows: 3, maxlength: 500, required: true }) : null;
-    const form = h("form", { method: "dialog", class: "dialog__form", novalidate: true });
     const cancel = h("button", { type: "button", class: "btn btn--ghost", value: "cancel" }, "Cancel");
     const confirm = h("button", { type: "submit", class: ["btn", danger ? "btn--danger" : "btn--primary"] }, confirmLabel);
-    form.append(
+    const form = h("form", { method: "dialog", class: "dialog__form", novalidate: true },
       h("h2", { class: "dialog__title" }, title),
       message ? h("p", { class: "dialog__message" }, message) : null,
       reason ? field({ name: "reason", label: reasonLabel, input: reason, hint: reasonHint }) : null,

@@ -1,7 +1,7 @@
 // One session: its status (followed live while processing), who was present
 // and absent with the evidence, corrections by hand, the CSV, the printable
 // report and a timeline of sightings.
-import { h, clear } from "../dom.js";
+import { h, clear, fill } from "../dom.js";
 import * as api from "../api.js";
 import { formatDate, formatDateTime, formatMs, formatSimilarity } from "../format.js";
 import { pageHeader, badge, notice, spinner, loading, pageError, toast, setBusy, confirmDialog } from "../ui.js";
@@ -53,7 +53,7 @@ export async function render(main, { sessionId }, { setTitle }) {
     const done = session.status === "COMPLETED";
     const actions = done ? [csv, h("a", { class: "btn btn--secondary", href: `#${path}/report` }, "Printable report")] : [];
 
-    clear(main).append(
+    fill(main,
       pageHeader(session.title || "Untitled session", {
         back: { href: "#/sessions", label: "All sessions" },
         subtitle: [formatDate(session.date), session.course].filter(Boolean).join(" · "),

@@ -71,8 +71,8 @@ export async function render(main, { studentId }, { setTitle }) {
         h("td", { "data-label": "Session" },
           h("a", { href: `#/sessions/${api.seg(item.session_id)}` }, item.title || "Session"),
           item.course ? h("span", { class: "course-tag" }, item.course) : null),
-        h("td", { "data-label": "Status" }, badge(item.status),
-          item.source === "manual" ? h("span", { class: "badge badge--manual" }, "Corrected") : null),
+        h("td", { "data-label": "Status" }, h("span", { class: "badges" }, badge(item.status),
+          item.source === "manual" ? h("span", { class: "badge badge--manual" }, "Corrected") : null)),
         h("td", { class: "num", "data-label": "First seen" }, formatMs(item.first_seen_ms)),
         h("td", { class: "num", "data-label": "Similarity" }, formatSimilarity(item.similarity))))))
     : emptyState("No sessions yet", "Attendance appears here after the first recording is processed.");
