@@ -1,0 +1,456 @@
+"""moto server whose state survives a restart.
+
+    python -m local.moto_state --port 8002 --state-dir .rollcall/moto
+
+moto keeps everything in memory. This runs the same WSGI app as
+``moto_server`` and snapshots the backends of the services Rollcall uses to
+``<state-dir>/moto-state.pickle``: every couple of seconds after a change,
+and once more on SIGTERM/SIGINT; at start the snapshot is loaded back.
+
+Why a snapshot and not moto's recorder: replaying recorded requests re-runs
+presigned uploads whose signatures have expired, generates new random IDs
+and grows without bound with every video; a snapshot is exact and small.
+
+S3 object bodies are not put in the pickle: each is written once to
+``<state-dir>/blobs/<sha256>`` (content addressed, so an unchanged 1 GB video
+is never written twice) and the pickle refers to it; blobs no longer
+referenced are removed after each snapshot. Requests hold a shared lock and
+a snapshot an exclusive one, so a snapshot never sees half a request.
+SQS calls are exempt (a long poll would block snapshots for 20 s); the worst
+a torn SQS state can do is deliver a message again, which every consumer
+tolerates anyway.
+"""
+import argparse
+import hashlib
+import io
+import logging
+import os
+import pathlib
+import pickle
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from collections import defaultdict
+import _thread
+
+import moto
+from moto.backends import get_backend
+from moto.core.base_backend import AccountSpecificBackend, BackendDict, BaseBackend
+from moto.moto_server.werkzeug_app import (DomainDispatcherApplication,
+                                           MotoRequestHandler, create_backend_app)
+from moto.s3.models import FakeKey
+from werkzeug.serving import make_server
+
+#: The services Rollcall (and its provisioning) uses; their state is kept.
+SERVICES = ("s3", "dynamodb", "sqs", "sns", "ssm", "iam", "sts")
+SNAPSHOT_NAME = "moto-state.pickle"
+FORMAT = 1
+
+log = logging.getLogger("moto_state")
+
+
+class StateError(RuntimeError):
+    """The saved state cannot be used; the message says what to do."""
+
+
+# -- pickling moto's object graph ------------------------------------------------
+def _lookup_backend(service, account_id, region):
+    return get_backend(service)[account_id][region]
+
+
+def _lookup_account_backend(service, account_id):
+    return get_backend(service)[account_id]
+
+
+def _new_defaultdict(cls, factory):
+    obj = cls.__new__(cls)
+    defaultdict.__init__(obj, factory)
+    return obj
+
+
+def _portable_factory(factory):
+    """A picklable stand-in for a defaultdict's factory (moto uses lambdas)."""
+    if factory is None:
+        return None
+    try:
+        pickle.dumps(factory)
+        return factory
+    except (pickle.PicklingError, AttributeError, TypeError):
+        sample = factory()
+        if type(sample) is defaultdict:
+            return _DefaultDictFactory(_portable_factory(sample.default_factory))
+        if type(sample) in (dict, list, set, int, float, str):
+            return type(sample)
+        raise
+
+
+class _DefaultDictFactory:
+    """``lambda: defaultdict(inner)``, but picklable."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __call__(self):
+        return defaultdict(self.inner)
+
+
+def _new_fakekey(cls):
+    return cls.__new__(cls)
+
+
+def _restore_fakekey(key, state):
+    blob_path = state.pop("__blob_path__")
+    key.__dict__.update(state)
+    key.lock = threading.Lock()
+    key._value_buffer = tempfile.SpooledTemporaryFile(max_size=key._max_buffer_size)
+    with open(blob_path, "rb") as handle:
+        shutil.copyfileobj(handle, key._value_buffer, 16 * 1024 * 1024)
+
+
+class _Pickler(pickle.Pickler):
+    """Pickles backends; S3 bodies go to blob files, cross-service links stay links."""
+
+    def __init__(self, file, store, roots):
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._store = store
+        self._roots = roots  # id(backend) of the backends being saved
+
+    def reducer_override(self, obj):
+        if isinstance(obj, FakeKey):
+            state = {k: v for k, v in obj.__dict__.items()
+                     if k not in ("_value_buffer", "lock")}
+            state["__blob__"] = self._store.blob_for(obj)
+            return (_new_fakekey, (type(obj),), state, None, None, _restore_key_from_store)
+        if isinstance(obj, threading.Condition):
+            return (threading.Condition, ())
+        if isinstance(obj, _thread.LockType):
+            return (threading.Lock, ())
+        if isinstance(obj, _thread.RLock):
+            return (threading.RLock, ())
+        if isinstance(obj, BackendDict):
+            return (get_backend, (obj.service_name,))
+        if isinstance(obj, AccountSpecificBackend) and id(obj) not in self._roots:
+            return (_lookup_account_backend, (obj.service_name, obj.account_id))
+        if isinstance(obj, BaseBackend) and id(obj) not in self._roots:
+            where = _find_backend(obj)
+            if where:
+                return (_lookup_backend, where)
+        if isinstance(obj, defaultdict):
+            return (_new_defaultdict, (type(obj), _portable_factory(obj.default_factory)),
+                    getattr(obj, "__dict__", None) or None, None, iter(obj.items()))
+        return NotImplemented
+
+
+def _find_backend(backend):
+    for backend_dict in list(BackendDict._instances):
+        for account_id, region, candidate in backend_dict.iter_backends():
+            if candidate is backend:
+                return (backend_dict.service_name, account_id, region)
+    return None
+
+
+# The blob directory is known only at load time; the unpickler sets it here.
+_LOADING = threading.local()
+
+
+def _restore_key_from_store(key, state):
+    state = dict(state)
+    state["__blob_path__"] = _LOADING.blobs / state.pop("__blob__")
+    _restore_fakekey(key, state)
+
+
+class StateStore:
+    """Saves and loads moto's backends of :data:`SERVICES` under ``state_dir``."""
+
+    def __init__(self, state_dir, services=SERVICES):
+        self.state_dir = pathlib.Path(state_dir)
+        self.blobs = self.state_dir / "blobs"
+        self.snapshot = self.state_dir / SNAPSHOT_NAME
+        self.services = services
+        self.blobs.mkdir(parents=True, exist_ok=True)
+        # id(FakeKey) -> (weakref, etag, size, blob name): unchanged bodies are not re-hashed.
+        self._known = {}
+        self._used = set()
+
+    # -- blobs ------------------------------------------------------------------
+    def blob_for(self, key):
+        """The blob name holding ``key``'s body, writing the blob if it is new."""
+        cached = self._known.get(id(key))
+        signature = (key._etag, getattr(key, "contentsize", None))
+        if cached and cached[0]() is key and cached[1] == signature:
+            self._used.add(cached[2])
+            return cached[2]
+        digest = hashlib.sha256()
+        fd, tmp = tempfile.mkstemp(dir=self.blobs, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as out, key.lock:
+                try:
+                    key._value_buffer.seek(0)
+                    while True:
+                        block = key._value_buffer.read(16 * 1024 * 1024)
+                        if not block:
+                            break
+                        digest.update(block)
+                        out.write(block)
+                except ValueError:
+                    pass  # a disposed (deleted) key: its body is gone, keep it empty
+            name = digest.hexdigest()
+            target = self.blobs / name
+            if target.exists():
+                os.unlink(tmp)
+            else:
+                os.replace(tmp, target)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        self._known[id(key)] = (weakref.ref(key), signature, name)
+        self._used.add(name)
+        return name
+
+    # -- snapshot -----------------------------------------------------------------
+    def _backends(self):
+        return {service: {account_id: dict(regions)
+                          for account_id, regions in get_backend(service).items()}
+                for service in self.services}
+
+    def dump(self):
+        """The pickled state (bytes); call with requests excluded (see Server)."""
+        self._used = set()
+        data = self._backends()
+        roots = {id(backend) for accounts in data.values()
+                  for regions in accounts.values() for backend in regions.values()}
+        buffer = io.BytesIO()
+        _Pickler(buffer, self, roots).dump({"format": FORMAT, "moto": moto.__version__,
+                                            "services": data})
+        return buffer.getvalue()
+
+    def write(self, payload):
+        """Atomically replace the snapshot, then drop blobs it no longer needs."""
+        fd, tmp = tempfile.mkstemp(dir=self.state_dir, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as out:
+            out.write(payload)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.snapshot)
+        used = set(self._used)
+        for blob in self.blobs.iterdir():
+            if not blob.name.startswith(".") and blob.name not in used:
+                blob.unlink(missing_ok=True)
+        self._known = {k: v for k, v in self._known.items() if v[0]() is not None}
+
+    def load(self):
+        """Put the saved backends back into moto; False when there is no snapshot."""
+        if not self.snapshot.exists():
+            return False
+        _LOADING.blobs = self.blobs
+        try:
+            with open(self.snapshot, "rb") as handle:
+                saved = pickle.load(handle)
+        except Exception as error:
+            raise StateError(
+                f"cannot read the saved AWS state {self.snapshot} ({type(error).__name__}: "
+                f"{error}). It was probably written by another moto version; to start "
+                f"with empty data move the folder {self.state_dir} aside.") from error
+        finally:
+            _LOADING.blobs = None
+        if saved.get("format") != FORMAT:
+            raise StateError(f"{self.snapshot} has format {saved.get('format')}, expected "
+                             f"{FORMAT}; move {self.state_dir} aside to start empty")
+        for service, accounts in saved["services"].items():
+            backend_dict = get_backend(service)
+            for account_id, regions in accounts.items():
+                account = backend_dict[account_id]
+                for region, backend in regions.items():
+                    dict.__setitem__(account, region, backend)
+        return True
+
+
+# -- the server ---------------------------------------------------------------------
+class _SharedExclusiveLock:
+    """Many requests at once, or one snapshot; a waiting snapshot goes first."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+        self._writers_waiting = 0
+
+    def acquire_shared(self):
+        with self._cond:
+            while self._writer or self._writers_waiting:
+                self._cond.wait()
+            self._readers += 1
+
+    def release_shared(self):
+        with self._cond:
+            self._readers -= 1
+            if not self._readers:
+                self._cond.notify_all()
+
+    def acquire_exclusive(self):
+        with self._cond:
+            self._writers_waiting += 1
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._writers_waiting -= 1
+            self._writer = True
+
+    def release_exclusive(self):
+        with self._cond:
+            self._writer = False
+            self._cond.notify_all()
+
+
+def _is_sqs(environ):
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    return target.startswith("AmazonSQS") or "/sqs/aws4_request" in auth
+
+
+class PersistentMoto:
+    """moto's WSGI app behind a lock, with periodic and final snapshots."""
+
+    def __init__(self, store, interval=2.0):
+        self.store = store
+        self.interval = interval
+        self.app = DomainDispatcherApplication(create_backend_app)
+        self._lock = _SharedExclusiveLock()
+        self._dirty = threading.Event()
+        self._stop = threading.Event()
+        self._save_lock = threading.Lock()
+        self._saver = None
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO", "").startswith("/moto-api/reset"):
+            # Wiping every table and bucket is never wanted here.
+            start_response("403 Forbidden", [("Content-Type", "text/plain")])
+            return [b"reset is disabled: the local stack keeps its data"]
+        if _is_sqs(environ):
+            self._dirty.set()
+            return self.app(environ, start_response)
+        self._spool_body(environ)
+        self._lock.acquire_shared()
+        try:
+            result = self.app(environ, start_response)
+            try:
+                body = list(result)
+            finally:
+                if hasattr(result, "close"):
+                    result.close()
+        finally:
+            self._lock.release_shared()
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD", "OPTIONS"):
+            self._dirty.set()
+        return body
+
+    @staticmethod
+    def _spool_body(environ):
+        """Read the request body before taking the lock: a slow upload must not
+        hold up a snapshot (and with it every other request)."""
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length <= 0:
+            return
+        spooled = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+        source = environ["wsgi.input"]
+        remaining = length
+        while remaining:
+            block = source.read(min(remaining, 1024 * 1024))
+            if not block:
+                break
+            spooled.write(block)
+            remaining -= len(block)
+        spooled.seek(0)
+        environ["wsgi.input"] = spooled
+
+    def save(self):
+        """Snapshot now (serialised with other saves); returns the size in bytes."""
+        with self._save_lock:
+            self._dirty.clear()
+            self._lock.acquire_exclusive()
+            try:
+                payload = self.store.dump()
+            finally:
+                self._lock.release_exclusive()
+            self.store.write(payload)
+            return len(payload)
+
+    def _save_loop(self):
+        while not self._stop.wait(self.interval):
+            if self._dirty.is_set():
+                try:
+                    self.save()
+                except Exception:
+                    # Keep serving; the next change tries again.
+                    log.exception("snapshot failed; will retry")
+
+    def start_saving(self):
+        self._saver = threading.Thread(target=self._save_loop, name="snapshot", daemon=True)
+        self._saver.start()
+
+    def stop_saving(self):
+        self._stop.set()
+        if self._saver:
+            self._saver.join()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m local.moto_state",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--interval", type=float, default=2.0,
+                        help="seconds between snapshots while things change")
+    args = parser.parse_args(argv)
+    logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(message)s")
+    # Werkzeug logs every request; most are polls and noise, keep warnings only.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+    store = StateStore(args.state_dir)
+    try:
+        restored = store.load()
+    except StateError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 2
+    print(f"restored the saved AWS state from {store.snapshot}" if restored
+          else f"no saved AWS state in {store.state_dir}: starting empty", flush=True)
+    persistent = PersistentMoto(store, interval=args.interval)
+    try:
+        server = make_server(args.host, args.port, persistent, threaded=True,
+                             request_handler=MotoRequestHandler)
+    except OSError as error:
+        print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror}",
+              file=sys.stderr, flush=True)
+        return 2
+    stopping = threading.Event()
+
+    def stop(signum, frame):
+        if not stopping.is_set():
+            stopping.set()
+            # shutdown() waits for serve_forever; it must run on another thread.
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    persistent.start_saving()
+    print(f"listening on http://{args.host}:{args.port} (moto {moto.__version__})", flush=True)
+    server.serve_forever()
+    persistent.stop_saving()
+    started = time.monotonic()
+    size = persistent.save()
+    server.server_close()
+    print(f"saved the AWS state ({size} bytes, {time.monotonic() - started:.2f} s); stopped",
+          flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
