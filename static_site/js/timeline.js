@@ -27,7 +27,7 @@ export function drawTimeline(container, rows) {
   const width = Math.max(320, container.clientWidth || 800);
   const labelWidth = Math.min(190, Math.round(width * 0.3));
   const plotLeft = labelWidth + 12;
-  const plotWidth = width - plotLeft - 12;
+  const plotWidth = width - plotLeft - 22; // room for the last tick label
   const endMs = Math.max(1000, ...seen.flatMap((row) => [...row.seen_ms, row.last_seen_ms || 0]));
   const step = niceStep(endMs, plotWidth);
   const totalMs = Math.ceil(endMs / step) * step;
@@ -48,7 +48,7 @@ export function drawTimeline(container, rows) {
       s("title", {}, `${row.full_name}: seen ${row.sightings ?? row.seen_ms.length} time(s), `
         + `from ${formatMs(row.first_seen_ms ?? row.seen_ms[0])} to ${formatMs(row.last_seen_ms ?? row.seen_ms.at(-1))}`),
       s("text", { class: "timeline__name", x: labelWidth, y: mid + 4, "text-anchor": "end" },
-        shorten(row.full_name || row.student_id, Math.floor(labelWidth / 7.5))));
+        shorten(row.full_name || row.student_id, Math.floor(labelWidth / 8.2))));
     const first = Math.min(...row.seen_ms);
     const last = Math.max(...row.seen_ms);
     lane.append(s("rect", { class: "timeline__span", x: x(first) - 3, y: mid - 7,

@@ -60,10 +60,12 @@ function counts(session) {
 function table(sessions, refresh) {
   const rows = sessions.map((session) => {
     const href = `#/sessions/${api.seg(session.session_id)}`;
-    const titleCell = h("td", { class: "cell-title", "data-label": "Session" },
+    // One wrapper per cell: on narrow screens a cell is its label + one block.
+    const titleCell = h("td", { class: "cell-title", "data-label": "Session" }, h("span", {},
       h("a", { class: "row-link", href }, session.title || "Untitled session"),
-      session.course ? h("span", { class: "course-tag" }, session.course) : null);
-    const statusCell = h("td", { "data-label": "Status" }, badge(session.status));
+      session.course ? h("span", { class: "course-tag" }, session.course) : null));
+    const status = h("div", { class: "status-block" }, badge(session.status));
+    const statusCell = h("td", { "data-label": "Status" }, status);
     if (session.status === "FAILED") {
       const retry = h("button", { type: "button", class: "btn btn--small btn--secondary" }, "Try again");
       retry.addEventListener("click", async () => {
@@ -77,7 +79,7 @@ function table(sessions, refresh) {
           setBusy(retry, false);
         }
       });
-      statusCell.append(h("p", { class: "failure-reason" }, session.error || "The recording could not be processed."), retry);
+      status.append(h("p", { class: "failure-reason" }, session.error || "The recording could not be processed."), retry);
     }
     return h("tr", { dataset: { sessionId: session.session_id, status: session.status } },
       h("td", { class: "cell-date", "data-label": "Date" }, formatDate(session.date)),
