@@ -68,6 +68,49 @@ def list_users():
 
 
 # -- students (issue 3) ---------------------------------------------------------
+from chalice import Response  # noqa: E402 - kept in this section (shared file)
+
+from chalicelib.students import read_full_name, read_photo_key, read_student_id  # noqa: E402
+from chalicelib.uploads import PHOTO_TYPES  # noqa: E402
+from chalicelib.validation import require_choice  # noqa: E402
+
+
+@app.route("/uploads/photo", methods=["POST"])
+def new_photo_upload():
+    body = json_body(app.current_request)
+    return services().students.new_upload(require_choice(body, "content_type", PHOTO_TYPES))
+
+
+@app.route("/students", methods=["POST"])
+def register_student():
+    body = json_body(app.current_request)
+    students = services().students
+    item = students.register(read_student_id(body), read_full_name(body), read_photo_key(body))
+    return Response(body={"student": students.view(item)}, status_code=201)
+
+
+@app.route("/students", methods=["GET"])
+def list_students():
+    return {"students": services().students.list_views()}
+
+
+@app.route("/students/{student_id}", methods=["GET"])
+def get_student(student_id):
+    return {"student": services().students.describe(student_id)}
+
+
+@app.route("/students/{student_id}/photos", methods=["POST"])
+def add_student_photo(student_id):
+    photo_key = read_photo_key(json_body(app.current_request))
+    students = services().students
+    return {"student": students.view(students.add_photo(student_id, photo_key))}
+
+
+@app.route("/students/{student_id}", methods=["DELETE"])
+def delete_student(student_id):
+    require_role(current_user(), "admin")
+    services().students.delete(student_id)
+    return Response(body="", status_code=204)
 
 
 # -- sessions, attendance, exports (issue 4) ------------------------------------

@@ -65,7 +65,7 @@ class Services:
     def students(self):
         from chalicelib.students import StudentStore, Students
         return Students(StudentStore(self.clients.table(self.settings.students_table)),
-                        self.faces, self.photos,
+                        self.faces, self.photos, self.clients.client("s3"),
                         max_photo_bytes=self.settings.max_photo_bytes, logger=self.logger)
 
     # -- sessions and attendance (issue 4) ------------------------------------

@@ -12,15 +12,49 @@ directly. The name is never used as the external id: names repeat and may
 hold any Unicode.
 """
 import datetime
+import re
 import unicodedata
+import uuid
 
 from botocore.exceptions import ClientError
 
 from chalicelib.dynamo import from_dynamo, scan_all
+from chalicelib.errors import BadRequest, Conflict, NotFound, Unprocessable
+from chalicelib.faces import FaceProblem, image_size
+from chalicelib.uploads import PHOTO_TYPES, UploadProblem
+from chalicelib.validation import require_string
 
 #: 1 to 64 characters: exactly Rekognition's ExternalImageId alphabet.
 STUDENT_ID_PATTERN = r"[A-Za-z0-9_.\-:]{1,64}"
 MAX_NAME_LENGTH = 200
+
+
+def read_student_id(body):
+    return require_string(body, "student_id", max_length=64, pattern=STUDENT_ID_PATTERN,
+                          hint="'student_id' may hold only letters A-Z and a-z, digits "
+                               "and _ . - : (1 to 64 characters).")
+
+
+def read_full_name(body):
+    """1 to 200 characters of any Unicode, trimmed; control characters refused."""
+    name = require_string(body, "full_name", max_length=MAX_NAME_LENGTH)
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        raise BadRequest("'full_name' must not contain line breaks, tabs or other "
+                         "control characters.", code="invalid_field",
+                         details={"field": "full_name"})
+    return name
+
+
+def read_photo_key(body):
+    return require_string(body, "photo_key", max_length=128,
+                          pattern=Students.UPLOAD_KEY_PATTERN,
+                          hint="'photo_key' must be the photo_key answered by "
+                               "POST /uploads/photo. Upload the photo first.")
+
+
+def is_student_id(value):
+    """True if ``value`` could be a student id (path parameters are checked so)."""
+    return bool(re.fullmatch(STUDENT_ID_PATTERN, value or ""))
 
 
 def _is_conditional_failure(error):
@@ -40,6 +74,10 @@ def utc_now_iso():
 
 class DuplicateStudent(Exception):
     """A record with that student_id already exists (the conditional put said so)."""
+
+
+class NoRoom(Exception):
+    """The record is gone, or already holds the most photos allowed."""
 
 
 class StudentStore:
@@ -74,6 +112,27 @@ class StudentStore:
             raise
         return item
 
+    def append_photo(self, student_id, photo_key, face_ids, max_photos):
+        """Append a photo and its faces; :class:`NoRoom` if gone or full.
+
+        One conditional update, so two concurrent additions cannot pass the
+        limit together and an addition cannot recreate a deleted student.
+        """
+        try:
+            answer = self._table.update_item(
+                Key={"student_id": student_id},
+                UpdateExpression=("SET photo_keys = list_append(photo_keys, :photo), "
+                                  "face_ids = list_append(face_ids, :faces)"),
+                ConditionExpression="attribute_exists(student_id) AND size(photo_keys) < :most",
+                ExpressionAttributeValues={":photo": [photo_key], ":faces": list(face_ids),
+                                           ":most": max_photos},
+                ReturnValues="ALL_NEW")
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                raise NoRoom(student_id)
+            raise
+        return from_dynamo(answer["Attributes"])
+
     def delete(self, student_id):
         """Delete the record; False if there was none."""
         try:
@@ -86,21 +145,64 @@ class StudentStore:
         return True
 
 
+class Rollback:
+    """Undo steps in reverse order when a multi-step change fails.
+
+    Each step that changed something registers how to take it back. If a
+    later step fails, :meth:`undo` runs them all (newest first), logging any
+    that itself fails without hiding the original error.
+    """
+
+    def __init__(self, logger=None):
+        self._undo = []
+        self._log = logger
+
+    def on_failure(self, description, action, *args):
+        self._undo.append((description, action, args))
+
+    def undo(self):
+        for description, action, args in reversed(self._undo):
+            try:
+                action(*args)
+            except Exception:  # noqa: BLE001 - keep undoing the rest
+                if self._log:
+                    self._log.exception("rollback step failed", extra={"step": description})
+        self._undo.clear()
+
+
 class Students:
     """The student service: the store plus registration, photos and deletion.
 
     ``services().students`` is one of these. Other parts rely on
     :meth:`get` and :meth:`list_all` answering stored items (see the module
     docstring for their shape).
+
+    Photos: the browser uploads to ``photos/uploads/<random>.<ext>`` (a key
+    the server chose, see :meth:`new_upload`). Only such keys are accepted
+    as input; once a photo is used it is copied to
+    ``photos/students/<random>.<ext>`` and the upload deleted. So a request
+    can never name (and a failed request never delete) a photo that already
+    belongs to someone.
     """
 
-    def __init__(self, store, faces, photos, *, max_photo_bytes, logger=None):
+    UPLOAD_PREFIX = "photos/uploads/"
+    STUDENT_PREFIX = "photos/students/"
+    UPLOAD_KEY_PATTERN = r"photos/uploads/[0-9a-f]{32}\.(jpg|png)"
+    MAX_PHOTOS = 5
+    #: Lifetime of presigned upload forms and photo links, in seconds.
+    LINK_SECONDS = 300
+
+    def __init__(self, store, faces, photos, s3, *, max_photo_bytes, logger=None,
+                 clock=utc_now_iso):
         self.store = store
         self._faces = faces
-        self._photos = photos
+        self._photos = photos  # chalicelib.uploads.Uploads over the photos bucket
+        self._s3 = s3  # for the server-side copy Uploads does not offer
         self._max_photo_bytes = max_photo_bytes
         self._log = logger
+        self._clock = clock
 
+    # -- the interface other parts use -----------------------------------------
     def get(self, student_id):
         """The stored item ``{student_id, full_name, photo_keys, face_ids, created_at}`` or None."""
         return self.store.get(student_id)
@@ -108,3 +210,203 @@ class Students:
     def list_all(self):
         """Every stored student item, all pages, sorted by name."""
         return self.store.list_all()
+
+    # -- API answers ---------------------------------------------------------
+    def view(self, item):
+        """The API's ``student``: no face ids, a 5-minute link to the first photo."""
+        keys = list(item.get("photo_keys") or [])
+        return {"student_id": item["student_id"], "full_name": item["full_name"],
+                "photo_keys": keys, "photo_count": len(keys),
+                "face_count": len(item.get("face_ids") or []),
+                "created_at": item.get("created_at"),
+                "photo_url": (self._photos.presigned_get(keys[0], self.LINK_SECONDS)
+                              if keys else None)}
+
+    def describe(self, student_id):
+        """The API's ``student`` for an id, or 404."""
+        return self.view(self.require(student_id))
+
+    def list_views(self):
+        return [self.view(item) for item in self.list_all()]
+
+    def require(self, student_id):
+        """The stored item, or 404 (ids that cannot exist are not looked up)."""
+        item = self.get(student_id) if is_student_id(student_id) else None
+        if item is None:
+            raise NotFound(f"There is no student with ID {student_id}.", code="unknown_student")
+        return item
+
+    def new_upload(self, content_type):
+        """A presigned POST for one photo, under a key the server chooses."""
+        key = f"{self.UPLOAD_PREFIX}{uuid.uuid4().hex}.{PHOTO_TYPES[content_type]}"
+        upload = self._photos.presigned_post(key, content_type, self._max_photo_bytes,
+                                             self.LINK_SECONDS)
+        return {"upload": upload, "photo_key": key, "max_bytes": self._max_photo_bytes,
+                "expires_in": self.LINK_SECONDS}
+
+    # -- registration ----------------------------------------------------------
+    def register(self, student_id, full_name, photo_key):
+        """Check the photo, index the face, store the record; all or nothing.
+
+        Steps, each undone if a later one fails: check the upload (size,
+        type, bytes), one usable face, not someone else's face, index it
+        (ExternalImageId = student_id), copy the photo to its permanent key,
+        delete the upload, write the record (conditional on a new id). After
+        any failure nothing is left: no face, no photo, no record.
+        """
+        if self.get(student_id) is not None:
+            # Cheap early answer before any face work; the conditional put
+            # below is what really decides (two racing requests).
+            raise _duplicate(student_id)
+        rollback = Rollback(self._log)
+        rollback.on_failure("delete upload", self._photos.delete, [photo_key])
+        try:
+            self._check_photo(photo_key)
+            self._refuse_registered_face(photo_key, student_id)
+            face_ids = self._index(rollback, photo_key, student_id)
+            stored_key = self._keep_photo(rollback, photo_key)
+            item = {"student_id": student_id, "full_name": full_name,
+                    "photo_keys": [stored_key], "face_ids": face_ids,
+                    "created_at": self._clock()}
+            try:
+                self.store.create(item)
+            except DuplicateStudent:
+                raise _duplicate(student_id)
+        except Exception:
+            rollback.undo()
+            raise
+        return item
+
+    def add_photo(self, student_id, photo_key):
+        """Add another photo of the same person (at most :attr:`MAX_PHOTOS`)."""
+        student = self.require(student_id)
+        rollback = Rollback(self._log)
+        rollback.on_failure("delete upload", self._photos.delete, [photo_key])
+        try:
+            if len(student.get("photo_keys") or []) >= self.MAX_PHOTOS:
+                raise _too_many(student)
+            self._check_photo(photo_key)
+            self._require_same_face(photo_key, student)
+            face_ids = self._index(rollback, photo_key, student_id)
+            stored_key = self._keep_photo(rollback, photo_key)
+            return self._append_photo(student, stored_key, face_ids)
+        except Exception:
+            rollback.undo()
+            raise
+
+    def delete(self, student_id):
+        """Remove the faces, the photos and the record (in that order).
+
+        The record goes last so that if a step fails, a retry still finds
+        what is left to remove. Attendance rows keep their own copy of the
+        name and are not touched.
+        """
+        student = self.require(student_id)
+        self._faces.delete(student.get("face_ids") or [])
+        self._photos.delete(student.get("photo_keys") or [])
+        if not self.store.delete(student_id):
+            raise NotFound(f"There is no student with ID {student_id}.", code="unknown_student")
+
+    # -- steps -------------------------------------------------------------------
+    def _check_photo(self, photo_key):
+        """Size, type and magic bytes of the upload, then its one usable face."""
+        try:
+            self._photos.inspect(photo_key, PHOTO_TYPES, self._max_photo_bytes)
+        except UploadProblem as problem:
+            raise Unprocessable(str(problem), code="bad_photo", details={"field": "photo_key"})
+        size = image_size(self._photos.read(photo_key))
+        if size is None:
+            raise Unprocessable("The photo is damaged (its size cannot be read). "
+                                "Save it again as JPEG or PNG and upload it.",
+                                code="bad_photo", details={"field": "photo_key"})
+        try:
+            self._faces.check_photo(self._photos.bucket, photo_key, size)
+        except FaceProblem as problem:
+            raise _unprocessable(problem)
+        return size
+
+    def _refuse_registered_face(self, photo_key, student_id):
+        """409 if this face is already registered under another student id."""
+        for match in self._search(photo_key):
+            other = match["student_id"]
+            if other == student_id:
+                continue
+            owner = self.get(other)
+            if owner is None:
+                # A face without a record: left by a crash mid-rollback. It
+                # names nobody, so it must not block a real registration.
+                if self._log:
+                    self._log.warning("face without a student record",
+                                      extra={"face_id": match["face_id"]})
+                continue
+            raise Conflict(
+                f"This face is already registered as {owner['full_name']} "
+                f"(ID {other}). Each person is registered once; add photos to that "
+                "student instead.", code="face_already_registered",
+                details={"field": "photo_key", "student_id": other,
+                         "full_name": owner["full_name"]})
+
+    def _require_same_face(self, photo_key, student):
+        """422 ``face_mismatch`` unless the photo matches the student's face."""
+        own = set(student.get("face_ids") or [])
+        matches = self._search(photo_key)
+        if any(m["face_id"] in own or m["student_id"] == student["student_id"]
+               for m in matches):
+            return
+        raise Unprocessable(
+            f"The face in this photo does not match {student['full_name']}'s registered "
+            "photo. Upload a photo of the same person.", code="face_mismatch",
+            details={"field": "photo_key"})
+
+    def _search(self, photo_key):
+        try:
+            return self._faces.search(self._photos.bucket, photo_key)
+        except FaceProblem as problem:
+            raise _unprocessable(problem)
+
+    def _index(self, rollback, photo_key, student_id):
+        try:
+            face_ids = self._faces.index(self._photos.bucket, photo_key, student_id)
+        except FaceProblem as problem:
+            raise _unprocessable(problem)
+        rollback.on_failure("delete faces", self._faces.delete, face_ids)
+        return face_ids
+
+    def _keep_photo(self, rollback, photo_key):
+        """Copy the upload to its permanent key, then delete the upload."""
+        stored_key = self.STUDENT_PREFIX + photo_key[len(self.UPLOAD_PREFIX):]
+        bucket = self._photos.bucket
+        self._s3.copy_object(Bucket=bucket, Key=stored_key,
+                             CopySource={"Bucket": bucket, "Key": photo_key})
+        rollback.on_failure("delete photo", self._photos.delete, [stored_key])
+        self._photos.delete([photo_key])
+        return stored_key
+
+    def _append_photo(self, student, stored_key, face_ids):
+        """Add the photo and faces to the record, if it exists and has room."""
+        try:
+            return self.store.append_photo(student["student_id"], stored_key, face_ids,
+                                           self.MAX_PHOTOS)
+        except NoRoom:
+            current = self.get(student["student_id"])
+            if current is None:
+                raise NotFound(f"Student {student['student_id']} was deleted meanwhile.",
+                               code="unknown_student")
+            raise _too_many(current)
+
+
+def _duplicate(student_id):
+    return Conflict(f"A student with ID {student_id} is already registered. "
+                    "Check the ID, or add this photo to that student.",
+                    code="duplicate_student_id", details={"field": "student_id"})
+
+
+def _too_many(student):
+    return Conflict(f"{student['full_name']} already has {len(student['photo_keys'])} photos, "
+                    f"the most allowed. Delete the student and register again to "
+                    "change photos.", code="too_many_photos",
+                    details={"field": "photo_key"})
+
+
+def _unprocessable(problem):
+    return Unprocessable(problem.message, code=problem.code, details={"field": "photo_key"})

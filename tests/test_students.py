@@ -1,0 +1,600 @@
+"""Students through the HTTP API: photos, registration rules, rollback, list, delete.
+
+Rekognition is :class:`FakeRekognition` (moto has none of the face calls);
+``test_students_engine.py`` repeats the key rules with real photos against
+the built-in face engine.
+"""
+import base64
+import datetime
+import json
+import urllib.parse
+
+import pytest
+from botocore.exceptions import ClientError
+
+from chalicelib.dynamo import batch_put
+from chalicelib.faces import FaceCollection
+from chalicelib.students import Students
+from test_students_fakes import FakeRekognition, face, jpeg_bytes, png_bytes
+
+
+# -- helpers ------------------------------------------------------------------
+@pytest.fixture
+def rekognition(services):
+    """The fake Rekognition, in this test's services (before first use)."""
+    fake = FakeRekognition(services.clients.client("s3"))
+    services.clients.register("rekognition", fake)
+    return fake
+
+
+@pytest.fixture
+def photos_bucket(services):
+    return services.settings.photos_bucket
+
+
+@pytest.fixture
+def bucket_keys(services, photos_bucket):
+    def keys():
+        s3 = services.clients.client("s3")
+        return sorted(o["Key"] for o in
+                      s3.list_objects_v2(Bucket=photos_bucket).get("Contents", []))
+    return keys
+
+
+@pytest.fixture
+def upload(api, teacher_headers, services, photos_bucket):
+    """Ask for a presigned upload and put ``data`` at its key (as a browser would)."""
+    def do_upload(data, content_type="image/png", headers=teacher_headers):
+        answer = api.http.post("/uploads/photo", headers=headers,
+                               body=json.dumps({"content_type": content_type}))
+        assert answer.status_code == 200, answer.body
+        key = answer.json_body["photo_key"]
+        services.clients.client("s3").put_object(Bucket=photos_bucket, Key=key, Body=data,
+                                                 ContentType=content_type)
+        return key
+    return do_upload
+
+
+@pytest.fixture
+def photo_of(rekognition, upload):
+    """Upload a photo of ``person`` (one good face unless ``faces`` says otherwise)."""
+    def make(person=None, faces=None, size=(640, 480)):
+        faces = [face(person)] if faces is None else faces
+        return upload(rekognition.describe(png_bytes(*size), faces))
+    return make
+
+
+@pytest.fixture
+def register(api, teacher_headers):
+    def do_register(student_id, full_name, photo_key, headers=teacher_headers):
+        return api.http.post("/students", headers=headers, body=json.dumps(
+            {"student_id": student_id, "full_name": full_name, "photo_key": photo_key}))
+    return do_register
+
+
+@pytest.fixture
+def add_photo(api, teacher_headers):
+    def do_add(student_id, photo_key):
+        return api.http.post(f"/students/{student_id}/photos", headers=teacher_headers,
+                             body=json.dumps({"photo_key": photo_key}))
+    return do_add
+
+
+def error_of(response):
+    return response.json_body["error"]
+
+
+def fail_once(client, event, code="InternalError"):
+    """Make the next call of ``event`` on ``client`` fail, as AWS would."""
+    def handler(**kwargs):
+        client.meta.events.unregister(event, handler)
+        raise ClientError({"Error": {"Code": code, "Message": "injected failure"}},
+                          event.rsplit(".", 1)[-1])
+    client.meta.events.register(event, handler)
+
+
+# -- presigned upload -----------------------------------------------------------
+def test_photo_upload_is_a_presigned_post_limited_to_one_key_type_and_size(
+        api, teacher_headers, services, photos_bucket):
+    answer = api.http.post("/uploads/photo", headers=teacher_headers,
+                           body=json.dumps({"content_type": "image/jpeg"}))
+    assert answer.status_code == 200
+    body = answer.json_body
+    key = body["photo_key"]
+    assert key.startswith("photos/uploads/") and key.endswith(".jpg")
+    assert body["max_bytes"] == services.settings.max_photo_bytes == 5 * 1024 ** 2
+    assert body["expires_in"] == 300
+    fields = body["upload"]["fields"]
+    assert fields["key"] == key and fields["Content-Type"] == "image/jpeg"
+    policy = json.loads(base64.b64decode(fields["policy"]))
+    conditions = policy["conditions"]
+    assert {"bucket": photos_bucket} in conditions
+    assert {"key": key} in conditions
+    assert {"Content-Type": "image/jpeg"} in conditions
+    assert ["content-length-range", 1, 5 * 1024 ** 2] in conditions
+    expires = datetime.datetime.strptime(policy["expiration"], "%Y-%m-%dT%H:%M:%SZ")
+    left = (expires - datetime.datetime.utcnow()).total_seconds()
+    assert 240 < left <= 301
+    # Each request gets its own key: one upload cannot overwrite another's.
+    again = api.http.post("/uploads/photo", headers=teacher_headers,
+                          body=json.dumps({"content_type": "image/png"}))
+    assert again.json_body["photo_key"] != key and again.json_body["photo_key"].endswith(".png")
+
+
+@pytest.mark.parametrize("body", [{}, {"content_type": "image/gif"},
+                                  {"content_type": "video/mp4"}, {"content_type": 3}])
+def test_photo_upload_refuses_other_types(api, teacher_headers, body):
+    answer = api.http.post("/uploads/photo", headers=teacher_headers, body=json.dumps(body))
+    assert answer.status_code == 400
+    assert error_of(answer)["details"]["field"] == "content_type"
+    assert "image/jpeg" in error_of(answer)["message"]
+
+
+def test_photo_upload_needs_sign_in(api):
+    answer = api.http.post("/uploads/photo", headers={"Content-Type": "application/json"},
+                           body=json.dumps({"content_type": "image/png"}))
+    assert answer.status_code == 401
+
+
+# -- registration ---------------------------------------------------------------
+def test_teacher_registers_a_student_with_one_face(
+        register, photo_of, rekognition, services, bucket_keys):
+    key = photo_of("ada")
+    answer = register("S-001", "  Ada Lovelace  ", key)
+    assert answer.status_code == 201, answer.body
+    student = answer.json_body["student"]
+    assert student["student_id"] == "S-001"
+    assert student["full_name"] == "Ada Lovelace"  # trimmed
+    assert student["photo_count"] == 1 and student["face_count"] == 1
+    created = datetime.datetime.fromisoformat(student["created_at"])
+    assert created.utcoffset() == datetime.timedelta(0)
+    assert abs((datetime.datetime.now(datetime.timezone.utc) - created).total_seconds()) < 60
+    # The photo moved from the upload key to a permanent one; the upload is gone.
+    [stored_key] = student["photo_keys"]
+    assert stored_key.startswith("photos/students/")
+    assert bucket_keys() == [stored_key]
+    url = urllib.parse.urlparse(student["photo_url"])
+    assert urllib.parse.unquote(url.path).endswith(stored_key)
+    # The face's ExternalImageId is the student_id; the record keeps its face id.
+    item = services.students.get("S-001")
+    assert item["face_ids"] == rekognition.faces_of("S-001")
+    assert item["photo_keys"] == [stored_key]
+    assert "face_ids" not in student
+    index_call = rekognition.calls.index("IndexFaces")
+    assert rekognition.calls[:index_call] == ["DetectFaces", "SearchFacesByImage"]
+
+
+def test_index_faces_keeps_the_largest_face_only_and_filters_quality(services, rekognition):
+    """IndexFaces is called with MaxFaces=1 and QualityFilter=AUTO."""
+    seen = {}
+    real = rekognition.index_faces
+
+    def spy(**params):
+        seen.update(params)
+        return real(**params)
+    rekognition.index_faces = spy
+    s3 = services.clients.client("s3")
+    bucket = services.settings.photos_bucket
+    s3.put_object(Bucket=bucket, Key="k.png", Body=rekognition.describe(png_bytes(),
+                                                                        [face("x")]))
+    services.faces.index(bucket, "k.png", "S1")
+    assert seen["MaxFaces"] == 1 and seen["QualityFilter"] == "AUTO"
+    assert seen["ExternalImageId"] == "S1"
+
+
+def test_a_unicode_name_is_kept_and_never_used_as_the_face_id(register, photo_of,
+                                                            rekognition):
+    answer = register("x.y_z-1:2", "Zoë 李小龍 O'Brien", photo_of("zoe"))
+    assert answer.status_code == 201
+    assert answer.json_body["student"]["full_name"] == "Zoë 李小龍 O'Brien"
+    assert {f["external_id"] for f in rekognition.faces.values()} == {"x.y_z-1:2"}
+
+
+@pytest.mark.parametrize("field,value", [
+    ("student_id", ""), ("student_id", "has space"), ("student_id", "élève"),
+    ("student_id", "a/b"), ("student_id", "x" * 65), ("student_id", 12),
+    ("full_name", ""), ("full_name", "   "), ("full_name", "n" * 201),
+    ("full_name", "two\nlines"), ("full_name", None),
+    ("photo_key", "photos/students/0123456789abcdef0123456789abcdef.png"),
+    ("photo_key", "videos/x.mp4"), ("photo_key", "photos/uploads/../x.png"),
+])
+def test_bad_fields_are_400_naming_the_field_and_change_nothing(
+        register, photo_of, field, value, rekognition, services, bucket_keys):
+    body = {"student_id": "S1", "full_name": "Ada", "photo_key": photo_of("ada")}
+    body[field] = value
+    answer = register(body["student_id"], body["full_name"], body["photo_key"])
+    assert answer.status_code == 400
+    assert error_of(answer)["details"]["field"] == field
+    assert rekognition.calls == [] and services.students.list_all() == []
+
+
+def test_a_200_character_name_and_64_character_id_are_fine(register, photo_of):
+    answer = register("i" * 64, "é" * 200, photo_of("long"))
+    assert answer.status_code == 201
+
+
+def nothing_left(services, rekognition, bucket_keys, student_id, keep_keys=()):
+    assert rekognition.faces_of(student_id) == []
+    assert services.students.get(student_id) is None
+    assert bucket_keys() == sorted(keep_keys)
+    return True
+
+
+@pytest.mark.parametrize("faces,code,words", [
+    ([], "no_face", "No face"),
+    ([face("a"), face("b", left=0.0)], "several_faces", "2 faces"),
+    ([face("a", width=0.1, height=0.1)], "face_too_small", "closer"),
+    ([face("a", sharpness=3.0)], "face_unclear", "blurred"),
+    ([face("a", brightness=5.0)], "face_unclear", "dark"),
+    ([face("a", brightness=99.5)], "face_unclear", "bright"),
+    ([face("a", indexable=False)], "face_unclear", "low sharpness"),
+])
+def test_photo_without_one_usable_face_is_422_and_leaves_nothing(
+        register, photo_of, faces, code, words, services, rekognition, bucket_keys):
+    answer = register("S1", "Ada", photo_of(faces=faces))
+    assert answer.status_code == 422
+    assert error_of(answer)["code"] == code
+    assert words in error_of(answer)["message"]
+    assert error_of(answer)["details"]["field"] == "photo_key"
+    assert nothing_left(services, rekognition, bucket_keys, "S1")
+
+
+def test_low_confidence_detections_do_not_count_as_faces(register, photo_of):
+    photo = photo_of(faces=[face("a"), face("poster", left=0.0, confidence=60.0)])
+    assert register("S1", "Ada", photo).status_code == 201
+
+
+def test_face_size_is_measured_in_pixels_of_the_image(register, photo_of):
+    # The same relative box is too small in a small photo, fine in a large one.
+    small_face = [face("a", width=0.2, height=0.2)]
+    small = register("S1", "Ada", photo_of(faces=small_face, size=(300, 300)))
+    assert error_of(small)["code"] == "face_too_small"
+    assert "60 pixels" in error_of(small)["message"]
+    big = register("S1", "Ada", photo_of(faces=small_face, size=(1200, 900)))
+    assert big.status_code == 201
+
+
+def test_face_pixels_is_the_same_for_a_rotated_photo():
+    box = {"Width": 0.2, "Height": 0.3, "Left": 0, "Top": 0}
+    upright = FaceCollection.face_pixels(box, (1000, 600))
+    rotated = FaceCollection.face_pixels({**box, "Width": 0.3, "Height": 0.2}, (600, 1000))
+    assert upright == pytest.approx(rotated) == pytest.approx((200 * 180) ** 0.5)
+
+
+@pytest.mark.parametrize("data,content_type,words", [
+    (b"GIF89a" + b"\0" * 100, "image/png", "not a JPG, PNG file"),
+    (b"%PDF-1.7 not a photo", "image/jpeg", "not a JPG, PNG file"),
+    (b"", "image/png", "empty"),
+    (b"\x89PNG\r\n\x1a\n" + b"\0" * (5 * 1024 ** 2), "image/png", "limit is"),
+    (b"\xff\xd8\xff\xe0" + b"\0" * 40, "image/jpeg", "damaged"),
+])
+def test_bad_files_are_422_bad_photo_and_are_deleted(
+        register, upload, data, content_type, words, services, rekognition, bucket_keys):
+    answer = register("S1", "Ada", upload(data, content_type))
+    assert answer.status_code == 422
+    assert error_of(answer)["code"] == "bad_photo"
+    assert words in error_of(answer)["message"]
+    assert rekognition.calls == []
+    assert nothing_left(services, rekognition, bucket_keys, "S1")
+
+
+def test_a_photo_that_was_never_uploaded_is_422(register, api, teacher_headers,
+                                               rekognition):
+    key = api.http.post("/uploads/photo", headers=teacher_headers,
+                        body=json.dumps({"content_type": "image/png"})).json_body["photo_key"]
+    answer = register("S1", "Ada", key)
+    assert answer.status_code == 422 and error_of(answer)["code"] == "bad_photo"
+    assert "Upload it again" in error_of(answer)["message"]
+
+
+def test_a_jpeg_photo_is_measured_too(register, upload, rekognition):
+    photo = rekognition.describe(jpeg_bytes(800, 600), [face("a", width=0.15, height=0.15)])
+    answer = register("S1", "Ada", upload(photo, "image/jpeg"))
+    # sqrt(0.15 * 800 * 0.15 * 600) = 104 px: fine; the size came from the JPEG header.
+    assert answer.status_code == 201, answer.body
+
+
+def test_the_same_face_under_another_id_is_409_naming_that_student(
+        register, photo_of, services, rekognition, bucket_keys):
+    first = register("S1", "Ada Lovelace", photo_of("ada"))
+    kept = first.json_body["student"]["photo_keys"]
+    answer = register("S2", "Someone Else", photo_of("ada"))
+    assert answer.status_code == 409
+    error = error_of(answer)
+    assert error["code"] == "face_already_registered"
+    assert "Ada Lovelace" in error["message"] and "S1" in error["message"]
+    assert error["details"]["student_id"] == "S1"
+    assert nothing_left(services, rekognition, bucket_keys, "S2", keep_keys=kept)
+    assert len(rekognition.faces_of("S1")) == 1
+
+
+def test_duplicate_id_is_409_and_leaves_the_first_student_alone(
+        register, photo_of, services, rekognition, bucket_keys):
+    first = register("S1", "Ada", photo_of("ada")).json_body["student"]
+    faces_before = dict(rekognition.faces)
+    table = services.clients.table(services.settings.students_table)
+    table.scan = lambda **kw: pytest.fail("a registration must never scan the table")
+    answer = register("S1", "Bob", photo_of("bob"))
+    assert answer.status_code == 409
+    assert error_of(answer)["code"] == "duplicate_student_id"
+    assert error_of(answer)["details"]["field"] == "student_id"
+    assert services.students.get("S1")["full_name"] == "Ada"
+    assert rekognition.faces == faces_before
+    assert first["photo_keys"][0] in bucket_keys()
+
+
+def test_the_conditional_write_decides_a_race_for_one_id(
+        register, photo_of, services, rekognition, bucket_keys):
+    """Another registration of S1 lands between our checks and our write."""
+    rival = {"student_id": "S1", "full_name": "Rival", "photo_keys": [], "face_ids": [],
+             "created_at": "2024-01-01T00:00:00+00:00"}
+    real_index = rekognition.index_faces
+
+    def index_then_rival_writes(**params):
+        answer = real_index(**params)
+        services.students.store.create(dict(rival))
+        return answer
+    rekognition.index_faces = index_then_rival_writes
+    answer = register("S1", "Ada", photo_of("ada"))
+    assert answer.status_code == 409 and error_of(answer)["code"] == "duplicate_student_id"
+    assert services.students.get("S1") == rival  # untouched
+    assert rekognition.faces == {} and bucket_keys() == []
+
+
+# Each step of a registration, and how to make exactly that step fail.
+FAILURES = {
+    "inspect the upload": ("s3", "before-call.s3.HeadObject"),
+    "detect faces": ("rekognition", "DetectFaces"),
+    "search the collection": ("rekognition", "SearchFacesByImage"),
+    "index the face": ("rekognition", "IndexFaces"),
+    "copy the photo": ("s3", "before-call.s3.CopyObject"),
+    "delete the upload": ("s3", "before-call.s3.DeleteObjects"),
+    "write the record": ("dynamodb", "before-call.dynamodb.PutItem"),
+}
+
+
+@pytest.mark.parametrize("step", list(FAILURES))
+def test_a_failure_at_any_step_undoes_every_earlier_step(
+        step, register, photo_of, services, rekognition, bucket_keys):
+    key = photo_of("ada")
+    kind, target = FAILURES[step]
+    if kind == "rekognition":
+        rekognition.fail[target] = "InternalServerError"
+    elif kind == "s3":
+        fail_once(services.clients.client("s3"), target)
+    else:
+        table = services.clients.table(services.settings.students_table)
+        fail_once(table.meta.client, target)
+    answer = register("S1", "Ada", key)
+    assert answer.status_code == 500
+    assert error_of(answer)["code"] == "internal_error"
+    assert "injected" not in answer.body.decode()
+    assert nothing_left(services, rekognition, bucket_keys, "S1")
+    # And the same request then works: nothing in the way was left behind.
+    retry = register("S1", "Ada", photo_of("ada"))
+    assert retry.status_code == 201, retry.body
+
+
+def test_a_failing_undo_step_does_not_stop_the_others(
+        register, photo_of, services, rekognition, bucket_keys):
+    rekognition.fail["DeleteFaces"] = "InternalServerError"  # undoing the face fails
+    fail_once(services.clients.table(services.settings.students_table).meta.client,
+              "before-call.dynamodb.PutItem")
+    answer = register("S1", "Ada", photo_of("ada"))
+    assert answer.status_code == 500
+    assert services.students.get("S1") is None
+    assert bucket_keys() == []  # photo and upload still removed
+    # The face that could not be removed names nobody, so it blocks nothing.
+    assert len(rekognition.faces_of("S1")) == 1
+    assert register("S2", "Ada", photo_of("ada")).status_code == 201
+
+
+# -- adding photos ---------------------------------------------------------------
+def test_a_second_photo_of_the_same_person_is_added(
+        register, add_photo, photo_of, services, rekognition, bucket_keys):
+    register("S1", "Ada", photo_of("ada"))
+    answer = add_photo("S1", photo_of("ada"))
+    assert answer.status_code == 200, answer.body
+    student = answer.json_body["student"]
+    assert student["photo_count"] == 2 and student["face_count"] == 2
+    assert all(k.startswith("photos/students/") for k in student["photo_keys"])
+    assert bucket_keys() == sorted(student["photo_keys"])
+    assert sorted(services.students.get("S1")["face_ids"]) == sorted(
+        rekognition.faces_of("S1"))
+
+
+def test_a_photo_of_someone_else_is_face_mismatch(
+        register, add_photo, photo_of, services, rekognition, bucket_keys):
+    kept = register("S1", "Ada", photo_of("ada")).json_body["student"]["photo_keys"]
+    register("S2", "Bob", photo_of("bob"))
+    before = services.students.get("S1")
+    for stranger in ("carol", "bob"):  # unknown, and another registered student
+        answer = add_photo("S1", photo_of(stranger))
+        assert answer.status_code == 422
+        assert error_of(answer)["code"] == "face_mismatch"
+        assert "Ada" in error_of(answer)["message"]
+    assert services.students.get("S1") == before
+    assert len(rekognition.faces_of("S1")) == 1
+    assert set(kept) <= set(bucket_keys()) and len(bucket_keys()) == 2
+
+
+def test_added_photos_follow_the_photo_rules(register, add_photo, photo_of, bucket_keys):
+    kept = register("S1", "Ada", photo_of("ada")).json_body["student"]["photo_keys"]
+    answer = add_photo("S1", photo_of(faces=[face("ada"), face("bob", left=0)]))
+    assert answer.status_code == 422 and error_of(answer)["code"] == "several_faces"
+    assert bucket_keys() == kept
+
+
+def test_at_most_five_photos(register, add_photo, photo_of, services, rekognition,
+                             bucket_keys):
+    register("S1", "Ada", photo_of("ada"))
+    for _ in range(4):
+        assert add_photo("S1", photo_of("ada")).status_code == 200
+    answer = add_photo("S1", photo_of("ada"))
+    assert answer.status_code == 409
+    assert error_of(answer)["code"] == "too_many_photos"
+    assert "5 photos" in error_of(answer)["message"]
+    assert len(services.students.get("S1")["photo_keys"]) == 5
+    assert len(rekognition.faces_of("S1")) == 5 and len(bucket_keys()) == 5
+
+
+def test_the_limit_holds_when_photos_race(register, add_photo, photo_of, services,
+                                          rekognition, bucket_keys):
+    """The record filled up between our count and our write: the update's condition says no."""
+    register("S1", "Ada", photo_of("ada"))
+    for _ in range(3):
+        add_photo("S1", photo_of("ada"))
+    store = services.students.store
+    real_index = rekognition.index_faces
+
+    def index_then_rival_adds(**params):
+        answer = real_index(**params)
+        rekognition.index_faces = real_index
+        store.append_photo("S1", "photos/students/rival.png", ["rival-face"], 5)
+        return answer
+    rekognition.index_faces = index_then_rival_adds
+    answer = add_photo("S1", photo_of("ada"))
+    assert answer.status_code == 409 and error_of(answer)["code"] == "too_many_photos"
+    item = services.students.get("S1")
+    assert len(item["photo_keys"]) == 5
+    assert len(rekognition.faces_of("S1")) == 4  # our new face was undone
+    assert len(bucket_keys()) == 4  # 4 real photos (the rival's key is only a name)
+
+
+def test_adding_to_a_student_deleted_meanwhile_is_404_and_undone(
+        register, add_photo, photo_of, services, rekognition, bucket_keys):
+    register("S1", "Ada", photo_of("ada"))
+    real_index = rekognition.index_faces
+
+    def index_then_deleted(**params):
+        answer = real_index(**params)
+        services.students.store.delete("S1")
+        return answer
+    rekognition.index_faces = index_then_deleted
+    answer = add_photo("S1", photo_of("ada"))
+    assert answer.status_code == 404
+    assert services.students.get("S1") is None  # not recreated by the update
+    assert len(rekognition.faces_of("S1")) == 1 and len(bucket_keys()) == 1
+
+
+@pytest.mark.parametrize("step", ["index the face", "copy the photo", "update the record"])
+def test_a_failed_addition_is_undone(step, register, add_photo, photo_of, services,
+                                     rekognition, bucket_keys):
+    kept = register("S1", "Ada", photo_of("ada")).json_body["student"]["photo_keys"]
+    before = services.students.get("S1")
+    if step == "index the face":
+        rekognition.fail["IndexFaces"] = "InternalServerError"
+    elif step == "copy the photo":
+        fail_once(services.clients.client("s3"), "before-call.s3.CopyObject")
+    else:
+        fail_once(services.clients.table(services.settings.students_table).meta.client,
+                  "before-call.dynamodb.UpdateItem")
+    assert add_photo("S1", photo_of("ada")).status_code == 500
+    assert services.students.get("S1") == before
+    assert len(rekognition.faces_of("S1")) == 1 and bucket_keys() == kept
+
+
+def test_adding_to_an_unknown_student_is_404(add_photo, photo_of):
+    answer = add_photo("nobody", photo_of("ada"))
+    assert answer.status_code == 404
+    assert error_of(answer)["code"] == "unknown_student"
+
+
+# -- reading -----------------------------------------------------------------------
+def test_one_student_and_404(api, teacher_headers, register, photo_of):
+    register("S1", "Ada", photo_of("ada"))
+    answer = api.http.get("/students/S1", headers=teacher_headers)
+    assert answer.status_code == 200
+    assert set(answer.json_body["student"]) == {
+        "student_id", "full_name", "photo_keys", "photo_count", "face_count",
+        "created_at", "photo_url"}
+    for missing in ("S2", "not%20an%20id"):
+        gone = api.http.get(f"/students/{missing}", headers=teacher_headers)
+        assert gone.status_code == 404 and error_of(gone)["code"] == "unknown_student"
+
+
+def test_a_roster_of_1000_is_listed_completely_sorted_with_photo_links(
+        api, teacher_headers, services):
+    """1,000 records of about 1.5 kB: more than one 1 MB scan page."""
+    table = services.clients.table(services.settings.students_table)
+    names = [f"Student {n:04d}" for n in range(1000)]
+    batch_put(table, ({"student_id": f"S{n:04d}", "full_name": names[n],
+                       "photo_keys": [f"photos/students/{n:032x}.jpg"],
+                       "face_ids": [f"face-{n}"], "created_at": "2024-01-01T00:00:00+00:00",
+                       "padding": "x" * 1500}
+                      for n in reversed(range(1000))))
+    pages = []
+    real_scan = table.scan
+    table.scan = lambda **kw: pages.append(kw) or real_scan(**kw)
+    answer = api.http.get("/students", headers=teacher_headers)
+    assert answer.status_code == 200
+    students = answer.json_body["students"]
+    assert len(pages) >= 2  # the list went past the first page
+    assert [s["full_name"] for s in students] == names
+    assert len({s["student_id"] for s in students}) == 1000
+    for student in (students[0], students[-1]):
+        query = urllib.parse.parse_qs(urllib.parse.urlparse(student["photo_url"]).query)
+        expires = query.get("X-Amz-Expires") or query.get("Expires")
+        assert expires is not None
+        assert student["photo_keys"][0].split("/")[-1] in student["photo_url"]
+    assert "X-Amz-Expires=300" in students[0]["photo_url"] or \
+        "Expires=" in students[0]["photo_url"]
+
+
+def test_list_sorts_by_name_ignoring_case_and_accents(api, teacher_headers, services):
+    for sid, name in [("1", "zoe"), ("2", "Émile"), ("3", "Adam"), ("4", "eve"),
+                      ("5", "Emma")]:
+        services.students.store.create({"student_id": sid, "full_name": name,
+                                        "photo_keys": [], "face_ids": [],
+                                        "created_at": "2024-01-01T00:00:00+00:00"})
+    names = [s["full_name"] for s in
+             api.http.get("/students", headers=teacher_headers).json_body["students"]]
+    assert names == ["Adam", "Émile", "Emma", "eve", "zoe"]
+    assert [s["full_name"] for s in services.students.list_all()] == names
+
+
+# -- deleting ----------------------------------------------------------------------
+def test_admin_deletes_faces_record_and_photos(
+        api, admin_headers, register, add_photo, photo_of, services, rekognition,
+        bucket_keys):
+    register("S1", "Ada", photo_of("ada"))
+    add_photo("S1", photo_of("ada"))
+    kept = register("S2", "Bob", photo_of("bob")).json_body["student"]["photo_keys"]
+    attendance = services.clients.table(services.settings.attendance_table)
+    attendance.put_item(Item={"session_id": "sess1", "student_id": "S1",
+                              "full_name": "Ada", "status": "PRESENT"})
+    answer = api.http.delete("/students/S1", headers=admin_headers)
+    assert answer.status_code == 204
+    assert rekognition.faces_of("S1") == [] and len(rekognition.faces_of("S2")) == 1
+    assert services.students.get("S1") is None
+    assert bucket_keys() == kept
+    # Past attendance keeps the name it was taken under.
+    row = attendance.get_item(Key={"session_id": "sess1", "student_id": "S1"})["Item"]
+    assert row["full_name"] == "Ada"
+    # The face is free again: the same person can be registered anew.
+    assert register("S3", "Ada", photo_of("ada")).status_code == 201
+    again = api.http.delete("/students/S1", headers=admin_headers)
+    assert again.status_code == 404
+
+
+def test_teachers_may_not_delete(api, teacher_headers, register, photo_of, services):
+    register("S1", "Ada", photo_of("ada"))
+    answer = api.http.delete("/students/S1", headers=teacher_headers)
+    assert answer.status_code == 403
+    assert services.students.get("S1") is not None
+
+
+def test_a_failed_delete_can_be_retried(api, admin_headers, register, photo_of, services,
+                                        rekognition, bucket_keys):
+    register("S1", "Ada", photo_of("ada"))
+    fail_once(services.clients.client("s3"), "before-call.s3.DeleteObjects")
+    assert api.http.delete("/students/S1", headers=admin_headers).status_code == 500
+    assert services.students.get("S1") is not None  # the record goes last
+    assert api.http.delete("/students/S1", headers=admin_headers).status_code == 204
+    assert rekognition.faces_of("S1") == [] and bucket_keys() == []
+
+
+def test_upload_keys_follow_the_pattern_the_registration_accepts(services):
+    import re
+    key = services.students.new_upload("image/png")["photo_key"]
+    assert re.fullmatch(Students.UPLOAD_KEY_PATTERN, key)

@@ -1,0 +1,148 @@
+"""An in-memory Rekognition stand-in for the students tests.
+
+moto has no DetectFaces, IndexFaces, SearchFacesByImage or DeleteFaces. This
+fake answers them for photos the test describes (who is in the photo, where,
+how sharp), reading the photo from S3 just as Rekognition would, and it
+checks every request and answer against botocore's own Rekognition model,
+so the code under test cannot drift from the real API's shapes.
+"""
+import hashlib
+import io
+import itertools
+import uuid
+
+import botocore.session
+from botocore.exceptions import ClientError
+from botocore.validate import validate_parameters
+from PIL import Image
+
+_MODEL = botocore.session.get_session().get_service_model("rekognition")
+_colours = itertools.count(1)
+
+
+def face(person, left=0.3, top=0.2, width=0.4, height=0.5, sharpness=80.0,
+         brightness=60.0, confidence=99.9, indexable=True):
+    """One face in a described photo (box as fractions of the image)."""
+    return {"person": person, "box": {"Left": left, "Top": top, "Width": width,
+                                      "Height": height},
+            "sharpness": sharpness, "brightness": brightness, "confidence": confidence,
+            "indexable": indexable}
+
+
+def png_bytes(width=640, height=480):
+    """A real PNG, a different colour each call (so each photo's bytes differ)."""
+    n = next(_colours)
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (n % 251, n // 251 % 251, 77)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def jpeg_bytes(width=640, height=480):
+    n = next(_colours)
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (n % 251, 33, n // 251 % 251)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def _error(code, message="injected"):
+    return ClientError({"Error": {"Code": code, "Message": message}}, "Fake")
+
+
+class FakeRekognition:
+    def __init__(self, s3):
+        self._s3 = s3
+        self._photos = {}       # sha256 of bytes -> [face, ...]
+        self.faces = {}         # face_id -> {"person", "external_id"}
+        self.calls = []         # operation names, in order
+        self.fail = {}          # operation name -> error code to raise once
+
+    # -- test side -----------------------------------------------------------
+    def describe(self, data, faces):
+        """Say who is in the photo with these bytes."""
+        self._photos[hashlib.sha256(data).hexdigest()] = list(faces)
+        return data
+
+    def faces_of(self, external_id):
+        return [fid for fid, f in self.faces.items() if f["external_id"] == external_id]
+
+    # -- API side ------------------------------------------------------------
+    def _enter(self, operation, params):
+        validate_parameters(params, _MODEL.operation_model(operation).input_shape)
+        self.calls.append(operation)
+        code = self.fail.pop(operation, None)
+        if code:
+            raise _error(code)
+
+    @staticmethod
+    def _answer(operation, answer):
+        validate_parameters(answer, _MODEL.operation_model(operation).output_shape)
+        return answer
+
+    def _faces_in(self, image):
+        s3obj = image["S3Object"]
+        try:
+            data = self._s3.get_object(Bucket=s3obj["Bucket"], Key=s3obj["Name"])["Body"].read()
+        except ClientError:
+            raise _error("InvalidS3ObjectException", "Unable to get object metadata from S3.")
+        described = self._photos.get(hashlib.sha256(data).hexdigest())
+        if described is None:
+            raise _error("InvalidImageFormatException", "Request has invalid image format")
+        return described
+
+    @staticmethod
+    def _detail(f):
+        return {"BoundingBox": f["box"], "Confidence": f["confidence"],
+                "Quality": {"Sharpness": f["sharpness"], "Brightness": f["brightness"]}}
+
+    @staticmethod
+    def _largest(faces):
+        return max(faces, key=lambda f: f["box"]["Width"] * f["box"]["Height"])
+
+    def detect_faces(self, **params):
+        self._enter("DetectFaces", params)
+        faces = self._faces_in(params["Image"])
+        return self._answer("DetectFaces", {"FaceDetails": [self._detail(f) for f in faces]})
+
+    def search_faces_by_image(self, **params):
+        self._enter("SearchFacesByImage", params)
+        faces = self._faces_in(params["Image"])
+        if not faces:
+            raise _error("InvalidParameterException", "There are no faces in the image.")
+        probe = self._largest(faces)
+        matches = [{"Similarity": 99.0,
+                    "Face": {"FaceId": fid, "ExternalImageId": f["external_id"],
+                             "Confidence": 99.9}}
+                   for fid, f in self.faces.items() if f["person"] == probe["person"]]
+        matches = [m for m in matches
+                   if m["Similarity"] >= params.get("FaceMatchThreshold", 80.0)]
+        return self._answer("SearchFacesByImage", {
+            "SearchedFaceBoundingBox": probe["box"], "SearchedFaceConfidence": 99.9,
+            "FaceMatches": matches[:params.get("MaxFaces", 4096)]})
+
+    def index_faces(self, **params):
+        self._enter("IndexFaces", params)
+        faces = sorted(self._faces_in(params["Image"]),
+                       key=lambda f: -f["box"]["Width"] * f["box"]["Height"])
+        kept = faces[:params.get("MaxFaces", 100)]
+        records, unindexed = [], []
+        for f in kept:
+            if not f["indexable"]:
+                unindexed.append({"Reasons": ["LOW_SHARPNESS"], "FaceDetail": self._detail(f)})
+                continue
+            face_id = str(uuid.uuid4())
+            self.faces[face_id] = {"person": f["person"],
+                                   "external_id": params.get("ExternalImageId")}
+            records.append({"Face": {"FaceId": face_id, "BoundingBox": f["box"],
+                                     "ExternalImageId": params.get("ExternalImageId"),
+                                     "Confidence": f["confidence"]},
+                            "FaceDetail": self._detail(f)})
+        unindexed += [{"Reasons": ["EXCEEDS_MAX_FACES"], "FaceDetail": self._detail(f)}
+                      for f in faces[len(kept):]]
+        return self._answer("IndexFaces", {"FaceRecords": records,
+                                           "UnindexedFaces": unindexed})
+
+    def delete_faces(self, **params):
+        self._enter("DeleteFaces", params)
+        deleted = [fid for fid in params["FaceIds"] if self.faces.pop(fid, None)]
+        # Like the service, leave DeletedFaces out rather than send an empty list.
+        return self._answer("DeleteFaces", {"DeletedFaces": deleted} if deleted else {})
