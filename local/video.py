@@ -1,0 +1,321 @@
+"""Video in, face tracks out: streaming decode, sampling, parallel segments.
+
+A video is decoded as a stream with PyAV (FFmpeg: MP4, MOV, AVI, MKV with
+H.264 and the other usual codecs) in a background thread, so decoding (which
+releases the GIL and runs in FFmpeg's own threads) overlaps detection. Only
+the sampled frames (``sample_fps``, default 2 per second) are converted to
+arrays; memory does not grow with the video's length.
+
+Both cores: the video is cut into time segments analysed by a pool of worker
+processes (dlib's ResNet holds the GIL, so threads would not do), each
+seeking to its own start; tracks that cross a cut are stitched back together
+so one continuous appearance keeps one index.
+"""
+import atexit
+import math
+import multiprocessing
+import os
+import queue
+import sys
+import threading
+import types
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, asdict
+
+import numpy as np
+
+
+class VideoError(Exception):
+    """The file cannot be analysed; the message says why (for StatusMessage)."""
+
+
+@dataclass
+class VideoSettings:
+    """How a video is analysed. Every field can be set by the endpoint's caller.
+
+    sample_fps: frames analysed per second of video; timestamps are accurate
+        to one interval (1 / sample_fps).
+    scan_interval_s: a whole frame is searched for new faces this often
+        (upsampled, so 40 px faces are found); in between, known faces are
+        followed cheaply. A face that appears between two scans is found at
+        the next one and traced back through the frames in between.
+    max_misses: samples a face may go unseen before its track ends (so a
+        blink or a turned head does not split one appearance in two).
+    descriptors_per_track: how many of a track's best frames are described.
+    workers: worker processes (0 = analyse in the calling thread).
+    min_segment_s: shortest segment worth a worker of its own.
+    """
+    sample_fps: float = 2.0
+    scan_interval_s: float = 2.0
+    max_misses: int = 2
+    descriptors_per_track: int = 2
+    workers: int = 2
+    min_segment_s: float = 8.0
+
+    @classmethod
+    def from_env(cls, environ=None, **overrides):
+        """Settings from ROLLCALL_FACE_* variables (e.g. ROLLCALL_FACE_SAMPLE_FPS)."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for name, field_type in (("sample_fps", float), ("scan_interval_s", float),
+                                 ("max_misses", int), ("descriptors_per_track", int),
+                                 ("workers", int), ("min_segment_s", float)):
+            raw = environ.get("ROLLCALL_FACE_" + name.upper())
+            if raw not in (None, ""):
+                values[name] = field_type(raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+@dataclass
+class VideoInfo:
+    duration_s: float
+    fps: float
+    width: int
+    height: int
+    codec: str
+    format: str
+    color_range: str
+
+    def metadata(self):
+        """Rekognition's VideoMetadata shape."""
+        return {"Codec": self.codec, "DurationMillis": int(round(self.duration_s * 1000)),
+                "Format": self.format, "FrameRate": round(float(self.fps), 3),
+                "FrameHeight": self.height, "FrameWidth": self.width,
+                "ColorRange": self.color_range}
+
+
+_FORMAT_NAMES = {"mov,mp4,m4a,3gp,3g2,mj2": "QuickTime / MOV", "avi": "AVI",
+                 "matroska,webm": "Matroska / WebM"}
+
+
+def _open(path):
+    import av
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
+        raise VideoError("Unsupported codec/format: the file is not a video FFmpeg can "
+                         f"read ({exc.__class__.__name__})") from exc
+    if not container.streams.video:
+        container.close()
+        raise VideoError("Unsupported codec/format: the file has no video stream")
+    return container
+
+
+def probe(path):
+    """Duration, frame rate, size and codec of a video file (VideoError if unreadable)."""
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        fps = float(stream.average_rate or stream.base_rate or stream.guessed_rate or 0)
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1_000_000.0
+        else:
+            duration = 0.0
+        if not ctx.width or not ctx.height or duration <= 0:
+            raise VideoError("Unsupported codec/format: the video stream has no frames")
+        color_range = "FULL" if str(getattr(ctx, "color_range", "")).endswith("2") else "LIMITED"
+        return VideoInfo(duration_s=duration, fps=fps, width=ctx.width, height=ctx.height,
+                         codec=ctx.name, format=_FORMAT_NAMES.get(container.format.name,
+                                                                  container.format.name),
+                         color_range=color_range)
+
+
+def sampled_frames(path, sample_fps, first_k=0, end_k=None, queue_size=4):
+    """Yield (k, seconds, rgb) for sample k = first_k .. end_k-1 (time k / sample_fps).
+
+    For each sample time the first frame at or after it is used. Decoding runs
+    in a thread and hands frames over through a small queue, so at most a few
+    frames are held at once. Raises VideoError if the stream is corrupt or
+    ends well before its announced duration (a truncated upload).
+    """
+    import av
+    info = probe(path)
+    interval = 1.0 / sample_fps
+    half_frame = 0.5 / info.fps if info.fps else 0.0
+    out = queue.Queue(maxsize=queue_size)
+    stop = threading.Event()
+    _END = object()
+
+    def decode():
+        try:
+            with _open(path) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                start_s = first_k * interval
+                if start_s > 0 and stream.time_base is not None:
+                    container.seek(int(start_s / stream.time_base), stream=stream,
+                                   backward=True, any_frame=False)
+                k = first_k
+                last_t = None
+                for frame in container.decode(stream):
+                    if stop.is_set():
+                        return
+                    if frame.time is None:
+                        continue
+                    last_t = frame.time
+                    while end_k is None or k < end_k:
+                        target = k * interval
+                        if frame.time + half_frame < target:
+                            break                    # not there yet: next frame
+                        out.put((k, frame.time, frame.to_ndarray(format="rgb24")))
+                        k += 1
+                        if frame.time + half_frame < (k * interval):
+                            break
+                    if end_k is not None and k >= end_k:
+                        break
+                expected_end = min(info.duration_s, (end_k * interval) if end_k else info.duration_s)
+                if last_t is None or last_t < expected_end - max(1.0, 2 * interval):
+                    seen = 0.0 if last_t is None else last_t
+                    raise VideoError(
+                        f"The video is truncated or corrupt: frames stop at {seen:.1f} s of "
+                        f"the {info.duration_s:.1f} s its header announces")
+            out.put(_END)
+        except VideoError as exc:
+            out.put(exc)
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            out.put(VideoError(f"The video is corrupt and cannot be decoded ({exc})"))
+
+    thread = threading.Thread(target=decode, name="video-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = out.get()
+            if item is _END:
+                return
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        # unblock the decoder if it waits on a full queue
+        while thread.is_alive():
+            try:
+                out.get_nowait()
+            except queue.Empty:
+                thread.join(0.05)
+
+
+# -- segments and the worker pool ------------------------------------------------
+
+def _analyse_segment(path, settings_dict, first_k, end_k):
+    """Worker entry point: track faces in samples [first_k, end_k)."""
+    from local.tracking import SegmentTracker
+    settings = VideoSettings(**settings_dict)
+    tracker = SegmentTracker(settings, first_k=first_k)
+    for k, t, rgb in sampled_frames(path, settings.sample_fps, first_k, end_k):
+        tracker.add(k, t, rgb)
+    return tracker.finish()
+
+
+def _warm_up():
+    from local import face_engine
+    face_engine.models()
+    return os.getpid()
+
+
+_pool = None
+_pool_size = 0
+_pool_lock = threading.Lock()
+
+
+def worker_pool(size):
+    """The process pool shared by every analysis in this process (spawned once).
+
+    Workers are spawned (not forked: the server has threads) and load the
+    dlib models once each."""
+    global _pool, _pool_size
+    with _pool_lock:
+        if _pool is None or _pool_size != size:
+            if _pool is not None:
+                _pool.shutdown(wait=False, cancel_futures=True)
+            _pool = ProcessPoolExecutor(max_workers=size,
+                                        mp_context=multiprocessing.get_context("spawn"))
+            _pool_size = size
+            # A spawned child re-runs the parent's main *script* unless it has a
+            # __main__ guard; workers need nothing from it, so while they start
+            # the parent's __main__ is shown to multiprocessing as a bare module.
+            real_main = sys.modules["__main__"]
+            sys.modules["__main__"] = types.ModuleType("__main__")
+            try:
+                futures = [_pool.submit(_warm_up) for _ in range(size)]
+            finally:
+                sys.modules["__main__"] = real_main
+            for future in futures:
+                future.result()
+        return _pool
+
+
+@atexit.register
+def shutdown_pool():
+    global _pool
+    with _pool_lock:
+        if _pool is not None:
+            _pool.shutdown(wait=True, cancel_futures=True)
+            _pool = None
+
+
+def plan_segments(info, settings):
+    """Sample ranges [(first_k, end_k)], one per worker when the video is long enough."""
+    total = int(math.floor(info.duration_s * settings.sample_fps + 1e-6)) + 1
+    pieces = max(1, min(max(1, settings.workers),
+                        int(info.duration_s // max(settings.min_segment_s, 1e-3))))
+    bounds = [round(i * total / pieces) for i in range(pieces + 1)]
+    return [(bounds[i], bounds[i + 1]) for i in range(pieces) if bounds[i + 1] > bounds[i]]
+
+
+def analyse(path, settings=None):
+    """Every face track in the video: (VideoInfo, [tracks sorted by first sighting]).
+
+    Each track is a dict: ``entries`` [(timestamp_ms, (l, t, r, b) px,
+    confidence)], ``descriptors`` [128-D arrays] and ``first_ms``/``last_ms``.
+    """
+    settings = settings or VideoSettings()
+    info = probe(path)
+    segments = plan_segments(info, settings)
+    settings_dict = asdict(settings)
+    if settings.workers <= 0:
+        results = [_analyse_segment(str(path), settings_dict, a, b) for a, b in segments]
+    else:
+        pool = worker_pool(settings.workers)
+        futures = [pool.submit(_analyse_segment, str(path), settings_dict, a, b)
+                   for a, b in segments]
+        results = [f.result() for f in futures]
+    tracks = stitch(results, segments, settings)
+    return info, tracks
+
+
+def _iou(a, b):
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def stitch(results, segments, settings):
+    """Join tracks that run into a segment cut with those that start at it."""
+    merged = list(results[0]) if results else []
+    for seg_index in range(1, len(results)):
+        cut_k = segments[seg_index][0]
+        ending = [t for t in merged if t["last_k"] >= cut_k - 1 - settings.max_misses]
+        starting = [t for t in results[seg_index] if t["first_k"] <= cut_k + settings.max_misses]
+        pairs = sorted(((_iou(a["entries"][-1][1], b["entries"][0][1]), i, j)
+                        for i, a in enumerate(ending) for j, b in enumerate(starting)),
+                       reverse=True)
+        used_a, used_b, joined = set(), set(), set()
+        for overlap, i, j in pairs:
+            if overlap < 0.2 or i in used_a or j in used_b:
+                continue
+            used_a.add(i)
+            used_b.add(j)
+            a, b = ending[i], starting[j]
+            a["entries"].extend(b["entries"])
+            a["descriptors"].extend(b["descriptors"])
+            a["last_k"], a["last_ms"] = b["last_k"], b["last_ms"]
+            joined.add(id(b))
+        merged.extend(t for t in results[seg_index] if id(t) not in joined)
+    merged.sort(key=lambda t: (t["first_ms"], t["entries"][0][1][0]))
+    return merged
