@@ -114,6 +114,88 @@ def delete_student(student_id):
 
 
 # -- sessions, attendance, exports (issue 4) ------------------------------------
+from chalice import Response  # noqa: E402 - kept in this section (shared file)
+
+from chalicelib import sessions as session_rules  # noqa: E402
+
+
+@app.route("/sessions", methods=["POST"])
+def create_session():
+    fields = session_rules.read_new_session(json_body(app.current_request))
+    return Response(body=services().sessions.create(**fields), status_code=201)
+
+
+@app.route("/sessions", methods=["GET"])
+def list_sessions():
+    return {"sessions": services().sessions.list()}
+
+
+@app.route("/sessions/{session_id}", methods=["GET"])
+def get_session(session_id):
+    return services().sessions.detail(session_id)
+
+
+@app.route("/sessions/{session_id}/attendance/{student_id}", methods=["PATCH"])
+def correct_attendance(session_id, student_id):
+    fields = session_rules.read_correction(json_body(app.current_request))
+    row = services().sessions.correct(session_id, student_id,
+                                      user_email=current_user()["email"], **fields)
+    return {"row": row}
+
+
+@app.route("/sessions/{session_id}/retry", methods=["POST"])
+def retry_session(session_id):
+    return Response(body={"session": services().sessions.retry(session_id)}, status_code=202)
+
+
+@app.route("/sessions/{session_id}", methods=["DELETE"])
+def delete_session(session_id):
+    require_role(current_user(), "admin")
+    services().sessions.delete(session_id)
+    return Response(body="", status_code=204)
+
+
+@app.route("/students/{student_id}/attendance", methods=["GET"])
+def student_attendance(student_id):
+    student = services().students.describe(student_id)
+    return dict(student=student, **services().sessions.student_history(student_id))
+
+
+@app.route("/sessions/{session_id}/export.csv", methods=["GET"])
+def export_session_csv(session_id):
+    return Response(**services().reports.session_csv(session_id))
+
+
+@app.route("/attendance/export.csv", methods=["GET"])
+def export_matrix_csv():
+    return Response(**services().reports.matrix_csv(app.current_request.query_params or {}))
+
+
+@app.route("/sessions/{session_id}/report", methods=["GET"])
+def session_report(session_id):
+    return Response(**services().reports.session_html(session_id))
+
+
 
 
 # -- events: S3 upload -> face search -> completion (issue 4) --------------------
+from chalicelib.stage_config import stage_environment  # noqa: E402
+
+
+def _stage_setting(name):
+    """A resource name at import time: the stage's env, else the dev stage's config."""
+    return os.environ.get(name) or stage_environment("dev").get(name, "")
+
+
+@app.on_s3_event(bucket=_stage_setting("VIDEOS_BUCKET"), events=["s3:ObjectCreated:*"],
+                 prefix="videos/")
+def on_video_uploaded(event):
+    services().sessions.on_video_uploaded(
+        event.bucket, event.key, budget_seconds=session_rules.polling_budget(event.context))
+
+
+@app.on_sns_message(topic=_stage_setting("COMPLETION_TOPIC"))
+def on_face_search_complete(event):
+    message = session_rules.parse_completion_message(event.message, services().logger)
+    if message is not None:
+        services().sessions.on_completion_message(message)

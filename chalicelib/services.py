@@ -69,3 +69,30 @@ class Services:
                         max_photo_bytes=self.settings.max_photo_bytes, logger=self.logger)
 
     # -- sessions and attendance (issue 4) ------------------------------------
+    @cached_property
+    def face_search(self):
+        from chalicelib.face_search import FaceSearch
+        s = self.settings
+        return FaceSearch(self.clients.client("rekognition"), collection_id=s.face_collection,
+                          threshold=s.match_threshold, region=s.region,
+                          topic=s.completion_topic, role=s.rekognition_role,
+                          sts=self.clients.client("sts"))
+
+    @cached_property
+    def attendance(self):
+        from chalicelib.attendance import AttendanceStore
+        return AttendanceStore(self.clients.table(self.settings.attendance_table))
+
+    @cached_property
+    def sessions(self):
+        from chalicelib.sessions import SessionStore, SessionWorkflow
+        # The roster is the students service: get(student_id) and list_all().
+        return SessionWorkflow(store=SessionStore(self.clients.table(self.settings.sessions_table)),
+                               attendance_store=self.attendance, face_search=self.face_search,
+                               videos=self.videos, roster=self.students,
+                               settings=self.settings, logger=self.logger)
+
+    @cached_property
+    def reports(self):
+        from chalicelib.reports import Reports
+        return Reports(self.sessions, self.attendance, self.students, self.settings)

@@ -1,0 +1,242 @@
+"""Deciding who was present from face-search results, and the attendance rows.
+
+:func:`decide` is pure: GetFaceSearch's ``Persons`` entries in, per-student
+evidence out. A sighting is one video timestamp at which a tracked person's
+*best* match (the highest similarity among its ``FaceMatches``) is a student
+at or above the threshold; a student is PRESENT with at least
+``min_sightings`` sightings. Only the best match counts, so a face that
+resembles two students is never counted for both.
+
+:class:`AttendanceStore` keeps one row per (session_id, student_id). The key
+is deterministic, so writing the same result twice leaves one set of rows,
+and rows that would not change are not written at all. A manual correction
+sets ``source = manual`` and the effective ``status``; a later automatic run
+(a duplicate message, a retry) only refreshes the ``auto_*`` evidence beside
+it and never overrides the teacher's decision.
+"""
+import collections
+import dataclasses
+import datetime
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from chalicelib.dynamo import batch_delete, batch_put, from_dynamo, query_all, scan_all, to_dynamo
+from chalicelib.provision import ATTENDANCE_BY_STUDENT_INDEX
+
+PRESENT, ABSENT = "PRESENT", "ABSENT"
+AUTO, MANUAL = "auto", "manual"
+#: The timeline keeps at most this many sighting timestamps per row.
+MAX_TIMELINE = 200
+
+#: Every field of a row as the API answers it (missing ones are null).
+ROW_FIELDS = ("session_id", "student_id", "full_name", "status", "source", "auto_status",
+              "similarity", "first_seen_ms", "last_seen_ms", "sightings", "seen_ms",
+              "corrected_by", "corrected_at", "reason")
+
+
+@dataclasses.dataclass
+class Evidence:
+    """When and how well one student was seen in one video."""
+
+    seen: dict = dataclasses.field(default_factory=dict)  # timestamp ms -> best similarity
+
+    @property
+    def sightings(self):
+        return len(self.seen)
+
+
+@dataclasses.dataclass
+class Decision:
+    evidence: dict  # student_id -> Evidence (only students seen at least once)
+    unrecognised: int  # tracked people never matched to a roster student
+
+
+def decide(persons, roster_ids, threshold):
+    """Evidence per roster student, and how many tracked people nobody matched.
+
+    ``persons`` are GetFaceSearch ``Persons`` entries from every page. Entries
+    may repeat a (timestamp, person index) pair; they collapse to one.
+    """
+    best = {}  # (timestamp, track) -> (similarity, student_id)
+    tracks = set()
+    for number, entry in enumerate(persons):
+        index = entry.get("Person", {}).get("Index")
+        # A person without an index cannot be tracked: it is its own track.
+        track = index if index is not None else ("entry", number)
+        tracks.add(track)
+        moment = (int(entry["Timestamp"]), track)
+        for match in entry.get("FaceMatches") or []:
+            student_id = match.get("Face", {}).get("ExternalImageId")
+            similarity = float(match.get("Similarity", 0.0))
+            if student_id and (moment not in best or similarity > best[moment][0]):
+                best[moment] = (similarity, student_id)
+    evidence = collections.defaultdict(Evidence)
+    recognised = set()
+    for (timestamp, track), (similarity, student_id) in best.items():
+        if similarity < threshold or student_id not in roster_ids:
+            continue
+        recognised.add(track)
+        seen = evidence[student_id].seen
+        seen[timestamp] = max(seen.get(timestamp, 0.0), similarity)
+    return Decision(evidence=dict(evidence), unrecognised=len(tracks - recognised))
+
+
+def thin_timeline(timestamps, limit=MAX_TIMELINE):
+    """At most ``limit`` sorted timestamps, evenly spread, first and last kept."""
+    timestamps = sorted(timestamps)
+    if len(timestamps) <= limit:
+        return timestamps
+    step = (len(timestamps) - 1) / (limit - 1)
+    return [timestamps[round(i * step)] for i in range(limit)]
+
+
+def automatic_row(session_id, student, evidence, min_sightings):
+    """The automatic result for one student (status fields filled in by merge)."""
+    seen = evidence.seen if evidence else {}
+    status = PRESENT if len(seen) >= min_sightings else ABSENT
+    return {
+        "session_id": session_id,
+        "student_id": student["student_id"],
+        # The name at the time: it stays on the row if the student is renamed or deleted.
+        "full_name": student.get("full_name") or student["student_id"],
+        "auto_status": status,
+        "similarity": round(max(seen.values()), 2) if seen else None,
+        "first_seen_ms": min(seen) if seen else None,
+        "last_seen_ms": max(seen) if seen else None,
+        "sightings": len(seen),
+        "seen_ms": thin_timeline(seen),
+    }
+
+
+def merge(automatic, existing):
+    """The row to store: the automatic result, under a manual correction if any."""
+    row = dict(automatic)
+    if existing and existing.get("source") == MANUAL:
+        for field in ("status", "source", "corrected_by", "corrected_at", "reason"):
+            row[field] = existing.get(field)
+    else:
+        row.update(status=automatic["auto_status"], source=AUTO, corrected_by=None,
+                   corrected_at=None, reason=None)
+    return row
+
+
+def counts(rows, unrecognised=0):
+    present = sum(1 for row in rows if row.get("status") == PRESENT)
+    return {"roster": len(rows), "present": present, "absent": len(rows) - present,
+            "unrecognised": int(unrecognised)}
+
+
+def public_row(item):
+    """A stored row as the API answers it: every field, numbers as JSON numbers."""
+    item = from_dynamo(item)
+    return {field: item.get(field) for field in ROW_FIELDS}
+
+
+def _utc_now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+class RowNotFound(LookupError):
+    pass
+
+
+class AttendanceStore:
+    def __init__(self, table, now=_utc_now):
+        self._table = table
+        self._now = now
+
+    def rows(self, session_id):
+        """Every row of a session (all pages), sorted by name then id."""
+        items = query_all(self._table, KeyConditionExpression=Key("session_id").eq(session_id))
+        rows = [public_row(item) for item in items]
+        return sorted(rows, key=lambda r: ((r["full_name"] or "").casefold(), r["student_id"]))
+
+    def record_automatic(self, session_id, roster, decision, min_sightings):
+        """Write the automatic result for ``roster``; answer every row of the session.
+
+        Existing manual rows keep their status; rows that would not change are
+        not rewritten (a repeated run writes nothing); the rest go out with
+        BatchWriteItem, 25 at a time.
+        """
+        existing = {item["student_id"]: item for item in query_all(
+            self._table, KeyConditionExpression=Key("session_id").eq(session_id))}
+        final = dict(existing)
+        changed = []
+        for student in roster:
+            automatic = automatic_row(session_id, student,
+                                      decision.evidence.get(student["student_id"]),
+                                      min_sightings)
+            row = to_dynamo(merge(automatic, existing.get(student["student_id"])))
+            if existing.get(student["student_id"]) != row:
+                changed.append(row)
+            final[student["student_id"]] = row
+        batch_put(self._table, changed, overwrite_by_pkeys=["session_id", "student_id"])
+        return [public_row(item) for item in final.values()]
+
+    def correct(self, session_id, student_id, status, reason, user_email, full_name=None):
+        """Set a manual status beside the automatic one; answer the row.
+
+        A student with no row yet (the session has not completed) gets one
+        when ``full_name`` is given; otherwise :class:`RowNotFound`.
+        """
+        now = self._now()
+        key = {"session_id": session_id, "student_id": student_id}
+        try:
+            item = self._table.update_item(
+                Key=key, ConditionExpression="attribute_exists(session_id)",
+                UpdateExpression=("SET #status = :status, #source = :manual, "
+                                  "corrected_by = :by, corrected_at = :at, reason = :reason"),
+                ExpressionAttributeNames={"#status": "status", "#source": "source"},
+                ExpressionAttributeValues={":status": status, ":manual": MANUAL,
+                                           ":by": user_email, ":at": now, ":reason": reason},
+                ReturnValues="ALL_NEW")["Attributes"]
+            return public_row(item)
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+        if full_name is None:
+            raise RowNotFound(student_id)
+        item = dict(key, full_name=full_name, status=status, source=MANUAL, auto_status=None,
+                    similarity=None, first_seen_ms=None, last_seen_ms=None, sightings=0,
+                    seen_ms=[], corrected_by=user_email, corrected_at=now, reason=reason)
+        try:
+            self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(session_id)")
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            # The automatic result landed in between: correct that row instead.
+            return self.correct(session_id, student_id, status, reason, user_email)
+        return public_row(item)
+
+    def history(self, student_id):
+        """Every row of one student, through the GSI on student_id (all pages)."""
+        return [public_row(item) for item in query_all(
+            self._table, IndexName=ATTENDANCE_BY_STUDENT_INDEX,
+            KeyConditionExpression=Key("student_id").eq(student_id))]
+
+    def delete_session(self, session_id):
+        keys = [{"session_id": item["session_id"], "student_id": item["student_id"]}
+                for item in query_all(self._table,
+                                      KeyConditionExpression=Key("session_id").eq(session_id),
+                                      ProjectionExpression="session_id, student_id")]
+        batch_delete(self._table, keys)
+        return len(keys)
+
+
+class TableRoster:
+    """The registered students, read straight from the students table.
+
+    Used until the students service (issue 3) is wired into
+    ``services().students``; it answers the same ``get``/``list_all``.
+    """
+
+    def __init__(self, table):
+        self._table = table
+
+    def list_all(self):
+        return [from_dynamo(item) for item in scan_all(self._table)]
+
+    def get(self, student_id):
+        item = self._table.get_item(Key={"student_id": student_id}).get("Item")
+        return from_dynamo(item) if item else None

@@ -1,0 +1,137 @@
+"""Exports: a session as CSV, a students x sessions matrix, a printable page.
+
+CSV is written for Excel: UTF-8 with a byte-order mark (without it Excel
+reads UTF-8 as the local code page and breaks non-ASCII names), CRLF line
+ends, and every field quoted by the csv module when it holds a comma, quote
+or newline. Text that begins with ``= + - @`` (or a tab / carriage return) is
+prefixed with ``'`` so that a name such as ``=HYPERLINK(...)`` is shown as text
+and never run as a formula (CSV formula injection).
+
+The HTML report is rendered by jinja2 with autoescaping on, so names and
+titles are always shown as text.
+"""
+import csv
+import datetime
+import io
+import pathlib
+import re
+
+import jinja2
+
+from chalicelib.attendance import PRESENT
+from chalicelib.errors import BadRequest
+from chalicelib.sessions import COMPLETED, parse_date
+
+TEMPLATES_DIR = pathlib.Path(__file__).resolve().parent / "templates"
+BOM = "\ufeff"
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+_env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+                          autoescape=True, undefined=jinja2.StrictUndefined)
+
+
+def safe_cell(value):
+    """A CSV cell: None as empty, formula-looking text made inert with ``'``."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def to_csv(header, rows):
+    """UTF-8-with-BOM CSV text (CRLF, minimal quoting) of ``header`` + ``rows``."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([safe_cell(v) for v in header])
+    for row in rows:
+        writer.writerow([safe_cell(v) for v in row])
+    return BOM + out.getvalue()
+
+
+def video_time(ms):
+    """``ms`` into the video as ``m:ss`` (or ``h:mm:ss``); empty for None."""
+    if ms is None:
+        return ""
+    seconds = int(ms) // 1000
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+def _slug(text, limit=40):
+    """An ASCII-only piece of a file name (headers cannot carry any Unicode)."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", text or "").strip("-")[:limit].strip("-") or "session"
+
+
+def _download(body, content_type, filename=None):
+    headers = {"Content-Type": content_type, "Cache-Control": "no-store"}
+    if filename:
+        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return {"body": body, "headers": headers, "status_code": 200}
+
+
+class Reports:
+    def __init__(self, sessions, attendance_store, students, settings, now=None):
+        self._sessions = sessions  # SessionWorkflow
+        self._attendance = attendance_store
+        self._students = students
+        self._settings = settings
+        self._now = now or (lambda: datetime.datetime.now(settings.tz))
+
+    def session_csv(self, session_id):
+        """One row per student of the session, with the evidence and any correction."""
+        detail = self._sessions.detail(session_id)
+        session = detail["session"]
+        header = ["Student ID", "Name", "Status", "Source", "Automatic result",
+                  "Best similarity", "First seen", "Last seen", "Sightings",
+                  "Corrected by", "Corrected at", "Reason"]
+        rows = [[r["student_id"], r["full_name"], r["status"], r["source"], r["auto_status"],
+                 r["similarity"], video_time(r["first_seen_ms"]),
+                 video_time(r["last_seen_ms"]), r["sightings"], r["corrected_by"],
+                 r["corrected_at"], r["reason"]] for r in detail["attendance"]]
+        name = f"attendance-{session['date']}-{_slug(session['title'])}.csv"
+        return _download(to_csv(header, rows), "text/csv; charset=utf-8", name)
+
+    def matrix_csv(self, query):
+        """Students (rows) x completed sessions between ``from`` and ``to`` (columns)."""
+        start = parse_date(query["from"], "from") if query.get("from") else None
+        end = parse_date(query["to"], "to") if query.get("to") else None
+        if start and end and start > end:
+            raise BadRequest("'from' must not be after 'to'.", code="invalid_field",
+                             details={"field": "from"})
+        sessions = [s for s in self._sessions.list()
+                    if s["status"] == COMPLETED and (not start or s["date"] >= start)
+                    and (not end or s["date"] <= end)]
+        sessions.sort(key=lambda s: (s["date"], s["created_at"]))  # oldest column first
+        names, cells = {}, {}
+        for student in self._students.list_all():
+            names[student["student_id"]] = student["full_name"]
+        for column, session in enumerate(sessions):
+            for row in self._attendance.rows(session["session_id"]):
+                # A deleted student keeps the name the row was taken under.
+                names.setdefault(row["student_id"], row["full_name"])
+                cells[(row["student_id"], column)] = "P" if row["status"] == PRESENT else "A"
+        header = (["Student ID", "Name"]
+                  + [f"{s['date']} {s['title']}" for s in sessions]
+                  + ["Present", "Sessions", "Rate"])
+        lines = []
+        for student_id, name in sorted(names.items(), key=lambda kv: (kv[1].casefold(), kv[0])):
+            marks = [cells.get((student_id, c), "") for c in range(len(sessions))]
+            taken = sum(1 for m in marks if m)
+            present = marks.count("P")
+            rate = f"{100 * present / taken:.1f}%" if taken else ""
+            lines.append([student_id, name, *marks, present, taken, rate])
+        span = f"{start or 'start'}-to-{end or 'now'}"
+        return _download(to_csv(header, lines), "text/csv; charset=utf-8",
+                         f"attendance-{span}.csv")
+
+    def session_html(self, session_id):
+        """The printable page of one session (jinja2, autoescaped)."""
+        detail = self._sessions.detail(session_id)
+        html = _env.get_template("report.html").render(
+            session=detail["session"], rows=detail["attendance"], video_time=video_time,
+            threshold=self._settings.match_threshold,
+            min_sightings=self._settings.min_sightings,
+            generated_at=self._now().strftime("%Y-%m-%d %H:%M %Z"))
+        return _download(html, "text/html; charset=utf-8")

@@ -1,0 +1,420 @@
+"""Sessions: one recording each, from upload to attendance.
+
+Lifecycle (``status``)::
+
+    AWAITING_UPLOAD --S3 event--> PROCESSING --completion--> COMPLETED
+          |                           |
+          +------ bad file / error ---+--> FAILED --POST retry--> PROCESSING
+
+* :class:`SessionStore` keeps the items; every status change is a conditional
+  write, so a late or repeated event can never undo a newer state.
+* :class:`SessionWorkflow` runs the steps: create with a presigned upload,
+  the S3 event (check the file, start the face search once), the completion
+  (read every result page, decide, write rows, count), retry, correction,
+  deletion and one student's history.
+
+Roster: a session is taken against the students registered **when the face
+search completes** (a student registered while the video was processing is
+counted, as absent if not seen). Each row keeps the name the student had at
+that moment, so deleting or renaming a student later does not change history.
+
+Without a completion topic (or role) the S3 handler polls GetFaceSearch with
+backoff inside its Lambda timeout. If the time runs out the session stays
+PROCESSING with its job id, and it is finished by whichever comes next: a
+redelivered S3 event (polls again, starts nothing new), or ``GET
+/sessions/{id}``, which looks at the job once (see :meth:`SessionWorkflow.detail`).
+"""
+import datetime
+import json
+import re
+import uuid
+
+from boto3.dynamodb.conditions import Attr
+from botocore.exceptions import ClientError
+
+from chalicelib import attendance
+from chalicelib.dynamo import from_dynamo, scan_all
+from chalicelib.errors import BadRequest, Conflict, NotFound
+from chalicelib.face_search import IN_PROGRESS, SUCCEEDED, FaceSearchProblem
+from chalicelib.uploads import VIDEO_TYPES, UploadProblem
+from chalicelib.validation import optional_string, require_choice, require_string
+
+AWAITING_UPLOAD, PROCESSING, COMPLETED, FAILED = (
+    "AWAITING_UPLOAD", "PROCESSING", "COMPLETED", "FAILED")
+
+#: Session ids are uuid4 hex: safe in S3 keys, job tags and request tokens.
+SESSION_ID_PATTERN = r"[0-9a-f]{32}"
+VIDEO_PREFIX = "videos/"
+#: A presigned video upload stays usable this long (large files, slow links).
+UPLOAD_EXPIRES_IN = 3600
+
+_INTERNAL_ERROR = ("Attendance could not be recorded because of an error on our side. "
+                   "Retry this session; if it fails again, tell your administrator.")
+
+_ZERO_COUNTS = {"roster": 0, "present": 0, "absent": 0, "unrecognised": 0}
+_SESSION_FIELDS = ("session_id", "title", "course", "date", "status", "error", "created_at",
+                   "updated_at", "video_key", "job_id")
+
+
+def _utc_now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def public_session(item):
+    """A stored session as the API answers it."""
+    item = from_dynamo(item)
+    session = {field: item.get(field) for field in _SESSION_FIELDS}
+    session["counts"] = dict(_ZERO_COUNTS, **(item.get("counts") or {}))
+    return session
+
+
+def session_id_from_key(key):
+    """The session id of ``videos/<session_id>/<file>``, or None."""
+    match = re.fullmatch(rf"{VIDEO_PREFIX}({SESSION_ID_PATTERN})/[^/]+", key)
+    return match.group(1) if match else None
+
+
+def _conditional_failed(error):
+    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+class SessionStore:
+    """The sessions table. Status changes are conditional updates."""
+
+    def __init__(self, table, now=_utc_now):
+        self._table = table
+        self._now = now
+
+    def create(self, item):
+        now = self._now()
+        item = dict(item, created_at=now, updated_at=now, status=AWAITING_UPLOAD,
+                    error=None, job_id=None, attempt=0, counts=dict(_ZERO_COUNTS))
+        self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(session_id)")
+        return item
+
+    def get(self, session_id):
+        return self._table.get_item(Key={"session_id": session_id},
+                                    ConsistentRead=True).get("Item")
+
+    def list_all(self):
+        """Every session (all pages), newest first: by date, then by creation."""
+        items = list(scan_all(self._table))
+        return sorted(items, key=lambda s: (s.get("date", ""), s.get("created_at", "")),
+                      reverse=True)
+
+    def _update(self, session_id, values, condition, remove=()):
+        """SET ``values`` (and updated_at) if ``condition`` holds; the new item or None."""
+        values = dict(values, updated_at=self._now())
+        names = {f"#{k}": k for k in values}
+        names.update({f"#{k}": k for k in remove})
+        expression = "SET " + ", ".join(f"#{k} = :{k}" for k in values)
+        if remove:
+            expression += " REMOVE " + ", ".join(f"#{k}" for k in remove)
+        try:
+            return self._table.update_item(
+                Key={"session_id": session_id}, UpdateExpression=expression,
+                ConditionExpression=condition & Attr("session_id").exists(),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={f":{k}": v for k, v in values.items()},
+                ReturnValues="ALL_NEW")["Attributes"]
+        except ClientError as error:
+            if _conditional_failed(error):
+                return None
+            raise
+
+    def mark_processing(self, session_id, attempt, job_id):
+        """PROCESSING with ``job_id``, unless a retry or an end came first."""
+        return self._update(session_id, {"status": PROCESSING, "job_id": job_id, "error": None},
+                            Attr("attempt").eq(attempt)
+                            & Attr("status").is_in([AWAITING_UPLOAD, PROCESSING]))
+
+    def mark_completed(self, session_id, job_id, counts):
+        return self._update(session_id, {"status": COMPLETED, "counts": counts, "error": None},
+                            Attr("job_id").eq(job_id) & Attr("status").eq(PROCESSING))
+
+    def mark_failed(self, session_id, attempt, reason):
+        """FAILED with a reason, unless the session moved on (completed, retried)."""
+        return self._update(session_id, {"status": FAILED, "error": reason},
+                            Attr("attempt").eq(attempt)
+                            & Attr("status").is_in([AWAITING_UPLOAD, PROCESSING]))
+
+    def set_counts(self, session_id, counts):
+        return self._update(session_id, {"counts": counts}, Attr("session_id").exists())
+
+    def begin_retry(self, session_id, attempt):
+        """FAILED -> PROCESSING with the next attempt number; None if not FAILED."""
+        return self._update(session_id, {"status": PROCESSING, "attempt": attempt + 1,
+                                         "job_id": None, "error": None},
+                            Attr("status").eq(FAILED) & Attr("attempt").eq(attempt))
+
+    def delete(self, session_id):
+        self._table.delete_item(Key={"session_id": session_id})
+
+
+class SessionWorkflow:
+    """The steps from a new session to its attendance; see the module docstring."""
+
+    def __init__(self, *, store, attendance_store, face_search, videos, roster, settings,
+                 logger):
+        self.store = store
+        self.attendance = attendance_store
+        self.face_search = face_search
+        self.videos = videos
+        self.roster = roster
+        self.settings = settings
+        self.log = logger
+
+    # -- API ----------------------------------------------------------------------
+    def create(self, *, title, date, course, content_type):
+        """A new AWAITING_UPLOAD session and the presigned POST for its video."""
+        if date is None:
+            date = datetime.datetime.now(self.settings.tz).date().isoformat()
+        session_id = uuid.uuid4().hex
+        key = f"{VIDEO_PREFIX}{session_id}/video.{VIDEO_TYPES[content_type]}"
+        item = self.store.create({"session_id": session_id, "title": title, "course": course,
+                                  "date": date, "video_key": key})
+        upload = self.videos.presigned_post(key, content_type, self.settings.max_video_bytes,
+                                            expires_in=UPLOAD_EXPIRES_IN)
+        return {"session": public_session(item), "upload": upload,
+                "max_bytes": self.settings.max_video_bytes, "expires_in": UPLOAD_EXPIRES_IN}
+
+    def require(self, session_id):
+        item = self.store.get(session_id) if re.fullmatch(SESSION_ID_PATTERN, session_id) else None
+        if item is None:
+            raise NotFound("There is no such session (it may have been deleted).",
+                           code="session_not_found")
+        return item
+
+    def list(self):
+        return [public_session(item) for item in self.store.list_all()]
+
+    def detail(self, session_id):
+        """The session and its rows sorted by name.
+
+        In polling mode a PROCESSING session's job is looked at once here, so a
+        job that outlived the S3 handler's timeout still completes.
+        """
+        item = self.require(session_id)
+        if item["status"] == PROCESSING and item.get("job_id") and not self.face_search.notifies:
+            self._finish(item, self.face_search.read(item["job_id"]))
+            item = self.require(session_id)
+        return {"session": public_session(item),
+                "attendance": self.attendance.rows(session_id)}
+
+    def retry(self, session_id, budget_seconds=0):
+        """Start a FAILED session's face search again (409 for any other status)."""
+        item = self.require(session_id)
+        attempt = int(item.get("attempt", 0))
+        if item["status"] != FAILED or self.store.begin_retry(session_id, attempt) is None:
+            raise Conflict(f"Only a failed session can be retried; this one is "
+                           f"{item['status'].replace('_', ' ').lower()}.",
+                           code="not_failed")
+        self._start(self.require(session_id), budget_seconds)
+        return public_session(self.require(session_id))
+
+    def correct(self, session_id, student_id, *, status, reason, user_email):
+        """A manual PRESENT/ABSENT kept beside the automatic result."""
+        self.require(session_id)
+
+        def name_for_new_row():
+            student = self.roster.get(student_id)
+            if student is None:
+                raise NotFound("That student has no row in this session and is not "
+                               "registered.", code="student_not_found")
+            return student.get("full_name") or student_id
+
+        try:
+            row = self.attendance.correct(session_id, student_id, status, reason, user_email)
+        except attendance.RowNotFound:
+            row = self.attendance.correct(session_id, student_id, status, reason, user_email,
+                                          full_name=name_for_new_row())
+        self._recount(session_id)
+        return row
+
+    def delete(self, session_id):
+        """Remove the video, the rows, then the session (so a failure can be redone)."""
+        self.require(session_id)
+        self.videos.delete_prefix(f"{VIDEO_PREFIX}{session_id}/")
+        self.attendance.delete_session(session_id)
+        self.store.delete(session_id)
+
+    def student_history(self, student_id):
+        """One student's rows with their sessions, newest first, and the rate."""
+        sessions = {item["session_id"]: item for item in self.store.list_all()}
+        history = []
+        for row in self.attendance.history(student_id):
+            session = sessions.get(row["session_id"])
+            if session is None:
+                continue
+            history.append({"session_id": row["session_id"], "title": session.get("title"),
+                            "course": session.get("course"), "date": session.get("date"),
+                            "status": row["status"], "source": row["source"],
+                            "similarity": row["similarity"],
+                            "first_seen_ms": row["first_seen_ms"],
+                            "_created": session.get("created_at", "")})
+        history.sort(key=lambda h: (h["date"] or "", h.pop("_created")), reverse=True)
+        present = sum(1 for h in history if h["status"] == attendance.PRESENT)
+        total = len(history)
+        return {"history": history, "present": present, "total": total,
+                "rate": round(present / total, 4) if total else None}
+
+    # -- events -------------------------------------------------------------------
+    def on_video_uploaded(self, bucket, key, budget_seconds):
+        """The S3 event: check the file, start the face search once, maybe poll."""
+        session_id = session_id_from_key(key)
+        if bucket != self.videos.bucket or session_id is None:
+            self.log.warning("ignored upload outside the sessions' keys",
+                             extra={"bucket": bucket, "key": key})
+            return None
+        item = self.store.get(session_id)
+        if item is None or item.get("video_key") != key:
+            self.log.warning("ignored upload for no session",
+                             extra={"session_id": session_id, "key": key})
+            return None
+        if item["status"] in (COMPLETED, FAILED):
+            return item["status"]  # repeated event: the session is already decided
+        if item["status"] == PROCESSING and item.get("job_id"):
+            # Repeated event: nothing new starts; in polling mode keep waiting for it.
+            if not self.face_search.notifies:
+                self._finish(item, self.face_search.wait(item["job_id"], budget_seconds))
+            return PROCESSING
+        return self._start(item, budget_seconds)
+
+    def on_completion_message(self, message):
+        """Rekognition's SNS message: ``{"JobId", "Status", "JobTag", ...}``."""
+        session_id, job_id = message.get("JobTag"), message.get("JobId")
+        item = self.store.get(session_id) if session_id else None
+        if item is None or item.get("job_id") != job_id:
+            self.log.warning("ignored completion of an unknown or replaced job",
+                             extra={"session_id": session_id, "job_id": job_id})
+            return None
+        if item["status"] != PROCESSING:
+            return item["status"]  # repeated message: changes nothing
+        # The message says only SUCCEEDED/FAILED; GetFaceSearch has the results and
+        # the StatusMessage of a failure, so it is always asked.
+        return self._finish(item, self.face_search.read(job_id))
+
+    # -- steps --------------------------------------------------------------------
+    def _start(self, item, budget_seconds):
+        session_id, attempt = item["session_id"], int(item.get("attempt", 0))
+        try:
+            self.videos.inspect(item["video_key"], VIDEO_TYPES, self.settings.max_video_bytes)
+            job_id = self.face_search.start(bucket=self.videos.bucket, key=item["video_key"],
+                                            session_id=session_id, attempt=attempt)
+        except (UploadProblem, FaceSearchProblem) as problem:
+            self.store.mark_failed(session_id, attempt, str(problem))
+            return FAILED
+        except Exception:
+            self.log.exception("face search could not start", extra={"session_id": session_id})
+            self.store.mark_failed(session_id, attempt, _INTERNAL_ERROR)
+            return FAILED
+        item = self.store.mark_processing(session_id, attempt, job_id)
+        if item is None:
+            return None  # retried, deleted or finished meanwhile
+        self.log.info("face search started", extra={"session_id": session_id, "job_id": job_id})
+        if self.face_search.notifies:
+            return PROCESSING
+        return self._finish(item, self.face_search.wait(job_id, budget_seconds))
+
+    def _finish(self, item, result):
+        """Turn a job's result into rows and a final status (or leave it PROCESSING)."""
+        session_id, attempt = item["session_id"], int(item.get("attempt", 0))
+        if result.status == IN_PROGRESS:
+            self.log.info("face search still running", extra={"session_id": session_id,
+                                                              "job_id": result.job_id})
+            return PROCESSING
+        if result.status != SUCCEEDED:
+            detail = f" ({result.message})" if result.message else ""
+            self.store.mark_failed(session_id, attempt,
+                                   f"The face search of the video failed{detail}. Retry this "
+                                   "session; if it fails again, upload the video in a new "
+                                   "session.")
+            return FAILED
+        try:
+            roster = self.roster.list_all()
+            decision = attendance.decide(result.persons, {s["student_id"] for s in roster},
+                                         self.settings.match_threshold)
+            rows = self.attendance.record_automatic(session_id, roster, decision,
+                                                    self.settings.min_sightings)
+            done = self.store.mark_completed(session_id, result.job_id,
+                                             attendance.counts(rows, decision.unrecognised))
+        except Exception:
+            self.log.exception("attendance could not be recorded",
+                               extra={"session_id": session_id, "job_id": result.job_id})
+            self.store.mark_failed(session_id, attempt, _INTERNAL_ERROR)
+            return FAILED
+        if done is None and self.store.get(session_id) is None:
+            self.attendance.delete_session(session_id)  # deleted meanwhile: leave nothing
+            return None
+        self.log.info("attendance recorded", extra={"session_id": session_id,
+                                                    "pages": result.pages,
+                                                    "rows": len(rows)})
+        return COMPLETED
+
+    def _recount(self, session_id):
+        item = self.store.get(session_id)
+        if item is None:
+            return
+        unrecognised = int((item.get("counts") or {}).get("unrecognised", 0))
+        self.store.set_counts(session_id, attendance.counts(self.attendance.rows(session_id),
+                                                           unrecognised))
+
+
+def parse_date(value, field):
+    """A YYYY-MM-DD string that is a real date, or a 400 naming ``field``."""
+    try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError
+        datetime.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise BadRequest(f"'{field}' must be a date written YYYY-MM-DD, like 2024-09-30.",
+                         code="invalid_field", details={"field": field})
+    return value
+
+
+# -- reading requests and events ------------------------------------------------
+#: Seconds the S3 handler keeps for writing rows after it stops polling.
+POLL_MARGIN_SECONDS = 20
+#: Polling budget when there is no Lambda context (the local bridge, a script).
+DEFAULT_POLL_SECONDS = 100
+
+
+def read_new_session(body):
+    """``POST /sessions``'s fields, checked (400 naming the field otherwise)."""
+    date = body.get("date")
+    return {
+        "title": require_string(body, "title", max_length=200),
+        "date": None if date in (None, "") else parse_date(date, "date"),
+        "course": optional_string(body, "course", max_length=100) or None,
+        "content_type": require_choice(body, "content_type", VIDEO_TYPES),
+    }
+
+
+def read_correction(body):
+    """``PATCH .../attendance/{student_id}``'s fields: a status and why."""
+    return {
+        "status": require_choice(body, "status", (attendance.PRESENT, attendance.ABSENT)),
+        "reason": require_string(body, "reason", max_length=500),
+    }
+
+
+def polling_budget(context):
+    """How long the S3 handler may poll: its remaining Lambda time less a margin."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return DEFAULT_POLL_SECONDS
+    seconds = remaining() / 1000
+    # A fifth of a short timeout, at most POLL_MARGIN_SECONDS of a long one.
+    return max(0.0, seconds - min(POLL_MARGIN_SECONDS, seconds / 5))
+
+
+def parse_completion_message(text, logger):
+    """Rekognition's SNS message as a dict, or None (logged) if it is not one."""
+    try:
+        message = json.loads(text)
+    except (TypeError, ValueError):
+        message = None
+    if not isinstance(message, dict) or "JobId" not in message:
+        logger.warning("ignored an SNS message that is not a face search completion")
+        return None
+    return message
