@@ -333,6 +333,7 @@ def main(argv=None):
                         help="SQS long-poll time (also bounds how long a stop takes)")
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(message)s")
+    logging.getLogger("botocore").setLevel(logging.WARNING)  # "found credentials..." noise
     apply_stage_environment(args.stage)
     app_module = importlib.import_module(args.app)
     routes = routes_from_app(app_module, args.stage)

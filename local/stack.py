@@ -1,0 +1,576 @@
+"""The whole of Rollcall on one machine: ``make run`` (``python -m local.stack``).
+
+Starts, all on 127.0.0.1, each part as its own process:
+
+=========  ==========================================  ====================
+part       what                                        default port
+=========  ==========================================  ====================
+moto       S3, DynamoDB, SQS, SNS, SSM, IAM, STS;      8002
+           state kept in ``<data>/moto``
+faces      the Rekognition-compatible face endpoint;   8003
+           collections in ``<data>/faces``
+provision  ``chalicelib.provision`` (idempotent), once
+bridge     S3/SNS events -> the app's handlers
+api        the Chalice app (as ``chalice local``)      8001
+site       the built browser app with its config.js    8000
+=========  ==========================================  ====================
+
+On the first start it creates an admin account and prints its email and a
+generated password, once. Every part's output goes to the terminal prefixed
+by its name and to ``<data>/logs/<part>.log``. Ctrl-C or SIGTERM stops every
+part (the AWS state is saved as moto stops). Ports and the data directory
+come from flags or ``ROLLCALL_*`` variables (see ``--help``).
+
+Tests use :class:`Stack` directly (see ``tests/stack_support.py``).
+
+``python -m local.stack cli user set-password EMAIL`` runs the user CLI
+(``chalicelib.cli``) against a running stack.
+"""
+import argparse
+import collections
+import ctypes
+import dataclasses
+import datetime
+import fcntl
+import importlib.util
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from chalicelib.stage_config import PROJECT_DIR, stage_environment
+
+HOST = "127.0.0.1"
+DEFAULT_DATA_DIR = PROJECT_DIR / ".rollcall"
+DEFAULT_ADMIN_EMAIL = "admin@rollcall.local"
+REGION = "us-east-1"
+
+#: Python modules each part needs, with the package that provides them.
+REQUIRED_MODULES = {
+    "moto": "moto[server]", "flask": "moto[server]", "flask_cors": "moto[server]",
+    "chalice": "chalice", "boto3": "boto3", "jinja2": "Jinja2", "sass": "libsass",
+    "dlib": "dlib-bin", "face_recognition_models": "face-recognition-models",
+}
+#: Modules of this repository each part runs.
+REQUIRED_PARTS = ("local.moto_state", "local.rekognition_server", "local.bridge",
+                  "local.api_server", "local.site_server", "chalicelib.provision")
+
+
+class StackError(RuntimeError):
+    """The stack cannot start; the message says what to do."""
+
+
+@dataclasses.dataclass
+class Ports:
+    site: int = 8000
+    api: int = 8001
+    moto: int = 8002
+    faces: int = 8003
+
+    @classmethod
+    def from_env(cls, environ=os.environ):
+        defaults = cls()
+        values = {}
+        for field in dataclasses.fields(cls):
+            raw = environ.get(f"ROLLCALL_{field.name.upper()}_PORT")
+            values[field.name] = _port(raw, f"ROLLCALL_{field.name.upper()}_PORT") \
+                if raw else getattr(defaults, field.name)
+        return cls(**values)
+
+
+def _port(raw, what):
+    try:
+        port = int(raw)
+    except (TypeError, ValueError):
+        raise StackError(f"{what} must be a port number (1024-65535), got {raw!r}")
+    if not 1024 <= port <= 65535:
+        raise StackError(f"{what} must be between 1024 and 65535, got {port}")
+    return port
+
+
+# -- checks -------------------------------------------------------------------------
+def missing_tools(parts=REQUIRED_PARTS):
+    """Descriptions of what is not installed (empty when all is there)."""
+    missing = []
+    for module, package in REQUIRED_MODULES.items():
+        if importlib.util.find_spec(module) is None:
+            missing.append(f"the Python package {package} (module {module})")
+    for module in parts:
+        if importlib.util.find_spec(module) is None:
+            missing.append(f"the module {module} (part of this repository)")
+    return missing
+
+
+def port_is_free(port, host=HOST):
+    """True if a server could bind ``port`` now (as ours do: with SO_REUSEADDR)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def _listening(port, host=HOST):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _http_ok(url):
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            return 200 <= answer.status < 300
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+# -- children ----------------------------------------------------------------------
+def _parent_death_signal():
+    """In the child: get SIGTERM if the launcher dies without stopping us (Linux)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
+_SET_PDEATHSIG = _parent_death_signal() if sys.platform.startswith("linux") else None
+
+
+class Part:
+    """One child process; its output goes to the terminal (prefixed) and to a log file."""
+
+    def __init__(self, name, argv, env, log_dir, out, ready_line=None, width=9):
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.log_path = pathlib.Path(log_dir) / f"{name}.log"
+        self.out = out
+        self.ready_line = ready_line
+        self.prefix = f"{name:<{width}}| "
+        self.proc = None
+        self.tail = collections.deque(maxlen=40)
+        self.ready = threading.Event()
+        self._reader = None
+        self._out_lock = threading.Lock()
+
+    def start(self):
+        self._log = open(self.log_path, "a", encoding="utf-8")
+        self._log.write(f"--- {datetime.datetime.now().isoformat(timespec='seconds')} "
+                        f"starting: {' '.join(self.argv[1:])}\n")
+        self._log.flush()
+        self.proc = subprocess.Popen(
+            self.argv, cwd=PROJECT_DIR, env=self.env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            # Its own session: Ctrl-C reaches the launcher only, which stops the
+            # parts in order (moto last, so the final state is saved).
+            start_new_session=True, preexec_fn=_SET_PDEATHSIG)
+        self._reader = threading.Thread(target=self._pump, name=f"log-{self.name}",
+                                        daemon=True)
+        self._reader.start()
+        return self
+
+    def _pump(self):
+        for raw in iter(self.proc.stdout.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self.tail.append(line)
+            self._log.write(line + "\n")
+            self._log.flush()
+            with self._out_lock:
+                try:
+                    self.out.write(self.prefix + line + "\n")
+                    self.out.flush()
+                except ValueError:
+                    pass  # the terminal stream was closed under us
+            if self.ready_line and self.ready_line in line:
+                self.ready.set()
+        self.proc.stdout.close()
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def failure(self, what):
+        lines = "\n".join("    " + line for line in list(self.tail)[-15:])
+        return StackError(f"{what}; its last output (all of it in {self.log_path}):\n{lines}")
+
+    def wait_ready(self, check, timeout):
+        """Until ``check()`` (and the ready line, if any) holds; StackError if it dies."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running():
+                self.wait_output()
+                raise self.failure(f"{self.name} stopped while starting "
+                                   f"(exit code {self.proc.returncode})")
+            if (self.ready_line is None or self.ready.is_set()) and check():
+                return
+            time.sleep(0.1)
+        raise self.failure(f"{self.name} did not answer within {timeout} s")
+
+    def wait_output(self, timeout=5):
+        if self._reader:
+            self._reader.join(timeout)
+
+    def stop(self, timeout=30):
+        """SIGTERM, then SIGKILL after ``timeout`` s; the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.wait_output()
+        self._log.close()
+        return self.proc.returncode
+
+
+# -- the stack -----------------------------------------------------------------------
+class Stack:
+    """Every part of Rollcall, started in order; :meth:`stop` ends them all."""
+
+    def __init__(self, data_dir=DEFAULT_DATA_DIR, ports=None, stage="dev", out=None,
+                 admin_email=DEFAULT_ADMIN_EMAIL, start_timeout=180, bridge_wait_seconds=5,
+                 faces_module="local.rekognition_server"):
+        self.data_dir = pathlib.Path(data_dir).resolve()
+        self.ports = ports or Ports()
+        self.stage = stage
+        self.out = out or sys.stdout
+        self.admin_email = admin_email
+        self.start_timeout = start_timeout
+        self.bridge_wait_seconds = bridge_wait_seconds
+        self.faces_module = faces_module
+        self.first_admin = None
+        self.parts = []
+        self._lock_file = None
+        self._log = None
+
+    # -- URLs --------------------------------------------------------------------
+    @property
+    def site_url(self):
+        return f"http://{HOST}:{self.ports.site}"
+
+    @property
+    def api_url(self):
+        return f"http://{HOST}:{self.ports.api}"
+
+    @property
+    def moto_url(self):
+        return f"http://{HOST}:{self.ports.moto}"
+
+    @property
+    def faces_url(self):
+        return f"http://{HOST}:{self.ports.faces}"
+
+    @property
+    def log_dir(self):
+        return self.data_dir / "logs"
+
+    def say(self, message):
+        """A launcher message: terminal and stack.log (never a secret)."""
+        for line in message.splitlines() or [""]:
+            self.out.write(f"{'stack':<9}| {line}\n")
+            if self._log:
+                self._log.write(line + "\n")
+        self.out.flush()
+        if self._log:
+            self._log.flush()
+
+    def environment(self):
+        """The environment of every part: local endpoints, fake credentials, the stage."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(stage_environment(self.stage))
+        env.update({
+            "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+            # Never the user's ~/.aws: no profile or endpoint there can send data to AWS.
+            "AWS_CONFIG_FILE": str(self.data_dir / "aws-config-none"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(self.data_dir / "aws-credentials-none"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_ENDPOINT_URL": self.moto_url,
+            "AWS_ENDPOINT_URL_REKOGNITION": self.faces_url,
+            "SITE_ORIGIN": self.site_url,
+            "ROLLCALL_STAGE": self.stage,
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_DIR),
+                                                        os.environ.get("PYTHONPATH")])),
+        })
+        return env
+
+    # -- start ---------------------------------------------------------------------
+    def check(self):
+        """Fail at once, saying what to do, if a tool is missing or a port is taken."""
+        missing = missing_tools([m if m != "local.rekognition_server" else self.faces_module
+                                 for m in REQUIRED_PARTS])
+        if missing:
+            raise StackError("cannot start: missing " + "; ".join(missing) + ".\n"
+                             "Run `make install` (it installs requirements-dev.txt into "
+                             ".venv) and start with `make run`, or pull the latest code.")
+        by_port = {}
+        for name, port in dataclasses.asdict(self.ports).items():
+            if port in by_port:
+                raise StackError(f"the {name} and {by_port[port]} ports are both {port}; "
+                                 "give each part its own port")
+            by_port[port] = name
+        for name, port in dataclasses.asdict(self.ports).items():
+            if not port_is_free(port):
+                raise StackError(
+                    f"port {port} (for the {name}) is already in use on {HOST}. Stop what "
+                    f"listens there (`ss -ltnp 'sport = :{port}'` shows it; maybe another "
+                    f"`make run`), or choose another port: --{name}-port N or "
+                    f"ROLLCALL_{name.upper()}_PORT=N.")
+
+    def _lock_data_dir(self):
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_file = open(self.data_dir / ".lock", "a+")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.close()
+            self._lock_file = None
+            raise StackError(f"another Rollcall stack is using {self.data_dir}; stop it "
+                             "first (Ctrl-C in its terminal) or choose another --data-dir")
+
+    def _part(self, name, module, *args, ready_line="listening on"):
+        part = Part(name, [sys.executable, "-m", module, *map(str, args)],
+                    self.environment(), self.log_dir, self.out, ready_line=ready_line)
+        self.parts.append(part)
+        return part.start()
+
+    def start(self):
+        """Start every part; returns when each answers. StackError (all stopped) if not."""
+        self.check()
+        self._lock_data_dir()
+        try:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self._log = open(self.log_dir / "stack.log", "a", encoding="utf-8")
+            self._start_parts()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_parts(self):
+        started = time.monotonic()
+        timeout = self.start_timeout
+        self.say(f"starting Rollcall ({self.stage}) with its data in {self.data_dir}")
+        moto = self._part("moto", "local.moto_state", "--host", HOST, "--port",
+                          self.ports.moto, "--state-dir", self.data_dir / "moto")
+        faces = self._part("faces", self.faces_module, "--host", HOST, "--port",
+                           self.ports.faces, "--data-dir", self.data_dir / "faces")
+        moto.wait_ready(lambda: _listening(self.ports.moto), timeout)
+        faces.wait_ready(lambda: _listening(self.ports.faces), timeout)
+        self._provision()
+        self._ensure_admin()
+        bridge = self._part("bridge", "local.bridge", "--stage", self.stage,
+                            "--wait-seconds", self.bridge_wait_seconds, ready_line="ready:")
+        api = self._part("api", "local.api_server", "--host", HOST, "--port", self.ports.api,
+                         "--stage", self.stage)
+        site = self._part("site", "local.site_server", "--host", HOST, "--port",
+                          self.ports.site, "--api-url", self.api_url,
+                          "--out", self.data_dir / "site")
+        bridge.wait_ready(lambda: True, timeout)
+        api.wait_ready(lambda: _http_ok(self.api_url + "/health"), timeout)
+        site.wait_ready(lambda: _http_ok(self.site_url + "/config.js"), timeout)
+        self._write_state_file()
+        self.say(f"ready in {time.monotonic() - started:.1f} s: open {self.site_url} "
+                 f"(API {self.api_url}); Ctrl-C stops everything")
+
+    def _provision(self):
+        part = self._part("provision", "chalicelib.provision", "--stage", self.stage,
+                          ready_line=None)
+        try:
+            code = part.proc.wait(self.start_timeout)
+        except subprocess.TimeoutExpired:
+            part.stop(5)
+            raise part.failure(f"provisioning took longer than {self.start_timeout} s")
+        part.wait_output()
+        if code != 0:
+            raise part.failure(f"provisioning failed (exit code {code})")
+
+    def _users(self):
+        import boto3
+
+        from chalicelib.users import UserStore
+        env = self.environment()
+        session = boto3.session.Session(aws_access_key_id="local",
+                                        aws_secret_access_key="local", region_name=REGION)
+        table = session.resource("dynamodb", endpoint_url=self.moto_url).Table(
+            env["USERS_TABLE"])
+        return UserStore(table)
+
+    def _ensure_admin(self):
+        """On the first start, an admin with a generated password (shown once)."""
+        from chalicelib.passwords import generate_password
+
+        users = self._users()
+        admins = [u["email"] for u in users.list() if u.get("role") == "admin"]
+        if admins:
+            self.say(f"admin account(s): {', '.join(admins)} (the password was shown on the "
+                     "first start only). To set a new one while this runs:\n"
+                     f"  {self.cli_hint('user set-password ' + admins[0])}")
+            return
+        password = generate_password()
+        users.add(self.admin_email, password, "admin")
+        self.first_admin = {"email": self.admin_email, "password": password}
+        # Terminal only: the password never goes into a log file.
+        self.out.write(
+            "\n"
+            "  ============================================================\n"
+            "  Rollcall's first admin account (shown this once, write it down):\n"
+            f"    site:     {self.site_url}\n"
+            f"    email:    {self.admin_email}\n"
+            f"    password: {password}\n"
+            "  ============================================================\n\n")
+        self.out.flush()
+        if self._log:
+            self._log.write(f"created the first admin {self.admin_email} "
+                            "(password shown on the terminal only)\n")
+
+    def cli_hint(self, command):
+        data = "" if self.data_dir == DEFAULT_DATA_DIR.resolve() else \
+            f" --data-dir {self.data_dir}"
+        return f".venv/bin/python -m local.stack{data} cli {command}"
+
+    def _write_state_file(self):
+        state = {"pid": os.getpid(), "stage": self.stage, "site_url": self.site_url,
+                 "api_url": self.api_url, "moto_url": self.moto_url,
+                 "faces_url": self.faces_url}
+        (self.data_dir / "stack.json").write_text(json.dumps(state, indent=2))
+
+    # -- running and stopping --------------------------------------------------------
+    def failed_part(self):
+        """The first long-running part that has stopped on its own, or None."""
+        for part in self.parts:
+            if part.name != "provision" and not part.running():
+                return part
+        return None
+
+    def stop(self):
+        """Stop every part, newest first (moto last, so it saves the final state)."""
+        (self.data_dir / "stack.json").unlink(missing_ok=True)
+        for part in reversed(self.parts):
+            was_running = part.running()
+            code = part.stop()
+            if was_running and code not in (0, None, -signal.SIGTERM):
+                self.say(f"{part.name} exited with code {code}; see {part.log_path}")
+        self.parts = []
+        if self._log:
+            self.say("stopped")
+            self._log.close()
+            self._log = None
+        if self._lock_file:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+
+
+# -- command line ---------------------------------------------------------------------
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m local.stack",
+        description="Run Rollcall on this machine (127.0.0.1): moto, the face endpoint, "
+                    "the event bridge, the API and the site.")
+    parser.add_argument("--data-dir", default=os.environ.get("ROLLCALL_DATA_DIR"),
+                        help="where data and logs live (env ROLLCALL_DATA_DIR; "
+                             "default .rollcall/ in the project)")
+    for field in dataclasses.fields(Ports):
+        parser.add_argument(f"--{field.name}-port", type=int, default=None,
+                            help=f"env ROLLCALL_{field.name.upper()}_PORT; "
+                                 f"default {field.default}")
+    parser.add_argument("--stage", default=os.environ.get("ROLLCALL_STAGE_NAME", "dev"),
+                        help="stage in .chalice/config.json whose names are used")
+    parser.add_argument("--admin-email", default=os.environ.get(
+        "ROLLCALL_ADMIN_EMAIL", DEFAULT_ADMIN_EMAIL),
+        help="email of the admin made on the first start")
+    parser.add_argument("command", nargs=argparse.REMAINDER,
+                        help="`cli ARGS...`: run chalicelib.cli against the running stack")
+    return parser
+
+
+def _run_cli(data_dir, argv):
+    """``chalicelib.cli`` with the endpoints of the stack running on ``data_dir``."""
+    state_path = data_dir / "stack.json"
+    if not state_path.is_file():
+        print(f"error: no Rollcall stack is running on {data_dir}; start it (make run) "
+              "and run this in another terminal", file=sys.stderr)
+        return 1
+    state = json.loads(state_path.read_text())
+    for key in [k for k in os.environ if k.startswith("AWS_")]:
+        del os.environ[key]
+    os.environ.update(AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local",
+                      AWS_DEFAULT_REGION=REGION, AWS_ENDPOINT_URL=state["moto_url"],
+                      AWS_ENDPOINT_URL_REKOGNITION=state["faces_url"],
+                      AWS_CONFIG_FILE=str(data_dir / "aws-config-none"),
+                      AWS_SHARED_CREDENTIALS_FILE=str(data_dir / "aws-credentials-none"))
+    from chalicelib import cli
+    return cli.run(["--stage", state["stage"], *argv])
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    data_dir = pathlib.Path(args.data_dir or DEFAULT_DATA_DIR).resolve()
+    if args.command:
+        if args.command[0] != "cli":
+            print(f"error: unknown command {args.command[0]!r}; the only one is `cli`",
+                  file=sys.stderr)
+            return 2
+        return _run_cli(data_dir, args.command[1:])
+    try:
+        ports = Ports.from_env()
+        for field in dataclasses.fields(Ports):
+            value = getattr(args, f"{field.name}_port")
+            if value is not None:
+                setattr(ports, field.name, _port(value, f"--{field.name}-port"))
+    except StackError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    stopping = threading.Event()
+
+    def on_signal(signum, frame):
+        if stopping.is_set():
+            return
+        stopping.set()
+        # During start() this interrupts the wait; start() then stops what it began.
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    stack = Stack(data_dir, ports=ports, stage=args.stage, admin_email=args.admin_email)
+    try:
+        stack.start()
+        while True:
+            failed = stack.failed_part()
+            if failed:
+                failed.wait_output()
+                stack.say(str(failed.failure(
+                    f"{failed.name} stopped unexpectedly (exit code {failed.proc.returncode})"))
+                    + "\nstopping everything")
+                stack.stop()
+                return 1
+            time.sleep(0.5)
+    except StackError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.say("stopping every part...")
+        stack.stop()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
