@@ -17,8 +17,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
+# RUN_ARGS: e.g. RUN_ARGS="--site-port 9000 --data-dir /tmp/rc" (see python -m local.stack --help)
 run: install
-	$(PY) -m local.stack
+	$(PY) -m local.stack $(RUN_ARGS)
 
 test: install browser
 	$(PY) -m pytest $(PYTEST_ARGS)
