@@ -252,15 +252,16 @@ class Students:
         type, bytes), one usable face, not someone else's face, index it
         (ExternalImageId = student_id), copy the photo to its permanent key,
         delete the upload, write the record (conditional on a new id). After
-        any failure nothing is left: no face, no photo, no record.
+        any failure nothing is left: no face, no photo (the upload too is
+        deleted, so the site uploads again), no record.
         """
-        if self.get(student_id) is not None:
-            # Cheap early answer before any face work; the conditional put
-            # below is what really decides (two racing requests).
-            raise _duplicate(student_id)
         rollback = Rollback(self._log)
         rollback.on_failure("delete upload", self._photos.delete, [photo_key])
         try:
+            if self.get(student_id) is not None:
+                # Cheap early answer before any face work; the conditional
+                # put below is what really decides (two racing requests).
+                raise _duplicate(student_id)
             self._check_photo(photo_key)
             self._refuse_registered_face(photo_key, student_id)
             face_ids = self._index(rollback, photo_key, student_id)

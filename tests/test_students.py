@@ -121,13 +121,14 @@ def test_photo_upload_is_a_presigned_post_limited_to_one_key_type_and_size(
     assert again.json_body["photo_key"] != key and again.json_body["photo_key"].endswith(".png")
 
 
-@pytest.mark.parametrize("body", [{}, {"content_type": "image/gif"},
-                                  {"content_type": "video/mp4"}, {"content_type": 3}])
-def test_photo_upload_refuses_other_types(api, teacher_headers, body):
-    answer = api.http.post("/uploads/photo", headers=teacher_headers, body=json.dumps(body))
-    assert answer.status_code == 400
-    assert error_of(answer)["details"]["field"] == "content_type"
-    assert "image/jpeg" in error_of(answer)["message"]
+def test_photo_upload_refuses_other_types(api, teacher_headers):
+    for body in ({}, {"content_type": "image/gif"}, {"content_type": "video/mp4"},
+                 {"content_type": 3}):
+        answer = api.http.post("/uploads/photo", headers=teacher_headers,
+                               body=json.dumps(body))
+        assert answer.status_code == 400, body
+        assert error_of(answer)["details"]["field"] == "content_type"
+        assert "image/jpeg" in error_of(answer)["message"]
 
 
 def test_photo_upload_needs_sign_in(api):
@@ -190,21 +191,24 @@ def test_a_unicode_name_is_kept_and_never_used_as_the_face_id(register, photo_of
     assert {f["external_id"] for f in rekognition.faces.values()} == {"x.y_z-1:2"}
 
 
-@pytest.mark.parametrize("field,value", [
+BAD_FIELDS = [
     ("student_id", ""), ("student_id", "has space"), ("student_id", "élève"),
     ("student_id", "a/b"), ("student_id", "x" * 65), ("student_id", 12),
     ("full_name", ""), ("full_name", "   "), ("full_name", "n" * 201),
     ("full_name", "two\nlines"), ("full_name", None),
     ("photo_key", "photos/students/0123456789abcdef0123456789abcdef.png"),
     ("photo_key", "videos/x.mp4"), ("photo_key", "photos/uploads/../x.png"),
-])
+]
+
+
 def test_bad_fields_are_400_naming_the_field_and_change_nothing(
-        register, photo_of, field, value, rekognition, services, bucket_keys):
-    body = {"student_id": "S1", "full_name": "Ada", "photo_key": photo_of("ada")}
-    body[field] = value
-    answer = register(body["student_id"], body["full_name"], body["photo_key"])
-    assert answer.status_code == 400
-    assert error_of(answer)["details"]["field"] == field
+        register, photo_of, rekognition, services):
+    photo = photo_of("ada")
+    for field, value in BAD_FIELDS:
+        body = {"student_id": "S1", "full_name": "Ada", "photo_key": photo, field: value}
+        answer = register(body["student_id"], body["full_name"], body["photo_key"])
+        assert answer.status_code == 400, (field, value)
+        assert error_of(answer)["details"]["field"] == field
     assert rekognition.calls == [] and services.students.list_all() == []
 
 
@@ -220,7 +224,7 @@ def nothing_left(services, rekognition, bucket_keys, student_id, keep_keys=()):
     return True
 
 
-@pytest.mark.parametrize("faces,code,words", [
+UNUSABLE = [
     ([], "no_face", "No face"),
     ([face("a"), face("b", left=0.0)], "several_faces", "2 faces"),
     ([face("a", width=0.1, height=0.1)], "face_too_small", "closer"),
@@ -228,15 +232,18 @@ def nothing_left(services, rekognition, bucket_keys, student_id, keep_keys=()):
     ([face("a", brightness=5.0)], "face_unclear", "dark"),
     ([face("a", brightness=99.5)], "face_unclear", "bright"),
     ([face("a", indexable=False)], "face_unclear", "low sharpness"),
-])
+]
+
+
 def test_photo_without_one_usable_face_is_422_and_leaves_nothing(
-        register, photo_of, faces, code, words, services, rekognition, bucket_keys):
-    answer = register("S1", "Ada", photo_of(faces=faces))
-    assert answer.status_code == 422
-    assert error_of(answer)["code"] == code
-    assert words in error_of(answer)["message"]
-    assert error_of(answer)["details"]["field"] == "photo_key"
-    assert nothing_left(services, rekognition, bucket_keys, "S1")
+        register, photo_of, services, rekognition, bucket_keys):
+    for faces, code, words in UNUSABLE:
+        answer = register("S1", "Ada", photo_of(faces=faces))
+        assert answer.status_code == 422, code
+        assert error_of(answer)["code"] == code
+        assert words in error_of(answer)["message"]
+        assert error_of(answer)["details"]["field"] == "photo_key"
+        assert nothing_left(services, rekognition, bucket_keys, "S1")
 
 
 def test_low_confidence_detections_do_not_count_as_faces(register, photo_of):
@@ -261,21 +268,24 @@ def test_face_pixels_is_the_same_for_a_rotated_photo():
     assert upright == pytest.approx(rotated) == pytest.approx((200 * 180) ** 0.5)
 
 
-@pytest.mark.parametrize("data,content_type,words", [
+BAD_FILES = [
     (b"GIF89a" + b"\0" * 100, "image/png", "not a JPG, PNG file"),
     (b"%PDF-1.7 not a photo", "image/jpeg", "not a JPG, PNG file"),
     (b"", "image/png", "empty"),
     (b"\x89PNG\r\n\x1a\n" + b"\0" * (5 * 1024 ** 2), "image/png", "limit is"),
     (b"\xff\xd8\xff\xe0" + b"\0" * 40, "image/jpeg", "damaged"),
-])
+]
+
+
 def test_bad_files_are_422_bad_photo_and_are_deleted(
-        register, upload, data, content_type, words, services, rekognition, bucket_keys):
-    answer = register("S1", "Ada", upload(data, content_type))
-    assert answer.status_code == 422
-    assert error_of(answer)["code"] == "bad_photo"
-    assert words in error_of(answer)["message"]
+        register, upload, services, rekognition, bucket_keys):
+    for data, content_type, words in BAD_FILES:
+        answer = register("S1", "Ada", upload(data, content_type))
+        assert answer.status_code == 422, words
+        assert error_of(answer)["code"] == "bad_photo"
+        assert words in error_of(answer)["message"]
+        assert nothing_left(services, rekognition, bucket_keys, "S1")
     assert rekognition.calls == []
-    assert nothing_left(services, rekognition, bucket_keys, "S1")
 
 
 def test_a_photo_that_was_never_uploaded_is_422(register, api, teacher_headers,
@@ -320,7 +330,7 @@ def test_duplicate_id_is_409_and_leaves_the_first_student_alone(
     assert error_of(answer)["details"]["field"] == "student_id"
     assert services.students.get("S1")["full_name"] == "Ada"
     assert rekognition.faces == faces_before
-    assert first["photo_keys"][0] in bucket_keys()
+    assert bucket_keys() == first["photo_keys"]  # Bob's upload is gone too
 
 
 def test_the_conditional_write_decides_a_race_for_one_id(
