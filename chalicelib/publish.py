@@ -190,12 +190,12 @@ def main(argv=None):
         description="Build the web app; with --stage, upload it to the stage's site bucket.")
     parser.add_argument("--stage", help="publish to this stage's SITE_BUCKET")
     parser.add_argument("--api-url", help="the API's base URL (default for --stage: the "
-                        "deployed one; for --out: http://127.0.0.1:8000)")
+                        "deployed one; for --out: http://127.0.0.1:8001)")
     parser.add_argument("--out", help="only build, into this folder")
     args = parser.parse_args(argv)
     try:
         if args.out:
-            site = build_site(args.out, args.api_url or "http://127.0.0.1:8000")
+            site = build_site(args.out, args.api_url or "http://127.0.0.1:8001")
             print(f"built the site in {site}")
         elif args.stage:
             publish(args.stage, api_url=args.api_url)

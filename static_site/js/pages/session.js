@@ -60,7 +60,8 @@ export async function render(main, { sessionId }, { setTitle }) {
         actions,
       }),
       h("div", { class: "session-status" }, badge(session.status),
-        h("span", { class: "muted" }, `Uploaded ${formatDateTime(session.created_at)}`)),
+        h("span", { class: "muted" }, session.status === "AWAITING_UPLOAD"
+          ? `Created ${formatDateTime(session.created_at)}` : `Uploaded ${formatDateTime(session.created_at)}`)),
       statusPanel(session),
       done ? stats(session, present, absent) : null);
 

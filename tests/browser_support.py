@@ -1,0 +1,92 @@
+"""Driving Debian's Chromium with Playwright for the site's browser tests.
+
+Never a downloaded browser: :data:`CHROMIUM` is the system one (``make
+browser`` installs it). Every page a test visits is saved as a screenshot
+under ``tests/artifacts/<test name>/`` (gitignored) so a person can look at
+what the teacher would see. :class:`PageWatch` makes a test fail on any
+JavaScript error or dialog (an ``alert`` from injected markup would show up
+there), and keeps all traffic on 127.0.0.1.
+"""
+import pathlib
+import re
+import shutil
+from urllib.parse import urlsplit
+
+import pytest
+
+ARTIFACTS_DIR = pathlib.Path(__file__).resolve().parent / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+
+
+def require_browser():
+    """Skip (with the fix) when Chromium or Playwright is missing."""
+    if not pathlib.Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not found: run 'make browser' "
+                    "(apt-get install chromium chromium-driver)")
+    return pytest.importorskip("playwright.sync_api",
+                               reason="playwright is not installed: run 'make install'")
+
+
+def launch(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                      args=CHROMIUM_ARGS)
+
+
+class Shots:
+    """Numbered full-page screenshots of one test, in tests/artifacts/<name>/."""
+
+    def __init__(self, test_name):
+        self.dir = ARTIFACTS_DIR / re.sub(r"[^\w.-]+", "_", test_name)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir.mkdir(parents=True)
+        self.count = 0
+
+    def take(self, page, name):
+        self.count += 1
+        path = self.dir / f"{self.count:02d}-{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+class PageWatch:
+    """Records page errors, console errors, dialogs and requests off 127.0.0.1.
+
+    Requests are watched, not intercepted: interception would buffer the
+    upload body and hide the upload progress the site shows.
+    """
+
+    def __init__(self, page, allowed_console=()):
+        self.errors = []
+        self.dialogs = []
+        self.blocked = []
+        self._allowed = [re.compile(p) for p in allowed_console]
+        page.on("pageerror", lambda error: self.errors.append(f"page error: {error}"))
+        page.on("console", self._console)
+        page.on("dialog", self._dialog)
+        page.on("request", self._request)
+
+    def _console(self, message):
+        if message.type != "error":
+            return
+        text = message.text
+        # The browser logs every 4xx answer; those are expected (wrong password...).
+        if "Failed to load resource" in text or any(p.search(text) for p in self._allowed):
+            return
+        self.errors.append(f"console: {text}")
+
+    def _dialog(self, dialog):
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def _request(self, request):
+        url = urlsplit(request.url)
+        if url.scheme in ("http", "https") and url.hostname not in LOCAL_HOSTS:
+            self.blocked.append(request.url)
+
+    def check(self):
+        assert not self.dialogs, f"a dialog opened: {self.dialogs}"
+        assert not self.errors, "\n".join(self.errors)
+        assert not self.blocked, f"requests left 127.0.0.1: {self.blocked}"
