@@ -410,6 +410,10 @@ class Stack:
             env["USERS_TABLE"])
         return UserStore(table)
 
+    def add_user(self, email, password, role="teacher"):
+        """Make an account in the running stack (what the CLI does; tests use it)."""
+        return self._users().add(email, password, role)
+
     def _ensure_admin(self):
         """On the first start, an admin with a generated password (shown once)."""
         from chalicelib.passwords import generate_password

@@ -139,3 +139,60 @@ def running_moto(state_dir, **kwargs):
         yield moto
     finally:
         moto.stop()
+
+
+class CapturedOutput:
+    """A terminal stand-in: keeps what the stack printed, and copies it to a file."""
+
+    def __init__(self, path):
+        import threading
+        self._lock = threading.Lock()
+        self._chunks = []
+        self._file = open(path, "a", encoding="utf-8")
+
+    def write(self, text):
+        with self._lock:
+            self._chunks.append(text)
+            self._file.write(text)
+
+    def flush(self):
+        with self._lock:
+            self._file.flush()
+
+    def text(self):
+        with self._lock:
+            return "".join(self._chunks)
+
+    def close(self):
+        with self._lock:
+            self._file.close()
+
+
+def make_stack(data_dir, **kwargs):
+    """A :class:`local.stack.Stack` on free ports in ``data_dir`` (not started).
+
+    What it prints is kept in ``stack.out.text()`` and in ``<data_dir>/terminal.txt``.
+    """
+    from local.stack import Ports, Stack
+
+    data_dir = pathlib.Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    kwargs.setdefault("bridge_wait_seconds", 1)
+    return Stack(data_dir, ports=Ports(**free_ports(["site", "api", "moto", "faces"])),
+                 out=CapturedOutput(data_dir / "terminal.txt"), **kwargs)
+
+
+@contextlib.contextmanager
+def running_stack(data_dir, **kwargs):
+    """The whole stack as real processes on free ports; stopped on leaving.
+
+    Yields the :class:`local.stack.Stack`: ``.site_url``, ``.api_url``,
+    ``.first_admin`` ({email, password} on a fresh data dir), ``.add_user(email,
+    password, role)``, ``.out.text()`` (what it printed).
+    """
+    stack = make_stack(data_dir, **kwargs)
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
