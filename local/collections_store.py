@@ -1,0 +1,174 @@
+"""Face collections and face-search jobs, in memory or persisted in a data dir.
+
+With ``data_dir=None`` everything lives in memory (tests). With a data dir,
+each collection is one JSON file ``collections/<id>.json`` and each job one
+``jobs/<JobId>.json``, written whole to a temporary file and renamed over
+the old one, so a crash never leaves half a file; a restarted endpoint finds
+its collections and finished jobs again. A job that was still running when
+the endpoint stopped is reported FAILED after the restart (its worker is
+gone), never IN_PROGRESS forever.
+"""
+import json
+import os
+import pathlib
+import threading
+import time
+import uuid
+
+import numpy as np
+
+from local.face_engine import FACE_MODEL_VERSION
+from local.service_model import RekognitionError
+
+ACCOUNT = "123456789012"
+
+
+def _atomic_write(path, payload):
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(json.dumps(payload, separators=(",", ":")))
+    os.replace(tmp, path)
+
+
+def not_found(collection_id):
+    return RekognitionError("ResourceNotFoundException",
+                            f"The collection id: {collection_id} does not exist")
+
+
+class CollectionStore:
+    """Collections of indexed faces (descriptor + Rekognition's Face fields)."""
+
+    def __init__(self, data_dir=None, region="us-east-1"):
+        self._lock = threading.RLock()
+        self._region = region
+        self._dir = pathlib.Path(data_dir) / "collections" if data_dir else None
+        self._collections = {}
+        if self._dir:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            for path in sorted(self._dir.glob("*.json")):
+                record = json.loads(path.read_text())
+                self._collections[record["CollectionId"]] = record
+
+    def _save(self, record):
+        if self._dir:
+            _atomic_write(self._dir / f"{record['CollectionId']}.json", record)
+
+    def arn(self, collection_id):
+        return f"aws:rekognition:{self._region}:{ACCOUNT}:collection/{collection_id}"
+
+    def _get(self, collection_id):
+        record = self._collections.get(collection_id)
+        if record is None:
+            raise not_found(collection_id)
+        return record
+
+    def create(self, collection_id):
+        with self._lock:
+            if collection_id in self._collections:
+                raise RekognitionError("ResourceAlreadyExistsException",
+                                       f"The collection id: {collection_id} already exists")
+            record = {"CollectionId": collection_id, "Created": time.time(), "Faces": []}
+            self._collections[collection_id] = record
+            self._save(record)
+            return record
+
+    def describe(self, collection_id):
+        with self._lock:
+            record = self._get(collection_id)
+            return {"FaceCount": len(record["Faces"]), "Created": record["Created"]}
+
+    def ids(self):
+        with self._lock:
+            return sorted(self._collections)
+
+    def delete(self, collection_id):
+        with self._lock:
+            self._get(collection_id)
+            del self._collections[collection_id]
+            if self._dir:
+                (self._dir / f"{collection_id}.json").unlink(missing_ok=True)
+
+    def add_faces(self, collection_id, faces):
+        """Store faces (dicts with FaceId..., and ``Descriptor``: 128 floats)."""
+        with self._lock:
+            record = self._get(collection_id)
+            record["Faces"].extend(faces)
+            self._save(record)
+
+    def faces(self, collection_id):
+        """A copy of the collection's faces, oldest first."""
+        with self._lock:
+            return list(self._get(collection_id)["Faces"])
+
+    def delete_faces(self, collection_id, face_ids):
+        """Remove faces; answers (deleted ids, ids not found)."""
+        with self._lock:
+            record = self._get(collection_id)
+            wanted = set(face_ids)
+            kept = [f for f in record["Faces"] if f["FaceId"] not in wanted]
+            present = {f["FaceId"] for f in record["Faces"]}
+            record["Faces"] = kept
+            self._save(record)
+            deleted = [i for i in dict.fromkeys(face_ids) if i in present]
+            missing = [i for i in dict.fromkeys(face_ids) if i not in present]
+            return deleted, missing
+
+    def snapshot(self, collection_id):
+        """(faces, descriptor matrix) as of now, for a search."""
+        faces = self.faces(collection_id)
+        matrix = np.asarray([f["Descriptor"] for f in faces], np.float32).reshape(-1, 128)
+        return faces, matrix
+
+
+class JobStore:
+    """Face-search jobs by JobId, and the ClientRequestToken each was started with."""
+
+    def __init__(self, data_dir=None):
+        self._lock = threading.RLock()
+        self._dir = pathlib.Path(data_dir) / "jobs" if data_dir else None
+        self._jobs = {}
+        self._tokens = {}
+        if self._dir:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            for path in sorted(self._dir.glob("*.json")):
+                job = json.loads(path.read_text())
+                if job["JobStatus"] == "IN_PROGRESS":
+                    job["JobStatus"] = "FAILED"
+                    job["StatusMessage"] = ("The face engine stopped before this job "
+                                            "finished; start the search again")
+                    _atomic_write(path, job)
+                self._remember(job)
+
+    def _remember(self, job):
+        self._jobs[job["JobId"]] = job
+        if job.get("ClientRequestToken"):
+            self._tokens[job["ClientRequestToken"]] = job["JobId"]
+
+    def by_token(self, token):
+        with self._lock:
+            job_id = self._tokens.get(token)
+            return self._jobs.get(job_id) if job_id else None
+
+    def get(self, job_id):
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def put(self, job):
+        """Add or replace a job (and write it down when persisting)."""
+        with self._lock:
+            self._remember(job)
+            if self._dir:
+                _atomic_write(self._dir / f"{job['JobId']}.json", job)
+
+    def claim_token(self, token, make_job):
+        """The job started with ``token``, or a new one from ``make_job()`` (atomic)."""
+        with self._lock:
+            existing = self.by_token(token) if token else None
+            if existing is not None:
+                return existing, False
+            job = make_job()
+            self.put(job)
+            return job, True
+
+
+def face_model_version():
+    return FACE_MODEL_VERSION
