@@ -147,3 +147,27 @@ def teacher_headers(make_user, login):
 @pytest.fixture
 def admin_headers(make_user, login):
     return login(make_user("admin@example.org", "admin password 12", "admin"))
+
+
+# -- built-in face endpoint (issue 8) -------------------------------------------
+
+@pytest.fixture
+def face_endpoint(aws):
+    """The built-in face engine's Rekognition endpoint, inside this test's moto world.
+
+    It reads images and videos through moto's in-process S3 and publishes to
+    moto's SNS; its collections live in memory. The dlib models load once per
+    process (and once per worker process for videos), not once per test.
+    """
+    from local.rekognition_server import RekognitionServer
+    server = RekognitionServer(s3_client=boto3.client("s3", region_name=REGION),
+                               sns_client=boto3.client("sns", region_name=REGION),
+                               region=REGION).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def face_rekognition(face_endpoint):
+    """A plain boto3 Rekognition client talking to :func:`face_endpoint`."""
+    return boto3.client("rekognition", region_name=REGION, endpoint_url=face_endpoint.url)
