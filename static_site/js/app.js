@@ -24,6 +24,7 @@ const ROUTES = [
 
 const main = document.getElementById("main");
 let cleanup = null;
+let visits = 0;
 let expiredMessage = null;
 
 function match(hash) {
@@ -72,20 +73,27 @@ async function route() {
   }
   showChrome(!current.public, current.nav);
   document.title = `${current.title} · Rollcall`;
-  clear(main);
+  // Each visit renders into its own view: a page still loading when the
+  // person (or a 401) moves on writes into a view that is no longer shown.
+  const view = h("div", { class: "view", dataset: { page: current.id } });
+  clear(main).append(view);
   main.dataset.page = current.id;
+  const visit = ++visits;
+  const stillHere = () => visit === visits;
   try {
-    cleanup = await current.page.render(main, params, {
+    const done = await current.page.render(view, params, {
       expiredMessage: current.public ? expiredMessage : null,
-      setTitle: (title) => { document.title = `${title} · Rollcall`; },
+      setTitle: (title) => { if (stillHere()) document.title = `${title} · Rollcall`; },
     });
+    if (stillHere()) cleanup = done;
+    else if (typeof done === "function") done(); // left before it finished loading
   } catch (error) {
     if (error.code !== "signed_out") {
-      clear(main).append(notice("error", "This page could not be shown", h("p", {}, error.message)));
+      clear(view).append(notice("error", "This page could not be shown", h("p", {}, error.message)));
     }
   }
   if (current.public) expiredMessage = null;
-  main.focus({ preventScroll: true });
+  if (stillHere()) main.focus({ preventScroll: true });
 }
 
 // Any 401 from the API: forget the token, remember where we were, sign in again.

@@ -6,7 +6,7 @@ import * as auth from "../auth.js";
 import { field, clearErrors, showApiError, formErrorSlot, setBusy, notice } from "../ui.js";
 
 export async function render(main, _params, { expiredMessage }) {
-  const email = h("input", { type: "email", autocomplete: "username", required: true, maxlength: 320, autofocus: true });
+  const email = h("input", { type: "email", autocomplete: "username", required: true, maxlength: 320 });
   const password = h("input", { type: "password", autocomplete: "current-password", required: true, maxlength: 256 });
   const submit = h("button", { type: "submit", class: "btn btn--primary btn--block" }, "Sign in");
   const form = h("form", { class: "login__form", novalidate: true },

@@ -20,7 +20,10 @@ export async function render(main, { sessionId }) {
   frame.srcdoc = html; // server-rendered and escaped; sandboxed without scripts
   frame.addEventListener("load", () => {
     const doc = frame.contentDocument;
-    if (doc) frame.style.height = `${doc.documentElement.scrollHeight + 24}px`;
+    if (!doc) return;
+    // The report's own buttons need script, which the sandbox forbids: ours prints.
+    for (const button of doc.querySelectorAll("button")) button.hidden = true;
+    frame.style.height = `${doc.documentElement.scrollHeight + 24}px`;
   });
   const print = h("button", { type: "button", class: "btn btn--primary" }, "Print");
   print.addEventListener("click", () => frame.contentWindow.print());

@@ -30,7 +30,7 @@ export async function render(main) {
       "No sessions yet",
       "Upload the recording of a class and Rollcall works out who was there.",
       h("a", { class: "btn btn--primary", href: "#/upload" }, "Upload a recording")));
-    if (sessions.some((s) => s.status === "PROCESSING")) {
+    if (sessions.some(isMoving)) {
       timer = setTimeout(refresh, REFRESH_MS);
     }
   }
@@ -45,6 +45,15 @@ export async function render(main) {
     list,
     exportPanel());
   return () => { stopped = true; clearTimeout(timer); };
+}
+
+// A fresh upload waits a moment for S3's event before it is processing.
+const UPLOAD_GRACE_MS = 15 * 60 * 1000;
+
+function isMoving(session) {
+  if (session.status === "PROCESSING") return true;
+  return session.status === "AWAITING_UPLOAD"
+    && Date.now() - new Date(session.created_at).getTime() < UPLOAD_GRACE_MS;
 }
 
 function counts(session) {
