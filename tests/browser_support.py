@@ -47,6 +47,8 @@ class Shots:
     def take(self, page, name):
         self.count += 1
         path = self.dir / f"{self.count:02d}-{name}.png"
+        # From the top: a full-page shot of a scrolled page draws the sticky bar mid-page.
+        page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(path), full_page=True)
         return path
 

@@ -67,7 +67,7 @@ export async function render(main, { studentId }, { setTitle }) {
         h("th", { scope: "col" }, "Status"), h("th", { scope: "col", class: "num" }, "First seen"),
         h("th", { scope: "col", class: "num" }, "Similarity"))),
       h("tbody", {}, history.map((item) => h("tr", {},
-        h("td", { "data-label": "Date" }, formatDate(item.date)),
+        h("td", { class: "cell-date", "data-label": "Date" }, formatDate(item.date)),
         h("td", { "data-label": "Session" }, h("span", {},
           h("a", { href: `#/sessions/${api.seg(item.session_id)}` }, item.title || "Session"),
           item.course ? h("span", { class: "course-tag" }, item.course) : null)),
