@@ -228,9 +228,9 @@ UNUSABLE = [
     ([], "no_face", "No face"),
     ([face("a"), face("b", left=0.0)], "several_faces", "2 faces"),
     ([face("a", width=0.1, height=0.1)], "face_too_small", "closer"),
-    ([face("a", sharpness=3.0)], "face_unclear", "blurred"),
-    ([face("a", brightness=5.0)], "face_unclear", "dark"),
-    ([face("a", brightness=99.5)], "face_unclear", "bright"),
+    ([face("a", sharpness=20.0)], "face_unclear", "blurred"),
+    ([face("a", brightness=12.0)], "face_unclear", "dark"),
+    ([face("a", brightness=95.0)], "face_unclear", "bright"),
     ([face("a", indexable=False)], "face_unclear", "low sharpness"),
 ]
 
