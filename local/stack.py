@@ -36,6 +36,7 @@ import importlib.util
 import json
 import os
 import pathlib
+import shlex
 import signal
 import socket
 import subprocess
@@ -444,7 +445,7 @@ class Stack:
 
     def cli_hint(self, command):
         data = "" if self.data_dir == DEFAULT_DATA_DIR.resolve() else \
-            f" --data-dir {self.data_dir}"
+            f" --data-dir {shlex.quote(str(self.data_dir))}"
         return f".venv/bin/python -m local.stack{data} cli {command}"
 
     def _write_state_file(self):
