@@ -78,7 +78,9 @@ from chalicelib.validation import require_choice  # noqa: E402
 @app.route("/uploads/photo", methods=["POST"])
 def new_photo_upload():
     body = json_body(app.current_request)
-    return services().students.new_upload(require_choice(body, "content_type", PHOTO_TYPES))
+    # A tuple, not the dict: `[] in dict` would raise TypeError (a 500) on a list.
+    content_type = require_choice(body, "content_type", tuple(PHOTO_TYPES))
+    return services().students.new_upload(content_type)
 
 
 @app.route("/students", methods=["POST"])
