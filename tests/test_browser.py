@@ -164,10 +164,11 @@ def test_teacher_journey(page, stack, faces_dir, tmp_path):
         register(page, full_name, student_id, faces_dir / "people" / photo)
         expect(page.locator(f'tr[data-student-id="{student_id}"] .cell-name')).to_have_text(
             full_name, timeout=30_000)
-    for _, student_id, _, _ in ROSTER:
-        photo = page.locator(f'tr[data-student-id="{student_id}"] img.avatar')
-        expect(photo).to_have_js_property("complete", True)
-        assert photo.evaluate("img => img.naturalWidth") > 0  # the presigned GET works
+    for _, student_id, _, _ in ROSTER:  # each thumbnail loads: the presigned GET works
+        page.wait_for_function("""id => {
+            const img = document.querySelector(`tr[data-student-id="${id}"] img.avatar`);
+            return img && img.complete && img.naturalWidth > 0;
+        }""", arg=student_id)
     page.shots.take(page, "people-registered")
 
     # A video where two of them appear (other photos than the registered ones).

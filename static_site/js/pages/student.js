@@ -54,11 +54,13 @@ export async function render(main, { studentId }, { setTitle }) {
         h("div", {}, h("dt", {}, "Student ID"), h("dd", { class: "cell-id" }, student.student_id)),
         h("div", {}, h("dt", {}, "Registered"), h("dd", {}, formatDateTime(student.created_at))),
         h("div", {}, h("dt", {}, "Photos"), h("dd", {}, `${student.photo_count ?? 0} of 5`)))),
-    h("div", { class: "rate" },
-      h("span", { class: "rate__value" }, formatRate(rate)),
-      h("span", { class: "rate__label" }, total ? `present in ${present} of ${total} sessions` : "no sessions yet"),
-      h("span", { class: "meter meter--large", "aria-hidden": "true" },
-        h("span", { class: "meter__fill", style: { width: `${share}%` } }))));
+    h("div", { class: ["rate", !total && "rate--none"] },
+      h("span", { class: "rate__value" }, total ? formatRate(rate) : "No sessions yet"),
+      h("span", { class: "rate__label" }, total
+        ? `present in ${present} of ${total} session${total === 1 ? "" : "s"}`
+        : "The attendance rate appears after the first recording."),
+      total ? h("span", { class: "meter meter--large", "aria-hidden": "true" },
+        h("span", { class: "meter__fill", style: { width: `${share}%` } })) : null));
 
   const historyBox = history.length
     ? h("table", { class: "table table--history" },
