@@ -27,6 +27,7 @@ redelivered S3 event (polls again, starts nothing new), or ``GET
 import datetime
 import json
 import re
+import time
 import uuid
 
 from boto3.dynamodb.conditions import Attr
@@ -95,6 +96,24 @@ class SessionStore:
     def get(self, session_id):
         return self._table.get_item(Key={"session_id": session_id},
                                     ConsistentRead=True).get("Item")
+
+    def get_many(self, session_ids):
+        """The sessions with these ids (BatchGetItem, 100 a call), by id."""
+        found, ids = {}, sorted(set(session_ids))
+        client, name = self._table.meta.client, self._table.name
+        for start in range(0, len(ids), 100):
+            request = {name: {"Keys": [{"session_id": i} for i in ids[start:start + 100]]}}
+            for attempt in range(8):
+                answer = client.batch_get_item(RequestItems=request)
+                for item in answer["Responses"].get(name, []):
+                    found[item["session_id"]] = item
+                request = answer.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(min(0.05 * 2 ** attempt, 2))  # throttled: back off, ask again
+            if request:
+                raise RuntimeError("DynamoDB kept some sessions unprocessed; try again")
+        return found
 
     def list_all(self):
         """Every session (all pages), newest first: by date, then by creation."""
@@ -240,9 +259,10 @@ class SessionWorkflow:
 
     def student_history(self, student_id):
         """One student's rows with their sessions, newest first, and the rate."""
-        sessions = {item["session_id"]: item for item in self.store.list_all()}
+        rows = self.attendance.history(student_id)
+        sessions = self.store.get_many(row["session_id"] for row in rows)
         history = []
-        for row in self.attendance.history(student_id):
+        for row in rows:
             session = sessions.get(row["session_id"])
             if session is None:
                 continue
@@ -301,7 +321,12 @@ class SessionWorkflow:
             self.videos.inspect(item["video_key"], VIDEO_TYPES, self.settings.max_video_bytes)
             job_id = self.face_search.start(bucket=self.videos.bucket, key=item["video_key"],
                                             session_id=session_id, attempt=attempt)
-        except (UploadProblem, FaceSearchProblem) as problem:
+        except UploadProblem as problem:
+            # The session's upload link is single-use: another file needs a new session.
+            self.store.mark_failed(session_id, attempt, f"{problem} To send another file, "
+                                   "create a new session.")
+            return FAILED
+        except FaceSearchProblem as problem:
             self.store.mark_failed(session_id, attempt, str(problem))
             return FAILED
         except Exception:
