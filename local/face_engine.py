@@ -133,6 +133,8 @@ class Detection:
 
 def detect(image, upsample=0, adjust_threshold=0.0):
     """Run dlib's HOG detector on a gray or RGB array (it releases the GIL)."""
+    # dlib misreads strided views (a slice of a frame): hand it contiguous pixels
+    image = np.ascontiguousarray(image)
     rects, scores, views = models().detector.run(image, upsample, adjust_threshold)
     return [Detection((r.left(), r.top(), r.right(), r.bottom()), float(s), int(v))
             for r, s, v in zip(rects, scores, views)]
