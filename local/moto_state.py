@@ -312,6 +312,31 @@ def _is_sqs(environ):
     return target.startswith("AmazonSQS") or "/sqs/aws4_request" in auth
 
 
+def _drain(result):
+    try:
+        return list(result)
+    finally:
+        if hasattr(result, "close"):
+            result.close()
+
+
+#: JSON-protocol actions (X-Amz-Target) that only read: no snapshot needed after them.
+_READ_PREFIXES = ("Get", "List", "Describe", "Query", "Scan", "BatchGet")
+
+
+def _may_change_state(environ, body):
+    """False for requests that surely changed nothing (so an idle stack, whose
+    bridge long-polls SQS all the time, does not snapshot every few seconds)."""
+    method = environ.get("REQUEST_METHOD")
+    if method in ("GET", "HEAD", "OPTIONS"):
+        return False
+    action = environ.get("HTTP_X_AMZ_TARGET", "").rsplit(".", 1)[-1]
+    if action == "ReceiveMessage":
+        # Receiving changes a message's visibility, but only if there was one.
+        return any(b'"Messages"' in chunk or b"<Message>" in chunk for chunk in body)
+    return not action.startswith(_READ_PREFIXES)
+
+
 class PersistentMoto:
     """moto's WSGI app behind a lock, with periodic and final snapshots."""
 
@@ -331,20 +356,15 @@ class PersistentMoto:
             start_response("403 Forbidden", [("Content-Type", "text/plain")])
             return [b"reset is disabled: the local stack keeps its data"]
         if _is_sqs(environ):
-            self._dirty.set()
-            return self.app(environ, start_response)
-        self._spool_body(environ)
-        self._lock.acquire_shared()
-        try:
-            result = self.app(environ, start_response)
+            body = _drain(self.app(environ, start_response))
+        else:
+            self._spool_body(environ)
+            self._lock.acquire_shared()
             try:
-                body = list(result)
+                body = _drain(self.app(environ, start_response))
             finally:
-                if hasattr(result, "close"):
-                    result.close()
-        finally:
-            self._lock.release_shared()
-        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD", "OPTIONS"):
+                self._lock.release_shared()
+        if _may_change_state(environ, body):
             self._dirty.set()
         return body
 

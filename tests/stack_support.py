@@ -87,6 +87,11 @@ def boto_client(service, endpoint_url):
                         aws_access_key_id="local", aws_secret_access_key="local")
 
 
+def _pdeathsig():
+    from local.stack import _SET_PDEATHSIG
+    return _SET_PDEATHSIG
+
+
 class MotoProcess:
     """``python -m local.moto_state`` on a free port, state in ``state_dir``."""
 
@@ -107,7 +112,8 @@ class MotoProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "local.moto_state", "--port", str(self.port),
              "--state-dir", str(self.state_dir), "--interval", str(self.interval)],
-            cwd=PROJECT_DIR, stdout=self._log_handle, stderr=subprocess.STDOUT)
+            cwd=PROJECT_DIR, stdout=self._log_handle, stderr=subprocess.STDOUT,
+            preexec_fn=_pdeathsig())  # no orphan server if the test run dies
         wait_for(lambda: self.proc.poll() is not None or is_listening(self.port), timeout,
                  what="moto server")
         if self.proc.poll() is not None:

@@ -245,3 +245,19 @@ def test_a_message_that_always_fails_ends_in_the_dead_letter_queue(shared_moto):
     parked = sqs.receive_message(QueueUrl=dead, WaitTimeSeconds=1)["Messages"]
     key = json.loads(parked[0]["Body"])["Records"][0]["s3"]["object"]["key"]
     assert unquote_plus(key) == "videos/a.mp4"
+
+
+def test_reads_and_empty_polls_do_not_rewrite_the_snapshot(shared_moto):
+    sqs, ddb = boto_client("sqs", shared_moto.url), boto_client("dynamodb", shared_moto.url)
+    queue = sqs.create_queue(QueueName="idle-queue")["QueueUrl"]
+    snapshot = shared_moto.state_dir / "moto-state.pickle"
+    wait_for(snapshot.exists, 10, what="the first snapshot")
+    time.sleep(1.2)  # let the snapshot of the change above be written
+    before = snapshot.stat().st_mtime_ns
+    for _ in range(3):
+        sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0)
+        ddb.list_tables()
+        time.sleep(0.4)
+    assert snapshot.stat().st_mtime_ns == before
+    sqs.send_message(QueueUrl=queue, MessageBody="a change")
+    wait_for(lambda: snapshot.stat().st_mtime_ns != before, 10, what="a new snapshot")
