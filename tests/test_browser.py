@@ -78,7 +78,13 @@ def register(page, full_name, student_id, photo):
 
 
 def test_wrong_password_shows_the_error(page, stack):
-    sign_in(page, stack, TEACHER, password="not the password")
+    # With the keyboard only: the email field has the focus, Tab, Enter.
+    page.goto(stack.site_url + "#/login")
+    expect(page.get_by_label("Email")).to_be_focused()
+    page.keyboard.type(TEACHER[0])
+    page.keyboard.press("Tab")
+    page.keyboard.type("not the password")
+    page.keyboard.press("Enter")
     error = page.locator(".login .form-error")
     expect(error).to_be_visible()
     expect(error).to_contain_text("email or password is not right")
@@ -232,6 +238,9 @@ def test_teacher_journey(page, stack, faces_dir, tmp_path):
     biden = present.locator('tr[data-student-id="S-1003"]')
     expect(biden.locator(".correction")).to_contain_text("Sat outside the camera's view")
     page.shots.take(page, "session-corrected")
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    page.shots.take(page, "session-on-a-phone")
+    page.set_viewport_size({"width": 1280, "height": 860})
 
     # The CSV, fetched with the token and saved by the browser.
     with page.expect_download() as download_info:
@@ -261,6 +270,17 @@ def test_teacher_journey(page, stack, faces_dir, tmp_path):
     expect(row.locator(".badge")).to_have_text("Done")
     expect(row).to_contain_text("3 of 3 present")
     page.shots.take(page, "sessions-history")
+    # Everyone against every session of March, for a spreadsheet.
+    page.get_by_label("From").fill("2026-03-01")
+    page.get_by_label("To").fill("2026-03-31")
+    with page.expect_download() as download_info:
+        page.locator(".export-form").get_by_role("button", name="Download CSV").click()
+    matrix = download_info.value
+    assert matrix.suggested_filename == "attendance-2026-03-01-to-2026-03-31.csv"
+    text = open(matrix.path(), "rb").read().decode("utf-8-sig")
+    lines = {row["Student ID"]: row for row in csv.DictReader(io.StringIO(text))}
+    assert {k: v["2026-03-02 Biology, week 3"] for k, v in lines.items()} == {
+        "S-1001": "P", "S-1002": "P", "S-1003": "P"}
     row.get_by_role("link", name="Biology, week 3").click()
     page.locator('.attendance-present tr[data-student-id="S-1002"] a').click()
     expect(page.locator("h1")).to_have_text("Rose Leslie")
@@ -268,4 +288,33 @@ def test_teacher_journey(page, stack, faces_dir, tmp_path):
     expect(page.locator(".table--history tbody tr")).to_have_count(1)
     assert page.get_by_role("button", name="Delete…").count() == 0  # admins only
     page.shots.take(page, "person-history")
+    page.watch.check()
+
+
+def test_a_failed_recording_shows_why_and_can_be_retried(page, stack, tmp_path):
+    broken = tmp_path / "lecture.mp4"
+    broken.write_bytes(b"this is not a video, whatever its name says" * 100)
+    sign_in(page, stack, TEACHER)
+    page.get_by_role("link", name="Upload a recording").click()
+    page.get_by_label("Recording").set_input_files(str(broken))
+    expect(page.get_by_label("Title")).to_have_value("lecture")  # from the file name
+    page.get_by_label("Title").fill("Broken recording")
+    page.get_by_role("button", name="Upload and take attendance").click()
+    expect(page).to_have_url(re.compile(r"#/sessions/[^/]+$"), timeout=30_000)
+    failure = page.locator(".notice--error")
+    expect(failure).to_contain_text("could not be processed", timeout=60_000)
+    reason = failure.locator(".failure-reason").inner_text()
+    assert len(reason) > 20, reason  # a sentence a teacher can act on
+    page.shots.take(page, "session-failed")
+
+    page.get_by_role("link", name="All sessions").click()
+    row = page.locator("tbody tr", has_text="Broken recording")
+    expect(row.locator(".badge")).to_have_text("Failed")
+    expect(row.locator(".failure-reason")).to_have_text(reason)
+    page.shots.take(page, "sessions-with-a-failure")
+    row.get_by_role("button", name="Try again").click()
+    expect(page.locator(".toast")).to_contain_text("again")
+    # The same file fails the same way, and the list shows it by itself.
+    expect(page.locator("tbody tr", has_text="Broken recording").locator(".badge")).to_have_text(
+        "Failed", timeout=60_000)
     page.watch.check()

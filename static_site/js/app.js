@@ -93,7 +93,9 @@ async function route() {
     }
   }
   if (current.public) expiredMessage = null;
-  if (stillHere()) main.focus({ preventScroll: true });
+  // Screen readers and keyboards start at the new content, unless the page
+  // put the focus somewhere useful itself (the sign-in form's email field).
+  if (stillHere() && !view.contains(document.activeElement)) main.focus({ preventScroll: true });
 }
 
 // Any 401 from the API: forget the token, remember where we were, sign in again.
