@@ -117,6 +117,22 @@ def test_expired_sign_in_goes_back_to_sign_in_then_where_you_were(page, stack):
     expect(page).to_have_url(re.compile(r"#/login$"))
     page.goto(stack.site_url + "#/sessions")
     expect(page).to_have_url(re.compile(r"#/login$"))  # signed out for real
+
+    # A sign-in whose time is up is dropped before any call, with the same message.
+    sign_in(page, stack, TEACHER)
+    expect(page.locator("h1")).to_have_text("Sessions")
+    page.evaluate("""() => {
+        const saved = JSON.parse(localStorage.getItem('rollcall.auth'));
+        saved.expires_at = Math.floor(Date.now() / 1000) - 1;
+        localStorage.setItem('rollcall.auth', JSON.stringify(saved));
+    }""")
+    page.goto(stack.site_url + "#/upload")
+    expect(page).to_have_url(re.compile(r"#/login$"))
+    expect(page.locator(".login .notice")).to_contain_text("expired")
+    page.get_by_label("Email").fill(TEACHER[0])
+    page.get_by_label("Password").fill(TEACHER[1])
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("h1")).to_have_text("Upload a recording")
     page.watch.check()
 
 

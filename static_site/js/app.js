@@ -63,6 +63,7 @@ async function route() {
   }
   const { route: current, params } = found;
   if (!current.public && !auth.current()) {
+    if (auth.takeExpired()) expiredMessage = "Your sign-in has expired. Sign in again to carry on.";
     auth.rememberPlace(hash);
     location.replace("#/login");
     return;

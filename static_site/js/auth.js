@@ -4,13 +4,23 @@
 const KEY = "rollcall.auth";
 const NEXT_KEY = "rollcall.next";
 
+let expiredHere = false;
+
 export function current() {
   try {
     const saved = JSON.parse(localStorage.getItem(KEY) || "null");
     if (saved && saved.token && saved.expires_at * 1000 > Date.now()) return saved;
+    if (saved && saved.token) expiredHere = true; // it was good once: say why we ask again
   } catch { /* unreadable: treat as signed out */ }
   localStorage.removeItem(KEY);
   return null;
+}
+
+/** True once after a saved sign-in was dropped because its time was up. */
+export function takeExpired() {
+  const was = expiredHere;
+  expiredHere = false;
+  return was;
 }
 
 export function token() {
