@@ -1,5 +1,6 @@
 """Building the web app (static_site/) and publishing it to the site bucket."""
 import json
+import re
 import subprocess
 
 import boto3
@@ -95,3 +96,29 @@ def test_deployed_api_url_says_what_to_do_when_not_deployed(tmp_path):
         return subprocess.CompletedProcess(args, 2, stdout="", stderr="not deployed")
     with pytest.raises(PublishError, match="make deploy STAGE=prod"):
         deployed_api_url("prod", project_dir=tmp_path, run=failing_run)
+
+
+JS_DIR = publish.SOURCE_DIR / "js"
+
+
+def test_the_site_never_inserts_markup_from_strings():
+    """User data goes in as text: no API that parses HTML is used anywhere."""
+    forbidden = re.compile(r"\.(innerHTML|outerHTML)\s*=|insertAdjacentHTML|document\.write"
+                           r"|\beval\(|new Function\(")
+    offenders = [f"{path.relative_to(JS_DIR)}:{number}: {line.strip()}"
+                 for path in JS_DIR.rglob("*.js")
+                 for number, line in enumerate(path.read_text().splitlines(), 1)
+                 if forbidden.search(line)]
+    assert offenders == []
+
+
+def test_every_module_import_resolves():
+    """A typo in an import path breaks the whole app in the browser: catch it here."""
+    imports = re.compile(r"""^\s*import\s[^'"]*['"](\.[^'"]+)['"]""", re.M)
+    missing = []
+    for path in JS_DIR.rglob("*.js"):
+        for target in imports.findall(path.read_text()):
+            if not (path.parent / target).resolve().is_file():
+                missing.append(f"{path.relative_to(JS_DIR)} imports {target}")
+    assert missing == []
+    assert len(list(JS_DIR.rglob("*.js"))) > 5
