@@ -333,7 +333,8 @@ class Stack:
                     f"ROLLCALL_{name.upper()}_PORT=N.")
 
     def _lock_data_dir(self):
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # Photos, videos and names live here: readable by this user only.
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._lock_file = open(self.data_dir / ".lock", "a+")
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -353,6 +354,8 @@ class Stack:
         """Start every part; returns when each answers. StackError (all stopped) if not."""
         self.check()
         self._lock_data_dir()
+        self.parts = []
+        self.first_admin = None
         try:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             self._log = open(self.log_dir / "stack.log", "a", encoding="utf-8")
@@ -470,7 +473,6 @@ class Stack:
             code = part.stop()
             if was_running and code not in (0, None, -signal.SIGTERM):
                 self.say(f"{part.name} exited with code {code}; see {part.log_path}")
-        self.parts = []
         if self._log:
             self.say("stopped")
             self._log.close()

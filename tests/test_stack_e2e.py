@@ -93,6 +93,12 @@ def test_rollcall_end_to_end_and_after_a_restart(tmp_path, faces_dir):
         browser = Browser(stack.api_url, stack.site_url)
         assert "apiBaseUrl" in requests.get(stack.site_url + "/config.js", timeout=10).text
         browser.sign_in(admin["email"], admin["password"])
+        # The browser's preflight for an authorised JSON call from the site.
+        preflight = requests.options(stack.api_url + "/students", timeout=10, headers={
+            "Origin": stack.site_url, "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type"})
+        assert preflight.status_code == 200
+        assert preflight.headers["Access-Control-Allow-Origin"] == stack.site_url
 
         # Register four people, each photo sent straight to S3 with a presigned POST.
         photos = {}
@@ -139,7 +145,7 @@ def test_rollcall_end_to_end_and_after_a_restart(tmp_path, faces_dir):
         stack.stop()
     ports = stack.ports
     assert _ports_closed(ports), "a part still listens after stop()"
-    assert not any(part.running() for part in stack.parts)
+    assert len(stack.parts) == 6 and not any(part.running() for part in stack.parts)
 
     # Start again the way `make run` does, on the same data and ports.
     argv = [sys.executable, "-m", "local.stack", "--data-dir", str(data_dir)]
@@ -223,3 +229,15 @@ def test_command_line_rejects_bad_settings_with_a_message(tmp_path, capsys, monk
     assert "--api-port must be between 1024 and 65535" in capsys.readouterr().err
     assert stack_main(["--data-dir", str(tmp_path), "cli", "user", "list"]) == 1
     assert re.search(r"no Rollcall stack is running on .*make run", capsys.readouterr().err)
+
+
+def test_unreadable_saved_state_stops_the_start_and_says_what_to_do(tmp_path):
+    stack = make_stack(tmp_path / "data")
+    (tmp_path / "data" / "moto").mkdir(parents=True)
+    (tmp_path / "data" / "moto" / "moto-state.pickle").write_bytes(b"not a snapshot")
+    with pytest.raises(StackError, match=r"(?s)moto stopped while starting.*move the folder"):
+        stack.start()
+    # Whatever had started (moto and the face endpoint) was stopped again.
+    assert {part.name for part in stack.parts} == {"moto", "faces"}
+    assert not any(part.running() for part in stack.parts)
+    assert _ports_closed(stack.ports)
