@@ -179,6 +179,15 @@ def test_rollcall_end_to_end_and_after_a_restart(tmp_path, faces_dir):
         assert [(s["session_id"], s["status"]) for s in sessions] == [(session_id, "COMPLETED")]
         again, rows_again = _attendance(browser, session_id)
         assert rows_again == rows and again["counts"] == session["counts"]
+        # The face collection came back too: Obama's face is still known.
+        answer = browser.call("POST", "/uploads/photo", {"content_type": "image/jpeg"})
+        browser.upload(answer["upload"], (faces_dir / "people/barack_obama/4.jpg").read_bytes(),
+                       "photo.jpg", "image/jpeg")
+        refused = browser.call("POST", "/students", {
+            "student_id": "S-0099", "full_name": "Someone Else",
+            "photo_key": answer["photo_key"]}, expect=409)
+        assert refused["error"]["code"] == "face_already_registered"
+        assert refused["error"]["details"]["student_id"] == "S-0001"
     finally:
         process.send_signal(signal.SIGINT)  # Ctrl-C
         rest, _ = process.communicate(timeout=90)
