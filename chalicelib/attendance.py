@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.dynamo import batch_delete, batch_put, from_dynamo, query_all, scan_all, to_dynamo
 from chalicelib.provision import ATTENDANCE_BY_STUDENT_INDEX
+from chalicelib.students import name_sort_key  # the roster's own order: accents folded
 
 PRESENT, ABSENT = "PRESENT", "ABSENT"
 AUTO, MANUAL = "auto", "manual"
@@ -150,7 +151,8 @@ class AttendanceStore:
         """Every row of a session (all pages), sorted by name then id."""
         items = query_all(self._table, KeyConditionExpression=Key("session_id").eq(session_id))
         rows = [public_row(item) for item in items]
-        return sorted(rows, key=lambda r: ((r["full_name"] or "").casefold(), r["student_id"]))
+        return sorted(rows, key=lambda r: name_sort_key(
+            {"full_name": r["full_name"] or "", "student_id": r["student_id"]}))
 
     def record_automatic(self, session_id, roster, decision, min_sightings):
         """Write the automatic result for ``roster``; answer every row of the session.

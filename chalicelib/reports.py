@@ -21,6 +21,7 @@ import jinja2
 from chalicelib.attendance import PRESENT
 from chalicelib.errors import BadRequest
 from chalicelib.sessions import COMPLETED, parse_date
+from chalicelib.students import name_sort_key
 
 TEMPLATES_DIR = pathlib.Path(__file__).resolve().parent / "templates"
 BOM = "\ufeff"
@@ -116,7 +117,9 @@ class Reports:
                   + [f"{s['date']} {s['title']}" for s in sessions]
                   + ["Present", "Sessions", "Rate"])
         lines = []
-        for student_id, name in sorted(names.items(), key=lambda kv: (kv[1].casefold(), kv[0])):
+        order = sorted(({"student_id": k, "full_name": v} for k, v in names.items()),
+                       key=name_sort_key)
+        for student_id, name in ((s["student_id"], s["full_name"]) for s in order):
             marks = [cells.get((student_id, c), "") for c in range(len(sessions))]
             taken = sum(1 for m in marks if m)
             present = marks.count("P")

@@ -37,6 +37,7 @@ from chalicelib import attendance
 from chalicelib.dynamo import from_dynamo, scan_all
 from chalicelib.errors import BadRequest, Conflict, NotFound
 from chalicelib.face_search import IN_PROGRESS, SUCCEEDED, FaceSearchProblem
+from chalicelib.students import is_student_id
 from chalicelib.uploads import VIDEO_TYPES, UploadProblem
 from chalicelib.validation import optional_string, require_choice, require_string
 
@@ -234,6 +235,8 @@ class SessionWorkflow:
     def correct(self, session_id, student_id, *, status, reason, user_email):
         """A manual PRESENT/ABSENT kept beside the automatic result."""
         self.require(session_id)
+        if not is_student_id(student_id):  # could not be a key: never looked up
+            raise NotFound("There is no student with that ID.", code="student_not_found")
 
         def name_for_new_row():
             student = self.roster.get(student_id)

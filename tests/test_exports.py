@@ -92,14 +92,12 @@ def test_matrix_over_a_date_range(api, teacher_headers, services, video_search):
     assert len(everything[0]) == 2 + 4 + 3
 
 
-@pytest.mark.parametrize("query, field", [
-    ("from=2024-13-01", "from"), ("to=yesterday", "to"),
-    ("from=2024-09-30&to=2024-09-01", "from"),
-])
-def test_matrix_with_a_bad_range_is_a_400(api, teacher_headers, query, field):
-    response = api.http.get(f"/attendance/export.csv?{query}", headers=teacher_headers)
-    assert response.status_code == 400
-    assert response.json_body["error"]["details"]["field"] == field
+def test_matrix_with_a_bad_range_is_a_400(api, teacher_headers):
+    for query, field in [("from=2024-13-01", "from"), ("to=yesterday", "to"),
+                         ("from=2024-09-30&to=2024-09-01", "from")]:
+        response = api.http.get(f"/attendance/export.csv?{query}", headers=teacher_headers)
+        assert response.status_code == 400, query
+        assert response.json_body["error"]["details"]["field"] == field, query
 
 
 def test_printable_report_escapes_what_people_typed(api, teacher_headers, services,
