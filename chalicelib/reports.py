@@ -65,8 +65,13 @@ def _slug(text, limit=40):
     return re.sub(r"[^A-Za-z0-9]+", "-", text or "").strip("-")[:limit].strip("-") or "session"
 
 
-def _download(body, content_type, filename=None):
-    headers = {"Content-Type": content_type, "Cache-Control": "no-store"}
+#: The report holds no script and loads nothing: a browser is told to run or fetch none.
+REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+
+
+def _download(body, content_type, filename=None, **extra_headers):
+    headers = {"Content-Type": content_type, "Cache-Control": "no-store",
+               "X-Content-Type-Options": "nosniff", **extra_headers}
     if filename:
         headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return {"body": body, "headers": headers, "status_code": 200}
@@ -137,4 +142,5 @@ class Reports:
             threshold=self._settings.match_threshold,
             min_sightings=self._settings.min_sightings,
             generated_at=self._now().strftime("%Y-%m-%d %H:%M %Z"))
-        return _download(html, "text/html; charset=utf-8")
+        return _download(html, "text/html; charset=utf-8",
+                         **{"Content-Security-Policy": REPORT_CSP})

@@ -112,6 +112,8 @@ def test_printable_report_escapes_what_people_typed(api, teacher_headers, servic
     response = api.http.get(f"/sessions/{sid}/report", headers=teacher_headers)
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+    assert "<script" not in response.body.decode() and "onclick" not in response.body.decode()
     html = response.body.decode() if isinstance(response.body, bytes) else response.body
     assert "<script>alert" not in html and "<img src=x" not in html and "<b>Bold" not in html
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
