@@ -68,6 +68,11 @@ def sign_in(page, stack, user, password=None):
     page.get_by_role("button", name="Sign in").click()
 
 
+def nav(page, name):
+    """Follow a link of the main navigation (pages may have the same link too)."""
+    page.get_by_role("navigation", name="Main").get_by_role("link", name=name).click()
+
+
 def register(page, full_name, student_id, photo):
     form = page.locator(".register-form")
     form.get_by_label("Full name").fill(full_name)
@@ -138,7 +143,7 @@ def test_expired_sign_in_goes_back_to_sign_in_then_where_you_were(page, stack):
 
 def test_a_name_with_markup_shows_as_text(page, stack, faces_dir):
     sign_in(page, stack, ADMIN)
-    page.get_by_role("link", name="People").click()
+    nav(page, "People")
     expect(page.locator("h1")).to_have_text("People")
 
     # A photo with several faces: the server's message appears beside the photo.
@@ -181,7 +186,7 @@ def test_teacher_journey(page, stack, faces_dir, tmp_path):
     page.shots.take(page, "sessions-empty")
 
     # Register three people with real photos.
-    page.get_by_role("link", name="People").click()
+    nav(page, "People")
     for full_name, student_id, photo, _ in ROSTER:
         register(page, full_name, student_id, faces_dir / "people" / photo)
         expect(page.locator(f'tr[data-student-id="{student_id}"] .cell-name')).to_have_text(
@@ -203,7 +208,7 @@ def test_teacher_journey(page, stack, faces_dir, tmp_path):
     ]
     make_video(str(video), appearances, size=(640, 360), fps=10, duration_s=4.0)
 
-    page.get_by_role("link", name="Upload a recording").click()
+    nav(page, "Upload a recording")
     expect(page.locator("h1")).to_have_text("Upload a recording")
     date_input = page.get_by_label("Date of the class")
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", date_input.input_value())  # today by default
@@ -281,7 +286,7 @@ def test_teacher_journey(page, stack, faces_dir, tmp_path):
     page.shots.take(page, "printable-report")
 
     # The history, and one person's attendance rate.
-    page.get_by_role("link", name="Sessions").first.click()
+    nav(page, "Sessions")
     row = page.locator("tbody tr").first
     expect(row.locator(".badge")).to_have_text("Done")
     expect(row).to_contain_text("3 of 3 present")
@@ -311,7 +316,7 @@ def test_a_failed_recording_shows_why_and_can_be_retried(page, stack, tmp_path):
     broken = tmp_path / "lecture.mp4"
     broken.write_bytes(b"this is not a video, whatever its name says" * 100)
     sign_in(page, stack, TEACHER)
-    page.get_by_role("link", name="Upload a recording").click()
+    nav(page, "Upload a recording")
     page.get_by_label("Recording").set_input_files(str(broken))
     expect(page.get_by_label("Title")).to_have_value("lecture")  # from the file name
     page.get_by_label("Title").fill("Broken recording")

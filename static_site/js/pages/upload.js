@@ -30,8 +30,7 @@ export async function render(main) {
     h("div", { class: "dropzone__icon", "aria-hidden": "true" }),
     h("p", { class: "dropzone__text" }, h("strong", {}, "Drop the video here"), " or choose a file"),
     h("p", { class: "dropzone__hint" }, "MP4, MOV or AVI, as it came off the camera or phone"),
-    fileName,
-    fileInput);
+    fileName);
   const title = h("input", { type: "text", required: true, maxlength: 200, placeholder: "e.g. Biology, week 3", autocomplete: "off" });
   const date = h("input", { type: "date", required: true, value: today() });
   const course = h("input", { type: "text", maxlength: 200, placeholder: "Optional, e.g. BIO-101", autocomplete: "off", list: "known-courses" });
@@ -45,6 +44,7 @@ export async function render(main) {
   const progress = h("div", { class: "progress", hidden: true, role: "group", "aria-label": "Upload" },
     h("div", { class: "progress__row" }, h("span", { class: "progress__label" }, "Uploading"), percent), bar, detail);
 
+  // The labelled file input lies over the whole drop zone (see .dropzone__input).
   const videoField = field({ name: "video", label: "Recording", input: fileInput });
   videoField.querySelector(".field__label").after(dropzone);
   dropzone.append(fileInput);
@@ -111,6 +111,7 @@ export async function render(main) {
       return showFieldError(form, "video", `The video is ${formatBytes(chosen.size)}; the limit is ${formatBytes(created.max_bytes)}. Trim or compress it first.`);
     }
     controller = new AbortController();
+    window.addEventListener("beforeunload", holdPage);
     progress.hidden = false;
     cancel.hidden = false;
     const started = performance.now();
@@ -127,12 +128,14 @@ export async function render(main) {
         },
       });
     } catch (error) {
+      window.removeEventListener("beforeunload", holdPage);
       setBusy(submit, false);
       cancel.hidden = true;
       progress.hidden = true;
       showFieldError(form, "video", error.name === "AbortError" ? "The upload was cancelled. Nothing was processed." : error.message);
       return;
     }
+    window.removeEventListener("beforeunload", holdPage);
     location.hash = `#/sessions/${api.seg(created.session.session_id)}`;
   });
 
@@ -154,5 +157,14 @@ export async function render(main) {
     clear(courses).append(...known.map((name) => h("option", { value: name })));
   }).catch(() => {});
 
-  return () => controller && controller.abort();
+  return () => {
+    window.removeEventListener("beforeunload", holdPage);
+    if (controller) controller.abort();
+  };
+}
+
+// Closing the tab mid-upload loses the upload: let the browser ask first.
+function holdPage(event) {
+  event.preventDefault();
+  event.returnValue = "";
 }
