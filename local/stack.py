@@ -454,7 +454,8 @@ class Stack:
     def _write_state_file(self):
         state = {"pid": os.getpid(), "stage": self.stage, "site_url": self.site_url,
                  "api_url": self.api_url, "moto_url": self.moto_url,
-                 "faces_url": self.faces_url}
+                 "faces_url": self.faces_url,
+                 "parts": {part.name: part.proc.pid for part in self.parts if part.running()}}
         (self.data_dir / "stack.json").write_text(json.dumps(state, indent=2))
 
     # -- running and stopping --------------------------------------------------------
@@ -561,6 +562,8 @@ def main(argv=None):
         while True:
             failed = stack.failed_part()
             if failed:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
                 failed.wait_output()
                 stack.say(str(failed.failure(
                     f"{failed.name} stopped unexpectedly (exit code {failed.proc.returncode})"))

@@ -8,6 +8,7 @@ three of them, waits for the attendance, then stops everything, starts
 again (through ``python -m local.stack``, as ``make run`` does) on the same
 data, finds it all again, and stops that with Ctrl-C (SIGINT).
 """
+import json
 import os
 import re
 import signal
@@ -250,3 +251,62 @@ def test_unreadable_saved_state_stops_the_start_and_says_what_to_do(tmp_path):
     assert {part.name for part in stack.parts} == {"moto", "faces"}
     assert not any(part.running() for part in stack.parts)
     assert _ports_closed(stack.ports)
+
+
+def _launch(data_dir, ports):
+    """``python -m local.stack`` as ``make run`` runs it; its output as a line queue."""
+    import queue
+    import threading
+
+    argv = [sys.executable, "-m", "local.stack", "--data-dir", str(data_dir)]
+    for name, port in vars(ports).items():
+        argv += [f"--{name}-port", str(port)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROLLCALL_")}
+    process = subprocess.Popen(argv, cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout],
+                     daemon=True).start()
+    return process, lines
+
+
+def _read_until(lines, pattern, timeout):
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=0.5)
+        except Exception:
+            continue
+        seen.append(line)
+        if re.search(pattern, line):
+            return "".join(seen)
+    raise AssertionError(f"no line matching {pattern!r} in:\n{''.join(seen)}")
+
+
+def test_sigterm_while_starting_stops_what_had_started(tmp_path):
+    stack = make_stack(tmp_path / "data")  # for its free ports
+    process, lines = _launch(tmp_path / "data", stack.ports)
+    _read_until(lines, r"^moto +\| listening on", 60)
+    process.terminate()
+    assert process.wait(60) == 0
+    assert _ports_closed(stack.ports)
+
+
+def test_a_part_that_dies_stops_the_whole_stack(tmp_path):
+    stack = make_stack(tmp_path / "data")
+    process, lines = _launch(tmp_path / "data", stack.ports)
+    try:
+        _read_until(lines, READY.pattern, 120)
+        state = json.loads((tmp_path / "data" / "stack.json").read_text())
+        assert set(state["parts"]) == {"moto", "faces", "bridge", "api", "site"}
+        os.kill(state["parts"]["api"], signal.SIGKILL)
+        printed = _read_until(lines, r"^stack +\| stopped", 60)
+        code = process.wait(30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert code == 1
+    assert "api stopped unexpectedly" in printed and "stopping everything" in printed
+    assert _ports_closed(stack.ports)
+    assert not (tmp_path / "data" / "stack.json").exists()
