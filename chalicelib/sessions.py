@@ -341,7 +341,15 @@ class SessionWorkflow:
             return None  # retried, deleted or finished meanwhile
         self.log.info("face search started", extra={"session_id": session_id, "job_id": job_id})
         if self.face_search.notifies:
-            return PROCESSING
+            # A completion message that came before the job id was stored was
+            # ignored as unknown; one look now closes that gap (whatever ends
+            # later is announced to a session that knows its job).
+            try:
+                return self._finish(item, self.face_search.read(job_id))
+            except Exception:
+                self.log.exception("could not look at the new job; its message will finish it",
+                                   extra={"session_id": session_id, "job_id": job_id})
+                return PROCESSING
         return self._finish(item, self.face_search.wait(job_id, budget_seconds))
 
     def _finish(self, item, result):

@@ -49,11 +49,13 @@ def _error(code, message="injected"):
 
 
 class FakeVideoSearch:
-    def __init__(self, s3, persons=(), *, page_size=1000, pending_polls=0, fail_job=None):
+    def __init__(self, s3, persons=(), *, page_size=1000, pending_polls=1, fail_job=None):
         self._s3 = s3
         self.persons = list(persons)
         self.page_size = page_size
-        self.pending_polls = pending_polls  # GetFaceSearch answers IN_PROGRESS this often
+        # A new job answers IN_PROGRESS to this many GetFaceSearch calls (a real
+        # job takes a while; 0 = done at once).
+        self.pending_polls = pending_polls
         self.fail_job = fail_job  # a StatusMessage: the next job started FAILS with it
         self.fail_start = None  # an error code StartFaceSearch raises once
         self.jobs = {}  # job_id -> {"request", "status", "message", "pending", "persons"}

@@ -135,6 +135,23 @@ def test_a_repeated_s3_event_starts_nothing_new(api, teacher_headers, services, 
     assert [row["status"] for row in detail["attendance"]] == ["PRESENT"]
 
 
+def test_a_job_done_before_its_id_was_stored_still_completes(
+        api, teacher_headers, services, video_search):
+    # The completion message raced ahead of the job id and was ignored; the
+    # S3 handler's look at the new job finishes the session.
+    add_students(services, [("s1", "Ada")])
+    video_search.pending_polls = 0
+    video_search.persons = seen("s1", 0, [0, 500])
+    session = create_session(api, teacher_headers)["session"]
+    upload_video(services, session)
+    s3_event(api, services, session["video_key"])
+    detail = session_detail(api, teacher_headers, session["session_id"])
+    assert detail["session"]["status"] == "COMPLETED"
+    assert detail["attendance"][0]["status"] == "PRESENT"
+    sns_event(api, video_search.message(detail["session"]["job_id"]))  # late: changes nothing
+    assert session_detail(api, teacher_headers, session["session_id"]) == detail
+
+
 def test_the_same_request_token_gets_the_same_job_from_rekognition(
         api, teacher_headers, services, video_search):
     # Two deliveries racing past the status check both call StartFaceSearch;
