@@ -223,12 +223,27 @@ def test_teacher_journey(page, stack, faces_dir, tmp_path):
             .observe(bar, {attributes: true});
     }""")
     page.shots.take(page, "upload-form")
+    # A slow uplink (about 4 s for this file) so the bar can be seen moving.
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions", {
+        "offline": False, "latency": 20, "downloadThroughput": -1,
+        "uploadThroughput": max(4096, video.stat().st_size // 4)})
     page.get_by_role("button", name="Upload and take attendance").click()
+    page.wait_for_function("""() => {
+        const bar = document.querySelector('progress');
+        return bar && bar.value > 0 && bar.value < 100;
+    }""")
+    expect(page.locator(".progress")).to_be_visible()
+    page.shots.take(page, "upload-in-progress")
 
     # The session's page follows the processing by itself.
     expect(page).to_have_url(re.compile(r"#/sessions/[^/]+$"), timeout=60_000)
+    cdp.send("Network.emulateNetworkConditions", {
+        "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
     seen = page.evaluate("window.progressSeen")  # same document: a single-page app
     assert seen and seen[-1] == 100, seen  # the bar followed the upload to the end
+    assert any(0 < value < 100 for value in seen), seen  # ...through the middle
     expect(page.locator("h1")).to_have_text("Biology, week 3")
     page.shots.take(page, "session-processing")
     expect(page.locator(".session-status .badge")).to_have_text(
