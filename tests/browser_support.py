@@ -25,7 +25,7 @@ def require_browser():
     """Skip (with the fix) when Chromium or Playwright is missing."""
     if not pathlib.Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} not found: run 'make browser' "
-                    "(apt-get install chromium chromium-driver)")
+                    "(apt-get install chromium chromium-driver)", allow_module_level=True)
     return pytest.importorskip("playwright.sync_api",
                                reason="playwright is not installed: run 'make install'")
 
