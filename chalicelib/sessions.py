@@ -216,7 +216,7 @@ class SessionWorkflow:
         """
         item = self.require(session_id)
         if item["status"] == PROCESSING and item.get("job_id") and not self.face_search.notifies:
-            self._finish(item, self.face_search.read(item["job_id"]))
+            self._look_at_job(item)
             item = self.require(session_id)
         return {"session": public_session(item),
                 "attendance": self.attendance.rows(session_id)}
@@ -264,18 +264,17 @@ class SessionWorkflow:
         """One student's rows with their sessions, newest first, and the rate."""
         rows = self.attendance.history(student_id)
         sessions = self.store.get_many(row["session_id"] for row in rows)
-        history = []
+        dated = []
         for row in rows:
             session = sessions.get(row["session_id"])
             if session is None:
-                continue
-            history.append({"session_id": row["session_id"], "title": session.get("title"),
-                            "course": session.get("course"), "date": session.get("date"),
-                            "status": row["status"], "source": row["source"],
-                            "similarity": row["similarity"],
-                            "first_seen_ms": row["first_seen_ms"],
-                            "_created": session.get("created_at", "")})
-        history.sort(key=lambda h: (h["date"] or "", h.pop("_created")), reverse=True)
+                continue  # deleted between the two reads
+            dated.append(((session.get("date") or "", session.get("created_at") or ""), {
+                "session_id": row["session_id"], "title": session.get("title"),
+                "course": session.get("course"), "date": session.get("date"),
+                "status": row["status"], "source": row["source"],
+                "similarity": row["similarity"], "first_seen_ms": row["first_seen_ms"]}))
+        history = [entry for _, entry in sorted(dated, key=lambda d: d[0], reverse=True)]
         present = sum(1 for h in history if h["status"] == attendance.PRESENT)
         total = len(history)
         return {"history": history, "present": present, "total": total,
@@ -299,7 +298,8 @@ class SessionWorkflow:
         if item["status"] == PROCESSING and item.get("job_id"):
             # Repeated event: nothing new starts; in polling mode keep waiting for it.
             if not self.face_search.notifies:
-                self._finish(item, self.face_search.wait(item["job_id"], budget_seconds))
+                return self._complete_from(
+                    item, lambda: self.face_search.wait(item["job_id"], budget_seconds))
             return PROCESSING
         return self._start(item, budget_seconds)
 
@@ -315,7 +315,7 @@ class SessionWorkflow:
             return item["status"]  # repeated message: changes nothing
         # The message says only SUCCEEDED/FAILED; GetFaceSearch has the results and
         # the StatusMessage of a failure, so it is always asked.
-        return self._finish(item, self.face_search.read(job_id))
+        return self._complete_from(item, lambda: self.face_search.read(job_id))
 
     # -- steps --------------------------------------------------------------------
     def _start(self, item, budget_seconds):
@@ -344,13 +344,30 @@ class SessionWorkflow:
             # A completion message that came before the job id was stored was
             # ignored as unknown; one look now closes that gap (whatever ends
             # later is announced to a session that knows its job).
-            try:
-                return self._finish(item, self.face_search.read(job_id))
-            except Exception:
-                self.log.exception("could not look at the new job; its message will finish it",
-                                   extra={"session_id": session_id, "job_id": job_id})
-                return PROCESSING
-        return self._finish(item, self.face_search.wait(job_id, budget_seconds))
+            return self._look_at_job(item)
+        return self._complete_from(item, lambda: self.face_search.wait(job_id, budget_seconds))
+
+    def _complete_from(self, item, fetch):
+        """:meth:`_finish` with what ``fetch`` answers; FAILED if fetching raised."""
+        try:
+            result = fetch()
+        except Exception:
+            self.log.exception("could not read the face search results",
+                               extra={"session_id": item["session_id"], "job_id": item["job_id"]})
+            self.store.mark_failed(item["session_id"], int(item.get("attempt", 0)),
+                                   _INTERNAL_ERROR)
+            return FAILED
+        return self._finish(item, result)
+
+    def _look_at_job(self, item):
+        """Ask for the job's state once and finish the session if it ended."""
+        try:
+            result = self.face_search.read(item["job_id"])
+        except Exception:  # noqa: BLE001 - a later look or the message will finish it
+            self.log.exception("could not look at the face search job",
+                               extra={"session_id": item["session_id"], "job_id": item["job_id"]})
+            return PROCESSING
+        return self._finish(item, result)
 
     def _finish(self, item, result):
         """Turn a job's result into rows and a final status (or leave it PROCESSING)."""

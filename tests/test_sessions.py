@@ -264,6 +264,19 @@ def test_an_error_while_recording_ends_failed_and_leaves_it_retryable(
     assert session_detail(api, teacher_headers, sid)["session"]["status"] == "COMPLETED"
 
 
+def test_results_that_cannot_be_read_end_failed_not_stuck(api, teacher_headers, services,
+                                                          video_search):
+    session = create_session(api, teacher_headers)["session"]
+    upload_video(services, session)
+    s3_event(api, services, session["video_key"])
+    job_id = session_detail(api, teacher_headers, session["session_id"])["session"]["job_id"]
+    del video_search.jobs[job_id]  # GetFaceSearch now raises ResourceNotFoundException
+    sns_event(api, json.dumps({"JobId": job_id, "Status": "SUCCEEDED",
+                               "JobTag": session["session_id"]}))
+    failed = session_detail(api, teacher_headers, session["session_id"])["session"]
+    assert failed["status"] == "FAILED" and "Retry this session" in failed["error"]
+
+
 def test_a_message_that_is_not_a_completion_is_ignored(api, teacher_headers, services,
                                                        video_search):
     session = create_session(api, teacher_headers)["session"]
