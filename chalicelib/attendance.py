@@ -21,7 +21,7 @@ import datetime
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from chalicelib.dynamo import batch_delete, batch_put, from_dynamo, query_all, scan_all, to_dynamo
+from chalicelib.dynamo import batch_delete, batch_put, from_dynamo, query_all, to_dynamo
 from chalicelib.provision import ATTENDANCE_BY_STUDENT_INDEX
 from chalicelib.students import name_sort_key  # the roster's own order: accents folded
 
@@ -225,20 +225,3 @@ class AttendanceStore:
         batch_delete(self._table, keys)
         return len(keys)
 
-
-class TableRoster:
-    """The registered students, read straight from the students table.
-
-    Used until the students service (issue 3) is wired into
-    ``services().students``; it answers the same ``get``/``list_all``.
-    """
-
-    def __init__(self, table):
-        self._table = table
-
-    def list_all(self):
-        return [from_dynamo(item) for item in scan_all(self._table)]
-
-    def get(self, student_id):
-        item = self._table.get_item(Key={"student_id": student_id}).get("Item")
-        return from_dynamo(item) if item else None

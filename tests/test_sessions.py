@@ -84,7 +84,8 @@ def test_sessions_need_a_sign_in(api):
 def test_list_reads_every_page_newest_first(api, teacher_headers, services):
     table = services.clients.table(services.settings.sessions_table)
     # ~40 KB each: 60 of them need more than one 1 MB scan page.
-    batch_put(table, [{"session_id": f"{n:032x}", "title": f"s{n}", "date": f"2024-03-{n % 28 + 1:02d}",
+    batch_put(table, [{"session_id": f"{n:032x}", "title": f"s{n}",
+                       "date": f"2024-03-{n % 28 + 1:02d}",
                        "created_at": f"2024-03-01T00:00:{n:02d}+00:00", "status": "COMPLETED",
                        "padding": "x" * 40_000} for n in range(60)])
     scans = []
