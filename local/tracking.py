@@ -4,7 +4,10 @@ Describing a face costs about 0.1 s (dlib's ResNet) and searching a whole
 1280x720 frame for 40 px faces about 0.25 s, against about 0.3 ms to follow a
 known face with template matching. So, per segment of video:
 
-- every ``scan_interval_s`` the whole frame is searched (HOG, upsampled once);
+- every ``full_scan_interval_s`` the whole frame is searched (HOG, upsampled
+  once, so 40 px faces are found); every ``scan_interval_s`` in between only
+  the regions that changed since the previous scan, away from known faces,
+  are (a new arrival changes pixels; a still wall costs nothing);
   detections are paired with known tracks by overlap, the rest start tracks;
 - a new track is traced *back* through the samples since the previous scan
   (a region search around its box in each older frame), so its first sighting
@@ -29,6 +32,33 @@ from local import face_engine
 _TEMPLATE_PX = 32          # templates are shrunk to this width (speed)
 _FOLLOW_MIN_SCORE = 0.6    # correlation below this means "check with dlib"
 _SEARCH_MARGIN = 0.5       # search window: the box grown by half a face each side
+# Change detection between scans, on a blurred quarter-size copy of the frame.
+_CHANGE_SCALE = 4
+_CHANGE_LEVEL = 18         # gray levels; H.264 noise on a still wall stays under ~6
+_KNOWN_MARGIN = 1.0        # ignore changes this close (in face sizes) to a known face
+_MIN_CHANGE_AREA = 6       # changed pixels at quarter size (~100 px at full size)
+_REGION_MARGIN = 48        # px around a change, so a face at its edge is whole
+_MAX_CHANGED = 0.25        # over this share of changed pixels: scan the whole frame
+_MAX_CHANGED_REGIONS = 0.5 # ... or when the regions to search cover this much
+
+
+def _merge_boxes(boxes):
+    """Merge overlapping boxes until none overlap (so no pixel is searched twice)."""
+    boxes = [list(b) for b in boxes]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    boxes[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+                    del boxes[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return [tuple(b) for b in boxes]
 
 
 def _iou(a, b):
@@ -80,6 +110,9 @@ class SegmentTracker:
         self.settings = settings
         self.first_k = first_k
         self.scan_every = max(1, int(round(settings.scan_interval_s * settings.sample_fps)))
+        full = max(settings.full_scan_interval_s, settings.scan_interval_s)
+        self.full_every = self.scan_every * max(1, int(round(full / settings.scan_interval_s)))
+        self._scan_small = None         # the last scan's frame, small and blurred
         self.active = []
         self.done = []
         # gray frames since the last scan, for tracing new tracks backwards
@@ -104,7 +137,7 @@ class SegmentTracker:
         self.last = None if scanned else (k, t_ms, rgb, gray)
 
     def _scan(self, k, t_ms, rgb, gray):
-        detections = face_engine.detect(gray, 1)
+        detections, full = self._scan_detections(k, gray)
         pairs = sorted(((_iou(tr.box, d.box), i, j) for i, tr in enumerate(self.active)
                         for j, d in enumerate(detections)), reverse=True)
         used_t, used_d = set(), set()
@@ -116,9 +149,63 @@ class SegmentTracker:
             self._confirm(self.active[i], detections[j], k, t_ms, rgb, gray)
         for i, track in enumerate(list(self.active)):
             if i not in used_t:
-                self._follow_or_verify(track, k, t_ms, rgb, gray, force_verify=True)
+                self._follow_or_verify(track, k, t_ms, rgb, gray, force_verify=full)
         self._start_tracks([d for j, d in enumerate(detections) if j not in used_d],
                            k, t_ms, rgb, gray)
+
+    def _scan_detections(self, k, gray):
+        """Faces found by this scan, and whether the whole frame was searched.
+
+        The whole frame every ``full_scan_interval_s`` (and at a segment's
+        start); otherwise only where the picture changed since the previous
+        scan, outside known faces: someone arriving or turning to the camera
+        changes pixels, an empty wall does not. If much of the picture changed
+        (camera moved, lights), the whole frame is searched anyway."""
+        small = cv2.GaussianBlur(cv2.resize(gray, None, fx=1 / _CHANGE_SCALE,
+                                            fy=1 / _CHANGE_SCALE,
+                                            interpolation=cv2.INTER_AREA), (5, 5), 0)
+        previous, self._scan_small = self._scan_small, small
+        regions = None
+        if previous is not None and (k - self.first_k) % self.full_every != 0:
+            regions = self._changed_regions(small, previous, gray.shape)
+        if regions is None:
+            return face_engine.detect(gray, 1), True
+        found = []
+        for x0, y0, x1, y1 in regions:
+            for d in face_engine.detect(gray[y0:y1, x0:x1], 1):
+                found.append(face_engine.Detection(
+                    (d.box[0] + x0, d.box[1] + y0, d.box[2] + x0, d.box[3] + y0),
+                    d.score, d.view))
+        return found, False
+
+    def _changed_regions(self, small, previous, shape):
+        """Full-resolution boxes around changed pixels, or None for "scan it all"."""
+        mask = (cv2.absdiff(small, previous) > _CHANGE_LEVEL).astype(np.uint8)
+        s = float(_CHANGE_SCALE)
+        for track in self.active:                  # known faces are followed already
+            l, t, r, b = track.box
+            m = _KNOWN_MARGIN * max(r - l, b - t)
+            mask[max(0, int((t - m) / s)):max(0, int((b + m) / s) + 1),
+                 max(0, int((l - m) / s)):max(0, int((r + m) / s) + 1)] = 0
+        if mask.mean() > _MAX_CHANGED:
+            return None
+        # opening drops slivers (edges of things that shifted a pixel or two);
+        # a face, even 40 px, is 10 px across here and survives it
+        kernel = np.ones((3, 3), np.uint8)
+        mask = cv2.dilate(cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel), kernel, iterations=2)
+        count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        h, w = shape[:2]
+        boxes = []
+        for x, y, bw, bh, area in stats[1:count]:
+            if area < _MIN_CHANGE_AREA:
+                continue
+            boxes.append([max(0, int(x * s - _REGION_MARGIN)), max(0, int(y * s - _REGION_MARGIN)),
+                          min(w, int((x + bw) * s + _REGION_MARGIN)),
+                          min(h, int((y + bh) * s + _REGION_MARGIN))])
+        boxes = _merge_boxes(boxes)
+        if sum((b[2] - b[0]) * (b[3] - b[1]) for b in boxes) > _MAX_CHANGED_REGIONS * w * h:
+            return None
+        return boxes
 
     def _start_tracks(self, detections, k, t_ms, rgb, gray):
         for det in detections:
@@ -244,7 +331,9 @@ class SegmentTracker:
         nobody who arrived just before a segment cut is missed."""
         if self.last is not None:
             k, t_ms, rgb, gray = self.last
-            fresh = [d for d in face_engine.detect(gray, 1)
+            found, _ = self._scan_detections(k + 1 if (k + 1 - self.first_k) % self.full_every
+                                             else k, gray)
+            fresh = [d for d in found
                      if not any(_iou(tr.box, d.box) > 0.3 for tr in self.active)]
             self._start_tracks(fresh, k, t_ms, rgb, gray)
             self.last = None

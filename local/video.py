@@ -35,10 +35,13 @@ class VideoSettings:
 
     sample_fps: frames analysed per second of video; timestamps are accurate
         to one interval (1 / sample_fps).
-    scan_interval_s: a whole frame is searched for new faces this often
-        (upsampled, so 40 px faces are found); in between, known faces are
-        followed cheaply. A face that appears between two scans is found at
-        the next one and traced back through the frames in between.
+    scan_interval_s: new faces are looked for this often, in the parts of
+        the picture that changed since the previous look (upsampled, so 40 px
+        faces are found); in between, known faces are followed cheaply. A
+        face that appears between two looks is found at the next one and
+        traced back through the frames in between.
+    full_scan_interval_s: the whole frame is searched this often (catches a
+        face that was there all along but not found, e.g. turned away).
     max_misses: samples a face may go unseen before its track ends (so a
         blink or a turned head does not split one appearance in two).
     descriptors_per_track: how many of a track's best frames are described.
@@ -47,6 +50,7 @@ class VideoSettings:
     """
     sample_fps: float = 2.0
     scan_interval_s: float = 2.0
+    full_scan_interval_s: float = 10.0
     max_misses: int = 2
     descriptors_per_track: int = 2
     workers: int = 2
@@ -58,6 +62,7 @@ class VideoSettings:
         environ = os.environ if environ is None else environ
         values = {}
         for name, field_type in (("sample_fps", float), ("scan_interval_s", float),
+                                 ("full_scan_interval_s", float),
                                  ("max_misses", int), ("descriptors_per_track", int),
                                  ("workers", int), ("min_segment_s", float)):
             raw = environ.get("ROLLCALL_FACE_" + name.upper())
