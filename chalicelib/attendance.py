@@ -53,25 +53,41 @@ class Decision:
     unrecognised: int  # tracked people never matched to a roster student
 
 
+def best_match(entry):
+    """One ``Persons`` entry as ``(timestamp, person index, student_id, similarity)``.
+
+    Only the entry's best match is kept (student_id None when nothing matched),
+    which is all :func:`decide` needs: the completion keeps these small tuples
+    instead of whole entries, so a long video's results fit in memory.
+    """
+    best_id, best_similarity = None, 0.0
+    for match in entry.get("FaceMatches") or []:
+        student_id = match.get("Face", {}).get("ExternalImageId")
+        similarity = float(match.get("Similarity", 0.0))
+        if student_id and (best_id is None or similarity > best_similarity):
+            best_id, best_similarity = student_id, similarity
+    return (int(entry["Timestamp"]), entry.get("Person", {}).get("Index"), best_id,
+            best_similarity)
+
+
 def decide(persons, roster_ids, threshold):
     """Evidence per roster student, and how many tracked people nobody matched.
 
-    ``persons`` are GetFaceSearch ``Persons`` entries from every page. Entries
-    may repeat a (timestamp, person index) pair; they collapse to one.
+    ``persons`` are GetFaceSearch ``Persons`` entries from every page, or their
+    :func:`best_match` tuples. Entries may repeat a (timestamp, person index)
+    pair; they collapse to one.
     """
     best = {}  # (timestamp, track) -> (similarity, student_id)
     tracks = set()
     for number, entry in enumerate(persons):
-        index = entry.get("Person", {}).get("Index")
+        timestamp, index, student_id, similarity = (
+            best_match(entry) if isinstance(entry, dict) else entry)
         # A person without an index cannot be tracked: it is its own track.
         track = index if index is not None else ("entry", number)
         tracks.add(track)
-        moment = (int(entry["Timestamp"]), track)
-        for match in entry.get("FaceMatches") or []:
-            student_id = match.get("Face", {}).get("ExternalImageId")
-            similarity = float(match.get("Similarity", 0.0))
-            if student_id and (moment not in best or similarity > best[moment][0]):
-                best[moment] = (similarity, student_id)
+        moment = (timestamp, track)
+        if student_id and (moment not in best or similarity > best[moment][0]):
+            best[moment] = (similarity, student_id)
     evidence = collections.defaultdict(Evidence)
     recognised = set()
     for (timestamp, track), (similarity, student_id) in best.items():

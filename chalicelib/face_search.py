@@ -112,8 +112,12 @@ class FaceSearch:
                 raise FaceSearchProblem(_START_ERRORS[code]) from error
             raise
 
-    def read(self, job_id):
-        """The job's status and, once it SUCCEEDED, the persons of every page."""
+    def read(self, job_id, reduce=None):
+        """The job's status and, once it SUCCEEDED, the persons of every page.
+
+        ``reduce``, if given, is applied to each person entry as its page
+        arrives, so only what the caller needs is kept.
+        """
         result = JobResult(job_id=job_id, status=IN_PROGRESS)
         kwargs = {"JobId": job_id, "MaxResults": PAGE_SIZE, "SortBy": "TIMESTAMP"}
         while True:
@@ -123,12 +127,13 @@ class FaceSearch:
             if result.status != SUCCEEDED:
                 return result
             result.pages += 1
-            result.persons.extend(page.get("Persons", []))
+            persons = page.get("Persons", [])
+            result.persons.extend(map(reduce, persons) if reduce else persons)
             if not page.get("NextToken"):
                 return result
             kwargs["NextToken"] = page["NextToken"]
 
-    def wait(self, job_id, budget_seconds):
+    def wait(self, job_id, budget_seconds, reduce=None):
         """Poll :meth:`read` with backoff for at most ``budget_seconds``.
 
         Answers the finished :class:`JobResult`, or the last IN_PROGRESS one if
@@ -138,7 +143,7 @@ class FaceSearch:
         deadline = self.clock() + budget_seconds
         delay = FIRST_DELAY
         while True:
-            result = self.read(job_id)
+            result = self.read(job_id, reduce)
             if result.status != IN_PROGRESS:
                 return result
             remaining = deadline - self.clock()

@@ -53,6 +53,9 @@ UPLOAD_EXPIRES_IN = 3600
 _INTERNAL_ERROR = ("Attendance could not be recorded because of an error on our side. "
                    "Retry this session; if it fails again, tell your administrator.")
 
+#: Results are kept as (timestamp, track, best student, similarity) while read.
+_BEST = attendance.best_match
+
 _ZERO_COUNTS = {"roster": 0, "present": 0, "absent": 0, "unrecognised": 0}
 _SESSION_FIELDS = ("session_id", "title", "course", "date", "status", "error", "created_at",
                    "updated_at", "video_key", "job_id")
@@ -299,7 +302,7 @@ class SessionWorkflow:
             # Repeated event: nothing new starts; in polling mode keep waiting for it.
             if not self.face_search.notifies:
                 return self._complete_from(
-                    item, lambda: self.face_search.wait(item["job_id"], budget_seconds))
+                    item, lambda: self.face_search.wait(item["job_id"], budget_seconds, _BEST))
             return PROCESSING
         return self._start(item, budget_seconds)
 
@@ -315,7 +318,7 @@ class SessionWorkflow:
             return item["status"]  # repeated message: changes nothing
         # The message says only SUCCEEDED/FAILED; GetFaceSearch has the results and
         # the StatusMessage of a failure, so it is always asked.
-        return self._complete_from(item, lambda: self.face_search.read(job_id))
+        return self._complete_from(item, lambda: self.face_search.read(job_id, _BEST))
 
     # -- steps --------------------------------------------------------------------
     def _start(self, item, budget_seconds):
@@ -345,7 +348,8 @@ class SessionWorkflow:
             # ignored as unknown; one look now closes that gap (whatever ends
             # later is announced to a session that knows its job).
             return self._look_at_job(item)
-        return self._complete_from(item, lambda: self.face_search.wait(job_id, budget_seconds))
+        return self._complete_from(
+            item, lambda: self.face_search.wait(job_id, budget_seconds, _BEST))
 
     def _complete_from(self, item, fetch):
         """:meth:`_finish` with what ``fetch`` answers; FAILED if fetching raised."""
@@ -362,7 +366,7 @@ class SessionWorkflow:
     def _look_at_job(self, item):
         """Ask for the job's state once and finish the session if it ended."""
         try:
-            result = self.face_search.read(item["job_id"])
+            result = self.face_search.read(item["job_id"], _BEST)
         except Exception:  # noqa: BLE001 - a later look or the message will finish it
             self.log.exception("could not look at the face search job",
                                extra={"session_id": item["session_id"], "job_id": item["job_id"]})

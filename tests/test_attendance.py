@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from chalicelib.attendance import MAX_TIMELINE, decide, thin_timeline
+from chalicelib.attendance import MAX_TIMELINE, best_match, decide, thin_timeline
 from test_attendance_fakes import (  # noqa: F401 - fixtures
     add_students, by_student, create_session, run_session, s3_event, seen, session_detail,
     sighting, sns_event, upload_video, video_search)
@@ -44,6 +44,17 @@ def test_unrecognised_people_are_tracks_nobody_on_the_roster_matched():
     decision = decide(persons, {"ada"}, threshold=80)
     assert decision.unrecognised == 3
     assert decision.evidence["ada"].seen == {0: 95.0, 900: 91.0}
+
+
+def test_results_kept_as_best_matches_decide_the_same():
+    persons = [sighting(0, 0, [("grace", 85.0), ("ada", 97.0)]), sighting(0, 1),
+               sighting(500, 0, [("ada", 96.0)]), sighting(900, 2, [("grace", 81.0)])]
+    assert best_match(persons[0]) == (0, 0, "ada", 97.0)
+    assert best_match(persons[1]) == (0, 1, None, 0.0)
+    whole = decide(persons, {"ada", "grace"}, threshold=80)
+    kept = decide([best_match(p) for p in persons], {"ada", "grace"}, threshold=80)
+    assert whole == kept and whole.unrecognised == 1
+    assert set(whole.evidence) == {"ada", "grace"}
 
 
 def test_the_timeline_is_thinned_evenly_keeping_first_and_last():
