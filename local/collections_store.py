@@ -17,7 +17,6 @@ import uuid
 
 import numpy as np
 
-from local.face_engine import FACE_MODEL_VERSION
 from local.service_model import RekognitionError
 
 ACCOUNT = "123456789012"
@@ -168,7 +167,3 @@ class JobStore:
             job = make_job()
             self.put(job)
             return job, True
-
-
-def face_model_version():
-    return FACE_MODEL_VERSION

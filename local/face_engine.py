@@ -28,7 +28,6 @@ between the two (0.548 .. 0.608), so: same person -> similarity >= 87.8
 A face's score against itself is 100. SCALE 0.05 makes the curve as steep
 as the gap is narrow: 10 points of similarity around 80 are 0.02 of distance.
 """
-import functools
 import io
 import math
 import threading
@@ -61,6 +60,10 @@ class Models:
     detector: object
     predictor: object
     recognizer: object
+    # dlib documents its detectors and networks as unsafe to share between
+    # threads (they keep scratch buffers); the endpoint's request threads take
+    # turns. Videos run in worker processes, one model set each.
+    lock: object = field(default_factory=threading.Lock)
 
 
 _models = None
@@ -135,7 +138,9 @@ def detect(image, upsample=0, adjust_threshold=0.0):
     """Run dlib's HOG detector on a gray or RGB array (it releases the GIL)."""
     # dlib misreads strided views (a slice of a frame): hand it contiguous pixels
     image = np.ascontiguousarray(image)
-    rects, scores, views = models().detector.run(image, upsample, adjust_threshold)
+    m = models()
+    with m.lock:
+        rects, scores, views = m.detector.run(image, upsample, adjust_threshold)
     return [Detection((r.left(), r.top(), r.right(), r.bottom()), float(s), int(v))
             for r, s, v in zip(rects, scores, views)]
 
@@ -172,7 +177,9 @@ def shape_of(rgb, box):
     """The 5-point landmarks of the face in ``box``."""
     import dlib
     l, t, r, b = (int(round(v)) for v in box)
-    return models().predictor(rgb, dlib.rectangle(l, t, r, b))
+    m = models()
+    with m.lock:
+        return m.predictor(rgb, dlib.rectangle(l, t, r, b))
 
 
 def face_chip(rgb, shape):
@@ -183,14 +190,18 @@ def face_chip(rgb, shape):
 
 def describe_chip(chip):
     """The 128-D descriptor of an aligned chip (about 0.1 s on one core)."""
-    return np.asarray(models().recognizer.compute_face_descriptor(chip), dtype=np.float32)
+    m = models()
+    with m.lock:
+        return np.asarray(m.recognizer.compute_face_descriptor(chip), dtype=np.float32)
 
 
 def describe_chips(chips):
     if not chips:
         return []
-    return [np.asarray(v, dtype=np.float32)
-            for v in models().recognizer.compute_face_descriptor(list(chips))]
+    m = models()
+    with m.lock:
+        vectors = m.recognizer.compute_face_descriptor(list(chips))
+    return [np.asarray(v, dtype=np.float32) for v in vectors]
 
 
 def distances(descriptor, matrix):

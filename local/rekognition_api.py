@@ -22,7 +22,7 @@ import numpy as np
 from botocore.exceptions import ClientError
 
 from local import face_engine, video
-from local.collections_store import CollectionStore, JobStore, not_found
+from local.collections_store import CollectionStore, JobStore
 from local.face_engine import FACE_MODEL_VERSION
 from local.service_model import RekognitionError, invalid, operation_model, validate
 

@@ -59,6 +59,7 @@ class _Handler(BaseHTTPRequestHandler):
                                        "X-Amz-Target must be RekognitionService.<Operation>")
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BODY_BYTES:
+                self.close_connection = True       # the unread body must not be parsed
                 raise RekognitionError("ImageTooLargeException",
                                        f"The request is {length} bytes; the limit is "
                                        f"{MAX_BODY_BYTES}", 400)

@@ -21,7 +21,6 @@ known face with template matching. So, per segment of video:
   its ``descriptors_per_track`` best chips (large, sharp, frontal, confident)
   and describes only those when it ends.
 """
-import math
 from collections import deque
 
 import cv2

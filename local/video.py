@@ -122,10 +122,34 @@ def probe(path):
         if not ctx.width or not ctx.height or duration <= 0:
             raise VideoError("Unsupported codec/format: the video stream has no frames")
         color_range = "FULL" if str(getattr(ctx, "color_range", "")).endswith("2") else "LIMITED"
-        return VideoInfo(duration_s=duration, fps=fps, width=ctx.width, height=ctx.height,
+        width, height = _display_size(container, stream, ctx.width, ctx.height)
+        return VideoInfo(duration_s=duration, fps=fps, width=width, height=height,
                          codec=ctx.name, format=_FORMAT_NAMES.get(container.format.name,
                                                                   container.format.name),
                          color_range=color_range)
+
+
+def upright(frame):
+    """The frame's RGB pixels as they are meant to be seen.
+
+    Phones store portrait video sideways with a display matrix saying how to
+    turn it (``frame.rotation``, degrees counter-clockwise); faces must be
+    upright for the detector, so the pixels are turned here."""
+    rgb = frame.to_ndarray(format="rgb24")
+    turns = int(round((frame.rotation or 0) / 90.0)) % 4
+    return np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb
+
+
+def _display_size(container, stream, width, height):
+    """Width and height as displayed (swapped for a video stored sideways)."""
+    try:
+        for frame in container.decode(stream):
+            if int(round((frame.rotation or 0) / 90.0)) % 2:
+                return height, width
+            break
+    except Exception:  # an unreadable first frame is reported when decoding
+        pass
+    return width, height
 
 
 def sampled_frames(path, sample_fps, first_k=0, end_k=None, queue_size=4):
@@ -165,7 +189,7 @@ def sampled_frames(path, sample_fps, first_k=0, end_k=None, queue_size=4):
                         target = k * interval
                         if frame.time + half_frame < target:
                             break                    # not there yet: next frame
-                        out.put((k, frame.time, frame.to_ndarray(format="rgb24")))
+                        out.put((k, frame.time, upright(frame)))
                         k += 1
                         if frame.time + half_frame < (k * interval):
                             break

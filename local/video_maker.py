@@ -139,7 +139,7 @@ def _position(appearance, t, piece_shape, size):
 
 
 def make_video(path, appearances, *, size=(1280, 720), fps=15, duration_s=None,
-               codec="h264", crf=23, background=None, seed=0):
+               codec="h264", crf=23, background=None, seed=0, rotation=0):
     """Write a video of ``appearances`` (see the module docstring) to ``path``.
 
     The container follows the file name (.mp4, .mov, .avi, .mkv); ``codec`` is
@@ -147,6 +147,9 @@ def make_video(path, appearances, *, size=(1280, 720), fps=15, duration_s=None,
     defaults to one second past the last appearance. Answers metadata: size,
     fps, frame count, duration, and per appearance its label, time span and
     the face box (l, t, r, b, in video pixels) at its first visible frame.
+    ``rotation`` (90, 180, 270) stores the frames turned and a display matrix
+    saying how to turn them back, as phones record portrait video; ``size``
+    and the face boxes are then as displayed.
     """
     import av
 
@@ -171,9 +174,13 @@ def make_video(path, appearances, *, size=(1280, 720), fps=15, duration_s=None,
 
     codec_name, pix_fmt = _CODECS[codec]
     pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+    turns = (int(rotation) // 90) % 4
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(codec_name, rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
+        stored = (h, w) if turns % 2 else (w, h)
+        stream.width, stream.height, stream.pix_fmt = stored[0], stored[1], pix_fmt
+        if turns:
+            stream.set_display_rotation(90 * turns)
         if codec == "h264":
             stream.options = {"crf": str(crf), "preset": "veryfast"}
         else:
@@ -187,6 +194,8 @@ def make_video(path, appearances, *, size=(1280, 720), fps=15, duration_s=None,
                     ph = min(piece.shape[0], h - y)
                     pw = min(piece.shape[1], w - x)
                     frame[y:y + ph, x:x + pw] = piece[:ph, :pw]
+            if turns:       # stored turned back; the display matrix turns it upright
+                frame = np.ascontiguousarray(np.rot90(frame, k=-turns))
             vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
             for packet in stream.encode(vf):
                 container.mux(packet)

@@ -202,3 +202,23 @@ def test_each_track_is_described_a_few_times_not_every_frame(faces_dir, tmp_path
     assert len(tracks) == 1
     assert len(tracks[0]["entries"]) >= 15            # seen in (nearly) every sample
     assert 1 <= len(tracks[0]["descriptors"]) <= 3    # described on a few frames only
+
+
+def test_portrait_phone_video_is_turned_upright(faces_dir, tmp_path):
+    """Stored sideways with a display matrix (as phones do): faces still found."""
+    path = tmp_path / "phone.mp4"
+    meta = make_video(path, [dict(image=photo(faces_dir, "joe_biden", 2), start_s=0, end_s=2,
+                                  x=60, y=200, height=110)],
+                      size=(360, 640), duration_s=2.0, fps=10, rotation=90)
+    import av
+    with av.open(str(path)) as container:                      # stored sideways
+        stream = container.streams.video[0]
+        assert (stream.codec_context.width, stream.codec_context.height) == (640, 360)
+    info, tracks = _video_tracks(path)
+    assert (info.width, info.height) == (360, 640)
+    assert len(tracks) == 1
+    box = tracks[0]["entries"][0][1]
+    truth = meta["appearances"][0]["face_box"]                  # as displayed
+    assert all(abs(a - b) <= 20 for a, b in zip(box, truth)), (box, truth)
+    ref = describe_file(photo(faces_dir, "joe_biden", 3)).descriptor
+    assert _match(tracks[0], {"biden": ref})[1] >= 80
