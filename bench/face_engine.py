@@ -22,6 +22,7 @@ Asserts nothing about speed: it prints figures. ``make bench`` runs it;
 import argparse
 import os
 import pathlib
+import shutil
 import sys
 import tempfile
 import threading
@@ -204,8 +205,9 @@ def main(argv=None):
     print(f"video: 60 s, {SIZE[0]}x{SIZE[1]}, {FPS} fps, H.264; {len(CLASS)} people, "
           f"{len(appearances)} appearances, faces {min(c[3] for c in CLASS)}-"
           f"{max(c[3] for c in CLASS)} px; sampling {settings.sample_fps}/s, "
-          f"full scan every {settings.scan_interval_s} s, {settings.workers} worker(s), "
-          f"{os.cpu_count()} CPU(s)")
+          f"changed regions searched every {settings.scan_interval_s} s, whole frame every "
+          f"{settings.full_scan_interval_s} s, {settings.workers} worker process(es), "
+          f"{os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f}")
 
     video.worker_pool(settings.workers) if settings.workers > 0 else face_engine.models()
     decode_wall, samples = decode_only(long_path, settings.sample_fps)
@@ -245,6 +247,7 @@ def main(argv=None):
     print()
     print(f"peak memory (this process + workers): 30 s video {rss30 / mb:.0f} MB, "
           f"60 s video {rss60 / mb:.0f} MB")
+    shutil.rmtree(out, ignore_errors=True)
     return 0
 
 
