@@ -98,12 +98,21 @@ def test_state_survives_a_stop_and_start(tmp_path):
     assert list((state / "blobs").iterdir()) == []
 
 
+def _wait_saved(moto):
+    """Until the server says every change so far is on disk; its status."""
+    def saved():
+        status = requests.get(moto.url + "/_rollcall/state", timeout=5).json()
+        return status if status["saved"] else None
+    return wait_for(saved, 30, what="every change to be saved")
+
+
 def test_state_survives_a_crash_after_the_periodic_snapshot(tmp_path):
     state = tmp_path / "moto"
     moto = MotoProcess(state, interval=0.3).start()
     try:
         made = _fill(moto.url)
-        time.sleep(1.0)  # a few snapshot intervals
+        # The periodic snapshot catches up without any stop.
+        assert _wait_saved(moto)["snapshots"] >= 1
     finally:
         moto.kill()  # SIGKILL: no final snapshot
     with running_moto(state) as moto:
@@ -251,8 +260,7 @@ def test_reads_and_empty_polls_do_not_rewrite_the_snapshot(shared_moto):
     sqs, ddb = boto_client("sqs", shared_moto.url), boto_client("dynamodb", shared_moto.url)
     queue = sqs.create_queue(QueueName="idle-queue")["QueueUrl"]
     snapshot = shared_moto.state_dir / "moto-state.pickle"
-    wait_for(snapshot.exists, 10, what="the first snapshot")
-    time.sleep(1.2)  # let the snapshot of the change above be written
+    _wait_saved(shared_moto)
     before = snapshot.stat().st_mtime_ns
     for _ in range(3):
         sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0)
