@@ -1,0 +1,223 @@
+"""The AWS deployment without an account: the IAM policy and the package.
+
+The policy test reads the code the Lambdas run, lists every boto3 call it
+makes, maps each to the IAM action it needs, and checks that
+``.chalice/policy-<stage>.json`` grants exactly those actions (nothing more)
+on the stage's own tables, buckets and collection.
+"""
+import ast
+import json
+import pathlib
+import subprocess
+import sys
+import zipfile
+
+import botocore.session
+import pytest
+from botocore import xform_name
+
+from chalicelib.stage_config import PROJECT_DIR, load_config, stage_environment, stages
+
+#: Services the Lambda code may talk to.
+SERVICES = ("dynamodb", "s3", "rekognition", "sns", "ssm", "sts", "iam")
+#: Ops tools that run with an operator's credentials, never in Lambda.
+OPS_ONLY = {"provision.py", "cli.py", "publish.py", "stage_config.py"}
+#: DynamoDB Table resource methods and the API action behind each.
+TABLE_METHODS = {"put_item": "PutItem", "get_item": "GetItem", "update_item": "UpdateItem",
+                 "delete_item": "DeleteItem", "query": "Query", "scan": "Scan",
+                 "batch_writer": "BatchWriteItem"}
+#: Calls whose IAM action is not "<service>:<OperationName>".
+SPECIAL_ACTIONS = {
+    ("s3", "head_object"): "s3:GetObject",
+    ("s3", "head_bucket"): "s3:ListBucket",
+    ("s3", "list_objects_v2"): "s3:ListBucket",
+    ("s3", "list_objects"): "s3:ListBucket",
+    ("s3", "delete_objects"): "s3:DeleteObject",
+    ("s3", "copy_object"): "s3:PutObject",  # and s3:GetObject on the source
+    ("s3", "generate_presigned_post"): "s3:PutObject",
+    ("sts", "get_caller_identity"): None,  # needs no permission
+}
+PRESIGNED_URL_ACTIONS = {"get_object": "s3:GetObject", "put_object": "s3:PutObject"}
+#: What every Lambda needs to write its logs (Chalice adds these only when it
+#: writes the policy itself, and ours is hand-written).
+LOG_ACTIONS = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
+
+
+def lambda_sources():
+    files = [PROJECT_DIR / "app.py"]
+    files += [p for p in sorted((PROJECT_DIR / "chalicelib").glob("*.py"))
+              if p.name not in OPS_ONLY]
+    return files
+
+
+def _operations():
+    session = botocore.session.get_session()
+    ops = {}
+    for service in SERVICES:
+        model = session.get_service_model(service)
+        for name in model.operation_names:
+            ops.setdefault(xform_name(name), {})[service] = name
+    return ops
+
+
+def _receiver_hint(node):
+    text = ast.unparse(node).lower()
+    return [s for s in SERVICES if s in text]
+
+
+def boto3_calls(files=None):
+    """{(service, method, action)} for every boto3 call in the Lambda code."""
+    ops = _operations()
+    found = set()
+    for path in files or lambda_sources():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            method, receiver = node.func.attr, node.func.value
+            first_arg = (node.args[0].value if node.args and
+                         isinstance(node.args[0], ast.Constant) else None)
+            if method == "generate_presigned_url":
+                found.add(("s3", method, PRESIGNED_URL_ACTIONS[first_arg]))
+                continue
+            if method == "generate_presigned_post":
+                found.add(("s3", method, SPECIAL_ACTIONS[("s3", method)]))
+                continue
+            if method in ("get_paginator", "get_waiter") and isinstance(first_arg, str):
+                method = first_arg if method == "get_paginator" else None
+                if method is None:
+                    continue
+            candidates = dict(ops.get(method, {}))
+            hints = _receiver_hint(receiver)
+            if method in TABLE_METHODS and not (set(hints) - {"dynamodb"}):
+                found.add(("dynamodb", method, "dynamodb:" + TABLE_METHODS[method]))
+                continue
+            if not candidates:
+                continue
+            narrowed = {s: op for s, op in candidates.items() if s in hints} or candidates
+            if len(narrowed) > 1:
+                # Plain methods that merely share a name with an API call.
+                if not hints:
+                    continue
+                raise AssertionError(f"{path.name}:{node.lineno}: cannot tell which service "
+                                     f"{method} belongs to; name the client after it")
+            service, operation = next(iter(narrowed.items()))
+            if not hints and service not in ("s3", "dynamodb", "rekognition"):
+                continue  # e.g. a method called `publish` on our own object
+            action = SPECIAL_ACTIONS.get((service, method), f"{service}:{operation}")
+            if action:
+                found.add((service, method, action))
+    actions = {action for _, _, action in found}
+    if any(service == "rekognition" and method == "start_face_search"
+           for service, method, _ in found):
+        actions.add("iam:PassRole")  # the NotificationChannel's role
+    return found, actions
+
+
+def load_policy(stage):
+    path = PROJECT_DIR / ".chalice" / f"policy-{stage}.json"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def policy_actions(policy):
+    actions = set()
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow"
+        listed = statement["Action"]
+        actions.update([listed] if isinstance(listed, str) else listed)
+    return actions
+
+
+def test_the_code_scan_sees_the_calls_we_know_of():
+    found, actions = boto3_calls()
+    # Sign-in reads the users table and the token secret; if the scan missed
+    # these it would be blind, and the next test meaningless.
+    assert ("dynamodb", "get_item", "dynamodb:GetItem") in found
+    assert "ssm:GetParameter" in actions
+
+
+@pytest.mark.parametrize("stage", stages())
+def test_policy_grants_exactly_the_calls_the_code_makes(stage):
+    _, needed = boto3_calls()
+    needed |= LOG_ACTIONS
+    granted = policy_actions(load_policy(stage))
+    assert not needed - granted, f"the code calls these, the policy lacks them: {needed - granted}"
+    assert not granted - needed, f"the policy grants these, no code calls them: {granted - needed}"
+    assert not any("*" in action for action in granted)
+
+
+@pytest.mark.parametrize("stage", stages())
+def test_policy_resources_are_the_stages_own(stage):
+    env = stage_environment(stage)
+    allowed_fragments = {
+        "dynamodb": [f":table/{env[t]}" for t in ("USERS_TABLE", "STUDENTS_TABLE",
+                                                  "SESSIONS_TABLE", "ATTENDANCE_TABLE")],
+        "s3": [f":::{env['PHOTOS_BUCKET']}", f":::{env['VIDEOS_BUCKET']}"],
+        "rekognition": [f":collection/{env['FACE_COLLECTION']}"],
+        "ssm": [f":parameter{env['TOKEN_SECRET_PARAMETER']}"],
+        "iam": [f":role/{env['REKOGNITION_ROLE']}"],
+        "sns": [f":{env['COMPLETION_TOPIC']}"],
+        "logs": [f":log-group:/aws/lambda/rollcall-{stage}"],
+    }
+    for statement in load_policy(stage)["Statement"]:
+        actions = statement["Action"]
+        actions = [actions] if isinstance(actions, str) else actions
+        services = {a.split(":")[0] for a in actions}
+        assert len(services) == 1, f"one service per statement: {actions}"
+        service = services.pop()
+        resources = statement["Resource"]
+        resources = [resources] if isinstance(resources, str) else resources
+        for resource in resources:
+            if resource == "*":
+                # Only actions AWS cannot scope to a resource may use "*".
+                assert set(actions) <= {"rekognition:DetectFaces", "rekognition:GetFaceSearch"}, \
+                    statement
+                continue
+            assert any(fragment in resource for fragment in allowed_fragments[service]), \
+                f"{resource} is not one of stage {stage}'s own resources"
+        if "iam:PassRole" in actions:
+            assert statement["Condition"] == {
+                "StringEquals": {"iam:PassedToService": "rekognition.amazonaws.com"}}
+
+
+def test_autogen_policy_is_off_for_every_stage():
+    config = load_config()
+    for stage in stages():
+        merged = {**config, **config["stages"][stage]}
+        assert merged.get("autogen_policy") is False, stage
+
+
+def test_chalice_packages_for_terraform(tmp_path):
+    """`chalice package --pkg-format terraform` builds; the artefact is what we expect."""
+    out = tmp_path / "tf"
+    env = {"PATH": str(pathlib.Path(sys.executable).parent) + ":/usr/bin:/bin",
+           "HOME": str(tmp_path), "AWS_DEFAULT_REGION": "us-east-1"}
+    result = subprocess.run([str(pathlib.Path(sys.executable).parent / "chalice"), "package",
+                             "--stage", "prod", "--pkg-format", "terraform", str(out)],
+                            cwd=PROJECT_DIR, env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    terraform = json.loads((out / "chalice.tf.json").read_text())
+    resources = terraform["resource"]
+    functions = resources["aws_lambda_function"]
+    config = load_config()["stages"]["prod"]["lambda_functions"]
+    by_handler = {f["handler"]: f for f in functions.values()}
+    assert by_handler["app.app"]["timeout"] == config["api_handler"]["lambda_timeout"]
+    assert by_handler["app.on_face_search_complete"]["memory_size"] == \
+        config["on_face_search_complete"]["lambda_memory_size"]
+    assert "app.on_video_uploaded" in by_handler
+    notifications = resources["aws_s3_bucket_notification"]
+    rendered = json.dumps(notifications)
+    env_prod = stage_environment("prod")
+    assert env_prod["VIDEOS_BUCKET"] in rendered and '"videos/"' in rendered
+    assert env_prod["COMPLETION_TOPIC"] in json.dumps(resources["aws_sns_topic_subscription"])
+    role_policy = json.loads(next(iter(resources["aws_iam_role_policy"].values()))["policy"])
+    assert role_policy == load_policy("prod")
+    with zipfile.ZipFile(out / "deployment.zip") as archive:
+        names = archive.namelist()
+    assert "app.py" in names and "chalicelib/students.py" in names
+    assert "chalicelib/templates/report.html" in names or any(
+        n.startswith("chalicelib/templates/") for n in names)
+    # Nothing of the local stack or the test tooling ships to Lambda.
+    assert not [n for n in names if n.startswith(("local/", "tests/", "moto/", "dlib",
+                                                  "cv2/", "av/", "playwright/"))]
