@@ -52,6 +52,7 @@ HOST = "127.0.0.1"
 DEFAULT_DATA_DIR = PROJECT_DIR / ".rollcall"
 DEFAULT_ADMIN_EMAIL = "admin@rollcall.local"
 REGION = "us-east-1"
+LOG_ROTATE_BYTES = 20 * 1024 * 1024
 
 #: Python modules each part needs, with the package that provides them.
 REQUIRED_MODULES = {
@@ -166,6 +167,9 @@ class Part:
         self._out_lock = threading.Lock()
 
     def start(self):
+        # One previous generation is kept, so logs do not grow without end.
+        if self.log_path.exists() and self.log_path.stat().st_size > LOG_ROTATE_BYTES:
+            os.replace(self.log_path, self.log_path.with_name(self.log_path.name + ".1"))
         self._log = open(self.log_path, "a", encoding="utf-8")
         self._log.write(f"--- {datetime.datetime.now().isoformat(timespec='seconds')} "
                         f"starting: {' '.join(self.argv[1:])}\n")
@@ -497,8 +501,8 @@ def _parser():
         parser.add_argument(f"--{field.name}-port", type=int, default=None,
                             help=f"env ROLLCALL_{field.name.upper()}_PORT; "
                                  f"default {field.default}")
-    parser.add_argument("--stage", default=os.environ.get("ROLLCALL_STAGE_NAME", "dev"),
-                        help="stage in .chalice/config.json whose names are used")
+    parser.add_argument("--stage", default="dev",
+                        help="stage in .chalice/config.json whose resource names are used")
     parser.add_argument("--admin-email", default=os.environ.get(
         "ROLLCALL_ADMIN_EMAIL", DEFAULT_ADMIN_EMAIL),
         help="email of the admin made on the first start")
