@@ -152,14 +152,36 @@ class Provisioner:
             s3.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": self._cors_rules()})
             outcome = outcome if outcome == CREATED else UPDATED
         if outcome == CREATED:
-            # Encryption at rest and no half-finished multipart uploads kept.
+            # Encryption at rest.
             s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={
                 "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
-            s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={
-                "Rules": [{"ID": "abort-incomplete-uploads", "Status": "Enabled",
-                           "Filter": {"Prefix": ""},
-                           "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]})
+        rules = self._lifecycle_rules(name)
+        try:
+            current_ids = {rule["ID"] for rule in
+                           s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]}
+        except ClientError:
+            current_ids = set()
+        if current_ids != {rule["ID"] for rule in rules}:
+            s3.put_bucket_lifecycle_configuration(Bucket=name,
+                                                  LifecycleConfiguration={"Rules": rules})
+            outcome = outcome if outcome == CREATED else UPDATED
         self._note("bucket", name, outcome)
+
+    def _lifecycle_rules(self, name):
+        """No half-finished multipart uploads kept; photos never used go after a day.
+
+        A browser that uploads a photo and then gives up (or whose registration
+        is refused) leaves it under ``photos/uploads/``; a person's photos live
+        under ``photos/students/`` and are never expired.
+        """
+        rules = [{"ID": "abort-incomplete-uploads", "Status": "Enabled",
+                  "Filter": {"Prefix": ""},
+                  "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]
+        if name == self.settings.photos_bucket:
+            rules.append({"ID": "expire-unused-photo-uploads", "Status": "Enabled",
+                          "Filter": {"Prefix": "photos/uploads/"},
+                          "Expiration": {"Days": 1}})
+        return rules
 
     # -- Rekognition ------------------------------------------------------------
     def ensure_collection(self, collection_id):

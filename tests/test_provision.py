@@ -41,6 +41,19 @@ def test_buckets_are_private_encrypted_and_cors_limited(provisioned, settings):
     assert all(block["PublicAccessBlockConfiguration"].values())
 
 
+def test_unused_photo_uploads_expire_but_registered_photos_do_not(provisioned, settings):
+    s3 = boto3.client("s3", region_name=REGION)
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=settings.photos_bucket)["Rules"]
+    expiring = {rule["Filter"]["Prefix"]: rule["Expiration"]["Days"]
+                for rule in rules if "Expiration" in rule}
+    assert expiring == {"photos/uploads/": 1}
+    for bucket in (settings.photos_bucket, settings.videos_bucket):
+        rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+        assert any(rule.get("AbortIncompleteMultipartUpload") for rule in rules)
+    videos = s3.get_bucket_lifecycle_configuration(Bucket=settings.videos_bucket)["Rules"]
+    assert not any("Expiration" in rule for rule in videos)
+
+
 def test_a_drifted_cors_rule_is_put_back(provisioned, settings, clients):
     s3 = boto3.client("s3", region_name=REGION)
     s3.put_bucket_cors(Bucket=settings.photos_bucket, CORSConfiguration={"CORSRules": [
