@@ -549,6 +549,12 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
 
+    # The launcher itself talks to moto (the first admin): never with the
+    # user's AWS profile, credentials or endpoints.
+    for key in [k for k in os.environ if k.startswith("AWS_")]:
+        del os.environ[key]
+    os.environ.update(AWS_CONFIG_FILE=str(data_dir / "aws-config-none"),
+                      AWS_SHARED_CREDENTIALS_FILE=str(data_dir / "aws-credentials-none"))
     stopping = threading.Event()
 
     def on_signal(signum, frame):
