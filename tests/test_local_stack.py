@@ -269,3 +269,35 @@ def test_reads_and_empty_polls_do_not_rewrite_the_snapshot(shared_moto):
     assert snapshot.stat().st_mtime_ns == before
     sqs.send_message(QueueUrl=queue, MessageBody="a change")
     wait_for(lambda: snapshot.stat().st_mtime_ns != before, 10, what="a new snapshot")
+
+
+# -- the site server ------------------------------------------------------------------
+def test_site_server_serves_the_built_site_with_safe_headers(tmp_path):
+    import threading
+
+    from chalicelib.publish import build_site
+    from local.site_server import make_server
+
+    site = build_site(tmp_path / "site", "http://127.0.0.1:8123")
+    server = make_server("127.0.0.1", 0, site)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        page = requests.get(base + "/", timeout=10)
+        assert page.status_code == 200 and "text/html" in page.headers["Content-Type"]
+        assert page.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+        assert page.headers["X-Content-Type-Options"] == "nosniff"
+        assert page.headers["Cache-Control"] == "no-store"
+        config = requests.get(base + "/config.js", timeout=10)
+        assert config.headers["Content-Type"].startswith("text/javascript")
+        assert '"http://127.0.0.1:8123"' in config.text
+        assert config.headers["Cache-Control"] == "no-store"
+        module = requests.get(base + "/js/app.js", timeout=10)
+        assert module.status_code == 200
+        assert module.headers["Content-Type"].startswith("text/javascript")
+        assert requests.get(base + "/js/", timeout=10).status_code == 404  # no listings
+        assert requests.get(base + "/scss/main.scss", timeout=10).status_code == 404
+        assert requests.get(base + "/../../etc/passwd", timeout=10).status_code == 404
+    finally:
+        server.shutdown()
+        server.server_close()
