@@ -20,6 +20,7 @@ import sys
 import threading
 import types
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, asdict
 
 import numpy as np
@@ -257,7 +258,8 @@ def worker_pool(size):
     dlib models once each."""
     global _pool, _pool_size
     with _pool_lock:
-        if _pool is None or _pool_size != size:
+        broken = _pool is not None and getattr(_pool, "_broken", False)
+        if _pool is None or _pool_size != size or broken:
             if _pool is not None:
                 _pool.shutdown(wait=False, cancel_futures=True)
             _pool = ProcessPoolExecutor(max_workers=size,
@@ -275,6 +277,14 @@ def worker_pool(size):
             for future in futures:
                 future.result()
         return _pool
+
+
+def discard_pool(pool):
+    global _pool
+    with _pool_lock:
+        if _pool is pool:
+            _pool = None
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 @atexit.register
@@ -308,10 +318,20 @@ def analyse(path, settings=None):
     if settings.workers <= 0:
         results = [_analyse_segment(str(path), settings_dict, a, b) for a, b in segments]
     else:
-        pool = worker_pool(settings.workers)
-        futures = [pool.submit(_analyse_segment, str(path), settings_dict, a, b)
-                   for a, b in segments]
-        results = [f.result() for f in futures]
+        for attempt in (1, 2):
+            pool = worker_pool(settings.workers)
+            try:
+                futures = [pool.submit(_analyse_segment, str(path), settings_dict, a, b)
+                           for a, b in segments]
+                results = [f.result() for f in futures]
+                break
+            except BrokenProcessPool:
+                # a worker died (killed, out of memory): never keep a broken
+                # pool, start fresh ones once, then give up with a reason
+                discard_pool(pool)
+                if attempt == 2:
+                    raise VideoError("The face engine's worker processes stopped while "
+                                     "analysing this video; try again") from None
     tracks = stitch(results, segments, settings)
     return info, tracks
 

@@ -139,7 +139,7 @@ def _position(appearance, t, piece_shape, size):
 
 
 def make_video(path, appearances, *, size=(1280, 720), fps=15, duration_s=None,
-               codec="h264", crf=23, background=None, seed=0, rotation=0):
+               codec="h264", crf=23, background=None, seed=0, rotation=0, faststart=False):
     """Write a video of ``appearances`` (see the module docstring) to ``path``.
 
     The container follows the file name (.mp4, .mov, .avi, .mkv); ``codec`` is
@@ -149,7 +149,8 @@ def make_video(path, appearances, *, size=(1280, 720), fps=15, duration_s=None,
     the face box (l, t, r, b, in video pixels) at its first visible frame.
     ``rotation`` (90, 180, 270) stores the frames turned and a display matrix
     saying how to turn them back, as phones record portrait video; ``size``
-    and the face boxes are then as displayed.
+    and the face boxes are then as displayed. ``faststart`` puts the MP4
+    index first (as web-optimised files have it), so a cut file still opens.
     """
     import av
 
@@ -175,7 +176,8 @@ def make_video(path, appearances, *, size=(1280, 720), fps=15, duration_s=None,
     codec_name, pix_fmt = _CODECS[codec]
     pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
     turns = (int(rotation) // 90) % 4
-    with av.open(str(path), mode="w") as container:
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), mode="w", options=options) as container:
         stream = container.add_stream(codec_name, rate=Fraction(fps).limit_denominator(1001))
         stored = (h, w) if turns % 2 else (w, h)
         stream.width, stream.height, stream.pix_fmt = stored[0], stored[1], pix_fmt

@@ -184,9 +184,17 @@ def test_truncated_and_non_video_files_fail_with_a_reason(faces_dir, tmp_path):
                            x=100, y=60, height=80)], size=(320, 180), duration_s=3, fps=10)
     data = path.read_bytes()
     cut = tmp_path / "cut.mp4"
-    cut.write_bytes(data[: len(data) // 2])
-    with pytest.raises(video.VideoError, match="(?i)corrupt|truncated|unsupported"):
+    cut.write_bytes(data[: len(data) // 2])            # index at the end: gone
+    with pytest.raises(video.VideoError, match="Unsupported codec/format"):
         video.analyse(cut, video.VideoSettings(workers=0))
+    web = tmp_path / "web.mp4"                         # index first: opens, frames stop
+    make_video(web, [dict(image=photo(faces_dir, "rose_leslie", 1), start_s=0, end_s=6,
+                          x=100, y=60, height=80)], size=(320, 180), duration_s=6, fps=10,
+               faststart=True)
+    data = web.read_bytes()
+    web.write_bytes(data[: len(data) // 3])
+    with pytest.raises(video.VideoError, match="truncated|corrupt"):
+        video.analyse(web, video.VideoSettings(workers=0))
     text = tmp_path / "notes.mp4"
     text.write_bytes(b"these are lesson notes, not a video\n" * 50)
     with pytest.raises(video.VideoError, match="Unsupported codec/format"):
@@ -222,3 +230,17 @@ def test_portrait_phone_video_is_turned_upright(faces_dir, tmp_path):
     assert all(abs(a - b) <= 20 for a, b in zip(box, truth)), (box, truth)
     ref = describe_file(photo(faces_dir, "joe_biden", 3)).descriptor
     assert _match(tracks[0], {"biden": ref})[1] >= 80
+
+
+def test_a_killed_worker_does_not_break_later_videos(faces_dir, tmp_path):
+    """A worker that dies mid-job is replaced; the next analysis still works."""
+    import os
+    import signal
+    path = tmp_path / "clip.mp4"
+    make_video(path, [dict(image=photo(faces_dir, "rose_leslie", 1), start_s=0, end_s=2,
+                           x=100, y=60, height=80)], size=(480, 270), duration_s=2.0, fps=10)
+    pool = video.worker_pool(2)
+    for pid in list(pool._processes):
+        os.kill(pid, signal.SIGKILL)
+    info, tracks = video.analyse(path, video.VideoSettings(workers=2))
+    assert len(tracks) == 1
