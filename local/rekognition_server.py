@@ -116,7 +116,9 @@ class RekognitionServer:
     ``s3_client``/``sns_client`` default to boto3 clients (honouring the
     AWS_ENDPOINT_URL* variables); ``data_dir=None`` keeps collections and jobs
     in memory, a directory persists them across restarts. ``workers`` is the
-    number of processes a video is analysed with (default: the CPU count).
+    number of processes a video is analysed with (default: ROLLCALL_FACE_WORKERS,
+    else the CPU count); the other ROLLCALL_FACE_* variables tune the video
+    analysis (see :class:`local.video.VideoSettings`).
     """
 
     def __init__(self, host="127.0.0.1", port=0, data_dir=None, s3_client=None,
@@ -131,8 +133,7 @@ class RekognitionServer:
         s3_client = s3_client or boto3.client("s3", region_name=self.region)
         sns_client = sns_client or boto3.client("sns", region_name=self.region)
         if video_settings is None:
-            video_settings = VideoSettings.from_env(
-                workers=workers if workers is not None else max(1, os.cpu_count() or 1))
+            video_settings = VideoSettings.from_env(workers=workers)
         self.api = RekognitionApi(s3_client, sns_client, data_dir=data_dir,
                                   video_settings=video_settings, region=self.region,
                                   max_video_bytes=max_video_bytes)

@@ -21,7 +21,7 @@ import threading
 import types
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, asdict
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -46,7 +46,8 @@ class VideoSettings:
     max_misses: samples a face may go unseen before its track ends (so a
         blink or a turned head does not split one appearance in two).
     descriptors_per_track: how many of a track's best frames are described.
-    workers: worker processes (0 = analyse in the calling thread).
+    workers: worker processes (0 = analyse in the calling thread); default
+        the CPU count.
     min_segment_s: shortest segment worth a worker of its own.
     """
     sample_fps: float = 2.0
@@ -54,8 +55,16 @@ class VideoSettings:
     full_scan_interval_s: float = 10.0
     max_misses: int = 2
     descriptors_per_track: int = 2
-    workers: int = 2
+    workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     min_segment_s: float = 8.0
+
+    def __post_init__(self):
+        for name in ("sample_fps", "scan_interval_s", "full_scan_interval_s", "min_segment_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be more than 0, not {getattr(self, name)!r}")
+        if self.max_misses < 0 or self.descriptors_per_track < 1 or self.workers < 0:
+            raise ValueError("max_misses and workers must be 0 or more, "
+                             "descriptors_per_track 1 or more")
 
     @classmethod
     def from_env(cls, environ=None, **overrides):
@@ -66,9 +75,13 @@ class VideoSettings:
                                  ("full_scan_interval_s", float),
                                  ("max_misses", int), ("descriptors_per_track", int),
                                  ("workers", int), ("min_segment_s", float)):
-            raw = environ.get("ROLLCALL_FACE_" + name.upper())
+            key = "ROLLCALL_FACE_" + name.upper()
+            raw = environ.get(key)
             if raw not in (None, ""):
-                values[name] = field_type(raw)
+                try:
+                    values[name] = field_type(raw)
+                except ValueError:
+                    raise ValueError(f"{key}={raw!r} is not a {field_type.__name__}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

@@ -244,3 +244,14 @@ def test_a_killed_worker_does_not_break_later_videos(faces_dir, tmp_path):
         os.kill(pid, signal.SIGKILL)
     info, tracks = video.analyse(path, video.VideoSettings(workers=2))
     assert len(tracks) == 1
+
+
+def test_video_settings_from_the_environment():
+    settings = video.VideoSettings.from_env({"ROLLCALL_FACE_SAMPLE_FPS": "4",
+                                             "ROLLCALL_FACE_WORKERS": "1"})
+    assert (settings.sample_fps, settings.workers) == (4.0, 1)
+    assert video.VideoSettings.from_env({"ROLLCALL_FACE_WORKERS": "1"}, workers=3).workers == 3
+    with pytest.raises(ValueError, match="ROLLCALL_FACE_SAMPLE_FPS"):
+        video.VideoSettings.from_env({"ROLLCALL_FACE_SAMPLE_FPS": "fast"})
+    with pytest.raises(ValueError, match="sample_fps"):
+        video.VideoSettings(sample_fps=0)
