@@ -330,8 +330,7 @@ class SegmentTracker:
         nobody who arrived just before a segment cut is missed."""
         if self.last is not None:
             k, t_ms, rgb, gray = self.last
-            found, _ = self._scan_detections(k + 1 if (k + 1 - self.first_k) % self.full_every
-                                             else k, gray)
+            found, _ = self._scan_detections(k, gray)     # not a scan sample: changes only
             fresh = [d for d in found
                      if not any(_iou(tr.box, d.box) > 0.3 for tr in self.active)]
             self._start_tracks(fresh, k, t_ms, rgb, gray)
