@@ -112,6 +112,8 @@ class SegmentTracker:
         full = max(settings.full_scan_interval_s, settings.scan_interval_s)
         self.full_every = self.scan_every * max(1, int(round(full / settings.scan_interval_s)))
         self._scan_small = None         # the last scan's frame, small and blurred
+        self._scan_k = None             # sample of the last look for new faces
+        self._full_k = None             # ... and of the last whole-frame search
         self.active = []
         self.done = []
         # gray frames since the last scan, for tracing new tracks backwards
@@ -123,7 +125,9 @@ class SegmentTracker:
     def add(self, k, t_s, rgb):
         t_ms = int(round(t_s * 1000))
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        scanned = (k - self.first_k) % self.scan_every == 0
+        # by distance from the previous look, not k's remainder: a video whose
+        # first frame comes late, or with gaps, skips sample numbers
+        scanned = self._scan_k is None or k - self._scan_k >= self.scan_every
         if scanned:
             self._scan(k, t_ms, rgb, gray)
         else:
@@ -164,10 +168,12 @@ class SegmentTracker:
                                             fy=1 / _CHANGE_SCALE,
                                             interpolation=cv2.INTER_AREA), (5, 5), 0)
         previous, self._scan_small = self._scan_small, small
+        self._scan_k = k
         regions = None
-        if previous is not None and (k - self.first_k) % self.full_every != 0:
+        if previous is not None and k - self._full_k < self.full_every:
             regions = self._changed_regions(small, previous, gray.shape)
         if regions is None:
+            self._full_k = k
             return face_engine.detect(gray, 1), True
         found = []
         for x0, y0, x1, y1 in regions:
@@ -283,7 +289,8 @@ class SegmentTracker:
         for k, t_ms, gray in reversed(self.history):
             if k >= track.first_k:
                 continue
-            found = face_engine.detect_in_region(gray, box)
+            # a wide margin: a face can move far in one sample interval
+            found = face_engine.detect_in_region(gray, box, margin=1.0)
             if not found:
                 break
             det = max(found, key=lambda d: _iou(d.box, box))

@@ -187,9 +187,11 @@ def sampled_frames(path, sample_fps, first_k=0, end_k=None, queue_size=4):
             with _open(path) as container:
                 stream = container.streams.video[0]
                 stream.thread_type = "AUTO"
+                # times count from the container's start, as a player shows them
+                origin = (container.start_time or 0) / 1_000_000.0
                 start_s = first_k * interval
                 if start_s > 0 and stream.time_base is not None:
-                    container.seek(int(start_s / stream.time_base), stream=stream,
+                    container.seek(int((start_s + origin) / stream.time_base), stream=stream,
                                    backward=True, any_frame=False)
                 k = first_k
                 last_t = None
@@ -198,15 +200,15 @@ def sampled_frames(path, sample_fps, first_k=0, end_k=None, queue_size=4):
                         return
                     if frame.time is None:
                         continue
-                    last_t = frame.time
+                    t = frame.time - origin
+                    last_t = t
                     while end_k is None or k < end_k:
                         target = k * interval
-                        if frame.time + half_frame < target:
+                        if t + half_frame < target:
                             break                    # not there yet: next frame
-                        out.put((k, frame.time, upright(frame)))
+                        if t - target < interval:    # else no frame near that time: skip it
+                            out.put((k, t, upright(frame)))
                         k += 1
-                        if frame.time + half_frame < (k * interval):
-                            break
                     if end_k is not None and k >= end_k:
                         break
                 expected_end = min(info.duration_s, (end_k * interval) if end_k else info.duration_s)

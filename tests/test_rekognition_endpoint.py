@@ -478,6 +478,14 @@ def test_real_clip_finds_lin_manuel_miranda(face_rekognition, collection, faces_
     assert done["VideoMetadata"]["FrameWidth"] == truth["size"][0]
     found = {m["Face"]["ExternalImageId"] for p in done["Persons"] for m in p["FaceMatches"]}
     assert set(truth["present"]) <= found
+    # he is on screen, small (~50 px), in the clip's first frames (its video
+    # starts 0.84 s into the file), and again from about 2.8 s on
+    lin = sorted(p["Timestamp"] for p in done["Persons"]
+                 if any(m["Face"]["ExternalImageId"] == "lin_manuel_miranda"
+                        for m in p["FaceMatches"]))
+    assert lin[0] < 1500 and lin[-1] > 6000, lin
+    stamps = [(p["Person"]["Index"], p["Timestamp"]) for p in done["Persons"]]
+    assert len(stamps) == len(set(stamps)), "a frame reported twice for one person"
     assert found <= set(truth["present"]) | set(truth["present_hard"]) | set(
         truth["possibly_present"])
 
