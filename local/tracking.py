@@ -105,9 +105,12 @@ class Track:
 class SegmentTracker:
     """Tracks the faces of one run of consecutive samples (see the module doc)."""
 
-    def __init__(self, settings, first_k=0):
+    def __init__(self, settings, first_k=0, cut_before=None, cut_after=False):
         self.settings = settings
         self.first_k = first_k
+        # whether a neighbouring segment (another worker) continues the video
+        self.cut_before = first_k > 0 if cut_before is None else cut_before
+        self.cut_after = cut_after
         self.scan_every = max(1, int(round(settings.scan_interval_s * settings.sample_fps)))
         full = max(settings.full_scan_interval_s, settings.scan_interval_s)
         self.full_every = self.scan_every * max(1, int(round(full / settings.scan_interval_s)))
@@ -317,8 +320,12 @@ class SegmentTracker:
         track.chips.sort(key=lambda c: -c[0])
         del track.chips[keep:]
 
-    def _close(self, track):
+    def _close(self, track, at_cut=False):
         chips = [c for _, _, c in track.chips]
+        if at_cut or (self.cut_before and track.first_k <= self.first_k + self.settings.max_misses):
+            # it may go on in the neighbouring segment, which describes it too:
+            # half each, so a stitched track is still described only a few times
+            chips = chips[:max(1, len(chips) // 2)]
         descriptors = face_engine.describe_chips(chips)
         track.entries.sort(key=lambda e: e[0])
         self.done.append({
@@ -343,6 +350,6 @@ class SegmentTracker:
             self._start_tracks(fresh, k, t_ms, rgb, gray)
             self.last = None
         for track in self.active:
-            self._close(track)
+            self._close(track, at_cut=self.cut_after)
         self.active = []
         return [t for t in self.done if t["entries"]]

@@ -245,11 +245,11 @@ def sampled_frames(path, sample_fps, first_k=0, end_k=None, queue_size=4):
 
 # -- segments and the worker pool ------------------------------------------------
 
-def _analyse_segment(path, settings_dict, first_k, end_k):
+def _analyse_segment(path, settings_dict, first_k, end_k, cut_after=False):
     """Worker entry point: track faces in samples [first_k, end_k)."""
     from local.tracking import SegmentTracker
     settings = VideoSettings(**settings_dict)
-    tracker = SegmentTracker(settings, first_k=first_k)
+    tracker = SegmentTracker(settings, first_k=first_k, cut_after=cut_after)
     for k, t, rgb in sampled_frames(path, settings.sample_fps, first_k, end_k):
         tracker.add(k, t, rgb)
     return tracker.finish()
@@ -331,13 +331,15 @@ def analyse(path, settings=None):
     segments = plan_segments(info, settings)
     settings_dict = asdict(settings)
     if settings.workers <= 0:
-        results = [_analyse_segment(str(path), settings_dict, a, b) for a, b in segments]
+        results = [_analyse_segment(str(path), settings_dict, a, b, i < len(segments) - 1)
+                   for i, (a, b) in enumerate(segments)]
     else:
         for attempt in (1, 2):
             pool = worker_pool(settings.workers)
             try:
-                futures = [pool.submit(_analyse_segment, str(path), settings_dict, a, b)
-                           for a, b in segments]
+                futures = [pool.submit(_analyse_segment, str(path), settings_dict, a, b,
+                                       i < len(segments) - 1)
+                           for i, (a, b) in enumerate(segments)]
                 results = [f.result() for f in futures]
                 break
             except BrokenProcessPool:

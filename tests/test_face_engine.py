@@ -160,6 +160,8 @@ def test_tracks_cross_a_segment_cut_as_one_appearance(faces_dir, tmp_path):
     assert len(by_person["barack_obama"]) == 1, "one appearance split in two at the cut"
     obama = by_person["barack_obama"][0]
     assert 400 <= obama["first_ms"] <= 900 and 5100 <= obama["last_ms"] <= 5600
+    # each side of the cut describes half, so the whole track is described 2 times
+    assert len(obama["descriptors"]) == 2
     simm = by_person["john_simm"][0]
     assert 2200 <= simm["first_ms"] <= 2700 and 3700 <= simm["last_ms"] <= 4200
 
