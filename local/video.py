@@ -19,7 +19,7 @@ import queue
 import sys
 import threading
 import types
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import CancelledError, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 
@@ -264,6 +264,7 @@ def _warm_up():
 _pool = None
 _pool_size = 0
 _pool_lock = threading.Lock()
+_stopping = threading.Event()       # set for good by shutdown_pool()
 
 
 def worker_pool(size):
@@ -273,6 +274,9 @@ def worker_pool(size):
     dlib models once each."""
     global _pool, _pool_size
     with _pool_lock:
+        if _stopping.is_set():
+            raise VideoError("The face engine stopped before this video was analysed; "
+                             "start the search again")
         broken = _pool is not None and getattr(_pool, "_broken", False)
         if _pool is None or _pool_size != size or broken:
             if _pool is not None:
@@ -304,11 +308,23 @@ def discard_pool(pool):
 
 @atexit.register
 def shutdown_pool():
+    """Stop the worker processes now (a running analysis is abandoned).
+
+    Used when the endpoint stops and at exit: waiting for a long video's
+    segment would hold up a Ctrl-C for as long as the segment takes."""
     global _pool
     with _pool_lock:
-        if _pool is not None:
-            _pool.shutdown(wait=True, cancel_futures=True)
-            _pool = None
+        _stopping.set()
+        pool, _pool = _pool, None
+    if pool is None:
+        return
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=5)
 
 
 def plan_segments(info, settings):
@@ -342,10 +358,14 @@ def analyse(path, settings=None):
                            for i, (a, b) in enumerate(segments)]
                 results = [f.result() for f in futures]
                 break
-            except BrokenProcessPool:
-                # a worker died (killed, out of memory): never keep a broken
-                # pool, start fresh ones once, then give up with a reason
+            except (BrokenProcessPool, CancelledError, RuntimeError):
+                # a worker died (killed, out of memory) or the engine is
+                # stopping: never keep a broken pool, start fresh ones once
+                # (unless stopping), then give up with a reason
                 discard_pool(pool)
+                if _stopping.is_set():
+                    raise VideoError("The face engine stopped before this video was "
+                                     "analysed; start the search again") from None
                 if attempt == 2:
                     raise VideoError("The face engine's worker processes stopped while "
                                      "analysing this video; try again") from None
