@@ -55,6 +55,10 @@ class ImageFormatError(ValueError):
     """The bytes are not an image this engine can read."""
 
 
+class ImageTooLargeError(ValueError):
+    """The image has more pixels than PIL will safely decode (a decompression bomb)."""
+
+
 @dataclass
 class Models:
     detector: object
@@ -107,6 +111,8 @@ def decode_image(data):
             return np.asarray(img.convert("RGB"))
     except ImageFormatError:
         raise
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(str(exc)) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageFormatError(str(exc)) from exc
 

@@ -168,6 +168,9 @@ class RekognitionApi:
             raise invalid("Image must have Bytes or S3Object")
         try:
             return face_engine.decode_image(data)
+        except face_engine.ImageTooLargeError:
+            raise RekognitionError("ImageTooLargeException",
+                                   "The image has too many pixels to analyse") from None
         except face_engine.ImageFormatError:
             raise RekognitionError("InvalidImageFormatException",
                                    "Request has invalid image format: send a JPEG or PNG "

@@ -263,6 +263,8 @@ def test_bad_images_get_rekognition_errors(face_rekognition, collection, faces_d
         rk.index_faces(CollectionId=collection, Image={"Bytes": b"\x89PNG\r\n\x1a\n broken"})
     with pytest.raises(rk.exceptions.ImageTooLargeException):
         rk.detect_faces(Image={"Bytes": b"\xff" * (5 * 1024 * 1024 + 1)})
+    with pytest.raises(rk.exceptions.ImageTooLargeException):       # a decompression bomb
+        rk.detect_faces(Image={"Bytes": _huge_png()})
     with pytest.raises(rk.exceptions.ResourceNotFoundException):
         rk.index_faces(CollectionId="no-such-class", Image=image(photo(faces_dir, "john_simm")))
     with pytest.raises(rk.exceptions.InvalidS3ObjectException):
@@ -285,6 +287,15 @@ def _shrunk(path, height):
     img = img.resize((round(img.width * height / img.height), height), Image.LANCZOS)
     out = io.BytesIO()
     img.save(out, format="JPEG", quality=95)
+    return out.getvalue()
+
+
+def _huge_png():
+    """A few kilobytes that claim 20000x20000 pixels (400 MP)."""
+    import io
+    from PIL import Image
+    out = io.BytesIO()
+    Image.new("1", (20000, 20000)).save(out, format="PNG")
     return out.getvalue()
 
 
