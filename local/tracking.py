@@ -250,6 +250,13 @@ class SegmentTracker:
             if track.misses > self.settings.max_misses:
                 self.active.remove(track)
                 self._close(track)
+        # two tracks on one face (one jumped to a neighbour, or a face was
+        # found twice): the younger one ends, the face keeps its first index
+        for young in sorted(self.active, key=lambda t: -t.first_k):
+            if any(old is not young and old.first_k <= young.first_k
+                   and _iou(old.box, young.box) > 0.5 for old in self.active):
+                self.active.remove(young)
+                self._close(young)
 
     # -- following ---------------------------------------------------------------
 
