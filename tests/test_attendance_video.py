@@ -104,3 +104,32 @@ def test_a_video_of_registered_people_comes_out_right(api, teacher_headers, serv
     assert rows["simm"]["first_seen_ms"] >= 500  # he comes in at 1 s
     assert detail["session"]["counts"]["present"] == 2
     assert detail["session"]["counts"]["unrecognised"] >= 1  # the stranger
+
+
+def test_a_real_recording_comes_out_right(api, teacher_headers, services, engine, completions,
+                                          faces_dir, tmp_path):
+    """The real clip in shared/faces/videos, not one we made: its label file says who is in it."""
+    clip = faces_dir / "videos" / "short_hamilton_clip.mp4"
+    label = json.loads(clip.with_suffix(".json").read_text())
+    people = faces_dir / "people"
+    # Everyone the label says is there (the hard ones and the maybe aside), and two who are not.
+    roster = {"lmm": "lin_manuel_miranda", "biden": "joe_biden", "rose": "rose_leslie"}
+    assert set(label["present"]) == {"lin_manuel_miranda"}
+    for student_id, folder in roster.items():
+        register(api, teacher_headers, services, student_id, folder.replace("_", " ").title(),
+                 people / folder / "1.jpg")
+
+    created = api.http.post("/sessions", headers=teacher_headers, body=json.dumps(
+        {"title": "Rehearsal", "content_type": "video/mp4"})).json_body
+    services.clients.client("s3").put_object(
+        Bucket=services.settings.videos_bucket, Key=created["upload"]["fields"]["key"],
+        Body=clip.read_bytes(), ContentType="video/mp4")
+    s3_event(api, services, created["session"]["video_key"])
+    sns_event(api, completions())
+
+    detail = session_detail(api, teacher_headers, created["session"]["session_id"])
+    assert detail["session"]["status"] == "COMPLETED", detail["session"]["error"]
+    rows = by_student(detail)
+    assert {sid: row["status"] for sid, row in rows.items()} == {
+        "lmm": "PRESENT", "biden": "ABSENT", "rose": "ABSENT"}
+    assert rows["lmm"]["last_seen_ms"] <= label["duration_s"] * 1000 + 500
