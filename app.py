@@ -1,12 +1,16 @@
 """Rollcall: routes and event handlers. Each is a few lines; the work is in chalicelib/."""
 import os
 
-from chalice import Chalice, CORSConfig
+from chalice import Chalice, CORSConfig, Response
 
 from chalicelib import http
+from chalicelib import sessions as session_rules
 from chalicelib.auth import require_role
 from chalicelib.services import Services
-from chalicelib.validation import json_body, require_string
+from chalicelib.stage_config import stage_environment
+from chalicelib.students import read_full_name, read_photo_key, read_student_id
+from chalicelib.uploads import PHOTO_TYPES
+from chalicelib.validation import json_body, require_choice, require_string
 
 app = Chalice(app_name="rollcall")
 # The site's origin only; Chalice also makes the OPTIONS preflight answers from this.
@@ -67,14 +71,7 @@ def list_users():
     return {"users": services().users.list()}
 
 
-# -- students (issue 3) ---------------------------------------------------------
-from chalice import Response  # noqa: E402 - kept in this section (shared file)
-
-from chalicelib.students import read_full_name, read_photo_key, read_student_id  # noqa: E402
-from chalicelib.uploads import PHOTO_TYPES  # noqa: E402
-from chalicelib.validation import require_choice  # noqa: E402
-
-
+# -- students ----------------------------------------------------------------------
 @app.route("/uploads/photo", methods=["POST"])
 def new_photo_upload():
     body = json_body(app.current_request)
@@ -115,12 +112,7 @@ def delete_student(student_id):
     return Response(body="", status_code=204)
 
 
-# -- sessions, attendance, exports (issue 4) ------------------------------------
-from chalice import Response  # noqa: E402 - kept in this section (shared file)
-
-from chalicelib import sessions as session_rules  # noqa: E402
-
-
+# -- sessions, attendance, exports -------------------------------------------------
 @app.route("/sessions", methods=["POST"])
 def create_session():
     fields = session_rules.read_new_session(json_body(app.current_request))
@@ -178,12 +170,7 @@ def session_report(session_id):
     return Response(**services().reports.session_html(session_id))
 
 
-
-
-# -- events: S3 upload -> face search -> completion (issue 4) --------------------
-from chalicelib.stage_config import stage_environment  # noqa: E402
-
-
+# -- events: S3 upload -> face search -> completion ---------------------------------
 def _stage_setting(name):
     """A resource name at import time: the stage's env, else the dev stage's config."""
     return os.environ.get(name) or stage_environment("dev").get(name, "")
