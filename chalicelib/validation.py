@@ -67,7 +67,9 @@ def _check_string(value, name, min_length, max_length, pattern, strip, hint):
 def require_choice(body, name, choices):
     """``body[name]`` if it is one of ``choices``, else a 400 listing them."""
     value = body.get(name)
-    if value not in choices:
+    # Only strings are looked up: a list or object in the body is unhashable,
+    # and `[] in some_dict` raises TypeError (a 500) instead of answering False.
+    if not isinstance(value, str) or value not in choices:
         raise BadRequest(f"'{name}' must be one of: {', '.join(sorted(choices))}.",
                          code="invalid_field", details={"field": name})
     return value

@@ -61,6 +61,9 @@ BAD_SESSIONS = [
     ({"title": "Maths", "content_type": "video/mp4", "date": "30/09/2024"}, "date"),
     ({"title": "Maths", "content_type": "video/mp4", "date": 20240930}, "date"),
     ({"title": "Maths", "content_type": "video/mp4", "course": ["a"]}, "course"),
+    # Unhashable values: `[] in dict` raises TypeError, which was a 500.
+    ({"title": "Maths", "content_type": ["video/mp4"]}, "content_type"),
+    ({"title": "Maths", "content_type": {}}, "content_type"),
 ]
 
 
