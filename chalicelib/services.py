@@ -7,10 +7,16 @@ token secret.
 """
 from functools import cached_property
 
+from chalicelib.attendance import AttendanceStore
 from chalicelib.auth import Authenticator
 from chalicelib.clients import ClientFactory
+from chalicelib.face_search import FaceSearch
+from chalicelib.faces import FaceCollection
 from chalicelib.logs import get_logger
+from chalicelib.reports import Reports
+from chalicelib.sessions import SessionStore, SessionWorkflow
 from chalicelib.settings import load_settings
+from chalicelib.students import StudentStore, Students
 from chalicelib.tokens import SsmSecret, TokenService
 from chalicelib.uploads import Uploads
 from chalicelib.users import UserStore
@@ -54,24 +60,21 @@ class Services:
     def videos(self):
         return Uploads(self.clients.client("s3"), self.settings.videos_bucket)
 
-    # -- students (issue 3) -------------------------------------------------
+    # -- students ---------------------------------------------------------------
     @cached_property
     def faces(self):
-        from chalicelib.faces import FaceCollection
         return FaceCollection(self.clients.client("rekognition"), self.settings.face_collection,
                               match_threshold=self.settings.match_threshold)
 
     @cached_property
     def students(self):
-        from chalicelib.students import StudentStore, Students
         return Students(StudentStore(self.clients.table(self.settings.students_table)),
                         self.faces, self.photos, self.clients.client("s3"),
                         max_photo_bytes=self.settings.max_photo_bytes, logger=self.logger)
 
-    # -- sessions and attendance (issue 4) ------------------------------------
+    # -- sessions and attendance ------------------------------------------------
     @cached_property
     def face_search(self):
-        from chalicelib.face_search import FaceSearch
         s = self.settings
         return FaceSearch(self.clients.client("rekognition"), collection_id=s.face_collection,
                           threshold=s.match_threshold, region=s.region,
@@ -80,12 +83,10 @@ class Services:
 
     @cached_property
     def attendance(self):
-        from chalicelib.attendance import AttendanceStore
         return AttendanceStore(self.clients.table(self.settings.attendance_table))
 
     @cached_property
     def sessions(self):
-        from chalicelib.sessions import SessionStore, SessionWorkflow
         # The roster is the students service: get(student_id) and list_all().
         return SessionWorkflow(store=SessionStore(self.clients.table(self.settings.sessions_table)),
                                attendance_store=self.attendance, face_search=self.face_search,
@@ -94,5 +95,4 @@ class Services:
 
     @cached_property
     def reports(self):
-        from chalicelib.reports import Reports
         return Reports(self.sessions, self.attendance, self.students, self.settings)
