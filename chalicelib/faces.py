@@ -54,7 +54,8 @@ class FaceProblem(ValueError):
 def image_size(data):
     """(width, height) of JPEG or PNG bytes as stored (EXIF ignored), or None."""
     if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR":
-        return struct.unpack(">II", data[16:24])
+        # A file cut off inside IHDR has no size to read: damaged, not a crash.
+        return struct.unpack(">II", data[16:24]) if len(data) >= 24 else None
     if not data.startswith(b"\xff\xd8"):
         return None
     offset = 2

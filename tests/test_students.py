@@ -277,6 +277,8 @@ BAD_FILES = [
     (b"", "image/png", "empty"),
     (b"\x89PNG\r\n\x1a\n" + b"\0" * (5 * 1024 ** 2), "image/png", "limit is"),
     (b"\xff\xd8\xff\xe0" + b"\0" * 40, "image/jpeg", "damaged"),
+    # A PNG cut off inside its IHDR chunk: the size bytes are missing (was a 500).
+    (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\x02", "image/png", "damaged"),
 ]
 
 
