@@ -159,10 +159,19 @@ export function toast(message, kind = "success") {
   setTimeout(() => item.remove(), 4700);
 }
 
+/** True for an absolute http(s) URL: the only kind of URL from data put in src/href. */
+export function isHttpUrl(value) {
+  try {
+    return ["http:", "https:"].includes(new URL(String(value)).protocol);
+  } catch {
+    return false; // not an absolute URL
+  }
+}
+
 /** A photo from a presigned URL, or the person's initials when there is none. */
 export function avatar(student, size = "small") {
   const name = student.full_name || "?";
-  if (student.photo_url) {
+  if (student.photo_url && isHttpUrl(student.photo_url)) {
     return h("img", { class: ["avatar", `avatar--${size}`], src: student.photo_url,
       alt: `Photo of ${name}`, loading: "lazy", decoding: "async" });
   }
