@@ -180,6 +180,38 @@ def test_policy_resources_are_the_stages_own(stage):
                 "StringEquals": {"iam:PassedToService": "rekognition.amazonaws.com"}}
 
 
+#: What the Lambda code does to each table. The users table is read at sign-in,
+#: its failure counter updated and its list scanned for admins; accounts are
+#: made and removed only by the CLI, with an operator's credentials, so the
+#: Lambda may not put or delete users (it could otherwise mint an admin).
+TABLE_ACTIONS = {
+    "USERS_TABLE": {"GetItem", "UpdateItem", "Scan"},
+    "STUDENTS_TABLE": {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Scan"},
+    "SESSIONS_TABLE": {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Scan",
+                       "BatchGetItem"},
+    "ATTENDANCE_TABLE": {"Query", "PutItem", "UpdateItem", "BatchWriteItem"},
+}
+
+
+@pytest.mark.parametrize("stage", stages())
+def test_each_table_gets_only_what_the_code_does_to_it(stage):
+    from chalicelib.provision import ATTENDANCE_BY_STUDENT_INDEX
+    env = stage_environment(stage)
+    expected = {env[table]: actions for table, actions in TABLE_ACTIONS.items()}
+    expected[f"{env['ATTENDANCE_TABLE']}/index/{ATTENDANCE_BY_STUDENT_INDEX}"] = {"Query"}
+    granted = {}
+    for statement in load_policy(stage)["Statement"]:
+        actions = statement["Action"]
+        actions = [actions] if isinstance(actions, str) else actions
+        resources = statement["Resource"]
+        resources = [resources] if isinstance(resources, str) else resources
+        for resource in resources:
+            if ":table/" in resource:
+                granted.setdefault(resource.split(":table/", 1)[1], set()).update(
+                    action.split(":", 1)[1] for action in actions)
+    assert granted == expected
+
+
 def test_autogen_policy_is_off_for_every_stage():
     config = load_config()
     for stage in stages():
