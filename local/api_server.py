@@ -10,11 +10,10 @@ gateway) but leaves the environment as the launcher set it; stage values
 fill in only what is unset.
 """
 import argparse
-import signal
 import sys
-import threading
 
 from chalicelib.stage_config import PROJECT_DIR, apply_stage_environment
+from local.serving import bind, serve_until_signalled
 
 
 def make_server(host, port, stage="dev"):
@@ -38,21 +37,11 @@ def main(argv=None):
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--stage", default="dev")
     args = parser.parse_args(argv)
-    try:
-        server = make_server(args.host, args.port, args.stage)
-    except OSError as error:
-        print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror}",
-              file=sys.stderr, flush=True)
+    server = bind(lambda: make_server(args.host, args.port, args.stage), args.host, args.port)
+    if server is None:
         return 2
-
-    def stop(signum, frame):
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    print(f"listening on http://{args.host}:{args.port} (stage {args.stage})", flush=True)
-    server.server.serve_forever()
-    server.server.server_close()
+    serve_until_signalled(server.server, f"listening on http://{args.host}:{args.port} "
+                                         f"(stage {args.stage})")
     print("stopped", flush=True)
     return 0
 

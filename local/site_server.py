@@ -13,11 +13,10 @@ cannot say, ``frame-ancestors``, is added here.)
 import argparse
 import functools
 import http.server
-import signal
 import sys
-import threading
 
 from chalicelib.publish import NO_CACHE, build_site, content_type
+from local.serving import bind, serve_until_signalled
 
 
 class SiteHandler(http.server.SimpleHTTPRequestHandler):
@@ -62,21 +61,10 @@ def main(argv=None):
     except Exception as error:  # a bad SCSS file, a missing index.html...
         print(f"error: the site could not be built: {error}", file=sys.stderr, flush=True)
         return 2
-    try:
-        server = make_server(args.host, args.port, site_dir)
-    except OSError as error:
-        print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror}",
-              file=sys.stderr, flush=True)
+    server = bind(lambda: make_server(args.host, args.port, site_dir), args.host, args.port)
+    if server is None:
         return 2
-
-    def stop(signum, frame):
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    print(f"built {site_dir}; listening on http://{args.host}:{args.port}", flush=True)
-    server.serve_forever()
-    server.server_close()
+    serve_until_signalled(server, f"built {site_dir}; listening on http://{args.host}:{args.port}")
     print("stopped", flush=True)
     return 0
 
