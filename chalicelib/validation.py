@@ -23,6 +23,8 @@ def json_body(request, max_bytes=MAX_JSON_BODY_BYTES):
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("The request body is not valid JSON.", code="invalid_json")
+    except RecursionError:  # thousands of nested [ or { fit in the size limit
+        raise BadRequest("The request body is nested too deeply.", code="invalid_json")
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.", code="invalid_json")
     return body

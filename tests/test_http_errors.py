@@ -18,6 +18,9 @@ JSON = {"Content-Type": "application/json"}
     (json.dumps({"email": "t@example.org", "password": "x" * 70_000}).encode(), 413,
      "payload_too_large"),
     (b"\xff\xfe\x00garbage", 400, "invalid_json"),
+    # Deep nesting within the size limit: json.loads raises RecursionError (was a 500).
+    (b"[" * 30_000 + b"]" * 30_000, 400, "invalid_json"),
+    (b'{"email": ' * 5_000 + b"1" + b"}" * 5_000, 400, "invalid_json"),
 ])
 def test_malformed_login_bodies(api, body, status, code):
     response = api.http.post("/auth/login", headers=JSON, body=body)
