@@ -51,6 +51,11 @@ def _check_string(value, name, min_length, max_length, pattern, strip, hint):
     if not isinstance(value, str):
         raise BadRequest(f"'{name}' must be a string.", code="invalid_field",
                          details={"field": name})
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (\ud800): valid JSON, not text
+        raise BadRequest(f"'{name}' holds a broken character. Type it again.",
+                         code="invalid_field", details={"field": name})
     if strip:
         value = value.strip()
     if len(value) < min_length:

@@ -18,6 +18,8 @@ JSON = {"Content-Type": "application/json"}
     (json.dumps({"email": "t@example.org", "password": "x" * 70_000}).encode(), 413,
      "payload_too_large"),
     (b"\xff\xfe\x00garbage", 400, "invalid_json"),
+    # A lone UTF-16 surrogate is valid JSON but not text: it cannot be encoded (was a 500).
+    (b'{"email": "t@example.org", "password": "abc\\ud800def"}', 400, "invalid_field"),
     # Deep nesting within the size limit: json.loads raises RecursionError (was a 500).
     (b"[" * 30_000 + b"]" * 30_000, 400, "invalid_json"),
     (b'{"email": ' * 5_000 + b"1" + b"}" * 5_000, 400, "invalid_json"),

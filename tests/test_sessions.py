@@ -64,6 +64,9 @@ BAD_SESSIONS = [
     # Unhashable values: `[] in dict` raises TypeError, which was a 500.
     ({"title": "Maths", "content_type": ["video/mp4"]}, "content_type"),
     ({"title": "Maths", "content_type": {}}, "content_type"),
+    # A lone surrogate cannot be stored (UTF-8 encoding fails): was a 500.
+    ({"title": "Maths \ud800", "content_type": "video/mp4"}, "title"),
+    ({"title": "Maths", "content_type": "video/mp4", "course": "\udfff"}, "course"),
 ]
 
 
