@@ -86,3 +86,61 @@ def test_a_teacher_is_refused_on_every_admin_route(api, teacher_headers):
         response = getattr(api.http, method)(path, headers=teacher_headers)
         assert response.status_code == 403, (method, path)
         assert response.json_body["error"]["code"] == "forbidden"
+
+
+# Imports the whole app (app.js routes at once) with a fake DOM, storage and
+# location, and prints where it sent the browser and any unhandled error.
+_APP_SCRIPT = r"""
+class FakeNode {
+  constructor(tag) { this.tagName = tag; this.attrs = {}; this.children = []; this.dataset = {};
+    this.style = { setProperty() {} }; this.classList = { toggle() {}, add() {}, remove() {} }; }
+  setAttribute(name, value) { this.attrs[name] = value; }
+  removeAttribute() {}
+  addEventListener() {}
+  append(...children) { this.children.push(...children); }
+  replaceChildren() { this.children = []; }
+  querySelectorAll() { return []; }
+  contains() { return false; }
+  focus() {}
+}
+globalThis.Node = FakeNode;
+const storage = () => {
+  const m = new Map();
+  return { getItem: (k) => m.get(k) ?? null, setItem: (k, v) => m.set(k, String(v)),
+           removeItem: (k) => m.delete(k), clear: () => m.clear() };
+};
+globalThis.localStorage = storage();
+globalThis.sessionStorage = storage();
+globalThis.document = {
+  createElement: (tag) => new FakeNode(tag), createElementNS: (_, tag) => new FakeNode(tag),
+  createTextNode: (text) => Object.assign(new FakeNode("#text"), { text }),
+  getElementById: () => new FakeNode("div"), querySelector: () => new FakeNode("a"),
+  body: new FakeNode("body"), activeElement: null, title: "",
+};
+const replaced = [];
+globalThis.location = { hash: process.argv[3], replace: (hash) => replaced.push(hash) };
+globalThis.window = { ROLLCALL_CONFIG: { apiBaseUrl: "http://127.0.0.1:9" }, addEventListener() {} };
+const errors = [];
+process.on("unhandledRejection", (error) => errors.push(String(error)));
+await import(process.argv[2]);
+await new Promise((resolve) => setTimeout(resolve, 50));
+console.log(JSON.stringify({ replaced, errors }));
+"""
+
+
+def open_app_at(tmp_path, hash_):
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    script = tmp_path / "app.mjs"
+    script.write_text(_APP_SCRIPT)
+    done = subprocess.run([node, str(script), (JS_DIR / "app.js").as_uri(), hash_],
+                          capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(done.stdout)
+
+
+def test_a_malformed_escape_in_the_address_goes_to_sessions_not_a_stuck_page(tmp_path):
+    assert open_app_at(tmp_path, "#/students/%E0%A4%A") == {"replaced": ["#/sessions"],
+                                                           "errors": []}
+    # A well-formed address still asks a signed-out person to sign in first.
+    assert open_app_at(tmp_path, "#/students/S%3A1") == {"replaced": ["#/login"], "errors": []}

@@ -32,7 +32,11 @@ function match(hash) {
     const found = route.pattern.exec(hash);
     if (found) {
       const params = {};
-      (route.keys || []).forEach((key, i) => { params[key] = decodeURIComponent(found[i + 1]); });
+      try {
+        (route.keys || []).forEach((key, i) => { params[key] = decodeURIComponent(found[i + 1]); });
+      } catch {
+        return null; // a malformed %-escape (URIError): no such page, not a stuck one
+      }
       return { route, params };
     }
   }
