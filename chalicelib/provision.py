@@ -111,7 +111,8 @@ class Provisioner:
     def _cors_rules(self):
         return [{
             "AllowedOrigins": [self.settings.site_origin],
-            "AllowedMethods": ["GET", "POST", "PUT"],
+            # POST: the presigned uploads; GET: presigned photo links. Nothing PUTs.
+            "AllowedMethods": ["GET", "POST"],
             "AllowedHeaders": ["*"],
             "ExposeHeaders": ["ETag"],
             "MaxAgeSeconds": 3000,

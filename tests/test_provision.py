@@ -41,6 +41,13 @@ def test_buckets_are_private_encrypted_and_cors_limited(provisioned, settings):
     assert all(block["PublicAccessBlockConfiguration"].values())
 
 
+def test_browsers_may_only_post_uploads_and_get_photos(provisioned, settings):
+    s3 = boto3.client("s3", region_name=REGION)
+    for bucket in (settings.photos_bucket, settings.videos_bucket):
+        [rule] = s3.get_bucket_cors(Bucket=bucket)["CORSRules"]
+        assert sorted(rule["AllowedMethods"]) == ["GET", "POST"]
+
+
 def test_unused_photo_uploads_expire_but_registered_photos_do_not(provisioned, settings):
     s3 = boto3.client("s3", region_name=REGION)
     rules = s3.get_bucket_lifecycle_configuration(Bucket=settings.photos_bucket)["Rules"]
