@@ -142,6 +142,12 @@ def retry_session(session_id):
     return Response(body={"session": services().sessions.retry(session_id)}, status_code=202)
 
 
+@app.route("/sessions/{session_id}/upload", methods=["POST"])
+def new_session_upload(session_id):
+    fields = session_rules.read_new_upload(json_body(app.current_request))
+    return services().sessions.new_upload(session_id, **fields)
+
+
 @app.route("/sessions/{session_id}", methods=["DELETE"])
 def delete_session(session_id):
     require_role(current_user(), "admin")

@@ -23,12 +23,12 @@ IN_PROGRESS, SUCCEEDED, FAILED = "IN_PROGRESS", "SUCCEEDED", "FAILED"
 
 # Rekognition errors at StartFaceSearch, as sentences a teacher can act on.
 _START_ERRORS = {
-    "InvalidS3ObjectException": "The video could not be read from storage. Upload it again "
-                                "in a new session.",
+    "InvalidS3ObjectException": "The video could not be read from storage. Upload it "
+                                "again.",
     "VideoTooLargeException": "The video is too long or too large for face search. Split it "
                               "into shorter recordings and upload each in its own session.",
     "InvalidParameterException": "The video's format is not supported for face search. "
-                                 "Convert it to MP4 (H.264) and upload it in a new session.",
+                                 "Convert it to MP4 (H.264) and upload it again.",
     "LimitExceededException": "Too many videos are being processed right now. Retry this "
                               "session in a few minutes.",
     "ThrottlingException": "The face search service is busy. Retry this session in a few "
@@ -40,8 +40,20 @@ _START_ERRORS = {
 }
 
 
+#: Start errors about the video itself: retrying the same file cannot help.
+_FILE_ERRORS = {"InvalidS3ObjectException", "VideoTooLargeException",
+                "InvalidParameterException"}
+
+
 class FaceSearchProblem(Exception):
-    """The job could not be started or failed; ``str()`` is for the teacher."""
+    """The job could not be started or failed; ``str()`` is for the teacher.
+
+    ``about_file`` is True when the video itself is the problem (upload another).
+    """
+
+    def __init__(self, message, about_file=False):
+        super().__init__(message)
+        self.about_file = about_file
 
 
 @dataclasses.dataclass
@@ -109,7 +121,8 @@ class FaceSearch:
         except ClientError as error:
             code = error.response["Error"]["Code"]
             if code in _START_ERRORS:
-                raise FaceSearchProblem(_START_ERRORS[code]) from error
+                raise FaceSearchProblem(_START_ERRORS[code],
+                                        about_file=code in _FILE_ERRORS) from error
             raise
 
     def read(self, job_id, reduce=None):

@@ -3,8 +3,10 @@
 Lifecycle (``status``)::
 
     AWAITING_UPLOAD --S3 event--> PROCESSING --completion--> COMPLETED
-          |                           |
-          +------ bad file / error ---+--> FAILED --POST retry--> PROCESSING
+       ^  |                           |
+       |  +------ bad file / error ---+--> FAILED --POST retry--> PROCESSING
+       |                                     |
+       +------------- POST upload -----------+
 
 * :class:`SessionStore` keeps the items; every status change is a conditional
   write, so a late or repeated event can never undo a newer state.
@@ -57,8 +59,11 @@ _INTERNAL_ERROR = ("Attendance could not be recorded because of an error on our 
 _BEST = attendance.best_match
 
 _ZERO_COUNTS = {"roster": 0, "present": 0, "absent": 0, "unrecognised": 0}
-_SESSION_FIELDS = ("session_id", "title", "course", "date", "status", "error", "created_at",
-                   "updated_at", "video_key", "job_id")
+_SESSION_FIELDS = ("session_id", "title", "course", "date", "status", "error", "error_kind",
+                   "created_at", "updated_at", "video_key", "job_id")
+#: ``error_kind`` of a FAILED session: the file itself is wrong (upload another;
+#: retrying cannot help), or something else failed (retrying may help).
+FILE_ERROR, RETRY_ERROR = "file", "retry"
 
 
 def _utc_now():
@@ -71,6 +76,10 @@ def public_session(item):
     session = {field: item.get(field) for field in _SESSION_FIELDS}
     session["counts"] = dict(_ZERO_COUNTS, **(item.get("counts") or {}))
     return session
+
+
+def _video_key(session_id, content_type):
+    return f"{VIDEO_PREFIX}{session_id}/video.{VIDEO_TYPES[content_type]}"
 
 
 def session_id_from_key(key):
@@ -147,7 +156,8 @@ class SessionStore:
 
     def mark_processing(self, session_id, attempt, job_id):
         """PROCESSING with ``job_id``, unless a retry or an end came first."""
-        return self._update(session_id, {"status": PROCESSING, "job_id": job_id, "error": None},
+        return self._update(session_id, {"status": PROCESSING, "job_id": job_id, "error": None,
+                                         "error_kind": None},
                             Attr("attempt").eq(attempt)
                             & Attr("status").is_in([AWAITING_UPLOAD, PROCESSING]))
 
@@ -155,9 +165,9 @@ class SessionStore:
         return self._update(session_id, {"status": COMPLETED, "counts": counts, "error": None},
                             Attr("job_id").eq(job_id) & Attr("status").eq(PROCESSING))
 
-    def mark_failed(self, session_id, attempt, reason):
+    def mark_failed(self, session_id, attempt, reason, kind=RETRY_ERROR):
         """FAILED with a reason, unless the session moved on (completed, retried)."""
-        return self._update(session_id, {"status": FAILED, "error": reason},
+        return self._update(session_id, {"status": FAILED, "error": reason, "error_kind": kind},
                             Attr("attempt").eq(attempt)
                             & Attr("status").is_in([AWAITING_UPLOAD, PROCESSING]))
 
@@ -167,8 +177,17 @@ class SessionStore:
     def begin_retry(self, session_id, attempt):
         """FAILED -> PROCESSING with the next attempt number; None if not FAILED."""
         return self._update(session_id, {"status": PROCESSING, "attempt": attempt + 1,
-                                         "job_id": None, "error": None},
+                                         "job_id": None, "error": None, "error_kind": None},
                             Attr("status").eq(FAILED) & Attr("attempt").eq(attempt))
+
+    def begin_upload(self, session_id, attempt, video_key):
+        """AWAITING_UPLOAD/FAILED -> AWAITING_UPLOAD for another file, with the next
+        attempt number (a new request token); None if the session moved on."""
+        return self._update(session_id, {"status": AWAITING_UPLOAD, "attempt": attempt + 1,
+                                         "job_id": None, "error": None, "error_kind": None,
+                                         "video_key": video_key},
+                            Attr("status").is_in([AWAITING_UPLOAD, FAILED])
+                            & Attr("attempt").eq(attempt))
 
     def delete(self, session_id):
         self._table.delete_item(Key={"session_id": session_id})
@@ -193,10 +212,31 @@ class SessionWorkflow:
         if date is None:
             date = datetime.datetime.now(self.settings.tz).date().isoformat()
         session_id = uuid.uuid4().hex
-        key = f"{VIDEO_PREFIX}{session_id}/video.{VIDEO_TYPES[content_type]}"
+        key = _video_key(session_id, content_type)
         item = self.store.create({"session_id": session_id, "title": title, "course": course,
                                   "date": date, "video_key": key})
-        upload = self.videos.presigned_post(key, content_type, self.settings.max_video_bytes,
+        return self._with_upload(item, content_type)
+
+    def new_upload(self, session_id, content_type):
+        """A fresh presigned POST for the session's video (another file, or an upload
+        that was interrupted): AWAITING_UPLOAD or FAILED only; a FAILED session
+        waits for the upload again (its S3 event starts a new face search)."""
+        item = self.require(session_id)
+        attempt = int(item.get("attempt", 0))
+        key = _video_key(session_id, content_type)
+        updated = None
+        if item["status"] in (AWAITING_UPLOAD, FAILED):
+            updated = self.store.begin_upload(session_id, attempt, key)
+        if updated is None:
+            status = (self.require(session_id)["status"]).replace("_", " ").lower()
+            raise Conflict(f"The video can be uploaded again only while the session awaits "
+                           f"its upload or has failed; this one is {status}.",
+                           code="upload_not_allowed")
+        return self._with_upload(updated, content_type)
+
+    def _with_upload(self, item, content_type):
+        upload = self.videos.presigned_post(item["video_key"], content_type,
+                                            self.settings.max_video_bytes,
                                             expires_in=UPLOAD_EXPIRES_IN)
         return {"session": public_session(item), "upload": upload,
                 "max_bytes": self.settings.max_video_bytes, "expires_in": UPLOAD_EXPIRES_IN}
@@ -328,12 +368,13 @@ class SessionWorkflow:
             job_id = self.face_search.start(bucket=self.videos.bucket, key=item["video_key"],
                                             session_id=session_id, attempt=attempt)
         except UploadProblem as problem:
-            # The session's upload link is single-use: another file needs a new session.
+            # Retrying the same file cannot help: POST .../upload sends another.
             self.store.mark_failed(session_id, attempt, f"{problem} To send another file, "
-                                   "create a new session.")
+                                   "upload the video again.", kind=FILE_ERROR)
             return FAILED
         except FaceSearchProblem as problem:
-            self.store.mark_failed(session_id, attempt, str(problem))
+            self.store.mark_failed(session_id, attempt, str(problem),
+                                   kind=FILE_ERROR if problem.about_file else RETRY_ERROR)
             return FAILED
         except Exception:
             self.log.exception("face search could not start", extra={"session_id": session_id})
@@ -384,8 +425,7 @@ class SessionWorkflow:
             detail = f" ({result.message})" if result.message else ""
             self.store.mark_failed(session_id, attempt,
                                    f"The face search of the video failed{detail}. Retry this "
-                                   "session; if it fails again, upload the video in a new "
-                                   "session.")
+                                   "session; if it fails again, upload the video again.")
             return FAILED
         try:
             roster = self.roster.list_all()
@@ -445,6 +485,11 @@ def read_new_session(body):
         "course": optional_string(body, "course", max_length=100) or None,
         "content_type": require_choice(body, "content_type", VIDEO_TYPES),
     }
+
+
+def read_new_upload(body):
+    """``POST /sessions/{id}/upload``'s field: the video's content type."""
+    return {"content_type": require_choice(body, "content_type", VIDEO_TYPES)}
 
 
 def read_correction(body):

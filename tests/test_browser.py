@@ -329,7 +329,10 @@ def test_teacher_journey(page, stack, faces_dir, tmp_path):
     page.watch.check()
 
 
-def test_a_failed_recording_shows_why_and_can_be_retried(page, stack, tmp_path):
+def test_a_failed_recording_shows_why_and_can_be_uploaded_again(page, stack, faces_dir,
+                                                                tmp_path):
+    from local.video_maker import make_video
+
     broken = tmp_path / "lecture.mp4"
     broken.write_bytes(b"this is not a video, whatever its name says" * 100)
     sign_in(page, stack, TEACHER)
@@ -343,16 +346,35 @@ def test_a_failed_recording_shows_why_and_can_be_retried(page, stack, tmp_path):
     expect(failure).to_contain_text("could not be processed", timeout=60_000)
     reason = failure.locator(".failure-reason").inner_text()
     assert len(reason) > 20, reason  # a sentence a teacher can act on
+    # The file is the problem: retrying it cannot help, another file can.
+    expect(failure.get_by_role("button", name="Try again")).to_have_count(0)
+    expect(failure.get_by_role("button", name="Upload the video again")).to_be_visible()
     page.shots.take(page, "session-failed")
 
     page.get_by_role("link", name="All sessions").click()
     row = page.locator("tbody tr", has_text="Broken recording")
     expect(row.locator(".badge")).to_have_text("Failed")
     expect(row.locator(".failure-reason")).to_have_text(reason)
+    expect(row.get_by_role("button", name="Try again")).to_have_count(0)
     page.shots.take(page, "sessions-with-a-failure")
-    row.get_by_role("button", name="Try again").click()
-    expect(page.locator(".toast")).to_contain_text("again")
-    # The same file fails the same way, and the list shows it by itself.
+    row.get_by_role("link", name="Upload the video again").click()
+    expect(page.locator("h1")).to_have_text("Broken recording")
+
+    # A good video this time, into the same session.
+    video = tmp_path / "lecture-again.mp4"
+    make_video(str(video), [{"image": str(faces_dir / "people" / ROSTER[1][3]),
+                             "start_s": 0.0, "end_s": 2.0, "x": 200, "y": 80,
+                             "height": 110, "label": "rose"}],
+               size=(480, 270), fps=10, duration_s=2.0)
+    page.get_by_label("Video file").set_input_files(str(video))
+    page.get_by_role("button", name="Upload the video again").click()
+    badge = page.locator(".session-status .badge")
+    expect(badge).to_have_text(re.compile("Awaiting|Waiting|Processing|Done"), timeout=30_000)
+    page.shots.take(page, "session-uploaded-again")
+    expect(badge).to_have_text("Done", timeout=PROCESSING_TIMEOUT_MS)
+    expect(page.locator(".notice--error")).to_have_count(0)
+    page.shots.take(page, "session-done-after-upload-again")
+    page.get_by_role("link", name="All sessions").click()
     expect(page.locator("tbody tr", has_text="Broken recording").locator(".badge")).to_have_text(
-        "Failed", timeout=60_000)
+        "Done")
     page.watch.check()

@@ -389,3 +389,97 @@ def test_an_unknown_session_is_a_404(api, admin_headers):
             response = getattr(api.http, method)(path.format(sid=sid), headers=admin_headers)
             assert response.status_code == 404, (method, path, sid)
             assert response.json_body["error"]["code"] == "session_not_found"
+
+
+# -- uploading the video again ------------------------------------------------------
+def new_upload(api, headers, sid, content_type="video/mp4"):
+    return api.http.post(f"/sessions/{sid}/upload", headers=headers,
+                         body=json.dumps({"content_type": content_type}))
+
+
+def test_a_failed_file_can_be_uploaded_again_and_then_completes(
+        api, teacher_headers, services, video_search):
+    add_students(services, [("s1", "Ada")])
+    video_search.persons = seen("s1", 0, [0, 1000])
+    session = create_session(api, teacher_headers)["session"]
+    sid = session["session_id"]
+    upload_video(services, session, data=b"lecture notes, not a video\n" * 10)
+    s3_event(api, services, session["video_key"])
+    failed = session_detail(api, teacher_headers, sid)["session"]
+    assert failed["status"] == "FAILED" and failed["error_kind"] == "file"
+    assert "upload the video again" in failed["error"]
+
+    answer = new_upload(api, teacher_headers, sid, "video/quicktime")  # a teacher may
+    assert answer.status_code == 200, answer.body
+    again = answer.json_body
+    assert again["session"]["status"] == "AWAITING_UPLOAD"
+    assert again["session"]["error"] is None and again["session"]["error_kind"] is None
+    assert again["session"]["job_id"] is None
+    assert again["session"]["video_key"] == f"videos/{sid}/video.mov"
+    fields = again["upload"]["fields"]
+    assert fields["key"] == again["session"]["video_key"]
+    assert fields["Content-Type"] == "video/quicktime"
+    policy = json.loads(base64.b64decode(fields["policy"]))
+    assert ["content-length-range", 1, services.settings.max_video_bytes] in policy["conditions"]
+    assert again["max_bytes"] == services.settings.max_video_bytes and again["expires_in"] > 0
+
+    upload_video(services, again["session"], content_type="video/quicktime")
+    s3_event(api, services, again["session"]["video_key"])
+    [start] = video_search.started()
+    assert start["ClientRequestToken"] == f"{sid}-1"  # a new token: a new job
+    processing = session_detail(api, teacher_headers, sid)["session"]
+    assert processing["status"] == "PROCESSING"
+    sns_event(api, video_search.message(processing["job_id"]))
+    done = session_detail(api, teacher_headers, sid)
+    assert done["session"]["status"] == "COMPLETED"
+    assert [row["status"] for row in done["attendance"]] == ["PRESENT"]
+
+
+def test_a_failed_job_can_be_retried_and_says_so(api, teacher_headers, services,
+                                                 video_search):
+    video_search.fail_job = "Unsupported codec"
+    session = create_session(api, teacher_headers)["session"]
+    upload_video(services, session)
+    s3_event(api, services, session["video_key"])
+    job = session_detail(api, teacher_headers, session["session_id"])["session"]["job_id"]
+    sns_event(api, video_search.message(job))
+    failed = session_detail(api, teacher_headers, session["session_id"])["session"]
+    assert failed["status"] == "FAILED" and failed["error_kind"] == "retry"
+
+
+def test_an_interrupted_upload_can_be_sent_again(api, teacher_headers, services,
+                                                  video_search):
+    session = create_session(api, teacher_headers)["session"]
+    sid = session["session_id"]
+    answer = new_upload(api, teacher_headers, sid)
+    assert answer.status_code == 200
+    assert answer.json_body["session"]["status"] == "AWAITING_UPLOAD"
+    upload_video(services, answer.json_body["session"])
+    s3_event(api, services, answer.json_body["session"]["video_key"])
+    assert session_detail(api, teacher_headers, sid)["session"]["status"] == "PROCESSING"
+
+
+def test_uploading_again_is_refused_while_processing_or_done(api, teacher_headers, services,
+                                                             video_search):
+    session = create_session(api, teacher_headers)["session"]
+    sid = session["session_id"]
+    upload_video(services, session)
+    s3_event(api, services, session["video_key"])
+    refused = new_upload(api, teacher_headers, sid)
+    assert refused.status_code == 409
+    assert refused.json_body["error"]["code"] == "upload_not_allowed"
+    assert "processing" in refused.json_body["error"]["message"]
+    done = run_session(api, teacher_headers, services, video_search, [])
+    assert new_upload(api, teacher_headers,
+                      done["session"]["session_id"]).status_code == 409
+    assert video_search.started()[-1]["ClientRequestToken"] == done["session"]["session_id"]
+
+
+def test_uploading_again_checks_its_request(api, teacher_headers):
+    sid = create_session(api, teacher_headers)["session"]["session_id"]
+    bad = new_upload(api, teacher_headers, sid, "image/png")
+    assert bad.status_code == 400
+    assert bad.json_body["error"]["details"]["field"] == "content_type"
+    assert new_upload(api, teacher_headers, "0" * 32).status_code == 404
+    assert api.http.post(f"/sessions/{sid}/upload",
+                         body=json.dumps({"content_type": "video/mp4"})).status_code == 401

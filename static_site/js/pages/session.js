@@ -3,8 +3,10 @@
 // report and a timeline of sightings.
 import { h, clear, fill } from "../dom.js";
 import * as api from "../api.js";
-import { formatDate, formatDateTime, formatMs, formatSimilarity } from "../format.js";
-import { pageHeader, badge, notice, spinner, loading, pageError, toast, setBusy, confirmDialog } from "../ui.js";
+import { formatBytes, formatDate, formatDateTime, formatMs, formatSimilarity } from "../format.js";
+import { pageHeader, badge, notice, spinner, loading, pageError, toast, setBusy, confirmDialog,
+  field, clearErrors, showApiError, showFieldError, formErrorSlot } from "../ui.js";
+import { videoType, videoDropzone, uploadProgress, markUploaded, wasJustUploaded, NOT_A_VIDEO } from "../videoupload.js";
 import { downloadCsv, safeName } from "../downloads.js";
 import { drawTimeline } from "../timeline.js";
 
@@ -15,6 +17,9 @@ export async function render(main, { sessionId }, { setTitle }) {
   let timer = null;
   let stopped = false;
   let observer = null;
+  // Kept across redraws (polling redraws the page): a chosen file or an upload
+  // in flight survives them.
+  const reupload = uploadAgainForm(sessionId, () => load());
 
   async function load() {
     clearTimeout(timer);
@@ -104,11 +109,24 @@ export async function render(main, { sessionId }, { setTitle }) {
           "Faces are being found and matched. This page updates by itself; you can leave it and come back."));
     }
     if (session.status === "AWAITING_UPLOAD") {
+      if (wasJustUploaded(session.session_id) && !reupload.busy()) {
+        return notice("info", "Uploaded; starting the face search…",
+          h("p", { class: "with-spinner" }, spinner("Starting"),
+            "The video has arrived. This page updates by itself."));
+      }
       return notice("info", "Waiting for the recording",
         h("p", { class: "with-spinner" }, spinner("Waiting"),
-          "The video has not arrived yet. If the upload was interrupted, upload it again as a new session."));
+          "The video has not arrived yet. If the upload was interrupted, use “Upload the video again” below."),
+        reupload.element);
     }
     if (session.status === "FAILED") {
+      // A file that is not a usable video fails the same way each time:
+      // only another file helps. Otherwise retrying may help (and another file too).
+      const fileProblem = session.error_kind === "file";
+      const reason = h("p", { class: "failure-reason" }, session.error || "No reason was given.");
+      if (fileProblem) {
+        return notice("error", "The recording could not be processed", reason, reupload.element);
+      }
       const retry = h("button", { type: "button", class: "btn btn--primary" }, "Try again");
       retry.addEventListener("click", async () => {
         setBusy(retry, true, "Starting…");
@@ -121,8 +139,8 @@ export async function render(main, { sessionId }, { setTitle }) {
           setBusy(retry, false);
         }
       });
-      return notice("error", "The recording could not be processed",
-        h("p", { class: "failure-reason" }, session.error || "No reason was given."), retry);
+      return notice("error", "The recording could not be processed", reason,
+        h("div", { class: "failure-actions" }, retry), reupload.element);
     }
     return null;
   }
@@ -130,6 +148,65 @@ export async function render(main, { sessionId }, { setTitle }) {
   loading(main, "Loading the session…");
   await load();
   return () => { stopped = true; clearTimeout(timer); if (observer) observer.disconnect(); };
+}
+
+/**
+ * "Upload the video again": pick or drop a file, get a fresh upload for this
+ * session (POST .../upload) and send it with a progress bar.
+ */
+function uploadAgainForm(sessionId, onUploaded) {
+  let chosen = null;
+  let controller = null;
+  let busy = false;
+  const picker = videoDropzone((file) => {
+    clearErrors(form);
+    chosen = file;
+    picker.show(file);
+    if (file && !videoType(file)) showFieldError(form, "video", NOT_A_VIDEO);
+  });
+  const sender = uploadProgress();
+  const submit = h("button", { type: "submit", class: "btn btn--primary" }, "Upload the video again");
+  const cancel = h("button", { type: "button", class: "btn btn--ghost", hidden: true }, "Cancel upload");
+  const videoField = field({ name: "video", label: "Video file", input: picker.input });
+  videoField.querySelector(".field__label").after(picker.dropzone);
+  picker.dropzone.append(picker.input);
+  const form = h("form", { class: "reupload", novalidate: true, "aria-label": "Upload the video again" },
+    formErrorSlot(), videoField, sender.element, h("div", { class: "form-actions" }, submit, cancel));
+  cancel.addEventListener("click", () => controller && controller.abort());
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    if (!chosen) return showFieldError(form, "video", "Choose the video of the class first.");
+    const contentType = videoType(chosen);
+    if (!contentType) return showFieldError(form, "video", NOT_A_VIDEO);
+    busy = true;
+    setBusy(submit, true, "Uploading…");
+    try {
+      const answer = await api.post(`/sessions/${api.seg(sessionId)}/upload`, { content_type: contentType });
+      if (answer.max_bytes && chosen.size > answer.max_bytes) {
+        throw Object.assign(new Error(`The video is ${formatBytes(chosen.size)}; the limit is ${formatBytes(answer.max_bytes)}. Trim or compress it first.`), { field: "video" });
+      }
+      controller = new AbortController();
+      cancel.hidden = false;
+      await sender.send(answer.upload, chosen, controller.signal);
+      markUploaded(sessionId);
+      toast("Uploaded; starting the face search…");
+      chosen = null;
+      picker.show(null);
+      form.reset();
+    } catch (error) {
+      if (error.code === "signed_out") return;
+      if (error.name === "AbortError") showFieldError(form, "video", "The upload was cancelled. Nothing was processed.");
+      else showApiError(form, error, { content_type: "video", video: "video" });
+      return;
+    } finally {
+      busy = false;
+      cancel.hidden = true;
+      setBusy(submit, false);
+    }
+    onUploaded();
+  });
+  return { element: form, busy: () => busy };
 }
 
 function stats(session, present, absent) {

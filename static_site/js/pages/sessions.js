@@ -75,7 +75,11 @@ function table(sessions, refresh) {
       session.course ? h("span", { class: "course-tag" }, session.course) : null));
     const status = h("div", { class: "status-block" }, badge(session.status));
     const statusCell = h("td", { "data-label": "Status" }, status);
-    if (session.status === "FAILED") {
+    if (session.status === "FAILED" && session.error_kind === "file") {
+      // Retrying the same file cannot help: the session's page takes another.
+      status.append(h("p", { class: "failure-reason" }, session.error || "The recording could not be processed."),
+        h("a", { class: "btn btn--small btn--secondary", href }, "Upload the video again"));
+    } else if (session.status === "FAILED") {
       const retry = h("button", { type: "button", class: "btn btn--small btn--secondary" }, "Try again");
       retry.addEventListener("click", async () => {
         setBusy(retry, true, "Starting…");

@@ -4,18 +4,10 @@
 import { h, clear } from "../dom.js";
 import * as api from "../api.js";
 import { formatBytes, today } from "../format.js";
-import { uploadFile } from "../s3upload.js";
+import { videoType, videoDropzone, uploadProgress, markUploaded, NOT_A_VIDEO } from "../videoupload.js";
 import { pageHeader, field, clearErrors, showApiError, showFieldError, formErrorSlot, setBusy } from "../ui.js";
 
-const VIDEO_TYPES = { mp4: "video/mp4", m4v: "video/mp4", mov: "video/quicktime", avi: "video/x-msvideo" };
-const ACCEPTED = new Set(Object.values(VIDEO_TYPES));
-
-/** The content type to declare: the browser's, or one from the extension. */
-export function videoType(file) {
-  if (ACCEPTED.has(file.type)) return file.type;
-  const ext = (file.name.split(".").pop() || "").toLowerCase();
-  return VIDEO_TYPES[ext] || null;
-}
+export { videoType };
 
 // Which form field a server message belongs beside.
 const FIELD_FOR = { content_type: "video", video_key: "video" };
@@ -24,13 +16,8 @@ export async function render(main) {
   let chosen = null;
   let controller = null;
 
-  const fileInput = h("input", { type: "file", accept: "video/mp4,video/quicktime,video/x-msvideo,.mp4,.mov,.avi,.m4v", class: "dropzone__input" });
-  const fileName = h("span", { class: "dropzone__file" });
-  const dropzone = h("div", { class: "dropzone" },
-    h("div", { class: "dropzone__icon", "aria-hidden": "true" }),
-    h("p", { class: "dropzone__text" }, h("strong", {}, "Drop the video here"), " or choose a file"),
-    h("p", { class: "dropzone__hint" }, "MP4, MOV or AVI, as it came off the camera or phone"),
-    fileName);
+  const picker = videoDropzone((file) => choose(file));
+  const { dropzone, input: fileInput } = picker;
   const title = h("input", { type: "text", required: true, maxlength: 200, placeholder: "e.g. Biology, week 3", autocomplete: "off" });
   const date = h("input", { type: "date", required: true, value: today() });
   const course = h("input", { type: "text", maxlength: 200, placeholder: "Optional, e.g. BIO-101", autocomplete: "off", list: "known-courses" });
@@ -38,11 +25,8 @@ export async function render(main) {
   const submit = h("button", { type: "submit", class: "btn btn--primary btn--large" }, "Upload and take attendance");
   const cancel = h("button", { type: "button", class: "btn btn--ghost", hidden: true }, "Cancel upload");
 
-  const bar = h("progress", { class: "progress__bar", max: 100, value: 0, "aria-label": "Upload progress" });
-  const percent = h("span", { class: "progress__percent" }, "0%");
-  const detail = h("span", { class: "progress__detail" });
-  const progress = h("div", { class: "progress", hidden: true, role: "group", "aria-label": "Upload" },
-    h("div", { class: "progress__row" }, h("span", { class: "progress__label" }, "Uploading"), percent), bar, detail);
+  const sender = uploadProgress();
+  const progress = sender.element;
 
   // The labelled file input lies over the whole drop zone (see .dropzone__input).
   const videoField = field({ name: "video", label: "Recording", input: fileInput });
@@ -63,27 +47,14 @@ export async function render(main) {
   function choose(file) {
     clearErrors(form);
     chosen = file || null;
-    dropzone.classList.toggle("dropzone--chosen", Boolean(chosen));
-    fileName.textContent = chosen ? `${chosen.name} · ${formatBytes(chosen.size)}` : "";
+    picker.show(chosen);
     if (chosen && !videoType(chosen)) {
-      showFieldError(form, "video", "This is not a video Rollcall can read. Choose an MP4, MOV or AVI file.");
+      showFieldError(form, "video", NOT_A_VIDEO);
     } else if (chosen && !title.value.trim()) {
       // A helpful default: the file name without its extension.
       title.value = chosen.name.replace(/\.[^.]+$/, "").replace(/[_-]+/g, " ").slice(0, 200);
     }
   }
-  fileInput.addEventListener("change", () => choose(fileInput.files[0]));
-  for (const name of ["dragenter", "dragover"]) {
-    dropzone.addEventListener(name, (event) => { event.preventDefault(); dropzone.classList.add("dropzone--over"); });
-  }
-  for (const name of ["dragleave", "drop"]) {
-    dropzone.addEventListener(name, () => dropzone.classList.remove("dropzone--over"));
-  }
-  dropzone.addEventListener("drop", (event) => {
-    event.preventDefault();
-    const file = event.dataTransfer.files[0];
-    if (file) choose(file);
-  });
   cancel.addEventListener("click", () => controller && controller.abort());
 
   form.addEventListener("submit", async (event) => {
@@ -91,7 +62,7 @@ export async function render(main) {
     clearErrors(form);
     if (!chosen) return showFieldError(form, "video", "Choose the video of the class first.");
     const contentType = videoType(chosen);
-    if (!contentType) return showFieldError(form, "video", "This is not a video Rollcall can read. Choose an MP4, MOV or AVI file.");
+    if (!contentType) return showFieldError(form, "video", NOT_A_VIDEO);
     if (!title.value.trim()) return showFieldError(form, "title", "Give the session a title, such as the class and week.");
     if (!date.value) return showFieldError(form, "date", "Choose the date of the class.");
 
@@ -111,31 +82,16 @@ export async function render(main) {
       return showFieldError(form, "video", `The video is ${formatBytes(chosen.size)}; the limit is ${formatBytes(created.max_bytes)}. Trim or compress it first.`);
     }
     controller = new AbortController();
-    window.addEventListener("beforeunload", holdPage);
-    progress.hidden = false;
     cancel.hidden = false;
-    const started = performance.now();
     try {
-      await uploadFile(created.upload, chosen, {
-        signal: controller.signal,
-        onProgress(sent, total) {
-          const share = total ? Math.floor((100 * sent) / total) : 0;
-          bar.value = share;
-          percent.textContent = `${share}%`;
-          const seconds = (performance.now() - started) / 1000;
-          const rate = seconds > 0.5 ? ` · ${formatBytes(sent / seconds)}/s` : "";
-          detail.textContent = `${formatBytes(sent)} of ${formatBytes(total)}${rate}`;
-        },
-      });
+      await sender.send(created.upload, chosen, controller.signal);
     } catch (error) {
-      window.removeEventListener("beforeunload", holdPage);
       setBusy(submit, false);
       cancel.hidden = true;
-      progress.hidden = true;
       showFieldError(form, "video", error.name === "AbortError" ? "The upload was cancelled. Nothing was processed." : error.message);
       return;
     }
-    window.removeEventListener("beforeunload", holdPage);
+    markUploaded(created.session.session_id);
     location.hash = `#/sessions/${api.seg(created.session.session_id)}`;
   });
 
@@ -158,13 +114,7 @@ export async function render(main) {
   }).catch(() => {});
 
   return () => {
-    window.removeEventListener("beforeunload", holdPage);
+    sender.release();
     if (controller) controller.abort();
   };
-}
-
-// Closing the tab mid-upload loses the upload: let the browser ask first.
-function holdPage(event) {
-  event.preventDefault();
-  event.returnValue = "";
 }
