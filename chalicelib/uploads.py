@@ -16,6 +16,14 @@ PHOTO_TYPES = {"image/jpeg": "jpg", "image/png": "png"}
 VIDEO_TYPES = {"video/mp4": "mp4", "video/quicktime": "mov", "video/x-msvideo": "avi"}
 
 
+def _kinds(extensions):
+    """``"an AVI, MOV or MP4"``, ``"a JPG or PNG"``: the types, with an article."""
+    names = sorted({e.upper() for e in extensions})
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    # Letters read with a vowel sound take "an": an AVI, an MP4, an SVG.
+    return f"{'an' if listed[0] in 'AEFHILMNORSX' else 'a'} {listed}"
+
+
 class UploadProblem(ValueError):
     """The stored object is missing, too big, or not what it claims to be."""
 
@@ -82,9 +90,9 @@ class Uploads:
                                     Range="bytes=0-31")["Body"].read()
         sniffed = sniff_type(first)
         if sniffed not in allowed_types:
-            kinds = ", ".join(sorted(set(allowed_types.values()))).upper()
-            raise UploadProblem(f"The file is not a {kinds} file (its content does not "
-                                "match). Choose a file of one of those types.")
+            raise UploadProblem(f"The file is not {_kinds(allowed_types.values())} file (its "
+                                "content does not match). Choose a file of one of those "
+                                "types.")
         return StoredObject(key=key, size=size, content_type=sniffed)
 
     def read(self, key):

@@ -272,8 +272,8 @@ def test_face_pixels_is_the_same_for_a_rotated_photo():
 
 
 BAD_FILES = [
-    (b"GIF89a" + b"\0" * 100, "image/png", "not a JPG, PNG file"),
-    (b"%PDF-1.7 not a photo", "image/jpeg", "not a JPG, PNG file"),
+    (b"GIF89a" + b"\0" * 100, "image/png", "not a JPG or PNG file"),
+    (b"%PDF-1.7 not a photo", "image/jpeg", "not a JPG or PNG file"),
     (b"", "image/png", "empty"),
     (b"\x89PNG\r\n\x1a\n" + b"\0" * (5 * 1024 ** 2), "image/png", "limit is"),
     (b"\xff\xd8\xff\xe0" + b"\0" * 40, "image/jpeg", "damaged"),
