@@ -64,9 +64,7 @@ export async function render(main, { sessionId }, { setTitle }) {
         subtitle: [formatDate(session.date), session.course].filter(Boolean).join(" · "),
         actions,
       }),
-      h("div", { class: "session-status" }, badge(session.status),
-        h("span", { class: "muted" }, session.status === "AWAITING_UPLOAD"
-          ? `Created ${formatDateTime(session.created_at)}` : `Uploaded ${formatDateTime(session.created_at)}`)),
+      sessionStatus(session),
       statusPanel(session),
       done ? stats(session, present, absent) : null);
 
@@ -100,6 +98,15 @@ export async function render(main, { sessionId }, { setTitle }) {
       c.absent = rows.filter((r) => r.status === "ABSENT").length;
       draw({ session: { ...session, counts: c }, attendance: rows });
     }
+  }
+
+  function sessionStatus(session) {
+    // The file this page just sent has arrived: the S3 event is on its way.
+    const arrived = session.status === "AWAITING_UPLOAD" && wasJustUploaded(session.session_id) && !reupload.busy();
+    return h("div", { class: "session-status" },
+      arrived ? h("span", { class: "badge badge--processing" }, "Uploaded") : badge(session.status),
+      h("span", { class: "muted" }, session.status === "AWAITING_UPLOAD" && !arrived
+        ? `Created ${formatDateTime(session.created_at)}` : `Uploaded ${formatDateTime(session.created_at)}`));
   }
 
   function statusPanel(session) {
