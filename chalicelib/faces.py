@@ -176,7 +176,10 @@ class FaceCollection:
         return sorted(matches, key=lambda m: -m["similarity"])
 
     def index(self, bucket, key, student_id):
-        """Index the photo's one face under ``student_id``; its face ids.
+        """Index the photo's one face under ``student_id``: ``(face ids, box)``.
+
+        ``box`` is the indexed face's ``{left, top, width, height}`` (ratios of
+        the image, for cropping thumbnails around the face), or None.
 
         ``MaxFaces=1`` keeps only the largest face; ``QualityFilter=AUTO``
         lets the service refuse a face it would not recognise well, which
@@ -195,7 +198,7 @@ class FaceCollection:
             why = f" ({', '.join(reasons)})" if reasons else ""
             raise FaceProblem("face_unclear", f"The face is not clear enough to recognise"
                               f"{why}. Take a sharper, well-lit photo, looking at the camera.")
-        return face_ids
+        return face_ids, face_box(answer["FaceRecords"][0]["Face"].get("BoundingBox"))
 
     def delete(self, face_ids):
         """Remove faces from the collection (ids not there are ignored)."""
@@ -203,3 +206,19 @@ class FaceCollection:
         for start in range(0, len(face_ids), _DELETE_BATCH):
             self._rekognition.delete_faces(CollectionId=self.collection_id,
                                            FaceIds=face_ids[start:start + _DELETE_BATCH])
+
+
+def face_box(box):
+    """Rekognition's ``BoundingBox`` as ``{left, top, width, height}`` ratios, clamped
+    to the image (a box may reach past an edge), or None without a usable box."""
+    try:
+        left, top = float(box["Left"]), float(box["Top"])
+        width, height = float(box["Width"]), float(box["Height"])
+    except (TypeError, KeyError, ValueError):
+        return None
+    right, bottom = min(1.0, left + width), min(1.0, top + height)
+    left, top = max(0.0, left), max(0.0, top)
+    if right <= left or bottom <= top:
+        return None
+    return {"left": round(left, 4), "top": round(top, 4),
+            "width": round(right - left, 4), "height": round(bottom - top, 4)}

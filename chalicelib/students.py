@@ -2,7 +2,11 @@
 
 Stored item (the students table, key ``student_id``)::
 
-    {student_id, full_name, photo_keys: [..], face_ids: [..], created_at}
+    {student_id, full_name, photo_keys: [..], face_ids: [..], created_at,
+     face_boxes: [{photo_key, left, top, width, height}]}
+
+``face_boxes`` (where each photo's indexed face is, ratios of the image) is
+missing from records made before it was kept; the API's ``face_box`` is then null.
 
 ``created_at`` is ISO 8601 UTC. The face's ``ExternalImageId`` in the
 Rekognition collection IS the ``student_id``: the allowed student_id charset
@@ -18,7 +22,7 @@ import uuid
 
 from botocore.exceptions import ClientError
 
-from chalicelib.dynamo import from_dynamo, scan_all
+from chalicelib.dynamo import from_dynamo, scan_all, to_dynamo
 from chalicelib.errors import BadRequest, Conflict, NotFound, Unprocessable
 from chalicelib.faces import FaceProblem, image_size
 from chalicelib.uploads import PHOTO_TYPES, UploadProblem
@@ -112,20 +116,25 @@ class StudentStore:
             raise
         return item
 
-    def append_photo(self, student_id, photo_key, face_ids, max_photos):
+    def append_photo(self, student_id, photo_key, face_ids, max_photos, face_box=None):
         """Append a photo and its faces; :class:`NoRoom` if gone or full.
 
         One conditional update, so two concurrent additions cannot pass the
         limit together and an addition cannot recreate a deleted student.
+        The face's box goes to ``face_boxes`` (records from before it have none).
         """
+        boxes = [_box_entry(photo_key, face_box)] if face_box else []
         try:
             answer = self._table.update_item(
                 Key={"student_id": student_id},
                 UpdateExpression=("SET photo_keys = list_append(photo_keys, :photo), "
-                                  "face_ids = list_append(face_ids, :faces)"),
+                                  "face_ids = list_append(face_ids, :faces), "
+                                  "face_boxes = list_append(if_not_exists(face_boxes, :none), "
+                                  ":boxes)"),
                 ConditionExpression="attribute_exists(student_id) AND size(photo_keys) < :most",
                 ExpressionAttributeValues={":photo": [photo_key], ":faces": list(face_ids),
-                                           ":most": max_photos},
+                                           ":most": max_photos, ":none": [],
+                                           ":boxes": boxes},
                 ReturnValues="ALL_NEW")
         except ClientError as error:
             if _is_conditional_failure(error):
@@ -220,7 +229,9 @@ class Students:
                 "face_count": len(item.get("face_ids") or []),
                 "created_at": item.get("created_at"),
                 "photo_url": (self._photos.presigned_get(keys[0], self.LINK_SECONDS)
-                              if keys else None)}
+                              if keys else None),
+                # Where the face is in that photo, for cropping thumbnails.
+                "face_box": _face_box(item, keys[0]) if keys else None}
 
     def describe(self, student_id):
         """The API's ``student`` for an id, or 404."""
@@ -264,10 +275,11 @@ class Students:
                 raise _duplicate(student_id)
             self._check_photo(photo_key)
             self._refuse_registered_face(photo_key, student_id)
-            face_ids = self._index(rollback, photo_key, student_id)
+            face_ids, box = self._index(rollback, photo_key, student_id)
             stored_key = self._keep_photo(rollback, photo_key)
             item = {"student_id": student_id, "full_name": full_name,
                     "photo_keys": [stored_key], "face_ids": face_ids,
+                    "face_boxes": [_box_entry(stored_key, box)] if box else [],
                     "created_at": self._clock()}
             try:
                 self.store.create(item)
@@ -288,9 +300,9 @@ class Students:
                 raise _too_many(student)
             self._check_photo(photo_key)
             self._require_same_face(photo_key, student)
-            face_ids = self._index(rollback, photo_key, student_id)
+            face_ids, box = self._index(rollback, photo_key, student_id)
             stored_key = self._keep_photo(rollback, photo_key)
-            return self._append_photo(student, stored_key, face_ids)
+            return self._append_photo(student, stored_key, face_ids, box)
         except Exception:
             rollback.undo()
             raise
@@ -367,11 +379,11 @@ class Students:
 
     def _index(self, rollback, photo_key, student_id):
         try:
-            face_ids = self._faces.index(self._photos.bucket, photo_key, student_id)
+            face_ids, box = self._faces.index(self._photos.bucket, photo_key, student_id)
         except FaceProblem as problem:
             raise _unprocessable(problem)
         rollback.on_failure("delete faces", self._faces.delete, face_ids)
-        return face_ids
+        return face_ids, box
 
     def _keep_photo(self, rollback, photo_key):
         """Copy the upload to its permanent key, then delete the upload."""
@@ -383,17 +395,30 @@ class Students:
         self._photos.delete([photo_key])
         return stored_key
 
-    def _append_photo(self, student, stored_key, face_ids):
+    def _append_photo(self, student, stored_key, face_ids, box=None):
         """Add the photo and faces to the record, if it exists and has room."""
         try:
             return self.store.append_photo(student["student_id"], stored_key, face_ids,
-                                           self.MAX_PHOTOS)
+                                           self.MAX_PHOTOS, face_box=box)
         except NoRoom:
             current = self.get(student["student_id"])
             if current is None:
                 raise NotFound(f"Student {student['student_id']} was deleted meanwhile.",
                                code="unknown_student")
             raise _too_many(current)
+
+
+def _box_entry(photo_key, box):
+    """One ``face_boxes`` entry: the photo's key and its face box (Decimals)."""
+    return {"photo_key": photo_key, **{k: to_dynamo(v) for k, v in box.items()}}
+
+
+def _face_box(item, photo_key):
+    """The face box stored for ``photo_key`` as the API answers it, or None."""
+    for entry in item.get("face_boxes") or []:
+        if entry.get("photo_key") == photo_key:
+            return {k: float(entry[k]) for k in ("left", "top", "width", "height")}
+    return None
 
 
 def _duplicate(student_id):

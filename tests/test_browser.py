@@ -193,9 +193,11 @@ def test_teacher_journey(page, stack, faces_dir, tmp_path):
             full_name, timeout=30_000)
     for _, student_id, _, _ in ROSTER:  # each thumbnail loads: the presigned GET works
         page.wait_for_function("""id => {
-            const img = document.querySelector(`tr[data-student-id="${id}"] img.avatar`);
+            const img = document.querySelector(`tr[data-student-id="${id}"] .avatar img`);
             return img && img.complete && img.naturalWidth > 0;
         }""", arg=student_id)
+    # Each thumbnail is cropped around the face the API says is there.
+    expect(page.locator("tbody .avatar img.avatar__photo--face")).to_have_count(len(ROSTER))
     page.shots.take(page, "people-registered")
 
     # A video where two of them appear (other photos than the registered ones).
@@ -329,6 +331,10 @@ def test_teacher_journey(page, stack, faces_dir, tmp_path):
     expect(page.locator(".rate__value")).to_have_text("100%")
     expect(page.locator(".table--history tbody tr")).to_have_count(1)
     assert page.get_by_role("button", name="Delete…").count() == 0  # admins only
+    page.wait_for_function("""() => {
+        const img = document.querySelector('.avatar--large img.avatar__photo--face');
+        return img && img.complete && img.naturalWidth > 0;
+    }""")
     page.shots.take(page, "person-history")
     page.watch.check()
 

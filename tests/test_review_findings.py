@@ -29,8 +29,11 @@ globalThis.document = {
 const ui = await import(process.argv[2]);
 const out = {};
 for (const url of JSON.parse(process.argv[3])) {
-  const el = ui.avatar({ full_name: "Ada Lovelace", photo_url: url });
-  out[url] = { tag: el.tagName, src: el.attrs.src ?? null };
+  const el = ui.avatar({ full_name: "Ada Lovelace", photo_url: url,
+                        face_box: { left: 0.4, top: 0.1, width: 0.2, height: 0.15 } });
+  // A photo is an <img> inside its round frame.
+  const img = el.children.find((child) => child.tagName === "img") || el;
+  out[url] = { tag: img.tagName, src: img.attrs.src ?? null };
 }
 console.log(JSON.stringify(out));
 """

@@ -522,7 +522,7 @@ def test_one_student_and_404(api, teacher_headers, register, photo_of):
     assert answer.status_code == 200
     assert set(answer.json_body["student"]) == {
         "student_id", "full_name", "photo_keys", "photo_count", "face_count",
-        "created_at", "photo_url"}
+        "created_at", "photo_url", "face_box"}
     for missing in ("S2", "not%20an%20id"):
         gone = api.http.get(f"/students/{missing}", headers=teacher_headers)
         assert gone.status_code == 404 and error_of(gone)["code"] == "unknown_student"
@@ -617,3 +617,44 @@ def test_upload_keys_follow_the_pattern_the_registration_accepts(services):
     import re
     key = services.students.new_upload("image/png")["photo_key"]
     assert re.fullmatch(Students.UPLOAD_KEY_PATTERN, key)
+
+
+def test_the_indexed_face_box_is_kept_and_answered_for_the_thumbnail(
+        api, teacher_headers, register, add_photo, photo_of, services):
+    # A full-length photo: the face is a small box near the top.
+    answer = register("S-box", "Ada", photo_of(faces=[face("ada", left=0.42, top=0.08,
+                                                            width=0.16, height=0.12)],
+                                                size=(1200, 1800)))
+    assert answer.status_code == 201, answer.body
+    box = {"left": 0.42, "top": 0.08, "width": 0.16, "height": 0.12}
+    assert answer.json_body["student"]["face_box"] == pytest.approx(box)
+    listed = api.http.get("/students", headers=teacher_headers).json_body["students"]
+    assert listed[0]["face_box"] == pytest.approx(box)
+    # Another photo keeps its own box; the thumbnail (first photo) keeps its one.
+    added = add_photo("S-box", photo_of(faces=[face("ada", left=0.1, top=0.1, width=0.5,
+                                                    height=0.6)]))
+    assert added.status_code == 200, added.body
+    assert added.json_body["student"]["face_box"] == pytest.approx(box)
+    stored = services.students.get("S-box")["face_boxes"]
+    assert [entry["photo_key"] for entry in stored] == added.json_body["student"]["photo_keys"]
+    assert float(stored[1]["width"]) == pytest.approx(0.5)
+
+
+def test_a_record_from_before_face_boxes_answers_null_and_takes_photos(
+        api, teacher_headers, register, add_photo, photo_of, services):
+    register("S-old", "Ada", photo_of("ada"))
+    table = services.clients.table(services.settings.students_table)
+    table.update_item(Key={"student_id": "S-old"}, UpdateExpression="REMOVE face_boxes")
+    got = api.http.get("/students/S-old", headers=teacher_headers).json_body["student"]
+    assert got["face_box"] is None
+    added = add_photo("S-old", photo_of("ada"))
+    assert added.status_code == 200, added.body
+    assert added.json_body["student"]["face_box"] is None  # the first photo has none
+    assert len(services.students.get("S-old")["face_boxes"]) == 1
+
+
+def test_a_box_past_the_image_edge_is_clamped():
+    from chalicelib.faces import face_box
+    assert face_box({"Left": -0.1, "Top": 0.9, "Width": 0.3, "Height": 0.2}) == {
+        "left": 0.0, "top": 0.9, "width": 0.2, "height": 0.1}
+    assert face_box(None) is None and face_box({"Left": 0.2}) is None

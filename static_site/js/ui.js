@@ -168,13 +168,55 @@ export function isHttpUrl(value) {
   }
 }
 
-/** A photo from a presigned URL, or the person's initials when there is none. */
+/**
+ * A photo from a presigned URL, cropped around the face when the API says
+ * where it is (`face_box`), or the person's initials when there is none.
+ * The URL goes in as an attribute value only, never into markup.
+ */
 export function avatar(student, size = "small") {
   const name = student.full_name || "?";
   if (student.photo_url && isHttpUrl(student.photo_url)) {
-    return h("img", { class: ["avatar", `avatar--${size}`], src: student.photo_url,
+    const img = h("img", { class: "avatar__photo", src: student.photo_url,
       alt: `Photo of ${name}`, loading: "lazy", decoding: "async" });
+    const box = validBox(student.face_box);
+    if (box) {
+      // The load event is dispatched later, never during this call.
+      const place = () => cropToFace(img, box);
+      img.addEventListener("load", place);
+      if (img.complete && img.naturalWidth) place();
+    }
+    return h("span", { class: ["avatar", `avatar--${size}`] }, img);
   }
   const initials = name.trim().split(/\s+/).slice(0, 2).map((w) => w[0] || "").join("").toUpperCase();
   return h("span", { class: ["avatar", "avatar--initials", `avatar--${size}`], "aria-hidden": "true" }, initials || "?");
+}
+
+function validBox(box) {
+  if (!box || typeof box !== "object") return null;
+  const { left, top, width, height } = box;
+  const ok = [left, top, width, height].every((v) => Number.isFinite(v) && v >= 0 && v <= 1);
+  return ok && width > 0 && height > 0 ? { left, top, width, height } : null;
+}
+
+/**
+ * Show a square around the face (with room for hair and chin) in the square
+ * frame: the image is scaled and moved with percentages of the frame.
+ */
+export function cropToFace(img, box) {
+  const w = img.naturalWidth;
+  const hgt = img.naturalHeight;
+  if (!w || !hgt) return;
+  const faceW = box.width * w;
+  const faceH = box.height * hgt;
+  const side = Math.min(w, hgt, Math.max(faceW, faceH) * 1.8);
+  const cx = (box.left + box.width / 2) * w;
+  const cy = (box.top + box.height / 2) * hgt;
+  const x0 = Math.min(Math.max(cx - side / 2, 0), w - side);
+  const y0 = Math.min(Math.max(cy - side / 2, 0), hgt - side);
+  const pct = (v) => `${((100 * v) / side).toFixed(3)}%`;
+  img.classList.add("avatar__photo--face");
+  img.style.setProperty("width", pct(w));
+  img.style.setProperty("height", pct(hgt));
+  img.style.setProperty("left", pct(-x0));
+  img.style.setProperty("top", pct(-y0));
 }
