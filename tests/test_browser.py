@@ -283,6 +283,13 @@ def test_teacher_journey(page, stack, faces_dir, tmp_path):
     expect(biden.locator(".correction")).to_contain_text("Sat outside the camera's view")
     page.shots.take(page, "session-corrected")
     page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    # The timeline fits its frame, with whole names (on their own lines).
+    page.wait_for_function("""() => {
+        const box = document.querySelector('.timeline');
+        const svg = box && box.querySelector('svg');
+        return svg && svg.getBoundingClientRect().width <= box.clientWidth + 1;
+    }""")
+    expect(page.locator(".timeline__name")).to_have_text(["Barack Obama", "Rose Leslie"])
     page.shots.take(page, "session-on-a-phone")
     page.set_viewport_size({"width": 1280, "height": 860})
 
@@ -307,6 +314,17 @@ def test_teacher_journey(page, stack, faces_dir, tmp_path):
     frame = page.frame_locator("iframe.report-frame")
     expect(frame.locator("body")).to_contain_text("Joe Biden")
     page.shots.take(page, "printable-report")
+    page.set_viewport_size({"width": 390, "height": 844})  # the report fits a phone too
+    page.wait_for_function("""() => {
+        const frame = document.querySelector('iframe.report-frame');
+        const doc = frame.contentDocument;
+        const root = doc && doc.documentElement;
+        return root && doc.querySelector('table')
+            && root.scrollWidth <= root.clientWidth + 1  // nothing wider than the frame
+            && frame.clientHeight >= doc.body.getBoundingClientRect().bottom;  // nor cut
+    }""")
+    page.shots.take(page, "printable-report-on-a-phone")
+    page.set_viewport_size({"width": 1280, "height": 860})
 
     # The history, and one person's attendance rate.
     nav(page, "Sessions")

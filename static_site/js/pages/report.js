@@ -18,16 +18,26 @@ export async function render(main, { sessionId }) {
   const frame = h("iframe", { class: "report-frame", title: "Printable attendance report",
     sandbox: "allow-same-origin allow-modals" });
   frame.srcdoc = html; // server-rendered and escaped; sandboxed without scripts
+  // As tall as the report, again when the width changes (a phone turned, a
+  // window resized): the report's layout, and so its height, follows the width.
+  function fit() {
+    const doc = frame.contentDocument;
+    if (!doc || !doc.body) return;
+    const margin = parseFloat(frame.contentWindow.getComputedStyle(doc.body).marginBottom) || 0;
+    frame.style.height = `${Math.ceil(doc.body.getBoundingClientRect().bottom + margin) + 24}px`;
+  }
   frame.addEventListener("load", () => {
     const doc = frame.contentDocument;
     if (!doc) return;
     // The report's own buttons need script, which the sandbox forbids: ours prints.
     for (const button of doc.querySelectorAll("button")) button.hidden = true;
-    frame.style.height = `${doc.documentElement.scrollHeight + 24}px`;
+    fit();
   });
+  window.addEventListener("resize", fit);
   const print = h("button", { type: "button", class: "btn btn--primary" }, "Print");
   print.addEventListener("click", () => frame.contentWindow.print());
   clear(main).append(
     pageHeader("Printable report", { back: { href: `#${path}`, label: "Back to the session" }, actions: [print] }),
     h("div", { class: "card report-card" }, frame));
+  return () => window.removeEventListener("resize", fit);
 }
