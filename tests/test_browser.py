@@ -183,6 +183,11 @@ def test_teacher_journey(page, stack, faces_dir, tmp_path):
 
     sign_in(page, stack, TEACHER)
     expect(page.locator("h1")).to_have_text("Sessions")
+    # Nobody registered yet: the first step is People, not an upload.
+    empty = page.locator(".empty")
+    expect(empty).to_contain_text("First register the people")
+    expect(empty.get_by_role("link")).to_have_text("Register people")
+    assert empty.get_by_role("link").get_attribute("href") == "#/students"
     page.shots.take(page, "sessions-empty")
 
     # Register three people with real photos.
@@ -199,6 +204,10 @@ def test_teacher_journey(page, stack, faces_dir, tmp_path):
     # Each thumbnail is cropped around the face the API says is there.
     expect(page.locator("tbody .avatar img.avatar__photo--face")).to_have_count(len(ROSTER))
     page.shots.take(page, "people-registered")
+    nav(page, "Sessions")  # now the next step is an upload
+    expect(empty).to_contain_text("3 people are registered")
+    expect(empty.get_by_role("link")).to_have_text("Upload a recording")
+    page.shots.take(page, "sessions-empty-with-people")
 
     # A video where two of them appear (other photos than the registered ones).
     video = tmp_path / "biology-week-3.mp4"

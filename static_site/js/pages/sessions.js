@@ -26,10 +26,8 @@ export async function render(main) {
       return;
     }
     if (stopped) return;
-    clear(list).append(sessions.length ? table(sessions, refresh) : emptyState(
-      "No sessions yet",
-      "Upload the recording of a class and Rollcall works out who was there.",
-      h("a", { class: "btn btn--primary", href: "#/upload" }, "Upload a recording")));
+    clear(list).append(sessions.length ? table(sessions, refresh) : await firstSteps());
+    if (stopped) return;
     if (sessions.some(isMoving)) {
       timer = setTimeout(refresh, REFRESH_MS);
     }
@@ -45,6 +43,26 @@ export async function render(main) {
     list,
     exportPanel());
   return () => { stopped = true; clearTimeout(timer); };
+}
+
+/** No sessions yet: the first thing to do, registering people before any recording. */
+async function firstSteps() {
+  let registered = null;
+  try {
+    registered = (await api.get("/students")).students.length;
+  } catch {
+    registered = null; // unknown: suggest both steps in order
+  }
+  if (registered === 0 || registered === null) {
+    return emptyState(
+      "No sessions yet",
+      "First register the people of the class, each with a photo; then upload the recording of a class and Rollcall works out who was there.",
+      h("a", { class: "btn btn--primary", href: "#/students" }, "Register people"));
+  }
+  return emptyState(
+    "No sessions yet",
+    `${registered} ${registered === 1 ? "person is" : "people are"} registered. Upload the recording of a class and Rollcall works out who was there.`,
+    h("a", { class: "btn btn--primary", href: "#/upload" }, "Upload a recording"));
 }
 
 // A fresh upload waits a moment for S3's event before it is processing.
