@@ -188,8 +188,10 @@ function uploadAgainForm(sessionId, onUploaded) {
     if (!contentType) return showFieldError(form, "video", NOT_A_VIDEO);
     busy = true;
     setBusy(submit, true, "Uploading…");
+    let reset = false; // the session now waits for an upload (no longer FAILED)
     try {
       const answer = await api.post(`/sessions/${api.seg(sessionId)}/upload`, { content_type: contentType });
+      reset = true;
       if (answer.max_bytes && chosen.size > answer.max_bytes) {
         throw Object.assign(new Error(`The video is ${formatBytes(chosen.size)}; the limit is ${formatBytes(answer.max_bytes)}. Trim or compress it first.`), { field: "video" });
       }
@@ -205,6 +207,7 @@ function uploadAgainForm(sessionId, onUploaded) {
       if (error.code === "signed_out") return;
       if (error.name === "AbortError") showFieldError(form, "video", "The upload was cancelled. Nothing was processed.");
       else showApiError(form, error, { content_type: "video", video: "video" });
+      if (reset) onUploaded(); // show its new state; this form (and its message) stays
       return;
     } finally {
       busy = false;
