@@ -33,7 +33,6 @@ import os
 import pathlib
 import pickle
 import shutil
-import signal
 import sys
 import tempfile
 import threading
@@ -49,6 +48,8 @@ from moto.moto_server.werkzeug_app import (DomainDispatcherApplication,
                                            MotoRequestHandler, create_backend_app)
 from moto.s3.models import FakeKey
 from werkzeug.serving import make_server
+
+from local.serving import bind, serve_until_signalled
 
 #: The services Rollcall (and its provisioning) uses; their state is kept.
 SERVICES = ("s3", "dynamodb", "sqs", "sns", "ssm", "iam", "sts")
@@ -492,32 +493,22 @@ def main(argv=None):
     print(f"restored the saved AWS state from {store.snapshot}" if restored
           else f"no saved AWS state in {store.state_dir}: starting empty", flush=True)
     persistent = PersistentMoto(store, interval=args.interval)
-    try:
-        server = make_server(args.host, args.port, persistent, threaded=True,
-                             request_handler=MotoRequestHandler)
-    except OSError as error:
-        print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror}",
-              file=sys.stderr, flush=True)
+    server = bind(lambda: make_server(args.host, args.port, persistent, threaded=True,
+                                      request_handler=MotoRequestHandler),
+                  args.host, args.port)
+    if server is None:
         return 2
-    stopping = threading.Event()
 
-    def stop(signum, frame):
-        if not stopping.is_set():
-            stopping.set()
-            # shutdown() waits for serve_forever; it must run on another thread.
-            threading.Thread(target=server.shutdown, daemon=True).start()
+    def save_last_state():
+        persistent.stop_saving()
+        started = time.monotonic()
+        size = persistent.save()
+        print(f"saved the AWS state ({size} bytes, {time.monotonic() - started:.2f} s); "
+              "stopped", flush=True)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     persistent.start_saving()
-    print(f"listening on http://{args.host}:{args.port} (moto {moto.__version__})", flush=True)
-    server.serve_forever()
-    persistent.stop_saving()
-    started = time.monotonic()
-    size = persistent.save()
-    server.server_close()
-    print(f"saved the AWS state ({size} bytes, {time.monotonic() - started:.2f} s); stopped",
-          flush=True)
+    serve_until_signalled(server, f"listening on http://{args.host}:{args.port} "
+                                  f"(moto {moto.__version__})", before_close=save_last_state)
     return 0
 
 

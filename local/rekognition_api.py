@@ -98,6 +98,15 @@ def _quality_reasons(face, bar):
     return reasons
 
 
+def _unreadable_s3_object(exc, obj):
+    """Rekognition's own answer when it cannot read an image or video from S3."""
+    return RekognitionError(
+        "InvalidS3ObjectException",
+        "Unable to get object metadata from S3. Check object key, region and/or "
+        f"access permissions ({exc.response['Error'].get('Code')}: "
+        f"s3://{obj['Bucket']}/{obj['Name']})")
+
+
 class RekognitionApi:
     """The operations. ``s3`` and ``sns`` are boto3 clients (moto on one machine)."""
 
@@ -189,11 +198,7 @@ class RekognitionApi:
                                        f"The image is over {MAX_S3_IMAGE_BYTES} bytes")
             return response["Body"].read()
         except ClientError as exc:
-            raise RekognitionError(
-                "InvalidS3ObjectException",
-                "Unable to get object metadata from S3. Check object key, region and/or "
-                f"access permissions ({exc.response['Error'].get('Code')}: "
-                f"s3://{obj['Bucket']}/{obj['Name']})") from None
+            raise _unreadable_s3_object(exc, obj) from None
 
     def op_DetectFaces(self, req):
         rgb = self._image(req["Image"])
@@ -327,11 +332,7 @@ class RekognitionApi:
         try:
             return self.s3.head_object(**kwargs)["ContentLength"]
         except ClientError as exc:
-            raise RekognitionError(
-                "InvalidS3ObjectException",
-                "Unable to get object metadata from S3. Check object key, region and/or "
-                f"access permissions ({exc.response['Error'].get('Code')}: "
-                f"s3://{obj['Bucket']}/{obj['Name']})") from None
+            raise _unreadable_s3_object(exc, obj) from None
 
     def _run_job(self, job_id):
         job = dict(self.jobs.get(job_id))

@@ -19,8 +19,12 @@ def bind(make, host, port):
         return None
 
 
-def serve_until_signalled(server, banner):
-    """Serve ``server`` (a socketserver) until SIGTERM or SIGINT, then close it."""
+def serve_until_signalled(server, banner, before_close=None):
+    """Serve ``server`` (a socketserver) until SIGTERM or SIGINT, then close it.
+
+    ``before_close`` runs after the last request and before the socket closes
+    (moto saves its state there, so a client never sees it half-saved).
+    """
     stopping = threading.Event()
 
     def stop(signum, frame):
@@ -33,4 +37,6 @@ def serve_until_signalled(server, banner):
     signal.signal(signal.SIGINT, stop)
     print(banner, flush=True)
     server.serve_forever()
+    if before_close is not None:
+        before_close()
     server.server_close()

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from local import face_engine
+from local.boxes import iou
 
 _TEMPLATE_PX = 32          # templates are shrunk to this width (speed)
 _FOLLOW_MIN_SCORE = 0.6    # correlation below this means "check with dlib"
@@ -58,14 +59,6 @@ def _merge_boxes(boxes):
             if merged:
                 break
     return [tuple(b) for b in boxes]
-
-
-def _iou(a, b):
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _clip_box(box, shape):
@@ -144,7 +137,7 @@ class SegmentTracker:
 
     def _scan(self, k, t_ms, rgb, gray):
         detections, full = self._scan_detections(k, gray)
-        pairs = sorted(((_iou(tr.box, d.box), i, j) for i, tr in enumerate(self.active)
+        pairs = sorted(((iou(tr.box, d.box), i, j) for i, tr in enumerate(self.active)
                         for j, d in enumerate(detections)), reverse=True)
         used_t, used_d = set(), set()
         for overlap, i, j in pairs:
@@ -217,7 +210,7 @@ class SegmentTracker:
 
     def _start_tracks(self, detections, k, t_ms, rgb, gray):
         for det in detections:
-            if any(_iou(tr.box, det.box) > 0.3 for tr in self.active):
+            if any(iou(tr.box, det.box) > 0.3 for tr in self.active):
                 continue
             track = Track(det, k, t_ms)
             self._confirm(track, det, k, t_ms, rgb, gray)
@@ -240,7 +233,7 @@ class SegmentTracker:
         if not found and guess is not track.box:
             found = face_engine.detect_in_region(gray, track.box)
         if found:
-            det = max(found, key=lambda d: _iou(d.box, guess) + 1e-3 * d.score)
+            det = max(found, key=lambda d: iou(d.box, guess) + 1e-3 * d.score)
             self._confirm(track, det, k, t_ms, rgb, gray)
         else:
             track.misses += 1
@@ -254,7 +247,7 @@ class SegmentTracker:
         # found twice): the younger one ends, the face keeps its first index
         for young in sorted(self.active, key=lambda t: -t.first_k):
             if any(old is not young and old.first_k <= young.first_k
-                   and _iou(old.box, young.box) > 0.5 for old in self.active):
+                   and iou(old.box, young.box) > 0.5 for old in self.active):
                 self.active.remove(young)
                 self._close(young)
 
@@ -303,8 +296,8 @@ class SegmentTracker:
             found = face_engine.detect_in_region(gray, box, margin=1.0)
             if not found:
                 break
-            det = max(found, key=lambda d: _iou(d.box, box))
-            if _iou(det.box, box) < 0.2:
+            det = max(found, key=lambda d: iou(d.box, box))
+            if iou(det.box, box) < 0.2:
                 break
             box = det.box
             track.entries.insert(0, (t_ms, tuple(float(round(v, 1)) for v in box),
@@ -353,7 +346,7 @@ class SegmentTracker:
             k, t_ms, rgb, gray = self.last
             found, _ = self._scan_detections(k, gray)     # not a scan sample: changes only
             fresh = [d for d in found
-                     if not any(_iou(tr.box, d.box) > 0.3 for tr in self.active)]
+                     if not any(iou(tr.box, d.box) > 0.3 for tr in self.active)]
             self._start_tracks(fresh, k, t_ms, rgb, gray)
             self.last = None
         for track in self.active:

@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from local.boxes import iou
+
 
 class VideoError(Exception):
     """The file cannot be analysed; the message says why (for StatusMessage)."""
@@ -373,14 +375,6 @@ def analyse(path, settings=None):
     return info, tracks
 
 
-def _iou(a, b):
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def stitch(results, segments, settings):
     """Join tracks that run into a segment cut with those that start at it."""
     merged = list(results[0]) if results else []
@@ -388,7 +382,7 @@ def stitch(results, segments, settings):
         cut_k = segments[seg_index][0]
         ending = [t for t in merged if t["last_k"] >= cut_k - 1 - settings.max_misses]
         starting = [t for t in results[seg_index] if t["first_k"] <= cut_k + settings.max_misses]
-        pairs = sorted(((_iou(a["entries"][-1][1], b["entries"][0][1]), i, j)
+        pairs = sorted(((iou(a["entries"][-1][1], b["entries"][0][1]), i, j)
                         for i, a in enumerate(ending) for j, b in enumerate(starting)),
                        reverse=True)
         used_a, used_b, joined = set(), set(), set()
