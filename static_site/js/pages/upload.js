@@ -20,7 +20,7 @@ export async function render(main) {
   const { dropzone, input: fileInput } = picker;
   const title = h("input", { type: "text", required: true, maxlength: 200, placeholder: "e.g. Biology, week 3", autocomplete: "off" });
   const date = h("input", { type: "date", required: true, value: today() });
-  const course = h("input", { type: "text", maxlength: 200, placeholder: "Optional, e.g. BIO-101", autocomplete: "off", list: "known-courses" });
+  const course = h("input", { type: "text", maxlength: 100, placeholder: "Optional, e.g. BIO-101", autocomplete: "off", list: "known-courses" });
   const courses = h("datalist", { id: "known-courses" });
   const submit = h("button", { type: "submit", class: "btn btn--primary btn--large" }, "Upload and take attendance");
   const cancel = h("button", { type: "button", class: "btn btn--ghost", hidden: true }, "Cancel upload");
