@@ -59,6 +59,8 @@ site: install
 publish: install
 	$(PY) -m chalicelib.publish --stage $(STAGE)
 
-# The browser tests drive Debian's Chromium (never a downloaded browser).
+# The browser tests drive Debian's Chromium (never a downloaded browser); node runs
+# the site's JS modules in a few tests.
 browser:
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium chromium-driver)
+	@command -v node >/dev/null || (apt-get update && apt-get install -y nodejs)

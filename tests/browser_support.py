@@ -7,6 +7,7 @@ what the teacher would see. :class:`PageWatch` makes a test fail on any
 JavaScript error or dialog (an ``alert`` from injected markup would show up
 there), and keeps all traffic on 127.0.0.1.
 """
+import os
 import pathlib
 import re
 import shutil
@@ -22,10 +23,17 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 
 
 def require_browser():
-    """Skip (with the fix) when Chromium or Playwright is missing."""
+    """Skip (with the fix) when Chromium or Playwright is missing; in CI, fail.
+
+    ``make test`` installs Chromium first, so in CI a missing browser is a
+    broken set-up, never a reason to pass without the browser tests.
+    """
     if not pathlib.Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} not found: run 'make browser' "
-                    "(apt-get install chromium chromium-driver)", allow_module_level=True)
+        message = (f"{CHROMIUM} not found: run 'make browser' "
+                   "(apt-get install chromium chromium-driver)")
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message, allow_module_level=True)
     return pytest.importorskip("playwright.sync_api",
                                reason="playwright is not installed: run 'make install'")
 

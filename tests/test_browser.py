@@ -29,11 +29,8 @@ PROCESSING_TIMEOUT_MS = 150_000
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    from tests import stack_support
+    from tests.stack_support import running_stack
 
-    running_stack = getattr(stack_support, "running_stack", None)
-    if running_stack is None:  # until the one-machine stack's launcher is committed
-        pytest.skip("tests.stack_support.running_stack (the one-machine stack) is not there yet")
     with running_stack(tmp_path_factory.mktemp("browser-stack")) as running:
         for email, password, role in (TEACHER, ADMIN):
             running.add_user(email, password, role)
