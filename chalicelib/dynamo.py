@@ -1,8 +1,9 @@
-"""DynamoDB helpers: read every page, write in batches.
+"""DynamoDB helpers: read every page, read and write in batches.
 
 Scan and Query stop at 1 MB per call; every list in Rollcall goes through
 :func:`scan_all` or :func:`query_all` so nothing is silently cut off.
 """
+import time
 from decimal import Decimal
 
 
@@ -24,6 +25,28 @@ def query_all(table, **kwargs):
         if "LastEvaluatedKey" not in page:
             return
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def batch_get(table, keys, max_attempts=8):
+    """Every item of ``keys`` that exists, with BatchGetItem (100 a call).
+
+    Keys DynamoDB leaves unprocessed (throttling) are asked for again with
+    backoff; if some still are after ``max_attempts``, it raises.
+    """
+    keys, found = list(keys), []
+    client, name = table.meta.client, table.name
+    for start in range(0, len(keys), 100):
+        request = {name: {"Keys": keys[start:start + 100]}}
+        for attempt in range(max_attempts):
+            answer = client.batch_get_item(RequestItems=request)
+            found.extend(answer["Responses"].get(name, []))
+            request = answer.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            time.sleep(min(0.05 * 2 ** attempt, 2))
+        if request:
+            raise RuntimeError(f"DynamoDB kept some keys of {name} unprocessed; try again")
+    return found
 
 
 def batch_put(table, items, overwrite_by_pkeys=None):

@@ -154,12 +154,7 @@ def test_rollcall_end_to_end_and_after_a_restart(tmp_path, faces_dir):
     assert len(stack.parts) == 6 and not any(part.running() for part in stack.parts)
 
     # Start again the way `make run` does, on the same data and ports.
-    argv = [sys.executable, "-m", "local.stack", "--data-dir", str(data_dir)]
-    for name, port in vars(ports).items():
-        argv += [f"--{name}-port", str(port)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROLLCALL_")}
-    process = subprocess.Popen(argv, cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    process = _start(data_dir, ports)
     output = []
     try:
         deadline = time.monotonic() + 120
@@ -258,17 +253,22 @@ def test_unreadable_saved_state_stops_the_start_and_says_what_to_do(tmp_path):
     assert _ports_closed(stack.ports)
 
 
-def _launch(data_dir, ports):
-    """``python -m local.stack`` as ``make run`` runs it; its output as a line queue."""
-    import queue
-    import threading
-
+def _start(data_dir, ports):
+    """``python -m local.stack`` as ``make run`` runs it (no ROLLCALL_* from our env)."""
     argv = [sys.executable, "-m", "local.stack", "--data-dir", str(data_dir)]
     for name, port in vars(ports).items():
         argv += [f"--{name}-port", str(port)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROLLCALL_")}
-    process = subprocess.Popen(argv, cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(argv, cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _launch(data_dir, ports):
+    """:func:`_start`, with its output as a line queue."""
+    import queue
+    import threading
+
+    process = _start(data_dir, ports)
     lines = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in process.stdout],
                      daemon=True).start()
