@@ -74,9 +74,7 @@ def list_users():
 # -- students ----------------------------------------------------------------------
 @app.route("/uploads/photo", methods=["POST"])
 def new_photo_upload():
-    body = json_body(app.current_request)
-    # A tuple, not the dict: `[] in dict` would raise TypeError (a 500) on a list.
-    content_type = require_choice(body, "content_type", tuple(PHOTO_TYPES))
+    content_type = require_choice(json_body(app.current_request), "content_type", PHOTO_TYPES)
     return services().students.new_upload(content_type)
 
 
