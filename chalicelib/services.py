@@ -69,7 +69,7 @@ class Services:
     @cached_property
     def students(self):
         return Students(StudentStore(self.clients.table(self.settings.students_table)),
-                        self.faces, self.photos, self.clients.client("s3"),
+                        self.faces, self.photos,
                         max_photo_bytes=self.settings.max_photo_bytes, logger=self.logger)
 
     # -- sessions and attendance ------------------------------------------------

@@ -201,12 +201,11 @@ class Students:
     #: Lifetime of presigned upload forms and photo links, in seconds.
     LINK_SECONDS = 300
 
-    def __init__(self, store, faces, photos, s3, *, max_photo_bytes, logger=None,
+    def __init__(self, store, faces, photos, *, max_photo_bytes, logger=None,
                  clock=utc_now_iso):
         self.store = store
         self._faces = faces
         self._photos = photos  # chalicelib.uploads.Uploads over the photos bucket
-        self._s3 = s3  # for the server-side copy Uploads does not offer
         self._max_photo_bytes = max_photo_bytes
         self._log = logger
         self._clock = clock
@@ -388,9 +387,7 @@ class Students:
     def _keep_photo(self, rollback, photo_key):
         """Copy the upload to its permanent key, then delete the upload."""
         stored_key = self.STUDENT_PREFIX + photo_key[len(self.UPLOAD_PREFIX):]
-        bucket = self._photos.bucket
-        self._s3.copy_object(Bucket=bucket, Key=stored_key,
-                             CopySource={"Bucket": bucket, "Key": photo_key})
+        self._photos.copy(photo_key, stored_key)
         rollback.on_failure("delete photo", self._photos.delete, [stored_key])
         self._photos.delete([photo_key])
         return stored_key

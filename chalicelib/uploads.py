@@ -98,6 +98,11 @@ class Uploads:
     def read(self, key):
         return self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
+    def copy(self, source_key, key):
+        """Copy an object within the bucket, server-side (the bytes never pass here)."""
+        self._s3.copy_object(Bucket=self.bucket, Key=key,
+                             CopySource={"Bucket": self.bucket, "Key": source_key})
+
     def delete(self, keys):
         """Delete objects (batched, 1000 a call); missing keys are fine."""
         keys = list(keys)
