@@ -28,20 +28,20 @@ bench: install
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 provision: install
-	$(PY) -m chalicelib.provision --stage $(STAGE)
+	$(PY) -m ops.provision --stage $(STAGE)
 
 # -- AWS (see docs/OPERATIONS.md) ------------------------------------------------
 .PHONY: deploy destroy package
 
 deploy: install
-	$(PY) -m chalicelib.provision --stage $(STAGE)
+	$(PY) -m ops.provision --stage $(STAGE)
 	$(VENV)/bin/chalice deploy --stage $(STAGE)
 	$(MAKE) publish STAGE=$(STAGE)
 
 destroy: install
 	@read -r -p "This deletes the $(STAGE) API, and every student, photo, video and record of it. Type '$(STAGE)' to go on: " answer && [ "$$answer" = "$(STAGE)" ] || { echo "Nothing was deleted."; exit 1; }
 	$(VENV)/bin/chalice delete --stage $(STAGE)
-	$(PY) -m chalicelib.provision --stage $(STAGE) --destroy --yes
+	$(PY) -m ops.provision --stage $(STAGE) --destroy --yes
 
 package: install
 	$(VENV)/bin/chalice package --stage $(STAGE) --pkg-format terraform build/terraform-$(STAGE)
@@ -53,11 +53,11 @@ API_URL ?= http://127.0.0.1:8001
 
 # Build the site (SCSS -> CSS, config.js for API_URL) into SITE_OUT.
 site: install
-	$(PY) -m chalicelib.publish --out $(SITE_OUT) --api-url $(API_URL)
+	$(PY) -m ops.publish --out $(SITE_OUT) --api-url $(API_URL)
 
 # Render config.js with the deployed API's URL and upload the site to SITE_BUCKET.
 publish: install
-	$(PY) -m chalicelib.publish --stage $(STAGE)
+	$(PY) -m ops.publish --stage $(STAGE)
 
 # The browser tests drive Debian's Chromium (never a downloaded browser); node runs
 # the site's JS modules in a few tests.

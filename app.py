@@ -7,7 +7,6 @@ from chalicelib import http
 from chalicelib import sessions as session_rules
 from chalicelib.auth import require_role
 from chalicelib.services import Services
-from chalicelib.stage_config import stage_environment
 from chalicelib.students import read_full_name, read_photo_key, read_student_id
 from chalicelib.uploads import PHOTO_TYPES
 from chalicelib.validation import json_body, require_choice, require_string
@@ -176,8 +175,14 @@ def session_report(session_id):
 
 # -- events: S3 upload -> face search -> completion ---------------------------------
 def _stage_setting(name):
-    """A resource name at import time: the stage's env, else the dev stage's config."""
-    return os.environ.get(name) or stage_environment("dev").get(name, "")
+    """A resource name at import time: the stage's env, else the dev stage's config.
+
+    Lambda always has the env; only tests and ``chalice package`` read the
+    config, through the operator module that Lambda's zip does not hold."""
+    if os.environ.get(name):
+        return os.environ[name]
+    from ops.stage_config import stage_environment
+    return stage_environment("dev").get(name, "")
 
 
 @app.on_s3_event(bucket=_stage_setting("VIDEOS_BUCKET"), events=["s3:ObjectCreated:*"],

@@ -33,8 +33,8 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from local import face_engine, video  # noqa: E402
-from local.video_maker import make_video  # noqa: E402
+from local.engine import face_engine, video  # noqa: E402
+from tests.support.video_maker import make_video  # noqa: E402
 
 FACES = pathlib.Path(os.environ.get("ROLLCALL_FACES_DIR", ROOT.parent / "shared" / "faces"))
 SIZE = (1280, 720)

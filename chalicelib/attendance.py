@@ -22,7 +22,7 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from chalicelib.dynamo import batch_delete, batch_put, from_dynamo, query_all, to_dynamo
-from chalicelib.provision import ATTENDANCE_BY_STUDENT_INDEX
+from chalicelib.schema import ATTENDANCE_BY_STUDENT_INDEX
 from chalicelib.students import name_sort_key  # the roster's own order: accents folded
 
 PRESENT, ABSENT = "PRESENT", "ABSENT"

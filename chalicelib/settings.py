@@ -2,7 +2,7 @@
 
 The same variables are set by `.chalice/config.json` on Lambda, by the
 one-machine stack locally, and by the test fixtures; see
-:func:`chalicelib.stage_config.stage_environment`.
+:func:`ops.stage_config.stage_environment`.
 """
 import dataclasses
 import os

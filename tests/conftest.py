@@ -14,10 +14,10 @@ from moto import mock_aws
 
 import app as app_module
 from chalicelib.clients import ClientFactory
-from chalicelib.provision import Provisioner
+from ops.provision import Provisioner
 from chalicelib.services import Services
 from chalicelib.settings import load_settings
-from chalicelib.stage_config import PROJECT_DIR, stage_environment
+from ops.stage_config import PROJECT_DIR, stage_environment
 
 STAGE = "dev"
 REGION = "us-east-1"
@@ -159,7 +159,7 @@ def face_endpoint(aws):
     moto's SNS; its collections live in memory. The dlib models load once per
     process (and once per worker process for videos), not once per test.
     """
-    from local.rekognition_server import RekognitionServer
+    from local.engine.rekognition_server import RekognitionServer
     server = RekognitionServer(s3_client=boto3.client("s3", region_name=REGION),
                                sns_client=boto3.client("sns", region_name=REGION),
                                region=REGION).start()

@@ -88,12 +88,12 @@ def boto_client(service, endpoint_url):
 
 
 def _pdeathsig():
-    from local.stack import _SET_PDEATHSIG
+    from local.stack.launcher import _SET_PDEATHSIG
     return _SET_PDEATHSIG
 
 
 class MotoProcess:
-    """``python -m local.moto_state`` on a free port, state in ``state_dir``."""
+    """``python -m local.stack.moto_state`` on a free port, state in ``state_dir``."""
 
     def __init__(self, state_dir, port=None, interval=0.5):
         self.state_dir = pathlib.Path(state_dir)
@@ -110,7 +110,7 @@ class MotoProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._log_handle = open(self.log, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "local.moto_state", "--port", str(self.port),
+            [sys.executable, "-m", "local.stack.moto_state", "--port", str(self.port),
              "--state-dir", str(self.state_dir), "--interval", str(self.interval)],
             cwd=PROJECT_DIR, stdout=self._log_handle, stderr=subprocess.STDOUT,
             preexec_fn=_pdeathsig())  # no orphan server if the test run dies
@@ -179,7 +179,7 @@ def make_stack(data_dir, **kwargs):
 
     What it prints is kept in ``stack.out.text()`` and in ``<data_dir>/terminal.txt``.
     """
-    from local.stack import Ports, Stack
+    from local.stack.launcher import Ports, Stack
 
     data_dir = pathlib.Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)

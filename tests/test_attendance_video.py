@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from local.video_maker import make_video
+from tests.support.video_maker import make_video
 from test_attendance_fakes import by_student, s3_event, session_detail, sns_event
 
 REGISTERED = {"obama": ("barack_obama", "Barack Obama"), "simm": ("john_simm", "John Simm"),

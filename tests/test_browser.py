@@ -176,7 +176,7 @@ def test_a_name_with_markup_shows_as_text(page, stack, faces_dir):
 
 
 def test_teacher_journey(page, stack, faces_dir, tmp_path):
-    from local.video_maker import make_video
+    from tests.support.video_maker import make_video
 
     sign_in(page, stack, TEACHER)
     expect(page.locator("h1")).to_have_text("Sessions")
@@ -365,7 +365,7 @@ def test_teacher_journey(page, stack, faces_dir, tmp_path):
 
 def test_a_failed_recording_shows_why_and_can_be_uploaded_again(page, stack, faces_dir,
                                                                 tmp_path):
-    from local.video_maker import make_video
+    from tests.support.video_maker import make_video
 
     broken = tmp_path / "lecture.mp4"
     broken.write_bytes(b"this is not a video, whatever its name says" * 100)

@@ -7,7 +7,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from chalicelib.stage_config import PROJECT_DIR, stage_environment
+from ops.stage_config import PROJECT_DIR, stage_environment
 
 
 @pytest.fixture
@@ -20,7 +20,7 @@ def moto_server():
 
 
 def run_cli(env, *args, stdin=""):
-    return subprocess.run([sys.executable, "-m", "chalicelib.cli", *args], input=stdin,
+    return subprocess.run([sys.executable, "-m", "ops.cli", *args], input=stdin,
                           capture_output=True, text=True, env=env, cwd=PROJECT_DIR,
                           timeout=60)
 

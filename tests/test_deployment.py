@@ -16,12 +16,11 @@ import botocore.session
 import pytest
 from botocore import xform_name
 
-from chalicelib.stage_config import PROJECT_DIR, load_config, stage_environment, stages
+from ops.stage_config import PROJECT_DIR, load_config, stage_environment, stages
 
 #: Services the Lambda code may talk to.
 SERVICES = ("dynamodb", "s3", "rekognition", "sns", "ssm", "sts", "iam")
 #: Ops tools that run with an operator's credentials, never in Lambda.
-OPS_ONLY = {"provision.py", "cli.py", "publish.py", "stage_config.py"}
 #: DynamoDB Table resource methods and the API action behind each.
 TABLE_METHODS = {"put_item": "PutItem", "get_item": "GetItem", "update_item": "UpdateItem",
                  "delete_item": "DeleteItem", "query": "Query", "scan": "Scan",
@@ -45,8 +44,7 @@ LOG_ACTIONS = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents
 
 def lambda_sources():
     files = [PROJECT_DIR / "app.py"]
-    files += [p for p in sorted((PROJECT_DIR / "chalicelib").glob("*.py"))
-              if p.name not in OPS_ONLY]
+    files += sorted((PROJECT_DIR / "chalicelib").glob("*.py"))
     return files
 
 
@@ -195,7 +193,7 @@ TABLE_ACTIONS = {
 
 @pytest.mark.parametrize("stage", stages())
 def test_each_table_gets_only_what_the_code_does_to_it(stage):
-    from chalicelib.provision import ATTENDANCE_BY_STUDENT_INDEX
+    from chalicelib.schema import ATTENDANCE_BY_STUDENT_INDEX
     env = stage_environment(stage)
     expected = {env[table]: actions for table, actions in TABLE_ACTIONS.items()}
     expected[f"{env['ATTENDANCE_TABLE']}/index/{ATTENDANCE_BY_STUDENT_INDEX}"] = {"Query"}
@@ -248,8 +246,12 @@ def test_chalice_packages_for_terraform(tmp_path):
     with zipfile.ZipFile(out / "deployment.zip") as archive:
         names = archive.namelist()
     assert "app.py" in names and "chalicelib/students.py" in names
+    # Operator tools (provisioning, publishing, the user CLI) stay on the laptop.
+    operator_modules = {p.name for p in (PROJECT_DIR / "ops").glob("*.py")} - {"__init__.py"}
+    assert operator_modules and not [n for n in names if n.startswith("chalicelib/")
+                                     and n.rsplit("/", 1)[-1] in operator_modules]
     assert "chalicelib/templates/report.html" in names or any(
         n.startswith("chalicelib/templates/") for n in names)
     # Nothing of the local stack or the test tooling ships to Lambda.
-    assert not [n for n in names if n.startswith(("local/", "tests/", "moto/", "dlib",
+    assert not [n for n in names if n.startswith(("local/", "tests/", "ops/", "moto/", "dlib",
                                                   "cv2/", "av/", "playwright/"))]

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from local import face_engine, video
-from local.video_maker import make_video
+from local.engine import face_engine, video
+from tests.support.video_maker import make_video
 
 PEOPLE_WITH_3 = ["barack_obama", "joe_biden", "alex_lacamoire", "kit_harington",
                  "rose_leslie", "john_salley", "john_savage", "john_schneider",

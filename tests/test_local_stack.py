@@ -1,9 +1,9 @@
 """Parts of the one-machine stack, each against a real moto server process.
 
-* local.moto_state: the AWS state (tables, objects with their bodies, queues
+* local.stack.moto_state: the AWS state (tables, objects with their bodies, queues
   with their messages, topics, subscriptions, secrets, roles, CORS,
   notifications) survives a stop and a crash;
-* local.bridge: S3 and SNS events reach the app's handlers as Lambda events,
+* local.stack.bridge: S3 and SNS events reach the app's handlers as Lambda events,
   a message is deleted only after its handler succeeded, failures retry and
   end in a dead-letter queue.
 """
@@ -16,7 +16,7 @@ import pytest
 import requests
 from chalice import Chalice
 
-from local.bridge import EventBridge, routes_from_app
+from local.stack.bridge import EventBridge, routes_from_app
 from tests.stack_support import boto_client, presigned_post, running_moto, wait_for, MotoProcess
 
 ORIGIN = "http://127.0.0.1:9999"
@@ -275,8 +275,8 @@ def test_reads_and_empty_polls_do_not_rewrite_the_snapshot(shared_moto):
 def test_site_server_serves_the_built_site_with_safe_headers(tmp_path):
     import threading
 
-    from chalicelib.publish import build_site
-    from local.site_server import make_server
+    from ops.publish import build_site
+    from local.stack.site_server import make_server
 
     site = build_site(tmp_path / "site", "http://127.0.0.1:8123")
     server = make_server("127.0.0.1", 0, site)

@@ -3,7 +3,8 @@ import io
 
 import boto3
 
-from chalicelib.provision import (ATTENDANCE_BY_STUDENT_INDEX, CREATED, Provisioner,
+from chalicelib.schema import ATTENDANCE_BY_STUDENT_INDEX
+from ops.provision import (CREATED, Provisioner,
                                   UNCHANGED)
 from conftest import REGION, stubbed_rekognition, expect_new_collection
 

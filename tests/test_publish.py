@@ -6,8 +6,8 @@ import subprocess
 import boto3
 import pytest
 
-from chalicelib import publish
-from chalicelib.publish import PublishError, build_site, deployed_api_url, upload_site
+from ops import publish
+from ops.publish import PublishError, build_site, deployed_api_url, upload_site
 
 
 def test_build_site_compiles_scss_and_writes_config(tmp_path):

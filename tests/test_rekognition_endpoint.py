@@ -18,8 +18,8 @@ import boto3
 import pytest
 
 from conftest import shared_faces_dir
-from local.rekognition_server import RekognitionServer
-from local.video_maker import make_video
+from local.engine.rekognition_server import RekognitionServer
+from tests.support.video_maker import make_video
 
 REGION = "us-east-1"
 BUCKET = "face-engine-test"
@@ -532,7 +532,7 @@ def test_collections_and_jobs_survive_a_restart(aws, s3, faces_dir, short_video,
 
 
 def _start_cli(data_dir, env):
-    proc = subprocess.Popen([sys.executable, "-m", "local.rekognition_server", "--host",
+    proc = subprocess.Popen([sys.executable, "-m", "local.engine.rekognition_server", "--host",
                              "127.0.0.1", "--port", "0", "--data-dir", str(data_dir)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     line = proc.stdout.readline()

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from chalicelib import publish
+from ops import publish
 
 JS_DIR = publish.SOURCE_DIR / "js"
 

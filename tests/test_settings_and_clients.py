@@ -4,7 +4,7 @@ import pytest
 from chalicelib.clients import ClientFactory
 from chalicelib.errors import ConfigurationError
 from chalicelib.settings import load_settings
-from chalicelib.stage_config import stage_environment, stages
+from ops.stage_config import stage_environment, stages
 
 
 def test_every_stage_configures_every_setting():

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from chalicelib.site_config import render_config_js
+from ops.site_config import render_config_js
 
 
 def _api_base(text):

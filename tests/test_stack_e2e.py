@@ -19,7 +19,7 @@ import time
 import pytest
 import requests
 
-from local.stack import StackError, main as stack_main
+from local.stack.launcher import StackError, main as stack_main
 from tests.stack_support import (PROJECT_DIR, is_listening, make_stack, presigned_post,
                                  wait_for)
 
@@ -69,7 +69,7 @@ class Browser:
 
 
 def _make_video(path, faces_dir):
-    from local.video_maker import make_video
+    from tests.support.video_maker import make_video
 
     shown = [p for p in PEOPLE if p[3]]
     appearances = [{"image": str(faces_dir / "people" / photo), "label": student_id,

@@ -6,7 +6,7 @@ http.server``): the HTML and JS modules copied as they are, the SCSS compiled
 to CSS with libsass, and ``config.js`` rendered with the API's base URL (the
 only thing that differs between stages, so the rest is built once).
 
-``python -m chalicelib.publish --stage prod`` (``make publish STAGE=prod``)
+``python -m ops.publish --stage prod`` (``make publish STAGE=prod``)
 reads the deployed API's URL, builds into a temporary folder and uploads every
 file to ``SITE_BUCKET`` with its Content-Type, then removes files a previous
 publish left that this build no longer has.
@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 
-from chalicelib.stage_config import PROJECT_DIR, apply_stage_environment
+from ops.stage_config import PROJECT_DIR, apply_stage_environment
 
 SOURCE_DIR = PROJECT_DIR / "static_site"
 SCSS_ENTRY = "main.scss"
@@ -81,7 +81,7 @@ def build_site(out_dir, api_base_url, source_dir=SOURCE_DIR):
     ``scss/`` and ``config.js`` pointing the app at ``api_base_url``. The
     SCSS sources are not copied: the browser never needs them.
     """
-    from chalicelib.site_config import render_config_js
+    from ops.site_config import render_config_js
 
     source_dir = pathlib.Path(source_dir)
     out_dir = pathlib.Path(out_dir)
@@ -186,7 +186,7 @@ def publish(stage, clients=None, api_url=None, out=sys.stdout):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m chalicelib.publish",
+        prog="python -m ops.publish",
         description="Build the web app; with --stage, upload it to the stage's site bucket.")
     parser.add_argument("--stage", help="publish to this stage's SITE_BUCKET")
     parser.add_argument("--api-url", help="the API's base URL (default for --stage: the "

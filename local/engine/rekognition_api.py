@@ -2,7 +2,7 @@
 
 :class:`RekognitionApi` takes an operation name and its decoded JSON request,
 checks it against botocore's model, and answers the response dict (or raises
-:class:`~local.service_model.RekognitionError`). It holds no HTTP: the
+:class:`~local.engine.service_model.RekognitionError`). It holds no HTTP: the
 server in ``local/rekognition_server.py`` is a thin shell around it.
 
 Response shapes follow the service model so that boto3 parses them as it
@@ -21,10 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from botocore.exceptions import ClientError
 
-from local import face_engine, video
-from local.collections_store import CollectionStore, JobStore
-from local.face_engine import FACE_MODEL_VERSION
-from local.service_model import RekognitionError, invalid, operation_model, validate
+from local.engine import face_engine, video
+from local.engine.collections_store import CollectionStore, JobStore
+from local.engine.face_engine import FACE_MODEL_VERSION
+from local.engine.service_model import RekognitionError, invalid, operation_model, validate
 
 log = logging.getLogger("rollcall.face_engine")
 

@@ -26,8 +26,8 @@ from collections import deque
 import cv2
 import numpy as np
 
-from local import face_engine
-from local.boxes import iou
+from local.engine import face_engine
+from local.engine.boxes import iou
 
 _TEMPLATE_PX = 32          # templates are shrunk to this width (speed)
 _FOLLOW_MIN_SCORE = 0.6    # correlation below this means "check with dlib"

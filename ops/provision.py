@@ -1,6 +1,6 @@
 """Create (idempotently) every resource a stage needs.
 
-``python -m chalicelib.provision --stage dev`` makes the DynamoDB tables, the
+``python -m ops.provision --stage dev`` makes the DynamoDB tables, the
 private buckets, the face collection, the completion topic with the role
 Rekognition publishes through, and the token secret. Each step looks before it
 acts, so a second run changes nothing and says so. Names come from the
@@ -15,28 +15,11 @@ from botocore.exceptions import ClientError
 
 from chalicelib.clients import ClientFactory
 from chalicelib.settings import load_settings
-from chalicelib.stage_config import apply_stage_environment
+from ops.stage_config import apply_stage_environment
+from chalicelib.schema import table_specs
 
 CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
 DELETED, ABSENT = "deleted", "absent"
-
-#: Attendance rows by person, for one person's history.
-ATTENDANCE_BY_STUDENT_INDEX = "by_student"
-
-
-def table_specs(settings):
-    """Key schema of every table, by table name."""
-    return {
-        settings.users_table: {"keys": [("email", "HASH", "S")]},
-        settings.students_table: {"keys": [("student_id", "HASH", "S")]},
-        settings.sessions_table: {"keys": [("session_id", "HASH", "S")]},
-        settings.attendance_table: {
-            "keys": [("session_id", "HASH", "S"), ("student_id", "RANGE", "S")],
-            "indexes": {ATTENDANCE_BY_STUDENT_INDEX: [("student_id", "HASH", "S"),
-                                                      ("session_id", "RANGE", "S")]},
-        },
-    }
-
 
 def _error_code(error):
     return error.response["Error"]["Code"]
@@ -324,7 +307,7 @@ class Provisioner:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m chalicelib.provision",
+    parser = argparse.ArgumentParser(prog="python -m ops.provision",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--stage", default="dev", help="stage in .chalice/config.json")
     parser.add_argument("--destroy", action="store_true",

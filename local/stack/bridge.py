@@ -1,6 +1,6 @@
 """The event bridge: AWS's event wiring, played on one machine.
 
-    python -m local.bridge --stage dev      (the launcher starts it with the env set)
+    python -m local.stack.bridge --stage dev      (the launcher starts it with the env set)
 
 On AWS, S3 invokes ``on_video_uploaded`` and SNS invokes
 ``on_face_search_complete`` directly. moto cannot invoke a Lambda that is
@@ -35,7 +35,7 @@ from botocore.exceptions import ClientError
 from chalice.app import S3EventConfig, SNSEventConfig
 from chalice.local import LambdaContext
 
-from chalicelib.stage_config import apply_stage_environment, load_config
+from ops.stage_config import apply_stage_environment, load_config
 
 log = logging.getLogger("bridge")
 
@@ -195,7 +195,7 @@ class EventBridge:
         except ClientError as error:
             if error.response["Error"]["Code"] == "NoSuchBucket":
                 raise BridgeError(f"bucket {bucket} does not exist: run provisioning first "
-                                  "(python -m chalicelib.provision --stage dev)") from error
+                                  "(python -m ops.provision --stage dev)") from error
             raise
         ours = {"rollcall-local-" + route.name for route in routes}
         queues = [q for q in current.get("QueueConfigurations", []) if q.get("Id") not in ours]
@@ -224,7 +224,7 @@ class EventBridge:
                 if entry["TopicArn"].rsplit(":", 1)[-1] == topic:
                     return entry["TopicArn"]
         raise BridgeError(f"SNS topic {topic} does not exist: run provisioning first "
-                          "(python -m chalicelib.provision --stage dev)")
+                          "(python -m ops.provision --stage dev)")
 
     def _ensure_subscription(self, route):
         topic_arn = self._topic_arn(route.source.topic)
@@ -325,7 +325,7 @@ class EventBridge:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m local.bridge",
+    parser = argparse.ArgumentParser(prog="python -m local.stack.bridge",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--stage", default="dev")
     parser.add_argument("--app", default="app", help="module holding the Chalice app")

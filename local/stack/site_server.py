@@ -1,9 +1,9 @@
 """The built browser app, served on 127.0.0.1.
 
-    python -m local.site_server --port 8000 --api-url http://127.0.0.1:8001 \
+    python -m local.stack.site_server --port 8000 --api-url http://127.0.0.1:8001 \
         --out .rollcall/site
 
-It builds the site with :func:`chalicelib.publish.build_site` (what ``make
+It builds the site with :func:`ops.publish.build_site` (what ``make
 publish`` uploads, with a ``config.js`` pointing at the local API) and serves
 that folder: the same Content-Types and caching rules as the published site,
 no directory listings, and headers that forbid framing and sniffing. (The
@@ -15,7 +15,7 @@ import functools
 import http.server
 import sys
 
-from chalicelib.publish import NO_CACHE, build_site, content_type
+from ops.publish import NO_CACHE, build_site, content_type
 from local.serving import bind, serve_until_signalled
 
 
@@ -49,7 +49,7 @@ def make_server(host, port, site_dir):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m local.site_server",
+    parser = argparse.ArgumentParser(prog="python -m local.stack.site_server",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)

@@ -17,7 +17,7 @@ import uuid
 
 import numpy as np
 
-from local.service_model import RekognitionError
+from local.engine.service_model import RekognitionError
 
 ACCOUNT = "123456789012"
 

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from local.boxes import iou
+from local.engine.boxes import iou
 
 
 class VideoError(Exception):
@@ -249,7 +249,7 @@ def sampled_frames(path, sample_fps, first_k=0, end_k=None, queue_size=4):
 
 def _analyse_segment(path, settings_dict, first_k, end_k, cut_after=False):
     """Worker entry point: track faces in samples [first_k, end_k)."""
-    from local.tracking import SegmentTracker
+    from local.engine.tracking import SegmentTracker
     settings = VideoSettings(**settings_dict)
     tracker = SegmentTracker(settings, first_k=first_k, cut_after=cut_after)
     for k, t, rgb in sampled_frames(path, settings.sample_fps, first_k, end_k):
@@ -258,7 +258,7 @@ def _analyse_segment(path, settings_dict, first_k, end_k, cut_after=False):
 
 
 def _warm_up():
-    from local import face_engine
+    from local.engine import face_engine
     face_engine.models()
     return os.getpid()
 

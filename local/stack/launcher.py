@@ -9,7 +9,7 @@ moto       S3, DynamoDB, SQS, SNS, SSM, IAM, STS;      8002
            state kept in ``<data>/moto``
 faces      the Rekognition-compatible face endpoint;   8003
            collections in ``<data>/faces``
-provision  ``chalicelib.provision`` (idempotent), once
+provision  ``ops.provision`` (idempotent), once
 bridge     S3/SNS events -> the app's handlers
 api        the Chalice app (as ``chalice local``)      8001
 site       the built browser app with its config.js    8000
@@ -24,7 +24,7 @@ come from flags or ``ROLLCALL_*`` variables (see ``--help``).
 Tests use :class:`Stack` directly (see ``tests/stack_support.py``).
 
 ``python -m local.stack cli user set-password EMAIL`` runs the user CLI
-(``chalicelib.cli``) against a running stack.
+(``ops.cli``) against a running stack.
 """
 import argparse
 import collections
@@ -46,7 +46,7 @@ import time
 import urllib.error
 import urllib.request
 
-from chalicelib.stage_config import PROJECT_DIR, stage_environment
+from ops.stage_config import PROJECT_DIR, stage_environment
 
 HOST = "127.0.0.1"
 DEFAULT_DATA_DIR = PROJECT_DIR / ".rollcall"
@@ -61,8 +61,8 @@ REQUIRED_MODULES = {
     "dlib": "dlib-bin", "face_recognition_models": "face-recognition-models",
 }
 #: Modules of this repository each part runs.
-REQUIRED_PARTS = ("local.moto_state", "local.rekognition_server", "local.bridge",
-                  "local.api_server", "local.site_server", "chalicelib.provision")
+REQUIRED_PARTS = ("local.stack.moto_state", "local.engine.rekognition_server", "local.stack.bridge",
+                  "local.stack.api_server", "local.stack.site_server", "ops.provision")
 
 
 class StackError(RuntimeError):
@@ -247,7 +247,7 @@ class Stack:
 
     def __init__(self, data_dir=DEFAULT_DATA_DIR, ports=None, stage="dev", out=None,
                  admin_email=DEFAULT_ADMIN_EMAIL, start_timeout=180, bridge_wait_seconds=5,
-                 faces_module="local.rekognition_server"):
+                 faces_module="local.engine.rekognition_server"):
         self.data_dir = pathlib.Path(data_dir).resolve()
         self.ports = ports or Ports()
         self.stage = stage
@@ -316,7 +316,7 @@ class Stack:
     # -- start ---------------------------------------------------------------------
     def check(self):
         """Fail at once, saying what to do, if a tool is missing or a port is taken."""
-        missing = missing_tools([m if m != "local.rekognition_server" else self.faces_module
+        missing = missing_tools([m if m != "local.engine.rekognition_server" else self.faces_module
                                  for m in REQUIRED_PARTS])
         if missing:
             raise StackError("cannot start: missing " + "; ".join(missing) + ".\n"
@@ -373,7 +373,7 @@ class Stack:
         started = time.monotonic()
         timeout = self.start_timeout
         self.say(f"starting Rollcall ({self.stage}) with its data in {self.data_dir}")
-        moto = self._part("moto", "local.moto_state", "--host", HOST, "--port",
+        moto = self._part("moto", "local.stack.moto_state", "--host", HOST, "--port",
                           self.ports.moto, "--state-dir", self.data_dir / "moto")
         faces = self._part("faces", self.faces_module, "--host", HOST, "--port",
                            self.ports.faces, "--data-dir", self.data_dir / "faces")
@@ -381,11 +381,11 @@ class Stack:
         faces.wait_ready(lambda: _listening(self.ports.faces), timeout)
         self._provision()
         self._ensure_admin()
-        bridge = self._part("bridge", "local.bridge", "--stage", self.stage,
+        bridge = self._part("bridge", "local.stack.bridge", "--stage", self.stage,
                             "--wait-seconds", self.bridge_wait_seconds, ready_line="ready:")
-        api = self._part("api", "local.api_server", "--host", HOST, "--port", self.ports.api,
+        api = self._part("api", "local.stack.api_server", "--host", HOST, "--port", self.ports.api,
                          "--stage", self.stage)
-        site = self._part("site", "local.site_server", "--host", HOST, "--port",
+        site = self._part("site", "local.stack.site_server", "--host", HOST, "--port",
                           self.ports.site, "--api-url", self.api_url,
                           "--out", self.data_dir / "site")
         bridge.wait_ready(lambda: True, timeout)
@@ -396,7 +396,7 @@ class Stack:
                  f"(API {self.api_url}); Ctrl-C stops everything")
 
     def _provision(self):
-        part = self._part("provision", "chalicelib.provision", "--stage", self.stage,
+        part = self._part("provision", "ops.provision", "--stage", self.stage,
                           ready_line=None)
         try:
             code = part.proc.wait(self.start_timeout)
@@ -507,12 +507,12 @@ def _parser():
         "ROLLCALL_ADMIN_EMAIL", DEFAULT_ADMIN_EMAIL),
         help="email of the admin made on the first start")
     parser.add_argument("command", nargs=argparse.REMAINDER,
-                        help="`cli ARGS...`: run chalicelib.cli against the running stack")
+                        help="`cli ARGS...`: run ops.cli against the running stack")
     return parser
 
 
 def _run_cli(data_dir, argv):
-    """``chalicelib.cli`` with the endpoints of the stack running on ``data_dir``."""
+    """``ops.cli`` with the endpoints of the stack running on ``data_dir``."""
     state_path = data_dir / "stack.json"
     if not state_path.is_file():
         print(f"error: no Rollcall stack is running on {data_dir}; start it (make run) "
@@ -591,6 +591,3 @@ def main(argv=None):
         stack.stop()
         return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,7 +10,7 @@ are not signature-checked: this is a local stand-in, bound to 127.0.0.1.
 
 Run it alone::
 
-    python -m local.rekognition_server --host 127.0.0.1 --port 9010 --data-dir .rollcall/faces
+    python -m local.engine.rekognition_server --host 127.0.0.1 --port 9010 --data-dir .rollcall/faces
 
 It prints ``listening on http://127.0.0.1:9010`` once ready and stops cleanly
 on SIGINT or SIGTERM. Images and videos are read from S3 and completion
@@ -29,9 +29,9 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from local.rekognition_api import MAX_VIDEO_BYTES, RekognitionApi
-from local.service_model import RekognitionError
-from local.video import VideoSettings
+from local.engine.rekognition_api import MAX_VIDEO_BYTES, RekognitionApi
+from local.engine.service_model import RekognitionError
+from local.engine.video import VideoSettings
 
 log = logging.getLogger("rollcall.face_engine")
 
@@ -118,7 +118,7 @@ class RekognitionServer:
     in memory, a directory persists them across restarts. ``workers`` is the
     number of processes a video is analysed with (default: ROLLCALL_FACE_WORKERS,
     else the CPU count); the other ROLLCALL_FACE_* variables tune the video
-    analysis (see :class:`local.video.VideoSettings`).
+    analysis (see :class:`local.engine.video.VideoSettings`).
     """
 
     def __init__(self, host="127.0.0.1", port=0, data_dir=None, s3_client=None,
@@ -190,7 +190,7 @@ def main(argv=None):
     print(f"listening on {server.url}", flush=True)
     stopping.wait()
     server.stop()
-    from local.video import shutdown_pool
+    from local.engine.video import shutdown_pool
     shutdown_pool()
     return 0
 

@@ -1,9 +1,9 @@
 """User management from the command line (never through the public API).
 
-    python -m chalicelib.cli [--stage dev] user add EMAIL --role teacher
-    python -m chalicelib.cli user set-password EMAIL
-    python -m chalicelib.cli user list
-    python -m chalicelib.cli user remove EMAIL
+    python -m ops.cli [--stage dev] user add EMAIL --role teacher
+    python -m ops.cli user set-password EMAIL
+    python -m ops.cli user list
+    python -m ops.cli user remove EMAIL
 
 Passwords are asked for without echo (twice), read from standard input with
 ``--password-stdin``, or generated with ``--generate`` and shown once. They
@@ -17,7 +17,7 @@ import sys
 from chalicelib import passwords
 from chalicelib.clients import ClientFactory
 from chalicelib.settings import load_settings
-from chalicelib.stage_config import apply_stage_environment
+from ops.stage_config import apply_stage_environment
 from chalicelib.users import ROLES, UserError, UserStore
 
 
@@ -35,7 +35,7 @@ def _read_password(args, stdin, out):
 
 
 def _parser():
-    parser = argparse.ArgumentParser(prog="python -m chalicelib.cli",
+    parser = argparse.ArgumentParser(prog="python -m ops.cli",
                                      description="Manage Rollcall users.")
     parser.add_argument("--stage", default="dev", help="stage in .chalice/config.json")
     area = parser.add_subparsers(dest="area", required=True)

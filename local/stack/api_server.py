@@ -1,6 +1,6 @@
 """The Chalice app served over HTTP, as ``chalice local --no-autoreload`` does.
 
-    python -m local.api_server --port 8001 [--stage dev]
+    python -m local.stack.api_server --port 8001 [--stage dev]
 
 ``chalice local`` itself overwrites the environment with the stage's values
 from ``.chalice/config.json``, so the local stack could not point the app at
@@ -12,7 +12,7 @@ fill in only what is unset.
 import argparse
 import sys
 
-from chalicelib.stage_config import PROJECT_DIR, apply_stage_environment
+from ops.stage_config import PROJECT_DIR, apply_stage_environment
 from local.serving import bind, serve_until_signalled
 
 
@@ -31,7 +31,7 @@ def make_server(host, port, stage="dev"):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m local.api_server",
+    parser = argparse.ArgumentParser(prog="python -m local.stack.api_server",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)

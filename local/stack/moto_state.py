@@ -1,6 +1,6 @@
 """moto server whose state survives a restart.
 
-    python -m local.moto_state --port 8002 --state-dir .rollcall/moto
+    python -m local.stack.moto_state --port 8002 --state-dir .rollcall/moto
 
 moto keeps everything in memory. This runs the same WSGI app as
 ``moto_server`` and snapshots the backends of the services Rollcall uses to
@@ -472,7 +472,7 @@ class PersistentMoto:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m local.moto_state",
+    parser = argparse.ArgumentParser(prog="python -m local.stack.moto_state",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
