@@ -1,7 +1,7 @@
 // Rollcall's web app: a hash router over a few pages. Each page module
 // exports render(main, params) and may answer a cleanup function (timers).
 import * as auth from "./auth.js";
-import { whenSignedOut, API_BASE } from "./api.js";
+import { whenSignedOut, unlessSignedOut, API_BASE } from "./api.js";
 import { h, clear } from "./dom.js";
 import { notice } from "./ui.js";
 import * as loginPage from "./pages/login.js";
@@ -93,9 +93,9 @@ async function route() {
     if (stillHere()) cleanup = done;
     else if (typeof done === "function") done(); // left before it finished loading
   } catch (error) {
-    if (error.code !== "signed_out") {
+    unlessSignedOut(error, () => {
       clear(view).append(notice("error", "This page could not be shown", h("p", {}, error.message)));
-    }
+    });
   }
   if (current.public) expiredMessage = null;
   // Screen readers and keyboards start at the new content, unless the page

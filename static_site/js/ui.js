@@ -2,6 +2,7 @@
 // confirmation dialogs and toasts. All text goes in as text.
 import { h, clear } from "./dom.js";
 import { STATUS_LABELS } from "./format.js";
+import { unlessSignedOut } from "./api.js";
 
 export function pageHeader(title, { subtitle, actions = [], back } = {}) {
   return h("header", { class: "page-header" },
@@ -157,6 +158,11 @@ export function toast(message, kind = "success") {
   box.append(item);
   setTimeout(() => item.classList.add("toast--leaving"), 4200);
   setTimeout(() => item.remove(), 4700);
+}
+
+/** An API failure as an error toast (nothing for a sign-out). */
+export function toastError(error) {
+  unlessSignedOut(error, () => toast(error.message, "error"));
 }
 
 /** True for an absolute http(s) URL: the only kind of URL from data put in src/href. */

@@ -3,10 +3,10 @@
 // report and a timeline of sightings.
 import { h, clear, fill } from "../dom.js";
 import * as api from "../api.js";
-import { formatBytes, formatDate, formatDateTime, formatMs, formatSimilarity } from "../format.js";
-import { pageHeader, badge, notice, spinner, loading, pageError, toast, setBusy, confirmDialog,
-  field, clearErrors, showApiError, showFieldError, formErrorSlot } from "../ui.js";
-import { videoType, videoDropzone, uploadProgress, markUploaded, wasJustUploaded, NOT_A_VIDEO } from "../videoupload.js";
+import { formatDate, formatDateTime, formatMs, formatSimilarity } from "../format.js";
+import { pageHeader, badge, notice, spinner, loading, pageError, toast, toastError, setBusy,
+  confirmDialog } from "../ui.js";
+import { videoUploadForm, markUploaded, wasJustUploaded } from "../videoupload.js";
 import { downloadCsv, safeName } from "../downloads.js";
 import { drawTimeline } from "../timeline.js";
 
@@ -27,7 +27,7 @@ export async function render(main, { sessionId }, { setTitle }) {
     try {
       data = await api.get(path);
     } catch (error) {
-      if (error.code !== "signed_out" && !stopped) pageError(main, error);
+      if (!stopped) api.unlessSignedOut(error, () => pageError(main, error));
       return;
     }
     if (stopped) return;
@@ -50,7 +50,7 @@ export async function render(main, { sessionId }, { setTitle }) {
       try {
         await downloadCsv(`${path}/export.csv`, `${safeName(session.date, session.title)}.csv`);
       } catch (error) {
-        if (error.code !== "signed_out") toast(error.message, "error");
+        toastError(error);
       } finally {
         setBusy(csv, false);
       }
@@ -142,7 +142,7 @@ export async function render(main, { sessionId }, { setTitle }) {
           toast("Processing the recording again.");
           load();
         } catch (error) {
-          if (error.code !== "signed_out") toast(error.message, "error");
+          toastError(error);
           setBusy(retry, false);
         }
       });
@@ -162,61 +162,22 @@ export async function render(main, { sessionId }, { setTitle }) {
  * session (POST .../upload) and send it with a progress bar.
  */
 function uploadAgainForm(sessionId, onUploaded) {
-  let chosen = null;
-  let controller = null;
-  let busy = false;
-  const picker = videoDropzone((file) => {
-    clearErrors(form);
-    chosen = file;
-    picker.show(file);
-    if (file && !videoType(file)) showFieldError(form, "video", NOT_A_VIDEO);
-  });
-  const sender = uploadProgress();
-  const submit = h("button", { type: "submit", class: "btn btn--primary" }, "Upload the video again");
-  const cancel = h("button", { type: "button", class: "btn btn--ghost", hidden: true }, "Cancel upload");
-  const videoField = field({ name: "video", label: "Video file", input: picker.input });
-  videoField.querySelector(".field__label").after(picker.dropzone);
-  picker.dropzone.append(picker.input);
-  const form = h("form", { class: "reupload", novalidate: true, "aria-label": "Upload the video again" },
-    formErrorSlot(), videoField, sender.element, h("div", { class: "form-actions" }, submit, cancel));
-  cancel.addEventListener("click", () => controller && controller.abort());
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(form);
-    if (!chosen) return showFieldError(form, "video", "Choose the video of the class first.");
-    const contentType = videoType(chosen);
-    if (!contentType) return showFieldError(form, "video", NOT_A_VIDEO);
-    busy = true;
-    setBusy(submit, true, "Uploading…");
-    let reset = false; // the session now waits for an upload (no longer FAILED)
-    try {
-      const answer = await api.post(`/sessions/${api.seg(sessionId)}/upload`, { content_type: contentType });
-      reset = true;
-      if (answer.max_bytes && chosen.size > answer.max_bytes) {
-        throw Object.assign(new Error(`The video is ${formatBytes(chosen.size)}; the limit is ${formatBytes(answer.max_bytes)}. Trim or compress it first.`), { field: "video" });
-      }
-      controller = new AbortController();
-      cancel.hidden = false;
-      await sender.send(answer.upload, chosen, controller.signal);
+  return videoUploadForm({
+    className: "reupload",
+    ariaLabel: "Upload the video again",
+    label: "Video file",
+    submitLabel: "Upload the video again",
+    fieldFor: { content_type: "video" },
+    prepare: (contentType) => api.post(`/sessions/${api.seg(sessionId)}/upload`, { content_type: contentType }),
+    onSent() {
       markUploaded(sessionId);
       toast("Uploaded; starting the face search…");
-      chosen = null;
-      picker.show(null);
-      form.reset();
-    } catch (error) {
-      if (error.code === "signed_out") return;
-      if (error.name === "AbortError") showFieldError(form, "video", "The upload was cancelled. Nothing was processed.");
-      else showApiError(form, error, { content_type: "video", video: "video" });
-      if (reset) onUploaded(); // show its new state; this form (and its message) stays
-      return;
-    } finally {
-      busy = false;
-      cancel.hidden = true;
-      setBusy(submit, false);
-    }
-    onUploaded();
+      onUploaded();
+    },
+    // Once the API answered, the session waits for an upload (no longer
+    // FAILED): show its new state; this form (and its message) stays.
+    onFailed: (error, answer) => { if (answer) onUploaded(); },
   });
-  return { element: form, busy: () => busy };
 }
 
 function stats(session, present, absent) {
@@ -283,7 +244,7 @@ async function correct(row, status, session, onCorrected, button) {
     toast(`${updated.full_name} is now marked ${status === "PRESENT" ? "present" : "absent"}.`);
     onCorrected(updated);
   } catch (error) {
-    if (error.code !== "signed_out") toast(error.message, "error");
+    toastError(error);
     setBusy(button, false);
   }
 }

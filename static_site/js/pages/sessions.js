@@ -3,7 +3,7 @@
 import { h, clear } from "../dom.js";
 import * as api from "../api.js";
 import { formatDate, today } from "../format.js";
-import { pageHeader, badge, emptyState, loading, pageError, notice, toast, setBusy,
+import { pageHeader, badge, emptyState, loading, notice, toast, toastError, setBusy,
   field, clearErrors, showApiError, formErrorSlot } from "../ui.js";
 import { downloadCsv, safeName } from "../downloads.js";
 
@@ -20,8 +20,8 @@ export async function render(main) {
     try {
       ({ sessions } = await api.get("/sessions"));
     } catch (error) {
-      if (error.code !== "signed_out" && !stopped) {
-        clear(list).append(notice("error", "The sessions could not be loaded", error.message));
+      if (!stopped) {
+        api.unlessSignedOut(error, () => clear(list).append(notice("error", "The sessions could not be loaded", error.message)));
       }
       return;
     }
@@ -106,7 +106,7 @@ function table(sessions, refresh) {
           toast(`Processing “${session.title}” again.`);
           refresh();
         } catch (error) {
-          if (error.code !== "signed_out") toast(error.message, "error");
+          toastError(error);
           setBusy(retry, false);
         }
       });
@@ -151,7 +151,7 @@ function exportPanel() {
       const query = new URLSearchParams({ from: from.value, to: to.value });
       await downloadCsv(`/attendance/export.csv?${query}`, safeName("attendance", from.value, "to", to.value) + ".csv");
     } catch (error) {
-      if (error.code !== "signed_out") showApiError(form, error);
+      api.unlessSignedOut(error, () => showApiError(form, error));
     } finally {
       setBusy(submit, false);
     }

@@ -4,7 +4,7 @@ import { h, clear } from "../dom.js";
 import * as api from "../api.js";
 import * as auth from "../auth.js";
 import { formatDate, formatDateTime, formatMs, formatRate, formatSimilarity } from "../format.js";
-import { pageHeader, badge, loading, pageError, toast, field, clearErrors, showApiError,
+import { pageHeader, badge, loading, pageError, toast, toastError, field, clearErrors, showApiError,
   showFieldError, formErrorSlot, setBusy, confirmDialog, avatar, emptyState } from "../ui.js";
 import { photoPicker, uploadPhoto } from "../photo.js";
 import { PHOTO_ERRORS } from "./students.js";
@@ -16,7 +16,7 @@ export async function render(main, { studentId }, { setTitle }) {
   try {
     data = await api.get(`${path}/attendance`);
   } catch (error) {
-    if (error.code !== "signed_out") pageError(main, error, { href: "#/students", label: "Back to people" });
+    api.unlessSignedOut(error, () => pageError(main, error, { href: "#/students", label: "Back to people" }));
     return;
   }
   const { student, history, present, total, rate } = data;
@@ -39,7 +39,7 @@ export async function render(main, { studentId }, { setTitle }) {
         toast(`${student.full_name} was deleted.`);
         location.hash = "#/students";
       } catch (error) {
-        if (error.code !== "signed_out") toast(error.message, "error");
+        toastError(error);
         setBusy(remove, false);
       }
     });
@@ -110,7 +110,7 @@ function addPhotoForm(student, path) {
       picker.reset();
       window.dispatchEvent(new HashChangeEvent("hashchange")); // redraw with the new count
     } catch (error) {
-      if (error.code !== "signed_out") showApiError(form, error, PHOTO_ERRORS);
+      api.unlessSignedOut(error, () => showApiError(form, error, PHOTO_ERRORS));
     } finally {
       setBusy(submit, false);
     }

@@ -71,7 +71,7 @@ export async function render(main) {
   try {
     await reload();
   } catch (error) {
-    if (error.code !== "signed_out") clear(main).append(notice("error", "The people could not be loaded", error.message));
+    api.unlessSignedOut(error, () => clear(main).append(notice("error", "The people could not be loaded", error.message)));
     return;
   }
   clear(main).append(
@@ -124,7 +124,7 @@ function registrationForm(onRegistered) {
       await onRegistered(student);
       name.focus();
     } catch (error) {
-      if (error.code !== "signed_out") showApiError(form, error, FIELD_FOR);
+      api.unlessSignedOut(error, () => showApiError(form, error, FIELD_FOR));
     } finally {
       setBusy(submit, false);
     }
