@@ -4,6 +4,7 @@ import os
 from chalice import Chalice, CORSConfig, Response
 
 from chalicelib import http
+from chalicelib import multipart
 from chalicelib import sessions as session_rules
 from chalicelib.auth import require_role
 from chalicelib.services import Services
@@ -143,6 +144,42 @@ def retry_session(session_id):
 def new_session_upload(session_id):
     fields = session_rules.read_new_upload(json_body(app.current_request))
     return services().sessions.new_upload(session_id, **fields)
+
+
+@app.route("/sessions/{session_id}", methods=["PATCH"])
+def rename_session(session_id):
+    changes = session_rules.read_session_changes(json_body(app.current_request))
+    return {"session": services().sessions.rename(session_id, changes)}
+
+
+# Resumable uploads of the video: start, resume (the parts S3 has), sign parts, complete.
+@app.route("/sessions/{session_id}/multipart", methods=["POST"])
+def start_multipart_upload(session_id):
+    fields = multipart.read_start(json_body(app.current_request))
+    return Response(body=services().multipart.start(session_id, **fields), status_code=201)
+
+
+@app.route("/sessions/{session_id}/multipart", methods=["GET"])
+def current_multipart_upload(session_id):
+    return services().multipart.current(session_id)
+
+
+@app.route("/sessions/{session_id}/multipart/parts", methods=["POST"])
+def sign_upload_parts(session_id):
+    fields = multipart.read_part_request(json_body(app.current_request))
+    return {"urls": services().multipart.sign_parts(session_id, **fields)}
+
+
+@app.route("/sessions/{session_id}/multipart/complete", methods=["POST"])
+def complete_multipart_upload(session_id):
+    fields = multipart.read_completion(json_body(app.current_request))
+    return services().multipart.complete(session_id, **fields)
+
+
+@app.route("/sessions/{session_id}/multipart", methods=["DELETE"])
+def abort_multipart_upload(session_id):
+    services().multipart.abort(session_id)
+    return Response(body="", status_code=204)
 
 
 @app.route("/sessions/{session_id}", methods=["DELETE"])

@@ -175,6 +175,11 @@ class SessionStore:
                             Attr("status").is_in([AWAITING_UPLOAD, FAILED])
                             & Attr("attempt").eq(attempt))
 
+    def describe(self, session_id, fields):
+        """SET the descriptive ``fields`` (title, date...) whatever the status;
+        the new item, or None if the session is gone."""
+        return self._update(session_id, fields, Attr("session_id").exists())
+
     def delete(self, session_id):
         self._table.delete_item(Key={"session_id": session_id})
 
@@ -281,6 +286,16 @@ class SessionWorkflow:
                                           full_name=name_for_new_row())
         self._recount(session_id)
         return row
+
+    def rename(self, session_id, changes):
+        """Change what describes a session (``changes`` from :func:`read_session_changes`);
+        its status, video and rows are untouched."""
+        self.require(session_id)
+        item = self.store.describe(session_id, changes) if changes else self.require(session_id)
+        if item is None:
+            raise NotFound("There is no such session (it may have been deleted).",
+                           code="session_not_found")
+        return public_session(item)
 
     def delete(self, session_id):
         """Remove the video, the rows, then the session (so a failure can be redone)."""
@@ -471,6 +486,27 @@ def read_new_session(body):
         "course": optional_string(body, "course", max_length=100) or None,
         "content_type": require_choice(body, "content_type", VIDEO_TYPES),
     }
+
+
+#: Fields ``PATCH /sessions/{id}`` may change, with how each is read.
+_DESCRIPTIVE_FIELDS = {
+    "title": lambda body: require_string(body, "title", max_length=200),
+    "date": lambda body: parse_date(body.get("date"), "date"),
+    "course": lambda body: optional_string(body, "course", max_length=100) or None,
+}
+
+
+def read_session_changes(body):
+    """``PATCH /sessions/{id}``'s fields: any of title, date, course (at least one)."""
+    unknown = sorted(set(body) - set(_DESCRIPTIVE_FIELDS))
+    if unknown:
+        raise BadRequest(f"'{unknown[0]}' cannot be changed here; send only "
+                         f"{', '.join(_DESCRIPTIVE_FIELDS)}.", code="invalid_field",
+                         details={"field": unknown[0]})
+    changes = {name: read(body) for name, read in _DESCRIPTIVE_FIELDS.items() if name in body}
+    if not changes:
+        raise BadRequest("Send at least one of title, date or course.", code="missing_field")
+    return changes
 
 
 def read_new_upload(body):
