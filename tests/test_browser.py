@@ -368,7 +368,10 @@ def test_a_failed_recording_shows_why_and_can_be_uploaded_again(page, stack, fac
     from tests.support.video_maker import make_video
 
     broken = tmp_path / "lecture.mp4"
-    broken.write_bytes(b"this is not a video, whatever its name says" * 100)
+    # It starts like an MP4 (the browser's and the server's first check pass),
+    # but nothing in it can be played.
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
+                       + b"this is not a video, whatever its name says" * 100)
     sign_in(page, stack, TEACHER)
     nav(page, "Upload a recording")
     page.get_by_label("Recording").set_input_files(str(broken))

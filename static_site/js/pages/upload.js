@@ -4,7 +4,7 @@
 import { h, clear } from "../dom.js";
 import * as api from "../api.js";
 import { today } from "../format.js";
-import { videoType, videoUploadForm, markUploaded } from "../videoupload.js";
+import { videoType, videoUploadForm } from "../videoupload.js";
 import { pageHeader, field } from "../ui.js";
 
 export { videoType };
@@ -46,7 +46,6 @@ export async function render(main) {
       return api.post("/sessions", body);
     },
     onSent(created) {
-      markUploaded(created.session.session_id);
       location.hash = `#/sessions/${api.seg(created.session.session_id)}`;
     },
   });
