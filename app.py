@@ -57,7 +57,9 @@ def login():
     body = json_body(app.current_request)
     email = require_string(body, "email", max_length=320)
     password = require_string(body, "password", max_length=256, strip=False)
-    return services().authenticator.login(email, password)
+    # The site shows dates and times in the deployment's zone.
+    return dict(services().authenticator.login(email, password),
+                time_zone=services().settings.time_zone)
 
 
 @app.route("/auth/me", methods=["GET"])

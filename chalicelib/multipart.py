@@ -30,7 +30,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from chalicelib.sessions import AWAITING_UPLOAD, SESSION_ID_PATTERN
-from chalicelib.uploads import VIDEO_TYPES
+from chalicelib.uploads import VIDEO_TYPES, size_words
 
 MIB = 1024 * 1024
 MIN_PART_BYTES = 8 * MIB
@@ -77,7 +77,7 @@ class MultipartUploads:
         item = self._awaiting(session_id)
         if size > self.max_bytes:
             raise PayloadTooLarge(
-                f"The video is {size / 1e9:.2f} GB; the limit is {self.max_bytes / 1e9:.2f} GB. "
+                f"The video is {size_words(size)}; the limit is {size_words(self.max_bytes)}. "
                 "Trim or compress it first.", code="video_too_large", details={"field": "size"})
         part_size = part_size_for(size)
         if part_size is None:

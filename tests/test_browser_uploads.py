@@ -115,6 +115,8 @@ def start_upload(page, video, title):
     nav(page, "Upload a recording")
     expect(page.locator("h1")).to_have_text("Upload a recording")
     page.get_by_label("Recording").set_input_files(str(video))
+    # A title from the file name, once the file is known to be a video.
+    expect(page.get_by_label("Title")).to_have_value(video.stem.replace("-", " "))
     page.get_by_label("Title").fill(title)
     page.get_by_role("button", name="Upload and take attendance").click()
 

@@ -3,9 +3,9 @@
 import { h, clear } from "../dom.js";
 import * as api from "../api.js";
 import * as auth from "../auth.js";
-import { formatDate, formatDateTime, formatMs, formatRate, formatSimilarity } from "../format.js";
+import { plural, formatDate, formatDateTime, formatMs, formatRate, formatSimilarity } from "../format.js";
 import { pageHeader, badge, loading, pageError, toast, toastError, field, clearErrors, showApiError,
-  showFieldError, formErrorSlot, setBusy, confirmDialog, avatar, emptyState } from "../ui.js";
+  showFieldError, formErrorSlot, setBusy, lockForm, confirmDialog, avatar, emptyState } from "../ui.js";
 import { photoPicker, uploadPhoto } from "../photo.js";
 import { PHOTO_ERRORS } from "./students.js";
 
@@ -51,7 +51,7 @@ export async function render(main, { studentId }, { setTitle }) {
     avatar(student, "large"),
     h("div", { class: "profile__text" },
       h("dl", { class: "facts" },
-        h("div", {}, h("dt", {}, "Student ID"), h("dd", { class: "cell-id" }, student.student_id)),
+        h("div", {}, h("dt", {}, "ID"), h("dd", { class: "cell-id" }, student.student_id)),
         h("div", {}, h("dt", {}, "Registered"), h("dd", {}, formatDateTime(student.created_at))),
         h("div", {}, h("dt", {}, "Photos"), h("dd", {}, `${student.photo_count ?? 0} of 5`)))),
     h("div", { class: ["rate", !total && "rate--none"] },
@@ -102,14 +102,18 @@ function addPhotoForm(student, path) {
     clearErrors(form);
     if (!picker.file()) return showFieldError(form, "photo", "Choose a photo first.");
     setBusy(submit, true, "Uploading…");
+    lockForm(form, true);
     try {
       const photoKey = await uploadPhoto(picker.file());
       submit.textContent = "Checking the face…";
       const { student: updated } = await api.post(`${path}/photos`, { photo_key: photoKey });
-      toast(`Photo added: ${updated.full_name} now has ${updated.photo_count} photo(s).`);
+      toast(`Photo added: ${updated.full_name} now has ${plural(updated.photo_count, "photo")}.`);
+      lockForm(form, false);
       picker.reset();
       window.dispatchEvent(new HashChangeEvent("hashchange")); // redraw with the new count
     } catch (error) {
+      lockForm(form, false);
+      setBusy(submit, false);
       api.unlessSignedOut(error, () => showApiError(form, error, PHOTO_ERRORS));
     } finally {
       setBusy(submit, false);

@@ -60,7 +60,8 @@ export async function render(main) {
           h("li", {}, "Good light helps more than a better camera."),
           h("li", {}, "A few seconds per face is enough; a whole lesson is fine too."),
           h("li", {}, "Register everyone first, on the People page.")))));
-  title.focus();
+  // No focus on the title: on a phone the keyboard would cover the page
+  // before a video is chosen.
 
   // Suggest courses already used (best effort: the form works without).
   api.get("/sessions").then(({ sessions }) => {
