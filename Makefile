@@ -60,7 +60,10 @@ publish: install
 	$(PY) -m ops.publish --stage $(STAGE)
 
 # The browser tests drive Debian's Chromium (never a downloaded browser); node runs
-# the site's JS modules in a few tests.
+# the site's JS modules in a few tests; axe-core (npm, pinned in package.json) checks
+# every page for accessibility problems.
 browser:
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium chromium-driver)
 	@command -v node >/dev/null || (apt-get update && apt-get install -y nodejs)
+	@command -v npm >/dev/null || (apt-get update && apt-get install -y npm)
+	@test -f node_modules/axe-core/axe.min.js || npm ci --no-audit --no-fund

@@ -91,7 +91,7 @@ export async function render(main, { sessionId }, { setTitle }) {
     const timelineBox = h("div", { class: "timeline" });
     main.append(h("section", { class: "card panel", "aria-labelledby": "timeline-title" },
       h("h2", { class: "panel__title", id: "timeline-title" }, "When each person was seen"),
-      h("p", { class: "panel__lead" }, "Each dot is a sighting in the video; the bar runs from the first to the last."),
+      h("p", { class: "panel__lead" }, "Each mark is a sighting in the video (on a small screen, close ones merge into one); the band runs from the first to the last."),
       timelineBox));
     main.append(
       rowsTable("Present", present, session, onCorrected, "No one was recognised in this recording."),
