@@ -50,7 +50,7 @@ package: install
 smoke: install
 	$(PY) -m ops.smoke --stage $(STAGE)
 
-# -- the web app (static_site/, issue 6) ------------------------------------------
+# -- the web app (static_site/) --------------------------------------------------
 .PHONY: site publish browser
 SITE_OUT ?= build/site
 API_URL ?= http://127.0.0.1:8001
