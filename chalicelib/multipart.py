@@ -28,8 +28,10 @@ import re
 from boto3.dynamodb.conditions import Attr
 from botocore.exceptions import ClientError
 
-from chalicelib.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
-from chalicelib.sessions import AWAITING_UPLOAD, SESSION_ID_PATTERN
+from chalicelib.dynamo import conditional_update, is_conditional_failure
+from chalicelib.errors import Conflict, InvalidInput, NotFound, TooLarge, UnknownSession, WrongState
+from chalicelib.sessions import SESSION_ID_PATTERN
+from chalicelib.statuses import SessionStatus
 from chalicelib.uploads import VIDEO_TYPES, size_words
 
 MIB = 1024 * 1024
@@ -76,13 +78,13 @@ class MultipartUploads:
         of the session is aborted. Answers the upload's description."""
         item = self._awaiting(session_id)
         if size > self.max_bytes:
-            raise PayloadTooLarge(
+            raise TooLarge(
                 f"The video is {size_words(size)}; the limit is {size_words(self.max_bytes)}. "
                 "Trim or compress it first.", code="video_too_large", details={"field": "size"})
         part_size = part_size_for(size)
         if part_size is None:
-            raise PayloadTooLarge("The video is too large to upload.", code="video_too_large",
-                                  details={"field": "size"})
+            raise TooLarge("The video is too large to upload.", code="video_too_large",
+                           details={"field": "size"})
         key = item["video_key"]
         content_type = _TYPE_OF_EXTENSION.get(key.rsplit(".", 1)[-1], "application/octet-stream")
         upload_id = self._s3.create_multipart_upload(
@@ -90,7 +92,8 @@ class MultipartUploads:
         upload = {"upload_id": upload_id, "key": key, "size": size, "part_size": part_size}
         if not self._record(session_id, item, upload):
             self._abort(key, upload_id)
-            raise self._not_awaiting(session_id)
+            raise self._not_awaiting(self._table.get_item(
+                Key={"session_id": session_id}, ConsistentRead=True).get("Item"))
         previous = item.get("multipart")
         if previous and previous.get("upload_id") != upload_id:
             self._abort(previous["key"], previous["upload_id"])
@@ -114,7 +117,7 @@ class MultipartUploads:
         count = part_count(upload["size"], upload["part_size"])
         wrong = [n for n in part_numbers if not 1 <= n <= count]
         if wrong:
-            raise BadRequest(f"This upload has parts 1 to {count}; {wrong[0]} is not one of them.",
+            raise InvalidInput(f"This upload has parts 1 to {count}; {wrong[0]} is not one of them.",
                              code="invalid_field", details={"field": "part_numbers"})
         return {str(n): self._s3.generate_presigned_url(
             "upload_part", Params={"Bucket": self.bucket, "Key": upload["key"],
@@ -159,25 +162,25 @@ class MultipartUploads:
 
     # -- steps --------------------------------------------------------------------
     def _require_session(self, session_id):
-        item = None if not re.fullmatch(SESSION_ID_PATTERN, session_id) else self._table.get_item(Key={"session_id": session_id},
-                                    ConsistentRead=True).get("Item")
+        item = None
+        if re.fullmatch(SESSION_ID_PATTERN, session_id):
+            item = self._table.get_item(Key={"session_id": session_id},
+                                        ConsistentRead=True).get("Item")
         if item is None:
-            raise NotFound("There is no such session (it may have been deleted).",
-                           code="session_not_found")
+            raise UnknownSession("There is no such session (it may have been deleted).")
         return item
 
     def _awaiting(self, session_id):
         item = self._require_session(session_id)
-        if item.get("status") != AWAITING_UPLOAD:
-            raise self._not_awaiting(session_id, item)
+        if item.get("status") != SessionStatus.AWAITING_UPLOAD:
+            raise self._not_awaiting(item)
         return item
 
-    def _not_awaiting(self, session_id, item=None):
-        item = item or self._table.get_item(Key={"session_id": session_id},
-                                            ConsistentRead=True).get("Item") or {}
-        status = str(item.get("status", "deleted")).replace("_", " ").lower()
-        return Conflict(f"A video can be uploaded only while the session awaits its upload; "
-                        f"this one is {status}.", code="upload_not_allowed")
+    @staticmethod
+    def _not_awaiting(item):
+        status = SessionStatus(item["status"]).words() if item else "deleted"
+        return WrongState(f"A video can be uploaded only while the session awaits its upload; "
+                          f"this one is {status}.", code="upload_not_allowed")
 
     def _live_upload(self, item):
         upload = item.get("multipart")
@@ -189,26 +192,17 @@ class MultipartUploads:
     def _require_upload(self, session_id, upload_id):
         upload = self._live_upload(self._awaiting(session_id))
         if upload is None or upload["upload_id"] != upload_id:
-            raise Conflict("This upload is not the session's current one; start it again.",
-                           code="upload_replaced")
+            raise WrongState("This upload is not the session's current one; start it again.",
+                             code="upload_replaced")
         return upload
 
     def _record(self, session_id, item, upload):
         """Store ``upload`` as the session's live one, if it still awaits this file."""
-        try:
-            self._table.update_item(
-                Key={"session_id": session_id},
-                UpdateExpression="SET #m = :m",
-                ConditionExpression=(Attr("status").eq(AWAITING_UPLOAD)
-                                     & Attr("attempt").eq(item.get("attempt", 0))
-                                     & Attr("video_key").eq(item["video_key"])),
-                ExpressionAttributeNames={"#m": "multipart"},
-                ExpressionAttributeValues={":m": upload})
-            return True
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
+        return conditional_update(
+            self._table, {"session_id": session_id}, {"multipart": upload},
+            Attr("status").eq(SessionStatus.AWAITING_UPLOAD)
+            & Attr("attempt").eq(item.get("attempt", 0))
+            & Attr("video_key").eq(item["video_key"])) is not None
 
     def _forget(self, session_id, upload_id):
         """Drop the session's record of ``upload_id`` (nothing if another replaced it)."""
@@ -218,7 +212,7 @@ class MultipartUploads:
                 ConditionExpression=Attr("multipart.upload_id").eq(upload_id),
                 ExpressionAttributeNames={"#m": "multipart"})
         except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if not is_conditional_failure(error):
                 raise
 
     def _listed_parts(self, upload):
@@ -259,52 +253,3 @@ class _UploadGone(Exception):
 
 def _plain(etag):
     return str(etag).strip().strip('"').lower()
-
-
-# -- reading requests -------------------------------------------------------------
-def _require_int(body, name, low, high):
-    value = body.get(name)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise BadRequest(f"'{name}' must be a whole number from {low} to {high}.",
-                         code="invalid_field", details={"field": name})
-    return value
-
-
-def _require_upload_id(body):
-    value = body.get("upload_id")
-    if not isinstance(value, str) or not 1 <= len(value) <= 1024:
-        raise BadRequest("'upload_id' is required.", code="missing_field",
-                         details={"field": "upload_id"})
-    return value
-
-
-def read_start(body):
-    """``POST .../multipart``: the file's size in bytes."""
-    return {"size": _require_int(body, "size", 1, MAX_PARTS * MAX_PART_BYTES)}
-
-
-def read_part_request(body):
-    """``POST .../multipart/parts``: the upload and the part numbers to sign."""
-    numbers = body.get("part_numbers")
-    if (not isinstance(numbers, list) or not 1 <= len(numbers) <= MAX_URLS_PER_REQUEST
-            or len(set(map(repr, numbers))) != len(numbers)):
-        raise BadRequest(f"'part_numbers' must list 1 to {MAX_URLS_PER_REQUEST} different "
-                         "part numbers.", code="invalid_field",
-                         details={"field": "part_numbers"})
-    checked = [_require_int({"part_numbers": n}, "part_numbers", 1, MAX_PARTS) for n in numbers]
-    return {"upload_id": _require_upload_id(body), "part_numbers": checked}
-
-
-def read_completion(body):
-    """``POST .../multipart/complete``: the upload, and the ETag of each part seen."""
-    parts = body.get("parts", [])
-    if not isinstance(parts, list) or len(parts) > MAX_PARTS:
-        raise BadRequest("'parts' must be a list of {part_number, etag}.", code="invalid_field",
-                         details={"field": "parts"})
-    etags = {}
-    for part in parts:
-        if not isinstance(part, dict) or not isinstance(part.get("etag"), str):
-            raise BadRequest("'parts' must be a list of {part_number, etag}.",
-                             code="invalid_field", details={"field": "parts"})
-        etags[_require_int(part, "part_number", 1, MAX_PARTS)] = part["etag"][:200]
-    return {"upload_id": _require_upload_id(body), "etags": etags}
