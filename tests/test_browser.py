@@ -79,6 +79,11 @@ def register(page, full_name, student_id, photo):
     form.get_by_role("button", name="Register").click()
 
 
+def overlaps(a, b):
+    return not (a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"]
+                or a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"])
+
+
 def test_wrong_password_shows_the_error(page, stack):
     # With the keyboard only: the email field has the focus, Tab, Enter.
     page.goto(stack.site_url + "#/login")
@@ -193,6 +198,11 @@ def test_teacher_journey(page, stack, faces_dir, tmp_path):
         register(page, full_name, student_id, faces_dir / "people" / photo)
         expect(page.locator(f'tr[data-student-id="{student_id}"] .cell-name')).to_have_text(
             full_name, timeout=30_000)
+        # The toast that says so leaves the form's button free.
+        toast = page.locator(".toast", has_text=f"{full_name} is registered")
+        expect(toast).to_be_visible()
+        assert not overlaps(toast.bounding_box(), page.locator(".register-form").get_by_role(
+            "button", name="Register").bounding_box())
     for _, student_id, _, _ in ROSTER:  # each thumbnail loads: the presigned GET works
         page.wait_for_function("""id => {
             const img = document.querySelector(`tr[data-student-id="${id}"] .avatar img`);
@@ -296,6 +306,9 @@ def test_teacher_journey(page, stack, faces_dir, tmp_path):
         return svg && svg.getBoundingClientRect().width <= box.clientWidth + 1;
     }""")
     expect(page.locator(".timeline__name")).to_have_text(["Barack Obama", "Rose Leslie"])
+    # On a phone, sightings merge into bars instead of a blur of dots.
+    expect(page.locator(".timeline__mark")).to_have_count(0)
+    assert page.locator(".timeline__bar").count() >= 2
     page.shots.take(page, "session-on-a-phone")
     page.set_viewport_size({"width": 1280, "height": 860})
 

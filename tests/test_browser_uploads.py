@@ -20,6 +20,7 @@ sync_api = require_browser()
 expect = sync_api.expect
 
 TEACHER = ("uploader@example.org", "uploader password 1", "teacher")
+ADMIN = ("upload-admin@example.org", "upload admin password", "admin")
 MIB = 1024 * 1024
 PART = 8 * MIB
 
@@ -30,6 +31,7 @@ def stack(tmp_path_factory):
 
     with running_stack(tmp_path_factory.mktemp("upload-stack")) as running:
         running.add_user(*TEACHER)
+        running.add_user(*ADMIN)
         yield running
 
 
@@ -71,10 +73,10 @@ def fake_video(path, size, seed):
     return path
 
 
-def sign_in(page, stack):
+def sign_in(page, stack, user=TEACHER):
     page.goto(stack.site_url + "#/login")
-    page.get_by_label("Email").fill(TEACHER[0])
-    page.get_by_label("Password").fill(TEACHER[1])
+    page.get_by_label("Email").fill(user[0])
+    page.get_by_label("Password").fill(user[1])
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("h1")).to_have_text("Sessions")
 
@@ -176,6 +178,12 @@ def test_an_upload_keeps_going_while_the_teacher_moves_around(page, stack, s3, t
     # The session moved on from "waiting for upload" by itself.
     row = page.locator(f'tr[data-session-id="{session_id}"] .badge')
     expect(row).not_to_have_text("Waiting for upload", timeout=30_000)
+    # When the analysis ends (here it fails: the file is filler), the page
+    # the teacher is on says so.
+    nav(page, "People")
+    expect(page.locator(".toast")).to_contain_text("“Moving around” could not be processed",
+                                                   timeout=60_000)
+    page.shots.take(page, "analysis-finished-notice")
     page.watch.check()
 
 
@@ -277,4 +285,66 @@ def test_a_renamed_text_file_is_refused_before_anything_is_sent(page, stack, tmp
     expect(error).to_contain_text("not a video")
     page.shots.take(page, "text-file-refused")
     assert not [r for r in requests if r[0] in ("POST", "PUT")], requests
+    page.watch.check()
+
+
+def test_a_session_is_renamed_and_deleted_from_its_page(page, stack):
+    sign_in(page, stack, ADMIN)
+    created = page.evaluate("""async () => {
+        const saved = JSON.parse(localStorage.getItem('rollcall.auth'));
+        const answer = await fetch(window.ROLLCALL_CONFIG.apiBaseUrl + '/sessions', {
+            method: 'POST', headers: {Authorization: 'Bearer ' + saved.token,
+                                      'Content-Type': 'application/json'},
+            body: JSON.stringify({title: 'Wrong title', date: '2026-03-02', content_type: 'video/mp4'})});
+        return answer.json();
+    }""")
+    session_id = created["session"]["session_id"]
+    page.goto(f"{stack.site_url}#/sessions/{session_id}")
+    expect(page.locator("h1")).to_have_text("Wrong title")
+    page.get_by_role("button", name="Edit…").click()
+    dialog = page.locator("dialog.dialog")
+    expect(dialog.get_by_label("Title")).to_be_focused()
+    dialog.get_by_label("Title").fill("")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog.locator('[data-error-for="title"]')).to_contain_text("title")
+    dialog.get_by_label("Title").fill("Chemistry, week 2")
+    dialog.get_by_label("Date of the class").fill("2026-03-09")
+    page.shots.take(page, "edit-dialog")
+    dialog.get_by_role("button", name="Save").click()
+    expect(page.locator("h1")).to_have_text("Chemistry, week 2")
+    expect(page.locator(".page-subtitle")).to_have_text("Mon 9 Mar 2026")
+    # Enter on the delete dialog cancels: the focus starts on Cancel.
+    page.get_by_role("button", name="Delete…").click()
+    expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(dialog).to_have_count(0)
+    expect(page.locator("h1")).to_have_text("Chemistry, week 2")
+    page.get_by_role("button", name="Delete…").click()
+    page.shots.take(page, "delete-dialog")
+    dialog.get_by_role("button", name="Delete").click()
+    expect(page).to_have_url(re.compile(r"#/sessions$"))
+    expect(page.locator(f'tr[data-session-id="{session_id}"]')).to_have_count(0)
+    # A range without sessions says so instead of downloading an empty file.
+    downloads = []
+    page.on("download", downloads.append)
+    page.get_by_label("From").fill("2020-01-01")
+    page.get_by_label("To").fill("2020-01-31")
+    page.locator(".export-form").get_by_role("button", name="Download CSV").click()
+    expect(page.locator(".export-form .form-error")).to_contain_text(
+        "no sessions in this range")
+    assert downloads == []
+    # A teacher may rename but not delete.
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, stack)
+    created = page.evaluate("""async () => {
+        const saved = JSON.parse(localStorage.getItem('rollcall.auth'));
+        const answer = await fetch(window.ROLLCALL_CONFIG.apiBaseUrl + '/sessions', {
+            method: 'POST', headers: {Authorization: 'Bearer ' + saved.token,
+                                      'Content-Type': 'application/json'},
+            body: JSON.stringify({title: 'Teacher session', content_type: 'video/mp4'})});
+        return answer.json();
+    }""")
+    page.goto(f"{stack.site_url}#/sessions/{created['session']['session_id']}")
+    expect(page.get_by_role("button", name="Edit…")).to_be_visible()
+    expect(page.get_by_role("button", name="Delete…")).to_have_count(0)
     page.watch.check()
