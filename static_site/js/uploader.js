@@ -169,15 +169,22 @@ async function run(current, file, signal) {
   report();
 
   const urls = new Map();
+  let signing = null; // one signing request at a time; the workers share its answer
   async function urlFor(n) {
-    if (!urls.has(n)) {
-      // Sign this part and the next few missing ones in one request.
-      const wanted = [];
-      for (let m = n; m <= count && wanted.length < Math.min(upload.max_urls || 20, 20); m += 1) {
-        if (m === n || (!etags.has(m) && !urls.has(m))) wanted.push(m);
+    while (!urls.has(n)) {
+      if (!signing) {
+        // This part and the next few missing ones in one request.
+        const wanted = [n];
+        for (let m = n + 1; m <= count && wanted.length < Math.min(upload.max_urls || 20, 20); m += 1) {
+          if (!etags.has(m) && !urls.has(m)) wanted.push(m);
+        }
+        signing = api.post(`${path}/parts`, { upload_id: upload.upload_id, part_numbers: wanted })
+          .then((answer) => {
+            for (const [key, url] of Object.entries(answer.urls)) urls.set(Number(key), url);
+          })
+          .finally(() => { signing = null; });
       }
-      const answer = await api.post(`${path}/parts`, { upload_id: upload.upload_id, part_numbers: wanted });
-      for (const [key, url] of Object.entries(answer.urls)) urls.set(Number(key), url);
+      await signing;
     }
     return urls.get(n);
   }
