@@ -151,7 +151,7 @@ def test_a_name_with_markup_shows_as_text(page, stack, faces_dir):
     # A photo with several faces: the server's message appears beside the photo.
     register(page, "Two People", "X-GROUP", faces_dir / "group" / "two_people.jpg")
     photo_error = page.locator('[data-error-for="photo"]')
-    expect(photo_error).to_contain_text(re.compile(r"face", re.I))
+    expect(photo_error).to_contain_text(re.compile(r"face", re.I), timeout=30_000)
     expect(page.locator('.field[data-field="photo"]')).to_have_class(re.compile("field--invalid"))
     page.shots.take(page, "several-faces-error")
 

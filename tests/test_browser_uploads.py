@@ -326,7 +326,7 @@ def test_a_session_is_renamed_and_deleted_from_its_page(page, stack):
     expect(page.locator(f'tr[data-session-id="{session_id}"]')).to_have_count(0)
     # A range without sessions says so instead of downloading an empty file.
     downloads = []
-    page.on("download", downloads.append)
+    page.on("download", lambda download: downloads.append(download))
     page.get_by_label("From").fill("2020-01-01")
     page.get_by_label("To").fill("2020-01-31")
     page.locator(".export-form").get_by_role("button", name="Download CSV").click()
