@@ -37,6 +37,7 @@ from botocore.exceptions import ClientError
 from chalicelib import attendance
 from chalicelib.dynamo import batch_get, from_dynamo, scan_all
 from chalicelib.errors import BadRequest, Conflict, NotFound
+from chalicelib.schema import LISTED
 from chalicelib.face_search import IN_PROGRESS, SUCCEEDED, FaceSearchProblem
 from chalicelib.students import is_student_id
 from chalicelib.uploads import VIDEO_TYPES, UploadProblem
@@ -67,6 +68,18 @@ FILE_ERROR, RETRY_ERROR = "file", "retry"
 
 def _utc_now():
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+#: ``class_key`` of a session that belongs to no class (an "everyone" session).
+NO_CLASS = "-"
+
+
+def index_attributes(item):
+    """The list indexes' attributes (provisioning backfills older sessions):
+    the class (or ``-``) and a unique day key, ``date#created_at#session_id``."""
+    return {LISTED: "session", "class_key": item.get("class_id") or NO_CLASS,
+            "day_key": f"{item.get('date') or ''}#{item.get('created_at') or ''}"
+                       f"#{item['session_id']}"}
 
 
 def public_session(item):

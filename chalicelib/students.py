@@ -22,7 +22,9 @@ import uuid
 
 from botocore.exceptions import ClientError
 
-from chalicelib.dynamo import from_dynamo, scan_all, to_dynamo
+from chalicelib import names
+from chalicelib.dynamo import batch_get, from_dynamo, scan_all, to_dynamo
+from chalicelib.schema import LISTED
 from chalicelib.errors import BadRequest, Conflict, NotFound, Unprocessable
 from chalicelib.faces import FaceProblem, image_size
 from chalicelib.uploads import PHOTO_TYPES, UploadProblem
@@ -54,6 +56,14 @@ def read_photo_key(body):
                           pattern=Students.UPLOAD_KEY_PATTERN,
                           hint="'photo_key' must be the photo_key answered by "
                                "POST /uploads/photo. Upload the photo first.")
+
+
+def index_attributes(item):
+    """The attributes the list and search indexes read (provisioning backfills
+    records made before them): a folded name and a lower-cased id, each unique."""
+    return {LISTED: "student",
+            "name_key": names.sort_key(item.get("full_name") or "", item["student_id"]),
+            "id_key": f"{item['student_id'].lower()}{names.SEPARATOR}{item['student_id']}"}
 
 
 def is_student_id(value):
