@@ -46,7 +46,7 @@ destroy: install
 package: install
 	$(VENV)/bin/chalice package --stage $(STAGE) --pkg-format terraform build/terraform-$(STAGE)
 
-# -- the web app (static_site/, issue 6) ------------------------------------------
+# -- the web app (static_site/) --------------------------------------------------
 .PHONY: site publish browser
 SITE_OUT ?= build/site
 API_URL ?= http://127.0.0.1:8001

@@ -4,18 +4,12 @@ import os
 from chalice import Chalice, CORSConfig, Response
 
 from chalicelib import classes as class_rules
-from chalicelib import http
+from chalicelib import http, inputs
 from chalicelib import sessions as session_rules
 from chalicelib.access import is_admin, require_admin
 from chalicelib.auth import require_role
-from chalicelib.errors import BadRequest, NotFound
-from chalicelib.paging import read_cursor, read_limit
-from chalicelib.reports import read_range
+from chalicelib.errors import UnknownStudent
 from chalicelib.services import Services
-from chalicelib.students import read_full_name, read_photo_key, read_student_id
-from chalicelib.uploads import PHOTO_TYPES
-from chalicelib.users import read_new_user
-from chalicelib.validation import json_body, optional_string, require_choice, require_string
 
 app = Chalice(app_name="rollcall")
 # The site's origin only; Chalice also makes the OPTIONS preflight answers from this.
@@ -48,7 +42,7 @@ def query():
 
 def page_args():
     """``limit`` and ``cursor`` of a paged list."""
-    return {"limit": read_limit(query()), "cursor": read_cursor(query())}
+    return inputs.read_page(app.current_request)
 
 
 @app.middleware("http")
@@ -68,10 +62,7 @@ def health():
 
 @app.route("/auth/login", methods=["POST"])
 def login():
-    body = json_body(app.current_request)
-    email = require_string(body, "email", max_length=320)
-    password = require_string(body, "password", max_length=256, strip=False)
-    return services().authenticator.login(email, password)
+    return services().authenticator.login(**inputs.read_login(app.current_request))
 
 
 @app.route("/auth/me", methods=["GET"])
@@ -81,11 +72,9 @@ def me():
 
 @app.route("/auth/password", methods=["POST"])
 def change_own_password():
-    body = json_body(app.current_request)
-    current = require_string(body, "current_password", max_length=256, strip=False)
-    new = require_string(body, "new_password", max_length=256, strip=False)
-    return services().authenticator.change_password(services().accounts,
-                                                    current_user()["email"], current, new)
+    return services().authenticator.change_password(
+        services().accounts, current_user()["email"],
+        **inputs.read_password_change(app.current_request))
 
 
 # -- accounts (admins) ---------------------------------------------------------------
@@ -99,7 +88,7 @@ def list_users():
 @app.route("/users", methods=["POST"])
 def add_user():
     require_admin(current_user())
-    fields = read_new_user(json_body(app.current_request))
+    fields = inputs.read_new_user(app.current_request)
     return Response(body=services().accounts.add(**fields), status_code=201)
 
 
@@ -113,19 +102,15 @@ def reset_user(email):
 def change_user(email):
     user = current_user()
     require_admin(user)
-    body = json_body(app.current_request)
-    disabled = body.get("disabled")
-    if not isinstance(disabled, bool):
-        raise BadRequest("'disabled' must be true or false.",
-                                       code="invalid_field", details={"field": "disabled"})
-    return {"user": services().accounts.set_disabled(user["email"], email, disabled)}
+    fields = inputs.read_user_change(app.current_request)
+    return {"user": services().accounts.set_disabled(user["email"], email, **fields)}
 
 
 # -- classes and rosters -------------------------------------------------------------
 @app.route("/classes", methods=["POST"])
 def create_class():
     require_admin(current_user())
-    fields = class_rules.read_new_class(json_body(app.current_request))
+    fields = inputs.read_new_class(app.current_request)
     return Response(body={"class": services().classes.create(**fields)}, status_code=201)
 
 
@@ -150,7 +135,7 @@ def get_class(class_id):
 def change_class(class_id):
     user = current_user()
     services().access.class_for(user, class_id)
-    changes = class_rules.read_class_changes(json_body(app.current_request))
+    changes = inputs.read_class_changes(app.current_request)
     if not is_admin(user) and set(changes) - class_rules.TEACHER_FIELDS:
         require_admin(user)
     return {"class": services().classes.change(class_id, changes)}
@@ -176,8 +161,7 @@ def enrol_student(class_id, student_id):
     class_item = services().access.class_for(user, class_id)
     result, student = services().classes.enrol(class_item, student_id, user["email"])
     if student is None:
-        raise NotFound(f"There is no student with ID {student_id}.",
-                                     code="unknown_student")
+        raise UnknownStudent(f"There is no student with ID {student_id}.")
     return Response(body={"result": result, "student_id": student_id,
                           "full_name": student.get("full_name")},
                     status_code=201 if result == class_rules.ADDED else 200)
@@ -194,7 +178,7 @@ def unenrol_student(class_id, student_id):
 def import_roster(class_id):
     user = current_user()
     class_item = services().access.class_for(user, class_id)
-    fields = class_rules.read_import(json_body(app.current_request, max_bytes=256 * 1024))
+    fields = inputs.read_import(app.current_request)
     return services().classes.import_ids(class_item, fields["text"], fields["column"],
                                          user["email"])
 
@@ -202,7 +186,7 @@ def import_roster(class_id):
 @app.route("/classes/{class_id}/attendance", methods=["GET"])
 def class_register(class_id):
     class_item = services().access.class_for(current_user(), class_id)
-    start, end = read_range(query())
+    start, end = inputs.read_date_range(app.current_request)
     grid = services().reports.class_grid(class_id, start, end)
     return dict(grid, **{"class": class_rules.public_class(class_item)})
 
@@ -210,25 +194,25 @@ def class_register(class_id):
 @app.route("/classes/{class_id}/attendance.csv", methods=["GET"])
 def class_register_csv(class_id):
     class_item = services().access.class_for(current_user(), class_id)
-    return Response(**services().reports.class_grid_csv(class_item, query()))
+    start, end = inputs.read_date_range(app.current_request)
+    return Response(**services().reports.class_grid_csv(class_item, start, end))
 
 
 # -- students ----------------------------------------------------------------------
 @app.route("/uploads/photo", methods=["POST"])
 def new_photo_upload():
-    content_type = require_choice(json_body(app.current_request), "content_type", PHOTO_TYPES)
-    return services().students.new_upload(content_type)
+    return services().students.new_upload(**inputs.read_photo_upload(app.current_request))
 
 
 @app.route("/students", methods=["POST"])
 def register_student():
     """Anyone signed in registers newcomers; ``class_id`` (one of the user's
     classes) enrols them at once, so a teacher sees whom they registered."""
-    user, body = current_user(), json_body(app.current_request)
-    class_id = optional_string(body, "class_id", max_length=32)
+    user, fields = current_user(), inputs.read_new_student(app.current_request)
+    class_id = fields.pop("class_id")
     class_item = services().access.class_for(user, class_id) if class_id else None
     students = services().students
-    item = students.register(read_student_id(body), read_full_name(body), read_photo_key(body))
+    item = students.register(**fields)
     if class_item is not None:
         services().classes.enrol(class_item, item["student_id"], user["email"])
     return Response(body={"student": students.view(item)}, status_code=201)
@@ -237,12 +221,8 @@ def register_student():
 @app.route("/students", methods=["GET"])
 def list_students():
     """People by name, paged; ``q`` an ID or name prefix; ``class_id`` one class's."""
-    user, params = current_user(), query()
-    text = params.get("q") or None
-    if text is not None and len(text) > 100:
-        raise BadRequest("'q' may have at most 100 characters.",
-                                       code="invalid_field", details={"field": "q"})
-    class_id = params.get("class_id")
+    user, wanted = current_user(), inputs.read_people_query(app.current_request)
+    text, class_id = wanted["text"], wanted["class_id"]
     within = None
     if class_id:
         services().access.class_for(user, class_id)
@@ -276,9 +256,9 @@ def student_classes(student_id):
 @app.route("/students/{student_id}/photos", methods=["POST"])
 def add_student_photo(student_id):
     services().access.check_student(current_user(), student_id)
-    photo_key = read_photo_key(json_body(app.current_request))
     students = services().students
-    return {"student": students.view(students.add_photo(student_id, photo_key))}
+    item = students.add_photo(student_id, **inputs.read_added_photo(app.current_request))
+    return {"student": students.view(item)}
 
 
 @app.route("/students/{student_id}", methods=["DELETE"])
@@ -291,7 +271,7 @@ def delete_student(student_id):
 # -- sessions, attendance, exports -------------------------------------------------
 @app.route("/sessions", methods=["POST"])
 def create_session():
-    fields = session_rules.read_new_session(json_body(app.current_request))
+    fields = inputs.read_new_session(app.current_request)
     return Response(body=services().sessions.create(user=current_user(), **fields),
                     status_code=201)
 
@@ -299,7 +279,7 @@ def create_session():
 @app.route("/sessions", methods=["GET"])
 def list_sessions():
     """Newest first, paged; ``class_id`` (or ``none``), ``from`` and ``to`` narrow it."""
-    start, end = read_range(query())
+    start, end = inputs.read_date_range(app.current_request)
     sessions, next_cursor = services().sessions.page(
         current_user(), class_id=query().get("class_id") or None, start=start, end=end,
         **page_args())
@@ -313,13 +293,13 @@ def get_session(session_id):
 
 @app.route("/sessions/{session_id}", methods=["PATCH"])
 def change_session(session_id):
-    changes = session_rules.read_session_changes(json_body(app.current_request))
+    changes = inputs.read_session_changes(app.current_request)
     return {"session": services().sessions.change(session_id, changes, current_user())}
 
 
 @app.route("/sessions/{session_id}/attendance/{student_id}", methods=["PATCH"])
 def correct_attendance(session_id, student_id):
-    fields = session_rules.read_correction(json_body(app.current_request))
+    fields = inputs.read_correction(app.current_request)
     user = current_user()
     row = services().sessions.correct(session_id, student_id, user_email=user["email"],
                                       user=user, **fields)
@@ -335,7 +315,7 @@ def retry_session(session_id):
 
 @app.route("/sessions/{session_id}/upload", methods=["POST"])
 def new_session_upload(session_id):
-    fields = session_rules.read_new_upload(json_body(app.current_request))
+    fields = inputs.read_new_upload(app.current_request)
     return services().sessions.new_upload(session_id, user=current_user(), **fields)
 
 
@@ -360,7 +340,9 @@ def export_session_csv(session_id):
 
 @app.route("/attendance/export.csv", methods=["GET"])
 def export_matrix_csv():
-    return Response(**services().reports.matrix_csv(query(), current_user()))
+    start, end = inputs.read_date_range(app.current_request)
+    return Response(**services().reports.matrix_csv(start, end, query().get("class_id") or None,
+                                                    current_user()))
 
 
 @app.route("/sessions/{session_id}/report", methods=["GET"])

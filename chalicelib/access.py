@@ -10,7 +10,7 @@
   (guessing another class's session id tells nothing); only an action a
   user can see but may not do (deleting, as a teacher) is a 403.
 """
-from chalicelib.errors import Forbidden, NotFound
+from chalicelib.errors import NotAllowed, NotFound, UnknownSession, UnknownStudent
 
 ADMIN = "admin"
 
@@ -21,7 +21,7 @@ def is_admin(user):
 
 def require_admin(user):
     if not is_admin(user):
-        raise Forbidden("Only an administrator may do this.", code="forbidden")
+        raise NotAllowed("Only an administrator may do this.", code="forbidden")
 
 
 def _no_class():
@@ -30,12 +30,11 @@ def _no_class():
 
 
 def _no_session():
-    return NotFound("There is no such session (it may have been deleted).",
-                    code="session_not_found")
+    return UnknownSession("There is no such session (it may have been deleted).")
 
 
 def _no_student(student_id):
-    return NotFound(f"There is no student with ID {student_id}.", code="unknown_student")
+    return UnknownStudent(f"There is no student with ID {student_id}.")
 
 
 def teaches(user, class_item):

@@ -25,21 +25,23 @@ it and never overrides the teacher's decision.
 """
 import collections
 import dataclasses
-import datetime
 
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from chalicelib.dynamo import batch_delete, batch_put, from_dynamo, query_all, to_dynamo
+from chalicelib.dynamo import (batch_delete, batch_put, from_dynamo, is_conditional_failure,
+                               query_all, to_dynamo, utc_now)
 from chalicelib.schema import ATTENDANCE_BY_STUDENT_INDEX
+from chalicelib.statuses import AttendanceStatus, RowSource
 from chalicelib.students import name_sort_key  # the roster's own order: accents folded
 
-PRESENT, LATE, ABSENT, EXCUSED = "PRESENT", "LATE", "ABSENT", "EXCUSED"
-#: Every status a row may have; only the first three are ever automatic.
-STATUSES = (PRESENT, LATE, ABSENT, EXCUSED)
+PRESENT, LATE, ABSENT, EXCUSED = (AttendanceStatus.PRESENT, AttendanceStatus.LATE,
+                                  AttendanceStatus.ABSENT, AttendanceStatus.EXCUSED)
+#: Every status a row may have; only PRESENT, LATE and ABSENT are ever automatic.
+STATUSES = tuple(AttendanceStatus)
 #: Statuses that mean the person attended.
 ATTENDED = (PRESENT, LATE)
-AUTO, MANUAL = "auto", "manual"
+AUTO, MANUAL = RowSource
 #: The timeline keeps at most this many sighting timestamps per row.
 MAX_TIMELINE = 200
 
@@ -206,16 +208,12 @@ def public_row(item):
     return {field: item.get(field) for field in ROW_FIELDS}
 
 
-def _utc_now():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
 class RowNotFound(LookupError):
     pass
 
 
 class AttendanceStore:
-    def __init__(self, table, now=_utc_now):
+    def __init__(self, table, now=utc_now):
         self._table = table
         self._now = now
 
@@ -267,7 +265,7 @@ class AttendanceStore:
                 ReturnValues="ALL_NEW")["Attributes"]
             return public_row(item)
         except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if not is_conditional_failure(error):
                 raise
         if full_name is None:
             raise RowNotFound(student_id)
@@ -277,7 +275,7 @@ class AttendanceStore:
         try:
             self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(session_id)")
         except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if not is_conditional_failure(error):
                 raise
             # The automatic result landed in between: correct that row instead.
             return self.correct(session_id, student_id, status, reason, user_email)

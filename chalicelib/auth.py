@@ -9,7 +9,7 @@ API Gateway authorizer) so that 401 and 403 answers carry CORS headers.
 import math
 
 from chalicelib import passwords
-from chalicelib.errors import BadRequest, Forbidden, TooManyRequests, Unauthorized
+from chalicelib.errors import InvalidInput, NotAllowed, NotSignedIn, TooManyAttempts
 from chalicelib.tokens import InvalidToken
 
 #: Routes anyone may call (resource paths as Chalice names them).
@@ -29,7 +29,7 @@ class Authenticator:
         user = self._users.get(email)
         if user is None:
             passwords.burn_time(password)
-            raise Unauthorized(_BAD_CREDENTIALS, code="invalid_credentials")
+            raise NotSignedIn(_BAD_CREDENTIALS, code="invalid_credentials")
         locked_until = self._users.locked_until(user)
         if locked_until:
             passwords.burn_time(password)
@@ -41,11 +41,11 @@ class Authenticator:
                                                            "locked": bool(locked_until)})
             if locked_until:
                 raise self._locked(locked_until)
-            raise Unauthorized(_BAD_CREDENTIALS, code="invalid_credentials")
+            raise NotSignedIn(_BAD_CREDENTIALS, code="invalid_credentials")
         if user.get("disabled"):
             # Said only to someone who knows the password.
-            raise Unauthorized("This account is disabled. Ask an administrator.",
-                               code="account_disabled")
+            raise NotSignedIn("This account is disabled. Ask an administrator.",
+                              code="account_disabled")
         self._users.clear_failures(user)
         return self._signed_in(user)
 
@@ -66,13 +66,13 @@ class Authenticator:
             locked_until = self._users.record_failure(email)
             if locked_until:
                 raise self._locked(locked_until)
-            raise BadRequest("The current password is not right.", code="wrong_password",
-                             details={"field": "current_password"})
+            raise InvalidInput("The current password is not right.", code="wrong_password",
+                               details={"field": "current_password"})
         return self._signed_in(accounts.change_own_password(email, new))
 
     def _locked(self, until):
         minutes = max(1, math.ceil((until - self._users._clock()) / 60))
-        return TooManyRequests(
+        return TooManyAttempts(
             f"Too many failed sign-ins. Try again in {minutes} minute(s).",
             code="account_locked", headers={"Retry-After": str(minutes * 60)})
 
@@ -83,18 +83,18 @@ class Authenticator:
         a changed password ends its tokens at once.
         """
         if not authorization_header or not authorization_header.startswith("Bearer "):
-            raise Unauthorized("Sign in first.", code="missing_token",
+            raise NotSignedIn("Sign in first.", code="missing_token",
                                headers={"WWW-Authenticate": "Bearer"})
         try:
             claims = self._tokens.verify(authorization_header[len("Bearer "):].strip())
         except InvalidToken:
-            raise Unauthorized("Your sign-in has expired or is not valid. Sign in again.",
+            raise NotSignedIn("Your sign-in has expired or is not valid. Sign in again.",
                                code="invalid_token", headers={"WWW-Authenticate": "Bearer"})
         user = self._users.get(claims["sub"])
         if (user is None or user.get("disabled")
                 or int(user.get("token_version", 1)) != claims["ver"]):
-            raise Unauthorized("Your sign-in is no longer valid. Sign in again.",
-                               code="invalid_token", headers={"WWW-Authenticate": "Bearer"})
+            raise NotSignedIn("Your sign-in is no longer valid. Sign in again.",
+                              code="invalid_token", headers={"WWW-Authenticate": "Bearer"})
         return _identity(user)
 
 
@@ -108,5 +108,5 @@ def _identity(user):
 def require_role(user, role):
     """403 unless ``user`` has ``role`` (admins may do everything)."""
     if user["role"] != role and user["role"] != "admin":
-        raise Forbidden(f"Only a user with the {role} role may do this.",
+        raise NotAllowed(f"Only a user with the {role} role may do this.",
                         code="forbidden")

@@ -26,8 +26,6 @@ Invariants:
   memberships first, then the class.
 """
 import csv
-import datetime
-import io
 import re
 import uuid
 
@@ -35,13 +33,13 @@ from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from chalicelib import names
-from chalicelib.dynamo import batch_delete, batch_get, from_dynamo, query_all
-from chalicelib.errors import BadRequest, Conflict, NotFound
+from chalicelib.dynamo import (batch_delete, batch_get, from_dynamo, is_conditional_failure,
+                               query_all, utc_now)
+from chalicelib.errors import InvalidInput, NotFound, WrongState
 from chalicelib.paging import page_sorted, query_page
 from chalicelib.schema import CLASSES_BY_NAME_INDEX, LISTED, MEMBERS_BY_MEMBER_INDEX
 from chalicelib.students import STUDENT_ID_PATTERN, is_student_id
-from chalicelib.users import EMAIL_PATTERN, normalise_email
-from chalicelib.validation import optional_string, require_string
+from chalicelib.users import normalise_email
 
 CLASS_ID_PATTERN = r"[0-9a-f]{32}"
 DEFAULT_LATE_MINUTES = 10
@@ -51,16 +49,11 @@ MAX_TEACHERS = 20
 MAX_IMPORT_LINES = 5000
 TEACHER, STUDENT = "teacher#", "student#"
 
+#: Fields of ``PATCH /classes/{id}`` a class's own teacher may change; the rest are admins'.
+TEACHER_FIELDS = frozenset({"schedule", "late_threshold_minutes"})
+
 ADDED, ALREADY, UNKNOWN, INVALID, HEADER = (
     "added", "already_enrolled", "unknown_id", "invalid", "header")
-
-
-def _now():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def _conditional_failed(error):
-    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
 
 
 def is_class_id(value):
@@ -84,108 +77,6 @@ def public_enrolment(item):
             "enrolled_at": item.get("enrolled_at"), "enrolled_by": item.get("enrolled_by")}
 
 
-# -- reading requests ------------------------------------------------------------
-def _read_teachers(body):
-    teachers = body.get("teachers")
-    if not isinstance(teachers, list) or len(teachers) > MAX_TEACHERS:
-        raise BadRequest(f"'teachers' must be a list of at most {MAX_TEACHERS} emails.",
-                         code="invalid_field", details={"field": "teachers"})
-    emails = []
-    for value in teachers:
-        if not isinstance(value, str) or not re.fullmatch(EMAIL_PATTERN,
-                                                          normalise_email(value)):
-            raise BadRequest("'teachers' must hold email addresses.", code="invalid_field",
-                             details={"field": "teachers"})
-        if normalise_email(value) not in emails:
-            emails.append(normalise_email(value))
-    return emails
-
-
-def _read_schedule(body):
-    schedule = body.get("schedule")
-    if schedule is None:
-        return None
-    bad = BadRequest("'schedule' must be {\"start_time\": \"HH:MM\", \"length_minutes\": "
-                     "1 to 720}, or null.", code="invalid_field", details={"field": "schedule"})
-    if not isinstance(schedule, dict) or set(schedule) - {"start_time", "length_minutes"}:
-        raise bad
-    start, length = schedule.get("start_time"), schedule.get("length_minutes")
-    if start is not None and not (isinstance(start, str)
-                                  and re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", start)):
-        raise bad
-    if length is not None and not (isinstance(length, int) and not isinstance(length, bool)
-                                   and 1 <= length <= 720):
-        raise bad
-    return {"start_time": start, "length_minutes": length}
-
-
-def _read_late(body):
-    value = body.get("late_threshold_minutes")
-    if not (isinstance(value, int) and not isinstance(value, bool)
-            and 0 <= value <= MAX_LATE_MINUTES):
-        raise BadRequest(f"'late_threshold_minutes' must be a whole number from 0 to "
-                         f"{MAX_LATE_MINUTES}.", code="invalid_field",
-                         details={"field": "late_threshold_minutes"})
-    return value
-
-
-def read_new_class(body):
-    """``POST /classes``'s fields (400 naming the field otherwise)."""
-    fields = {"name": require_string(body, "name", max_length=120),
-              "term": optional_string(body, "term", max_length=60) or None,
-              "teachers": _read_teachers(body) if "teachers" in body else [],
-              "schedule": _read_schedule(body),
-              "late_threshold_minutes": (_read_late(body) if "late_threshold_minutes" in body
-                                         else DEFAULT_LATE_MINUTES)}
-    return fields
-
-
-#: Fields of ``PATCH /classes/{id}`` a class's own teacher may change; the rest are admins'.
-TEACHER_FIELDS = frozenset({"schedule", "late_threshold_minutes"})
-
-
-def read_class_changes(body):
-    """``PATCH /classes/{id}``'s fields: only those present are changed."""
-    known = {"name", "term", "teachers", "schedule", "late_threshold_minutes", "archived"}
-    unknown = set(body) - known
-    if unknown:
-        field = sorted(unknown)[0]
-        raise BadRequest(f"'{field}' cannot be changed here.", code="invalid_field",
-                         details={"field": field})
-    changes = {}
-    if "name" in body:
-        changes["name"] = require_string(body, "name", max_length=120)
-    if "term" in body:
-        changes["term"] = optional_string(body, "term", max_length=60) or None
-    if "teachers" in body:
-        changes["teachers"] = _read_teachers(body)
-    if "schedule" in body:
-        changes["schedule"] = _read_schedule(body)
-    if "late_threshold_minutes" in body:
-        changes["late_threshold_minutes"] = _read_late(body)
-    if "archived" in body:
-        if not isinstance(body["archived"], bool):
-            raise BadRequest("'archived' must be true or false.", code="invalid_field",
-                             details={"field": "archived"})
-        changes["archived"] = body["archived"]
-    if not changes:
-        raise BadRequest("Nothing to change: send at least one field.", code="missing_field")
-    return changes
-
-
-def read_import(body):
-    """``POST /classes/{id}/roster/import``: the pasted or uploaded text, and which
-    CSV column holds the IDs (a header name or a 1-based number; optional)."""
-    text = require_string(body, "text", max_length=200_000, strip=False)
-    column = body.get("column")
-    if column is not None and not (
-            (isinstance(column, str) and 0 < len(column) <= 100)
-            or (isinstance(column, int) and not isinstance(column, bool) and 1 <= column <= 100)):
-        raise BadRequest("'column' must be a header name or a column number from 1.",
-                         code="invalid_field", details={"field": "column"})
-    return {"text": text, "column": column}
-
-
 _ID_HEADERS = ("student_id", "student id", "id", "student", "studentid")
 
 
@@ -198,7 +89,7 @@ def parse_id_list(text, column=None):
     """
     lines = text.splitlines()
     if len([ln for ln in lines if ln.strip()]) > MAX_IMPORT_LINES:
-        raise BadRequest(f"A roster import holds at most {MAX_IMPORT_LINES} lines; split it.",
+        raise InvalidInput(f"A roster import holds at most {MAX_IMPORT_LINES} lines; split it.",
                          code="invalid_field", details={"field": "text"})
     rows = [(number, next(csv.reader([line]), [])) for number, line in enumerate(lines, 1)
             if line.strip()]
@@ -209,7 +100,7 @@ def parse_id_list(text, column=None):
             index = column - 1
         elif isinstance(column, str):
             if column.strip().casefold() not in first:
-                raise BadRequest(f"No column is named '{column}' in the first line.",
+                raise InvalidInput(f"No column is named '{column}' in the first line.",
                                  code="invalid_field", details={"field": "column"})
             index, header_line = first.index(column.strip().casefold()), rows[0][0]
         else:
@@ -234,7 +125,7 @@ class ClassStore:
 
     KEY_ATTRIBUTES = ("class_id", LISTED, "name_key")
 
-    def __init__(self, table, now=_now):
+    def __init__(self, table, now=utc_now):
         self._table = table
         self._now = now
 
@@ -268,7 +159,7 @@ class ClassStore:
                 ExpressionAttributeValues={f":{k}": v for k, v in values.items()},
                 ReturnValues="ALL_NEW")["Attributes"]
         except ClientError as error:
-            if _conditional_failed(error):
+            if is_conditional_failure(error):
                 return None
             raise
 
@@ -294,7 +185,7 @@ class ClassStore:
 class Memberships:
     """The members table: teacher links and enrolments (see the module docstring)."""
 
-    def __init__(self, table, now=_now):
+    def __init__(self, table, now=utc_now):
         self._table = table
         self._now = now
 
@@ -324,7 +215,7 @@ class Memberships:
                       "enrolled_at": self._now(), "enrolled_by": by},
                 ConditionExpression="attribute_not_exists(member)")
         except ClientError as error:
-            if _conditional_failed(error):
+            if is_conditional_failure(error):
                 return False
             raise
         return True
@@ -335,7 +226,7 @@ class Memberships:
             self._table.delete_item(Key={"class_id": class_id, "member": STUDENT + student_id},
                                     ConditionExpression="attribute_exists(member)")
         except ClientError as error:
-            if _conditional_failed(error):
+            if is_conditional_failure(error):
                 return False
             raise
         return True
@@ -413,7 +304,7 @@ class Classes:
     def delete(self, class_id):
         self.require(class_id)
         if self._has_sessions(class_id):
-            raise Conflict("This class has sessions, so it cannot be deleted (its attendance "
+            raise WrongState("This class has sessions, so it cannot be deleted (its attendance "
                            "would be lost). Archive it instead, or delete its sessions first.",
                            code="class_has_sessions")
         self.members.delete_class(class_id)
@@ -422,7 +313,7 @@ class Classes:
     def _check_teachers(self, emails):
         for email in emails:
             if self._users.get(email) is None:
-                raise BadRequest(f"There is no account {email}. Add it on the Users page "
+                raise InvalidInput(f"There is no account {email}. Add it on the Users page "
                                  "first.", code="unknown_teacher", details={"field": "teachers"})
 
     # -- lists -------------------------------------------------------------------
@@ -503,5 +394,5 @@ class Classes:
     @staticmethod
     def _refuse_archived(class_item):
         if class_item.get("archived"):
-            raise Conflict("This class is archived; its roster can no longer change.",
+            raise WrongState("This class is archived; its roster can no longer change.",
                            code="class_archived")

@@ -1,4 +1,5 @@
-"""Pages of a list: ``?limit=`` (1..200) and an opaque ``?cursor=``.
+"""Pages of a list: ``?limit=`` (1..200, read by :mod:`chalicelib.inputs`) and an
+opaque ``?cursor=``.
 
 A cursor is the key of the last item of the page, base64url-encoded JSON.
 The next page starts strictly after that item, so across pages every item
@@ -15,32 +16,13 @@ import base64
 import binascii
 import json
 
-from chalicelib.errors import BadRequest
+from chalicelib.errors import InvalidInput
 
-MAX_LIMIT = 200
-DEFAULT_LIMIT = 50
 
 
 def _bad_cursor():
-    return BadRequest("The 'cursor' is not one this list gave out. Start again from the "
+    return InvalidInput("The 'cursor' is not one this list gave out. Start again from the "
                       "first page.", code="invalid_cursor", details={"field": "cursor"})
-
-
-def read_limit(query, default=DEFAULT_LIMIT):
-    """``?limit=`` as an int in 1..200 (default ``default``), or a 400."""
-    raw = (query or {}).get("limit")
-    if raw in (None, ""):
-        return default
-    if not (isinstance(raw, str) and raw.isdigit() and 1 <= int(raw) <= MAX_LIMIT):
-        raise BadRequest(f"'limit' must be a whole number from 1 to {MAX_LIMIT}.",
-                         code="invalid_field", details={"field": "limit"})
-    return int(raw)
-
-
-def read_cursor(query):
-    """``?cursor=`` as given (None when absent); decoded by the list that made it."""
-    raw = (query or {}).get("cursor")
-    return raw or None
 
 
 def encode_cursor(key):

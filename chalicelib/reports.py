@@ -19,8 +19,8 @@ import re
 import jinja2
 
 from chalicelib.attendance import ABSENT, EXCUSED, LATE, PRESENT
-from chalicelib.errors import BadRequest
-from chalicelib.sessions import COMPLETED, parse_date, public_session
+from chalicelib.errors import InvalidInput
+from chalicelib.sessions import COMPLETED, public_session
 from chalicelib.students import name_sort_key
 
 TEMPLATES_DIR = pathlib.Path(__file__).resolve().parent / "templates"
@@ -81,16 +81,6 @@ def _download(body, content_type, filename=None, **extra_headers):
 LETTERS = {PRESENT: "P", LATE: "L", ABSENT: "A", EXCUSED: "E"}
 
 
-def read_range(query):
-    """``?from=&to=`` as dates (either may be missing), or a 400."""
-    start = parse_date(query["from"], "from") if query.get("from") else None
-    end = parse_date(query["to"], "to") if query.get("to") else None
-    if start and end and start > end:
-        raise BadRequest("'from' must not be after 'to'.", code="invalid_field",
-                         details={"field": "from"})
-    return start, end
-
-
 class Reports:
     def __init__(self, sessions, attendance_store, students, settings, now=None, access=None,
                  classes=None):
@@ -116,14 +106,12 @@ class Reports:
         name = f"attendance-{session['date']}-{_slug(session['title'])}.csv"
         return _download(to_csv(header, rows), "text/csv; charset=utf-8", name)
 
-    def matrix_csv(self, query, user=None):
+    def matrix_csv(self, start=None, end=None, class_id=None, user=None):
         """People (rows) x completed sessions between ``from`` and ``to`` (columns).
 
         With ``class_id``: that class's sessions and roster (a teacher's own
         classes only). Without: every session and person, an admin's full
         export (the one list that reads whole tables)."""
-        start, end = read_range(query)
-        class_id = query.get("class_id")
         if class_id:
             if user is not None:
                 self._access.class_for(user, class_id)
@@ -136,7 +124,7 @@ class Reports:
                      for p in grid["people"] for c, cell in enumerate(p["cells"]) if cell}
         else:
             if user is not None and user["role"] != "admin":
-                raise BadRequest("Choose a class to export.", code="missing_field",
+                raise InvalidInput("Choose a class to export.", code="missing_field",
                                  details={"field": "class_id"})
             sessions = [s for s in self._sessions.list()
                         if s["status"] == COMPLETED and (not start or s["date"] >= start)
@@ -203,9 +191,8 @@ class Reports:
         return {"class_id": class_id, "from": start, "to": end, "sessions": columns,
                 "people": rows}
 
-    def class_grid_csv(self, class_item, query):
+    def class_grid_csv(self, class_item, start=None, end=None):
         """The grid as CSV; a corrected cell is marked ``*`` (``P*``)."""
-        start, end = read_range(query)
         grid = self.class_grid(class_item["class_id"], start, end)
         header = (["Student ID", "Name"] + [f"{s['date']} {s['title']}" for s in grid["sessions"]]
                   + ["Attended", "Late", "Absent", "Excused", "Rate"])

@@ -40,21 +40,20 @@ import re
 import uuid
 
 from boto3.dynamodb.conditions import Attr, Key
-from botocore.exceptions import ClientError
 
 from chalicelib import attendance
 from chalicelib.classes import DEFAULT_LATE_MINUTES
-from chalicelib.dynamo import batch_get, from_dynamo, query_all, scan_all, to_dynamo
+from chalicelib.dynamo import (batch_get, conditional_update, from_dynamo, query_all,
+                               scan_all, to_dynamo, utc_now)
+from chalicelib.errors import InvalidInput, NotFound, UnknownSession, UnknownStudent, WrongState
+from chalicelib.face_search import FaceSearchProblem
 from chalicelib.paging import decode_cursor, encode_cursor, query_page
-from chalicelib.errors import BadRequest, Conflict, NotFound
 from chalicelib.schema import LISTED, SESSIONS_BY_CLASS_INDEX, SESSIONS_BY_DAY_INDEX
-from chalicelib.face_search import IN_PROGRESS, SUCCEEDED, FaceSearchProblem
+from chalicelib.statuses import ErrorKind, JobStatus, SessionStatus
 from chalicelib.students import is_student_id
 from chalicelib.uploads import VIDEO_TYPES, UploadProblem
-from chalicelib.validation import optional_string, require_choice, require_string
 
-AWAITING_UPLOAD, PROCESSING, COMPLETED, FAILED = (
-    "AWAITING_UPLOAD", "PROCESSING", "COMPLETED", "FAILED")
+AWAITING_UPLOAD, PROCESSING, COMPLETED, FAILED = SessionStatus
 
 #: Session ids are uuid4 hex: safe in S3 keys, job tags and request tokens.
 SESSION_ID_PATTERN = r"[0-9a-f]{32}"
@@ -75,11 +74,7 @@ _SESSION_FIELDS = ("session_id", "title", "course", "date", "status", "error", "
                    "start_offset_seconds", "late_threshold_minutes")
 #: ``error_kind`` of a FAILED session: the file itself is wrong (upload another;
 #: retrying cannot help), or something else failed (retrying may help).
-FILE_ERROR, RETRY_ERROR = "file", "retry"
-
-
-def _utc_now():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+FILE_ERROR, RETRY_ERROR = ErrorKind.FILE, ErrorKind.RETRY
 
 
 #: ``class_key`` of a session that belongs to no class (an "everyone" session).
@@ -113,14 +108,10 @@ def session_id_from_key(key):
     return match.group(1) if match else None
 
 
-def _conditional_failed(error):
-    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
-
-
 class SessionStore:
     """The sessions table. Status changes are conditional updates."""
 
-    def __init__(self, table, now=_utc_now):
+    def __init__(self, table, now=utc_now):
         self._table = table
         self._now = now
 
@@ -187,23 +178,8 @@ class SessionStore:
 
     def _update(self, session_id, values, condition, remove=()):
         """SET ``values`` (and updated_at) if ``condition`` holds; the new item or None."""
-        values = dict(values, updated_at=self._now())
-        names = {f"#{k}": k for k in values}
-        names.update({f"#{k}": k for k in remove})
-        expression = "SET " + ", ".join(f"#{k} = :{k}" for k in values)
-        if remove:
-            expression += " REMOVE " + ", ".join(f"#{k}" for k in remove)
-        try:
-            return self._table.update_item(
-                Key={"session_id": session_id}, UpdateExpression=expression,
-                ConditionExpression=condition & Attr("session_id").exists(),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues={f":{k}": v for k, v in values.items()},
-                ReturnValues="ALL_NEW")["Attributes"]
-        except ClientError as error:
-            if _conditional_failed(error):
-                return None
-            raise
+        return conditional_update(self._table, {"session_id": session_id}, values, condition,
+                                  remove, now=self._now)
 
     def mark_processing(self, session_id, attempt, job_id):
         """PROCESSING with ``job_id``, unless a retry or an end came first."""
@@ -283,10 +259,10 @@ class SessionWorkflow:
             class_item = (self.access.class_for(user, class_id) if user
                           else self.classes.require(class_id))
             if class_item.get("archived"):
-                raise Conflict("This class is archived; it takes no new sessions.",
+                raise WrongState("This class is archived; it takes no new sessions.",
                                code="class_archived")
         elif user is not None and user["role"] != "admin":
-            raise BadRequest("Choose the class this session is for.", code="missing_field",
+            raise InvalidInput("Choose the class this session is for.", code="missing_field",
                              details={"field": "class_id"})
         if date is None:
             date = datetime.datetime.now(self.settings.tz).date().isoformat()
@@ -306,7 +282,7 @@ class SessionWorkflow:
         if "class_id" in changes:
             if changes["class_id"] is None:
                 if user is not None and user["role"] != "admin":
-                    raise BadRequest("Choose the class this session is for.",
+                    raise InvalidInput("Choose the class this session is for.",
                                      code="missing_field", details={"field": "class_id"})
             elif user is not None:
                 self.access.class_for(user, changes["class_id"])
@@ -328,10 +304,10 @@ class SessionWorkflow:
         if item["status"] in (AWAITING_UPLOAD, FAILED):
             updated = self.store.begin_upload(session_id, attempt, key)
         if updated is None:
-            status = (self.require(session_id)["status"]).replace("_", " ").lower()
-            raise Conflict(f"The video can be uploaded again only while the session awaits "
-                           f"its upload or has failed; this one is {status}.",
-                           code="upload_not_allowed")
+            status = SessionStatus(self.require(session_id)["status"]).words()
+            raise WrongState(f"The video can be uploaded again only while the session awaits "
+                             f"its upload or has failed; this one is {status}.",
+                             code="upload_not_allowed")
         return self._with_upload(updated, content_type)
 
     def _with_upload(self, item, content_type):
@@ -409,9 +385,8 @@ class SessionWorkflow:
         item = self.require(session_id, user)
         attempt = int(item.get("attempt", 0))
         if item["status"] != FAILED or self.store.begin_retry(session_id, attempt) is None:
-            raise Conflict(f"Only a failed session can be retried; this one is "
-                           f"{item['status'].replace('_', ' ').lower()}.",
-                           code="not_failed")
+            raise WrongState(f"Only a failed session can be retried; this one is "
+                             f"{SessionStatus(item['status']).words()}.", code="not_failed")
         self._start(self.require(session_id), budget_seconds)
         return public_session(self.require(session_id))
 
@@ -422,7 +397,7 @@ class SessionWorkflow:
         session without a class."""
         item = self.require(session_id, user)
         if not is_student_id(student_id):  # could not be a key: never looked up
-            raise NotFound("There is no student with that ID.", code="student_not_found")
+            raise UnknownStudent("There is no student with that ID.", code="student_not_found")
 
         def name_for_new_row():
             student = self.roster.get(student_id)
@@ -430,8 +405,8 @@ class SessionWorkflow:
                     [item["class_id"]], [student_id]):
                 student = None
             if student is None:
-                raise NotFound("That person has no row in this session and is not on its "
-                               "roster.", code="student_not_found")
+                raise UnknownStudent("That person has no row in this session and is not on its "
+                                     "roster.", code="student_not_found")
             return student.get("full_name") or student_id
 
         try:
@@ -566,11 +541,11 @@ class SessionWorkflow:
     def _finish(self, item, result):
         """Turn a job's result into rows and a final status (or leave it PROCESSING)."""
         session_id, attempt = item["session_id"], int(item.get("attempt", 0))
-        if result.status == IN_PROGRESS:
+        if result.status == JobStatus.IN_PROGRESS:
             self.log.info("face search still running", extra={"session_id": session_id,
                                                               "job_id": result.job_id})
             return PROCESSING
-        if result.status != SUCCEEDED:
+        if result.status != JobStatus.SUCCEEDED:
             detail = f" ({result.message})" if result.message else ""
             self.store.mark_failed(session_id, attempt,
                                    f"The face search of the video failed{detail}. Retry this "
@@ -639,8 +614,7 @@ def attendance_totals(statuses):
 
 
 def _no_session():
-    return NotFound("There is no such session (it may have been deleted).",
-                    code="session_not_found")
+    return UnknownSession("There is no such session (it may have been deleted).")
 
 
 def _no_class():
@@ -648,97 +622,11 @@ def _no_class():
                     code="class_not_found")
 
 
-def parse_date(value, field):
-    """A YYYY-MM-DD string that is a real date, or a 400 naming ``field``."""
-    try:
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            raise ValueError
-        datetime.date.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise BadRequest(f"'{field}' must be a date written YYYY-MM-DD, like 2024-09-30.",
-                         code="invalid_field", details={"field": field})
-    return value
-
-
-# -- reading requests and events ------------------------------------------------
+# -- reading events ---------------------------------------------------------------
 #: Seconds the S3 handler keeps for writing rows after it stops polling.
 POLL_MARGIN_SECONDS = 20
 #: Polling budget when there is no Lambda context (the local bridge, a script).
 DEFAULT_POLL_SECONDS = 100
-
-
-#: The most a session's start may be into its video (the longest video is hours).
-MAX_START_OFFSET_SECONDS = 6 * 3600
-
-
-def _read_class_id(body):
-    value = body.get("class_id")
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{32}", value):
-        # Not a class id anybody could have: as unknown as a missing class.
-        raise NotFound("There is no such class (it may have been deleted).",
-                       code="class_not_found", details={"field": "class_id"})
-    return value
-
-
-def _read_start_offset(body):
-    value = body.get("start_offset_seconds")
-    if value is None:
-        return None
-    if not (isinstance(value, int) and not isinstance(value, bool)
-            and 0 <= value <= MAX_START_OFFSET_SECONDS):
-        raise BadRequest("'start_offset_seconds' must be a whole number of seconds from 0 to "
-                         f"{MAX_START_OFFSET_SECONDS}: when the class starts in the video.",
-                         code="invalid_field", details={"field": "start_offset_seconds"})
-    return value
-
-
-def read_new_session(body):
-    """``POST /sessions``'s fields, checked (400 naming the field otherwise)."""
-    date = body.get("date")
-    return {
-        "title": require_string(body, "title", max_length=200),
-        "date": None if date in (None, "") else parse_date(date, "date"),
-        "course": optional_string(body, "course", max_length=100) or None,
-        "content_type": require_choice(body, "content_type", VIDEO_TYPES),
-        "class_id": _read_class_id(body),
-        "start_offset_seconds": _read_start_offset(body),
-    }
-
-
-def read_session_changes(body):
-    """``PATCH /sessions/{id}``: any of title, date, class_id, start_offset_seconds."""
-    known = ("title", "date", "class_id", "start_offset_seconds")
-    unknown = sorted(set(body) - set(known))
-    if unknown:
-        raise BadRequest(f"'{unknown[0]}' cannot be changed here.", code="invalid_field",
-                         details={"field": unknown[0]})
-    changes = {}
-    if "title" in body:
-        changes["title"] = require_string(body, "title", max_length=200)
-    if "date" in body:
-        changes["date"] = parse_date(body["date"], "date")
-    if "class_id" in body:
-        changes["class_id"] = _read_class_id(body)
-    if "start_offset_seconds" in body:
-        changes["start_offset_seconds"] = _read_start_offset(body)
-    if not changes:
-        raise BadRequest("Nothing to change: send at least one field.", code="missing_field")
-    return changes
-
-
-def read_new_upload(body):
-    """``POST /sessions/{id}/upload``'s field: the video's content type."""
-    return {"content_type": require_choice(body, "content_type", VIDEO_TYPES)}
-
-
-def read_correction(body):
-    """``PATCH .../attendance/{student_id}``'s fields: a status and why."""
-    return {
-        "status": require_choice(body, "status", attendance.STATUSES),
-        "reason": require_string(body, "reason", max_length=500),
-    }
 
 
 def polling_budget(context):

@@ -18,8 +18,8 @@ import time
 from botocore.exceptions import ClientError
 
 from chalicelib import passwords
-from chalicelib.dynamo import from_dynamo, scan_all
-from chalicelib.errors import BadRequest, Conflict, NotFound
+from chalicelib.dynamo import from_dynamo, is_conditional_failure, scan_all
+from chalicelib.errors import Conflict, InvalidInput, NotFound
 from chalicelib.paging import query_page
 from chalicelib.schema import LISTED, USERS_LISTING_INDEX
 
@@ -52,10 +52,6 @@ def public_user(item):
             "locked_until": item.get("locked_until"), "created_at": item.get("created_at")}
 
 
-def _is_conditional_failure(error):
-    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
-
-
 class UserStore:
     def __init__(self, table, clock=time.time):
         self._table = table
@@ -79,7 +75,7 @@ class UserStore:
                       LISTED: "user"},
                 ConditionExpression="attribute_not_exists(email)")
         except ClientError as error:
-            if _is_conditional_failure(error):
+            if is_conditional_failure(error):
                 raise UserError(f"a user {email} already exists")
             raise
         return {"email": email, "role": role}
@@ -103,7 +99,7 @@ class UserStore:
                 ConditionExpression="attribute_exists(email)",
                 ReturnValues="ALL_NEW")["Attributes"])
         except ClientError as error:
-            if _is_conditional_failure(error):
+            if is_conditional_failure(error):
                 raise UserError(f"no user {normalise_email(email)}")
             raise
 
@@ -112,7 +108,7 @@ class UserStore:
             self._table.delete_item(Key={"email": normalise_email(email)},
                                     ConditionExpression="attribute_exists(email)")
         except ClientError as error:
-            if _is_conditional_failure(error):
+            if is_conditional_failure(error):
                 raise UserError(f"no user {normalise_email(email)}")
             raise
 
@@ -126,7 +122,7 @@ class UserStore:
                 ExpressionAttributeValues={":d": disabled, ":one": 1},
                 ReturnValues="ALL_NEW")["Attributes"])
         except ClientError as error:
-            if _is_conditional_failure(error):
+            if is_conditional_failure(error):
                 return None
             raise
 
@@ -175,7 +171,7 @@ class UserStore:
                                            ":window_start": now - FAILURE_WINDOW_SECONDS})
             count = 1
         except ClientError as error:
-            if not _is_conditional_failure(error):
+            if not is_conditional_failure(error):
                 raise
             try:
                 result = self._table.update_item(
@@ -183,7 +179,7 @@ class UserStore:
                     ConditionExpression="attribute_exists(email)",
                     ExpressionAttributeValues={":one": 1}, ReturnValues="UPDATED_NEW")
             except ClientError as inner:
-                if _is_conditional_failure(inner):
+                if is_conditional_failure(inner):
                     return None  # the user was removed meanwhile
                 raise
             count = int(result["Attributes"]["failed_attempts"])
@@ -249,7 +245,7 @@ class Accounts:
     def change_own_password(self, email, new_password):
         problem = passwords.check_strength(new_password)
         if problem:
-            raise BadRequest(problem, code="weak_password",
+            raise InvalidInput(problem, code="weak_password",
                              details={"field": "new_password"})
         return self.store.set_password(email, new_password, must_change=False)
 
@@ -259,11 +255,6 @@ def _user_problem(error, field):
     if "already exists" in message:
         return Conflict(message[0].upper() + message[1:] + ".", code="user_exists",
                         details={"field": field})
-    return BadRequest(message[0].upper() + message[1:] + ".", code="invalid_field",
+    return InvalidInput(message[0].upper() + message[1:] + ".", code="invalid_field",
                       details={"field": field})
 
-
-def read_new_user(body):
-    from chalicelib.validation import require_choice, require_string
-    return {"email": require_string(body, "email", max_length=320),
-            "role": require_choice(body, "role", ROLES)}
