@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from botocore.exceptions import ClientError
 
-from local.engine import face_engine, video
+from local.engine import face_engine, persons, video
 from local.engine.collections_store import CollectionStore, JobStore
 from local.engine.face_engine import FACE_MODEL_VERSION
 from local.engine.service_model import RekognitionError, invalid, operation_model, validate
@@ -282,9 +282,15 @@ class RekognitionApi:
         if not len(faces) or not descriptors:
             return []
         best = np.min(np.stack([face_engine.distances(d, matrix) for d in descriptors]), axis=0)
-        sims = face_engine.similarity(best)
-        sims = np.atleast_1d(sims)
-        order = [int(i) for i in np.argsort(-sims) if sims[i] >= threshold]
+        return RekognitionApi._matches_at(best, faces, threshold, limit)
+
+    @staticmethod
+    def _matches_at(dist, faces, threshold, limit=None):
+        """FaceMatches for distances to each collection face, best first."""
+        if not len(faces) or not len(dist):
+            return []
+        sims = np.atleast_1d(face_engine.similarity(np.asarray(dist, np.float64)))
+        order = [int(i) for i in np.argsort(-sims, kind="stable") if sims[i] >= threshold]
         if limit is not None:
             order = order[:limit]
         return [{"Similarity": round(float(sims[i]), 4), "Face": _public_face(faces[i])}
@@ -377,18 +383,30 @@ class RekognitionApi:
         self._notify(job)
 
     def _persons(self, tracks, info, faces, matrix, threshold):
-        persons = []
-        for index, track in enumerate(tracks):
-            descriptors = [np.asarray(d, np.float32) for d in track["descriptors"]]
-            matches = self._matches(descriptors, faces, matrix, threshold)
-            for t_ms, box, conf in track["entries"]:
-                bbox = _ratio_box(box, info.width, info.height)
-                persons.append({"Timestamp": int(t_ms),
-                                "Person": {"Index": index, "BoundingBox": bbox,
-                                           "Face": {"BoundingBox": bbox,
-                                                    "Confidence": round(conf, 4)}},
-                                "FaceMatches": matches})
-        return persons
+        """Persons entries: one ``Person.Index`` per person for the whole video.
+
+        Tracks are grouped into persons (``persons.group``: same collection
+        match, or same face where the person was last seen); a person's
+        FaceMatches use every descriptor of every track of the person."""
+        entries = []
+        for index, person_tracks in enumerate(persons.group(tracks, faces, matrix, threshold)):
+            descriptors, sizes = [], []
+            for track in person_tracks:
+                descriptors += [np.asarray(d, np.float32) for d in track["descriptors"]]
+                sizes += list(track.get("sizes") or [persons.RELIABLE_FACE_PX]
+                              * len(track["descriptors"]))
+            dist = persons.person_distances(descriptors, sizes, matrix)
+            matches = self._matches_at(dist, faces, threshold)
+            for track in person_tracks:
+                for t_ms, box, conf in track["entries"]:
+                    bbox = _ratio_box(box, info.width, info.height)
+                    entries.append({"Timestamp": int(t_ms),
+                                    "Person": {"Index": index, "BoundingBox": bbox,
+                                               "Face": {"BoundingBox": bbox,
+                                                        "Confidence": round(conf, 4)}},
+                                    "FaceMatches": matches})
+        entries.sort(key=lambda p: (p["Timestamp"], p["Person"]["Index"]))
+        return entries
 
     def _notify(self, job):
         channel = job["Params"].get("NotificationChannel")

@@ -79,7 +79,7 @@ class Track:
         self.misses = 0
         self.template = None
         self.template_scale = 1.0
-        self.chips = []                 # (quality, k, chip), best first
+        self.chips = []                 # (quality, k, chip, face px), best first
 
     @property
     def size(self):
@@ -316,23 +316,26 @@ class SegmentTracker:
         if len(track.chips) >= keep and q <= track.chips[-1][0] * 1.05:
             return
         chip = face_engine.face_chip(rgb, face_engine.shape_of(rgb, det.box))
-        track.chips.append((q, k, chip))
+        track.chips.append((q, k, chip, size))
         track.chips.sort(key=lambda c: -c[0])
         del track.chips[keep:]
 
     def _close(self, track, at_cut=False):
-        chips = [c for _, _, c in track.chips]
+        chips = [c for _, _, c, _ in track.chips]
+        sizes = [float(round(s, 1)) for _, _, _, s in track.chips]
         if at_cut or (self.cut_before and track.first_k <= self.first_k + self.settings.max_misses):
             # it may go on in the neighbouring segment, which describes it too:
             # half each, so a stitched track is still described only a few times
             chips = chips[:max(1, len(chips) // 2)]
+            sizes = sizes[:len(chips)]
         descriptors = face_engine.describe_chips(chips)
         track.entries.sort(key=lambda e: e[0])
         self.done.append({
             "first_k": track.first_k, "last_k": track.last_k,
             "first_ms": track.entries[0][0], "last_ms": track.entries[-1][0],
             "entries": track.entries,
-            "descriptors": [d.tolist() for d in descriptors]})
+            "descriptors": [d.tolist() for d in descriptors],
+            "sizes": sizes})
         track.chips = []
         track.template = None
 

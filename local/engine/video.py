@@ -394,6 +394,7 @@ def stitch(results, segments, settings):
             a, b = ending[i], starting[j]
             a["entries"].extend(b["entries"])
             a["descriptors"].extend(b["descriptors"])
+            a.setdefault("sizes", []).extend(b.get("sizes", []))
             a["last_k"], a["last_ms"] = b["last_k"], b["last_ms"]
             joined.add(id(b))
         merged.extend(t for t in results[seg_index] if id(t) not in joined)

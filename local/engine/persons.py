@@ -1,0 +1,150 @@
+"""One person per face for the whole video: tracks grouped into persons.
+
+A track is one continuous appearance (see ``tracking.py``). A person who
+looks down, leaves and comes back, or whose appearance was cut between two
+worker segments without being stitched, gives several tracks; Rekognition
+documents ``Person.Index`` as "the identifier for the person detected within
+a video; use it to keep track of the person throughout the video", so those
+tracks must share one index. Tracks are grouped here, after every segment is
+done, on what the whole video shows:
+
+- **the collection**: tracks whose best match (at or over the job's
+  threshold) is the same collection person (same ``ExternalImageId``, else
+  same ``FaceId``) are one person;
+- **the face itself**: a track joins an earlier person when their mean
+  descriptors lie within :data:`REID_DISTANCE` (stricter than the match
+  threshold: no collection face vouches for it), or within
+  :data:`SEAT_DISTANCE` when it also starts where that person was last seen
+  (a student who looked down and looks up again, in the same seat).
+
+Invariant: two tracks seen at the same moment are never one person (one face
+cannot be in two places), whatever their descriptors say.
+
+Matching a person against the collection uses every descriptor of every
+track of the person (see :func:`person_distances`): the best single
+descriptor for faces big enough to be described reliably, the mean of the
+small ones otherwise (one 26 px sighting is noisy evidence; the mean of
+several is steadier), with a margin that grows as faces shrink, so a
+stranger's small, blurred face does not reach the threshold.
+"""
+import numpy as np
+
+from local.engine import face_engine
+from local.engine.boxes import iou
+
+# Mean descriptors of two tracks of one person (same video, same lighting)
+# lie well under the match distance; strangers' stay over 0.6 (photos) and
+# over 0.57 for 36 px video crops. 0.45 leaves room on both sides.
+REID_DISTANCE = 0.45
+# ... and when the new track starts in the seat the person left.
+SEAT_DISTANCE = 0.55
+SEAT_IOU = 0.3
+
+# Faces at least this tall (px, in the video) are described reliably: their
+# best descriptor is used as is. Smaller ones are averaged and penalised.
+RELIABLE_FACE_PX = 40
+# Extra distance added to a small face's mean descriptor distance, at 24 px;
+# scaled linearly down to 0 at RELIABLE_FACE_PX. Measured on 24-36 px crops of
+# the shared photos in generated CRF 28 video (see tests/test_engine_small_faces.py).
+SMALL_FACE_PENALTY = 0.0
+
+
+def _overlaps(a, b):
+    """Whether two sets of (first_ms, last_ms) spans share a moment."""
+    return any(x0 <= y1 and y0 <= x1 for x0, x1 in a for y0, y1 in b)
+
+
+def _mean(vectors):
+    m = np.mean(np.asarray(vectors, np.float32), axis=0)
+    return m
+
+
+def person_distances(descriptors, sizes, matrix):
+    """Distance from a person (descriptors, face size of each) to each collection face.
+
+    Descriptors of faces >= RELIABLE_FACE_PX: the smallest distance of any of
+    them. Smaller faces: their mean descriptor's distance plus a penalty that
+    grows as the faces shrink. The person's distance is the smaller of the two.
+    """
+    matrix = np.asarray(matrix, np.float32).reshape(-1, 128)
+    best = np.full((len(matrix),), np.inf, np.float32)
+    if not len(matrix) or not descriptors:
+        return best
+    sizes = list(sizes) if sizes else [RELIABLE_FACE_PX] * len(descriptors)
+    big = [d for d, s in zip(descriptors, sizes) if s >= RELIABLE_FACE_PX]
+    small = [(d, s) for d, s in zip(descriptors, sizes) if s < RELIABLE_FACE_PX]
+    for d in big:
+        best = np.minimum(best, face_engine.distances(d, matrix))
+    if small:
+        mean = _mean([d for d, _ in small])
+        size = float(np.median([s for _, s in small]))
+        shortfall = min(1.0, max(0.0, (RELIABLE_FACE_PX - size) / (RELIABLE_FACE_PX - 24.0)))
+        penalty = SMALL_FACE_PENALTY * shortfall
+        best = np.minimum(best, face_engine.distances(mean, matrix) + penalty)
+    return best
+
+
+class _Person:
+    def __init__(self, track, anchor):
+        self.tracks = [track]
+        self.anchor = anchor
+        self.spans = [(track["first_ms"], track["last_ms"])]
+        self.descriptors = [np.asarray(d, np.float32) for d in track["descriptors"]]
+        self.last_box = track["entries"][-1][1]
+        self.last_ms = track["last_ms"]
+
+    def add(self, track):
+        self.tracks.append(track)
+        self.spans.append((track["first_ms"], track["last_ms"]))
+        self.descriptors += [np.asarray(d, np.float32) for d in track["descriptors"]]
+        if track["last_ms"] >= self.last_ms:
+            self.last_ms, self.last_box = track["last_ms"], track["entries"][-1][1]
+
+    @property
+    def mean(self):
+        return _mean(self.descriptors) if self.descriptors else None
+
+
+def _anchor(track, faces, matrix, threshold):
+    """The collection person a track matches best at or over ``threshold``, or None."""
+    if not len(faces) or not track["descriptors"]:
+        return None
+    dist = person_distances([np.asarray(d, np.float32) for d in track["descriptors"]],
+                            track.get("sizes"), matrix)
+    i = int(np.argmin(dist))
+    if face_engine.similarity(float(dist[i])) < threshold:
+        return None
+    face = faces[i]
+    return ("external", face["ExternalImageId"]) if face.get("ExternalImageId") \
+        else ("face", face["FaceId"])
+
+
+def group(tracks, faces=(), matrix=None, threshold=80.0):
+    """Persons in order of first appearance: lists of tracks (see the module doc)."""
+    matrix = np.zeros((0, 128), np.float32) if matrix is None else matrix
+    persons = []
+    for track in sorted(tracks, key=lambda t: (t["first_ms"], t["entries"][0][1][0])):
+        anchor = _anchor(track, faces, matrix, threshold)
+        span = [(track["first_ms"], track["last_ms"])]
+        free = [p for p in persons if not _overlaps(p.spans, span)]
+        chosen = None
+        if anchor is not None:
+            chosen = next((p for p in free if p.anchor == anchor), None)
+        if chosen is None and track["descriptors"]:
+            mean = _mean(track["descriptors"])
+            best, best_d = None, np.inf
+            for p in free:
+                if p.mean is None or (anchor is not None and p.anchor not in (None, anchor)):
+                    continue
+                d = float(np.linalg.norm(p.mean - mean))
+                limit = SEAT_DISTANCE if (p.last_ms <= track["first_ms"] and iou(
+                    p.last_box, track["entries"][0][1]) >= SEAT_IOU) else REID_DISTANCE
+                if d <= limit and d < best_d:
+                    best, best_d = p, d
+            chosen = best
+        if chosen is None:
+            persons.append(_Person(track, anchor))
+        else:
+            chosen.add(track)
+            chosen.anchor = chosen.anchor or anchor
+    return [p.tracks for p in persons]
