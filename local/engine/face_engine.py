@@ -74,6 +74,25 @@ _models = None
 _models_lock = threading.Lock()
 
 
+_mouth_predictor = None
+
+
+def mouth_predictor():
+    """dlib's 68-point shape predictor (for the mouth corners), loaded on first use.
+
+    Only photos need it (DetectFaces, IndexFaces, CompareFaces report 5
+    landmarks); video workers never load it, so they do not hold its 100 MB."""
+    global _mouth_predictor
+    if _mouth_predictor is None:
+        with _models_lock:
+            if _mouth_predictor is None:
+                import dlib
+                import face_recognition_models as weights
+                _mouth_predictor = dlib.shape_predictor(
+                    weights.pose_predictor_model_location())
+    return _mouth_predictor
+
+
 def models():
     """dlib's detector, 5-point shape predictor and ResNet, loaded once per process."""
     global _models
@@ -239,13 +258,32 @@ def confidence(score):
     return float(100.0 / (1.0 + math.exp(-4.0 * (score + 0.5))))
 
 
-def landmarks(shape):
-    """Eye centres and nose tip from the 5-point shape, as pixel (x, y) pairs."""
+def landmarks(shape, mouth=None):
+    """Rekognition's 5 default landmarks as pixel (x, y) pairs.
+
+    Eye centres and nose from the 5-point shape (the one the descriptor's
+    alignment uses); mouth corners from ``mouth``, a 68-point shape of the same
+    face (points 48 and 54), when given. Left = on the image's left."""
     pts = [(shape.part(i).x, shape.part(i).y) for i in range(5)]
     eye_a = ((pts[0][0] + pts[1][0]) / 2.0, (pts[0][1] + pts[1][1]) / 2.0)
     eye_b = ((pts[2][0] + pts[3][0]) / 2.0, (pts[2][1] + pts[3][1]) / 2.0)
-    left, right = sorted((eye_a, eye_b))        # left = the eye on the image's left
-    return {"eyeLeft": left, "eyeRight": right, "nose": pts[4]}
+    left, right = sorted((eye_a, eye_b))
+    marks = {"eyeLeft": left, "eyeRight": right}
+    if mouth is not None:
+        corners = sorted([(mouth.part(48).x, mouth.part(48).y),
+                          (mouth.part(54).x, mouth.part(54).y)])
+        marks["mouthLeft"], marks["mouthRight"] = corners
+    marks["nose"] = pts[4]
+    return marks
+
+
+def mouth_shape(rgb, box):
+    """The 68-point shape of the face in ``box`` (for its mouth corners)."""
+    import dlib
+    l, t, r, b = (int(round(v)) for v in box)
+    m = models()
+    with m.lock:
+        return mouth_predictor()(rgb, dlib.rectangle(l, t, r, b))
 
 
 def pose(marks):
@@ -300,6 +338,7 @@ class Face:
     pose: dict
     quality: dict
     descriptor: np.ndarray = field(default=None, repr=False)
+    shape: object = field(default=None, repr=False)     # dlib's 5-point shape
 
     @property
     def confidence(self):
@@ -327,9 +366,10 @@ def find_faces(rgb, describe=True, upsample=1, max_pixels=MAX_DETECT_PIXELS):
     for det in found:
         box = tuple(v / scale for v in det.box)
         shape = shape_of(rgb, box)
-        marks = landmarks(shape)
+        marks = landmarks(shape, mouth_shape(rgb, box))
         face = Face(box=box, score=det.score, view=det.view, landmarks=marks,
                     pose=pose(marks), quality=quality(gray, box))
+        face.shape = shape
         if describe:
             face.descriptor = describe_chip(face_chip(rgb, shape))
         faces.append(face)

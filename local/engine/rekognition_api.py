@@ -43,7 +43,8 @@ _QUALITY_BARS["AUTO"] = _QUALITY_BARS["MEDIUM"]
 
 _OPERATIONS = ("CreateCollection", "DescribeCollection", "ListCollections",
                "DeleteCollection", "IndexFaces", "ListFaces", "DeleteFaces", "DetectFaces",
-               "SearchFacesByImage", "StartFaceSearch", "GetFaceSearch")
+               "SearchFaces", "SearchFacesByImage", "CompareFaces", "StartFaceSearch",
+               "GetFaceSearch")
 
 
 def _encode_token(payload):
@@ -76,6 +77,12 @@ def _face_detail(face, width, height):
     return {"BoundingBox": _ratio_box(face.box, width, height),
             "Landmarks": marks, "Pose": face.pose, "Quality": face.quality,
             "Confidence": round(face.confidence, 4)}
+
+
+def _compared_face(face, width, height):
+    """Rekognition's ComparedFace shape (CompareFaces' faces)."""
+    detail = _face_detail(face, width, height)
+    return {k: detail[k] for k in ("BoundingBox", "Confidence", "Landmarks", "Pose", "Quality")}
 
 
 def _public_face(record):
@@ -268,13 +275,60 @@ class RekognitionApi:
         if not found:
             raise invalid("There are no faces in the image. Should be at least 1.")
         face = found[0]                                # the largest
-        shape = face_engine.shape_of(rgb, face.box)
-        descriptor = face_engine.describe_chip(face_engine.face_chip(rgb, shape))
+        descriptor = face_engine.describe_chip(face_engine.face_chip(rgb, face.shape))
         matches = self._matches([descriptor], faces, matrix,
                                 req.get("FaceMatchThreshold", 80.0), req.get("MaxFaces", 80))
         return {"SearchedFaceBoundingBox": _ratio_box(face.box, w, h),
                 "SearchedFaceConfidence": round(face.confidence, 4),
                 "FaceMatches": matches, "FaceModelVersion": FACE_MODEL_VERSION}
+
+    def op_SearchFaces(self, req):
+        """Faces of the collection like one of its own faces (the face itself left out)."""
+        faces, matrix = self.collections.snapshot(req["CollectionId"])
+        index = next((i for i, f in enumerate(faces) if f["FaceId"] == req["FaceId"]), None)
+        if index is None:
+            raise invalid(f"faceId {req['FaceId']} was not found in the collection.")
+        dist = face_engine.distances(matrix[index], matrix)
+        others = [i for i in range(len(faces)) if i != index]
+        matches = self._matches_at(dist[others], [faces[i] for i in others],
+                                   req.get("FaceMatchThreshold", 80.0), req.get("MaxFaces", 80))
+        return {"SearchedFaceId": req["FaceId"], "FaceMatches": matches,
+                "FaceModelVersion": FACE_MODEL_VERSION}
+
+    def op_CompareFaces(self, req):
+        """The source image's largest face against the target's 100 largest.
+
+        As in Rekognition, an image without a (quality) face is
+        InvalidParameterException, faces are ordered by similarity, and those
+        under SimilarityThreshold (default 80) are UnmatchedFaces."""
+        source, target = self._image(req["SourceImage"]), self._image(req["TargetImage"])
+        bar = _QUALITY_BARS.get(req.get("QualityFilter", "NONE"))
+        sh, sw = source.shape[:2]
+        th, tw = target.shape[:2]
+        source_faces = face_engine.find_faces(source, describe=False)
+        target_faces = face_engine.find_faces(target, describe=False)[:100]
+        if bar:
+            source_faces = [f for f in source_faces if not _quality_reasons(f, bar)]
+            target_faces = [f for f in target_faces if not _quality_reasons(f, bar)]
+        if not source_faces or not target_faces:
+            raise invalid("Request has invalid parameters: no face was detected in the "
+                          + ("source" if not source_faces else "target") + " image")
+        face = source_faces[0]
+        descriptor = face_engine.describe_chip(face_engine.face_chip(source, face.shape))
+        chips = [face_engine.face_chip(target, f.shape) for f in target_faces]
+        sims = np.atleast_1d(face_engine.similarity(
+            face_engine.distances(descriptor, np.stack(face_engine.describe_chips(chips)))))
+        threshold = req.get("SimilarityThreshold", 80.0)
+        matched, unmatched = [], []
+        for f, sim in sorted(zip(target_faces, sims), key=lambda p: -p[1]):
+            detail = _compared_face(f, tw, th)
+            if sim >= threshold:
+                matched.append({"Similarity": round(float(sim), 4), "Face": detail})
+            else:
+                unmatched.append(detail)
+        return {"SourceImageFace": {"BoundingBox": _ratio_box(face.box, sw, sh),
+                                    "Confidence": round(face.confidence, 4)},
+                "FaceMatches": matched, "UnmatchedFaces": unmatched}
 
     @staticmethod
     def _matches(descriptors, faces, matrix, threshold, limit=None):
