@@ -148,3 +148,53 @@ def group(tracks, faces=(), matrix=None, threshold=80.0):
             chosen.add(track)
             chosen.anchor = chosen.anchor or anchor
     return [p.tracks for p in persons]
+
+
+def _public_face(record):
+    return {k: v for k, v in record.items() if k != "Descriptor"}
+
+
+def face_matches(dist, faces, threshold, limit=None):
+    """Rekognition's FaceMatches for distances to each collection face, best first."""
+    if not len(faces) or not len(dist):
+        return []
+    sims = np.atleast_1d(face_engine.similarity(np.asarray(dist, np.float64)))
+    order = [int(i) for i in np.argsort(-sims, kind="stable") if sims[i] >= threshold]
+    if limit is not None:
+        order = order[:limit]
+    return [{"Similarity": round(float(sims[i]), 4), "Face": _public_face(faces[i])}
+            for i in order]
+
+
+def ratio_box(box, width, height):
+    """Pixel (l, t, r, b) -> Rekognition's BoundingBox (ratios of the image)."""
+    l, t, r, b = box
+    l, t = max(0.0, l), max(0.0, t)
+    r, b = min(float(width), r), min(float(height), b)
+    return {"Width": round((r - l) / width, 6), "Height": round((b - t) / height, 6),
+            "Left": round(l / width, 6), "Top": round(t / height, 6)}
+
+
+def entries(tracks, info, faces, matrix, threshold):
+    """GetFaceSearch's Persons entries: one ``Person.Index`` per person, whole video.
+
+    Tracks are grouped into persons (:func:`group`); a person's FaceMatches
+    use every descriptor of every one of its tracks (:func:`person_distances`)
+    and are the same on each of its entries."""
+    out = []
+    for index, person_tracks in enumerate(group(tracks, faces, matrix, threshold)):
+        descriptors, sizes = [], []
+        for track in person_tracks:
+            descriptors += [np.asarray(d, np.float32) for d in track["descriptors"]]
+            sizes += list(track.get("sizes") or [RELIABLE_FACE_PX] * len(track["descriptors"]))
+        matches = face_matches(person_distances(descriptors, sizes, matrix), faces, threshold)
+        for track in person_tracks:
+            for t_ms, box, conf in track["entries"]:
+                bbox = ratio_box(box, info.width, info.height)
+                out.append({"Timestamp": int(t_ms),
+                            "Person": {"Index": index, "BoundingBox": bbox,
+                                       "Face": {"BoundingBox": bbox,
+                                                "Confidence": round(conf, 4)}},
+                            "FaceMatches": matches})
+    out.sort(key=lambda p: (p["Timestamp"], p["Person"]["Index"]))
+    return out

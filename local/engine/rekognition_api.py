@@ -62,13 +62,7 @@ def _decode_token(token, expect_keys):
                                "NextToken is not a token this endpoint gave out") from None
 
 
-def _ratio_box(box, width, height):
-    """Pixel (l, t, r, b) -> Rekognition's BoundingBox (ratios of the image)."""
-    l, t, r, b = box
-    l, t = max(0.0, l), max(0.0, t)
-    r, b = min(float(width), r), min(float(height), b)
-    return {"Width": round((r - l) / width, 6), "Height": round((b - t) / height, 6),
-            "Left": round(l / width, 6), "Top": round(t / height, 6)}
+_ratio_box = persons.ratio_box
 
 
 def _face_detail(face, width, height):
@@ -290,7 +284,7 @@ class RekognitionApi:
             raise invalid(f"faceId {req['FaceId']} was not found in the collection.")
         dist = face_engine.distances(matrix[index], matrix)
         others = [i for i in range(len(faces)) if i != index]
-        matches = self._matches_at(dist[others], [faces[i] for i in others],
+        matches = persons.face_matches(dist[others], [faces[i] for i in others],
                                    req.get("FaceMatchThreshold", 80.0), req.get("MaxFaces", 80))
         return {"SearchedFaceId": req["FaceId"], "FaceMatches": matches,
                 "FaceModelVersion": FACE_MODEL_VERSION}
@@ -336,19 +330,7 @@ class RekognitionApi:
         if not len(faces) or not descriptors:
             return []
         best = np.min(np.stack([face_engine.distances(d, matrix) for d in descriptors]), axis=0)
-        return RekognitionApi._matches_at(best, faces, threshold, limit)
-
-    @staticmethod
-    def _matches_at(dist, faces, threshold, limit=None):
-        """FaceMatches for distances to each collection face, best first."""
-        if not len(faces) or not len(dist):
-            return []
-        sims = np.atleast_1d(face_engine.similarity(np.asarray(dist, np.float64)))
-        order = [int(i) for i in np.argsort(-sims, kind="stable") if sims[i] >= threshold]
-        if limit is not None:
-            order = order[:limit]
-        return [{"Similarity": round(float(sims[i]), 4), "Face": _public_face(faces[i])}
-                for i in order]
+        return persons.face_matches(best, faces, threshold, limit)
 
     # -- face search in stored video ------------------------------------------------
 
@@ -410,8 +392,8 @@ class RekognitionApi:
             faces, matrix = self.collections.snapshot(params["CollectionId"])
             info, tracks = video.analyse(path, self.video_settings)
             job["VideoMetadata"] = info.metadata()
-            job["Persons"] = self._persons(tracks, info, faces, matrix,
-                                           params["FaceMatchThreshold"])
+            job["Persons"] = persons.entries(tracks, info, faces, matrix,
+                                             params["FaceMatchThreshold"])
             job["JobStatus"] = "SUCCEEDED"
         except video.VideoError as exc:
             job["JobStatus"], job["StatusMessage"] = "FAILED", str(exc)
@@ -435,32 +417,6 @@ class RekognitionApi:
         self.jobs.put(job)
         log.info("face search %s %s", job_id, job["JobStatus"])
         self._notify(job)
-
-    def _persons(self, tracks, info, faces, matrix, threshold):
-        """Persons entries: one ``Person.Index`` per person for the whole video.
-
-        Tracks are grouped into persons (``persons.group``: same collection
-        match, or same face where the person was last seen); a person's
-        FaceMatches use every descriptor of every track of the person."""
-        entries = []
-        for index, person_tracks in enumerate(persons.group(tracks, faces, matrix, threshold)):
-            descriptors, sizes = [], []
-            for track in person_tracks:
-                descriptors += [np.asarray(d, np.float32) for d in track["descriptors"]]
-                sizes += list(track.get("sizes") or [persons.RELIABLE_FACE_PX]
-                              * len(track["descriptors"]))
-            dist = persons.person_distances(descriptors, sizes, matrix)
-            matches = self._matches_at(dist, faces, threshold)
-            for track in person_tracks:
-                for t_ms, box, conf in track["entries"]:
-                    bbox = _ratio_box(box, info.width, info.height)
-                    entries.append({"Timestamp": int(t_ms),
-                                    "Person": {"Index": index, "BoundingBox": bbox,
-                                               "Face": {"BoundingBox": bbox,
-                                                        "Confidence": round(conf, 4)}},
-                                    "FaceMatches": matches})
-        entries.sort(key=lambda p: (p["Timestamp"], p["Person"]["Index"]))
-        return entries
 
     def _notify(self, job):
         channel = job["Params"].get("NotificationChannel")
