@@ -170,6 +170,21 @@ def detect(image, upsample=0, adjust_threshold=0.0):
             for r, s, v in zip(rects, scores, views)]
 
 
+def detect_scaled(gray, scale, adjust_threshold=0.0):
+    """HOG on the image enlarged (or shrunk) by ``scale``; boxes in the image's pixels.
+
+    The detector's window is 80 px and it finds faces from about 72 px up at
+    scale 1: a face of ``n`` px needs ``scale >= 72 / n`` (3 for 24 px),
+    which costs ``scale**2`` times the pixels."""
+    import cv2
+    if abs(scale - 1.0) < 0.05:
+        return detect(gray, 0, adjust_threshold)
+    big = cv2.resize(gray, None, fx=scale, fy=scale,
+                     interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
+    return [Detection(tuple(v / scale for v in d.box), d.score, d.view)
+            for d in detect(big, 0, adjust_threshold)]
+
+
 def detect_in_region(gray, box, target_face=90, margin=0.6, adjust_threshold=0.0):
     """Find the face near ``box`` in a region scaled so a face is ~target_face px.
 
@@ -211,6 +226,29 @@ def face_chip(rgb, shape):
     """The aligned 150x150 face dlib's ResNet expects."""
     import dlib
     return dlib.get_face_chip(rgb, shape, 150, 0.25)
+
+
+def chip_of(rgb, box, small_px=60, target_px=100):
+    """The aligned chip of the face in ``box``.
+
+    A face under ``small_px`` is first enlarged (bicubic) so it is about
+    ``target_px`` across: the 5-point predictor and the chip's resampling
+    then work on smooth pixels instead of a few blocky ones (same-person
+    distances at 24-26 px drop by about 0.02)."""
+    import cv2
+    l, t, r, b = box
+    size = max(r - l, b - t, 1.0)
+    if size >= small_px:
+        return face_chip(rgb, shape_of(rgb, box))
+    m = 0.5 * size
+    h, w = rgb.shape[:2]
+    x0, y0 = max(0, int(l - m)), max(0, int(t - m))
+    x1, y1 = min(w, int(r + m) + 1), min(h, int(b + m) + 1)
+    scale = target_px / size
+    roi = cv2.resize(np.ascontiguousarray(rgb[y0:y1, x0:x1]), None, fx=scale, fy=scale,
+                     interpolation=cv2.INTER_CUBIC)
+    inner = ((l - x0) * scale, (t - y0) * scale, (r - x0) * scale, (b - y0) * scale)
+    return face_chip(roi, shape_of(roi, inner))
 
 
 def describe_chip(chip):

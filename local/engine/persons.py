@@ -8,14 +8,15 @@ a video; use it to keep track of the person throughout the video", so those
 tracks must share one index. Tracks are grouped here, after every segment is
 done, on what the whole video shows:
 
-- **the collection**: tracks whose best match (at or over the job's
-  threshold) is the same collection person (same ``ExternalImageId``, else
-  same ``FaceId``) are one person;
 - **the face itself**: a track joins an earlier person when their mean
   descriptors lie within :data:`REID_DISTANCE` (stricter than the match
   threshold: no collection face vouches for it), or within
   :data:`SEAT_DISTANCE` when it also starts where that person was last seen
-  (a student who looked down and looks up again, in the same seat).
+  (a student who looked down and looks up again, in the same seat);
+- **the collection**: when both match the same collection person (same
+  ``ExternalImageId``, else same ``FaceId``) at or over the job's threshold,
+  the match distance is enough; a track never joins a person matched to
+  someone else. The same seat is preferred over a nearer face elsewhere.
 
 Invariant: two tracks seen at the same moment are never one person (one face
 cannot be in two places), whatever their descriptors say.
@@ -119,29 +120,43 @@ def _anchor(track, faces, matrix, threshold):
         else ("face", face["FaceId"])
 
 
+def _closest(persons, track, anchor):
+    """The earlier person this track continues, or None.
+
+    Candidates are persons never seen at the same moment as the track and
+    not anchored to a different collection person. Among those within reach
+    (SEAT_DISTANCE in the seat they left, REID_DISTANCE elsewhere, the match
+    distance when both match the same collection person), the nearest by
+    mean descriptor wins, a person in the same seat first."""
+    span = [(track["first_ms"], track["last_ms"])]
+    mean = _mean(track["descriptors"])
+    first_box = track["entries"][0][1]
+    best, best_key = None, None
+    for p in persons:
+        if p.mean is None or _overlaps(p.spans, span):
+            continue
+        if anchor is not None and p.anchor not in (None, anchor):
+            continue
+        d = float(np.linalg.norm(p.mean - mean))
+        seat = p.last_ms <= track["first_ms"] and iou(p.last_box, first_box) >= SEAT_IOU
+        limit = SEAT_DISTANCE if seat else REID_DISTANCE
+        if anchor is not None and p.anchor == anchor:
+            limit = max(limit, face_engine.MATCH_DISTANCE)
+        if d > limit:
+            continue
+        key = (not seat, d)
+        if best_key is None or key < best_key:
+            best, best_key = p, key
+    return best
+
+
 def group(tracks, faces=(), matrix=None, threshold=80.0):
     """Persons in order of first appearance: lists of tracks (see the module doc)."""
     matrix = np.zeros((0, 128), np.float32) if matrix is None else matrix
     persons = []
     for track in sorted(tracks, key=lambda t: (t["first_ms"], t["entries"][0][1][0])):
         anchor = _anchor(track, faces, matrix, threshold)
-        span = [(track["first_ms"], track["last_ms"])]
-        free = [p for p in persons if not _overlaps(p.spans, span)]
-        chosen = None
-        if anchor is not None:
-            chosen = next((p for p in free if p.anchor == anchor), None)
-        if chosen is None and track["descriptors"]:
-            mean = _mean(track["descriptors"])
-            best, best_d = None, np.inf
-            for p in free:
-                if p.mean is None or (anchor is not None and p.anchor not in (None, anchor)):
-                    continue
-                d = float(np.linalg.norm(p.mean - mean))
-                limit = SEAT_DISTANCE if (p.last_ms <= track["first_ms"] and iou(
-                    p.last_box, track["entries"][0][1]) >= SEAT_IOU) else REID_DISTANCE
-                if d <= limit and d < best_d:
-                    best, best_d = p, d
-            chosen = best
+        chosen = _closest(persons, track, anchor) if track["descriptors"] else None
         if chosen is None:
             persons.append(_Person(track, anchor))
         else:

@@ -51,6 +51,9 @@ class VideoSettings:
     workers: worker processes (0 = analyse in the calling thread); default
         the CPU count.
     min_segment_s: shortest segment worth a worker of its own.
+    min_face_px: the smallest face (box width, px of the video) looked for;
+        scans enlarge the frame by 72 / min_face_px (3x for 24 px), which
+        costs the square of that in detector time.
     """
     sample_fps: float = 2.0
     scan_interval_s: float = 2.0
@@ -59,9 +62,11 @@ class VideoSettings:
     descriptors_per_track: int = 2
     workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     min_segment_s: float = 8.0
+    min_face_px: float = 24.0
 
     def __post_init__(self):
-        for name in ("sample_fps", "scan_interval_s", "full_scan_interval_s", "min_segment_s"):
+        for name in ("sample_fps", "scan_interval_s", "full_scan_interval_s", "min_segment_s",
+                     "min_face_px"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be more than 0, not {getattr(self, name)!r}")
         if self.max_misses < 0 or self.descriptors_per_track < 1 or self.workers < 0:
@@ -76,7 +81,8 @@ class VideoSettings:
         for name, field_type in (("sample_fps", float), ("scan_interval_s", float),
                                  ("full_scan_interval_s", float),
                                  ("max_misses", int), ("descriptors_per_track", int),
-                                 ("workers", int), ("min_segment_s", float)):
+                                 ("workers", int), ("min_segment_s", float),
+                                 ("min_face_px", float)):
             key = "ROLLCALL_FACE_" + name.upper()
             raw = environ.get(key)
             if raw not in (None, ""):
