@@ -120,49 +120,75 @@ def _anchor(track, faces, matrix, threshold):
         else ("face", face["FaceId"])
 
 
-def _closest(persons, track, anchor):
-    """The earlier person this track continues, or None.
-
-    Candidates are persons never seen at the same moment as the track and
-    not anchored to a different collection person. Among those within reach
-    (SEAT_DISTANCE in the seat they left, REID_DISTANCE elsewhere, the match
-    distance when both match the same collection person), the nearest by
-    mean descriptor wins, a person in the same seat first."""
-    span = [(track["first_ms"], track["last_ms"])]
-    mean = _mean(track["descriptors"])
-    first_box = track["entries"][0][1]
-    best, best_key = None, None
-    for p in persons:
-        if p.mean is None or _overlaps(p.spans, span):
-            continue
-        if anchor is not None and p.anchor not in (None, anchor):
-            continue
-        d = float(np.linalg.norm(p.mean - mean))
-        seat = p.last_ms <= track["first_ms"] and iou(p.last_box, first_box) >= SEAT_IOU
-        limit = SEAT_DISTANCE if seat else REID_DISTANCE
-        if anchor is not None and p.anchor == anchor:
-            limit = max(limit, face_engine.MATCH_DISTANCE)
-        if d > limit:
-            continue
-        key = (not seat, d)
-        if best_key is None or key < best_key:
-            best, best_key = p, key
-    return best
+def _compatible(a, b):
+    """Anchors that may be one person: the same, or at least one unknown."""
+    return a is None or b is None or a == b
 
 
 def group(tracks, faces=(), matrix=None, threshold=80.0):
-    """Persons in order of first appearance: lists of tracks (see the module doc)."""
+    """Persons in order of first appearance: lists of tracks (see the module doc).
+
+    Two passes. First, seats: in order of time, a track continues the
+    person last seen where it starts (box overlap >= SEAT_IOU, after that
+    person's last sighting) when their faces are within SEAT_DISTANCE.
+    Then faces: persons never seen at the same moment are merged, nearest
+    pair first, while their mean descriptors are within REID_DISTANCE (the
+    match distance when both match the same collection person)."""
     matrix = np.zeros((0, 128), np.float32) if matrix is None else matrix
     persons = []
     for track in sorted(tracks, key=lambda t: (t["first_ms"], t["entries"][0][1][0])):
         anchor = _anchor(track, faces, matrix, threshold)
-        chosen = _closest(persons, track, anchor) if track["descriptors"] else None
+        chosen, best_d = None, np.inf
+        if track["descriptors"]:
+            mean = _mean(track["descriptors"])
+            first_box = track["entries"][0][1]
+            for p in persons:
+                if (p.mean is None or p.last_ms >= track["first_ms"]
+                        or not _compatible(p.anchor, anchor)
+                        or iou(p.last_box, first_box) < SEAT_IOU):
+                    continue
+                d = float(np.linalg.norm(p.mean - mean))
+                if d <= SEAT_DISTANCE and d < best_d:
+                    chosen, best_d = p, d
         if chosen is None:
             persons.append(_Person(track, anchor))
         else:
             chosen.add(track)
             chosen.anchor = chosen.anchor or anchor
-    return [p.tracks for p in persons]
+    # faces: nearest pairs first, each merge re-checked against the merged persons
+    means = [p.mean for p in persons]
+    pairs = []
+    for i in range(len(persons)):
+        for j in range(i + 1, len(persons)):
+            if means[i] is None or means[j] is None:
+                continue
+            d = float(np.linalg.norm(means[i] - means[j]))
+            if d <= max(REID_DISTANCE, face_engine.MATCH_DISTANCE):
+                pairs.append((d, i, j))
+    owner = list(range(len(persons)))
+
+    def root(i):
+        while owner[i] != i:
+            owner[i] = owner[owner[i]]
+            i = owner[i]
+        return i
+    for d, i, j in sorted(pairs):
+        a, b = root(i), root(j)
+        if a == b:
+            continue
+        pa, pb = persons[a], persons[b]
+        if _overlaps(pa.spans, pb.spans) or not _compatible(pa.anchor, pb.anchor):
+            continue
+        same = pa.anchor is not None and pa.anchor == pb.anchor
+        if d > (max(REID_DISTANCE, face_engine.MATCH_DISTANCE) if same else REID_DISTANCE):
+            continue
+        keep, gone = min(a, b), max(a, b)
+        for track in pb.tracks if gone == b else pa.tracks:
+            persons[keep].add(track)
+        persons[keep].anchor = persons[keep].anchor or persons[gone].anchor
+        owner[gone] = keep
+    merged = [persons[i] for i in range(len(persons)) if root(i) == i]
+    return [sorted(p.tracks, key=lambda t: t["first_ms"]) for p in merged]
 
 
 def _public_face(record):
