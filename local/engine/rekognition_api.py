@@ -112,7 +112,7 @@ class RekognitionApi:
     """The operations. ``s3`` and ``sns`` are boto3 clients (moto on one machine)."""
 
     def __init__(self, s3, sns, data_dir=None, video_settings=None, region="us-east-1",
-                 max_video_bytes=MAX_VIDEO_BYTES):
+                 max_video_bytes=MAX_VIDEO_BYTES, max_jobs=None):
         self.s3 = s3
         self.sns = sns
         self.region = region
@@ -121,8 +121,17 @@ class RekognitionApi:
         self.video_settings = video_settings or video.VideoSettings.from_env()
         self.max_video_bytes = max_video_bytes
         self._scratch = os.path.join(data_dir, "tmp") if data_dir else None
-        # One job at a time: each uses every worker process already.
-        self._runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="face-search")
+        # Several jobs at once (ROLLCALL_FACE_MAX_JOBS, default 2): their
+        # segments share the worker processes in turns (video.analyse); the
+        # others wait in order, and GetFaceSearch tells them their place.
+        self.max_jobs = max_jobs or int(os.environ.get("ROLLCALL_FACE_MAX_JOBS") or 2)
+        if self.max_jobs < 1:
+            raise ValueError("max_jobs must be 1 or more")
+        self._runner = ThreadPoolExecutor(max_workers=self.max_jobs,
+                                          thread_name_prefix="face-search")
+        self._queue_lock = threading.Lock()
+        self._waiting = []              # JobIds submitted, not started, in order
+        self._progress = {}             # JobId -> (segments done, segments) while running
         self._closed = threading.Event()
 
     def close(self):
@@ -364,6 +373,8 @@ class RekognitionApi:
                     "JobStatus": "IN_PROGRESS", "Params": params, "Created": time.time()}
         job, is_new = self.jobs.claim_token(token, make_job)
         if is_new:
+            with self._queue_lock:
+                self._waiting.append(job["JobId"])
             self._runner.submit(self._run_job, job["JobId"])
         return {"JobId": job["JobId"]}
 
@@ -376,7 +387,33 @@ class RekognitionApi:
         except ClientError as exc:
             raise _unreadable_s3_object(exc, obj) from None
 
+    def _status_message(self, job_id):
+        """Where an IN_PROGRESS job stands: its place in the queue, or its progress."""
+        with self._queue_lock:
+            if job_id in self._waiting:
+                place = self._waiting.index(job_id) + 1
+                return (f"Queued: position {place} of {len(self._waiting)} waiting "
+                        f"({self.max_jobs} analysed at a time)")
+            done, total = self._progress.get(job_id, (0, 0))
+        return f"Analysing: {done} of {total} parts done" if total else "Analysing"
+
     def _run_job(self, job_id):
+        with self._queue_lock:
+            if job_id in self._waiting:
+                self._waiting.remove(job_id)
+        try:
+            self._run_started_job(job_id)
+        finally:
+            with self._queue_lock:
+                self._progress.pop(job_id, None)
+
+    def _track_progress(self, job_id):
+        def progress(done, total):
+            with self._queue_lock:
+                self._progress[job_id] = (done, total)
+        return progress
+
+    def _run_started_job(self, job_id):
         job = dict(self.jobs.get(job_id))
         params = job["Params"]
         obj = params["Video"]["S3Object"]
@@ -390,7 +427,8 @@ class RekognitionApi:
             extra = {"VersionId": obj["Version"]} if obj.get("Version") else None
             self.s3.download_file(obj["Bucket"], obj["Name"], path, ExtraArgs=extra)
             faces, matrix = self.collections.snapshot(params["CollectionId"])
-            info, tracks = video.analyse(path, self.video_settings)
+            info, tracks = video.analyse(path, self.video_settings,
+                                         progress=self._track_progress(job_id))
             job["VideoMetadata"] = info.metadata()
             job["Persons"] = persons.entries(tracks, info, faces, matrix,
                                              params["FaceMatchThreshold"])
@@ -444,6 +482,8 @@ class RekognitionApi:
             answer["JobTag"] = job["Params"]["JobTag"]
         if job.get("StatusMessage"):
             answer["StatusMessage"] = job["StatusMessage"]
+        elif job["JobStatus"] == "IN_PROGRESS":
+            answer["StatusMessage"] = self._status_message(job["JobId"])
         if job["JobStatus"] != "SUCCEEDED":
             return answer
         sort_by = req.get("SortBy", "TIMESTAMP")
