@@ -91,17 +91,30 @@ def evaluate(entries, truth, seats, info, min_sightings):
             "phantom_entries": phantom}
 
 
+def cpu_seconds():
+    """CPU time (user + system) of this process and its live children (the workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in [os.getpid()] + PeakRss._children(os.getpid()):
+        try:
+            fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
 def run(path, seats, truth, settings, faces, matrix, min_sightings, decode=True):
     decode_wall = None
     if decode:
         decode_wall = min(decode_only(path, settings.sample_fps)[0] for _ in range(2))
     with PeakRss() as rss:
-        start = time.perf_counter()
-        info, tracks = video.analyse(path, settings)
+        start, cpu = time.perf_counter(), cpu_seconds()
+        info, tracks = video.analyse(path, settings, reference=matrix)
         entries = persons.entries(tracks, info, faces, matrix, THRESHOLD)
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     figures = evaluate(entries, truth, seats, info, min_sightings)
-    figures.update(wall=wall, decode=decode_wall, peak_mb=rss.peak / 2 ** 20,
+    figures.update(wall=wall, cpu=cpu, decode=decode_wall, peak_mb=rss.peak / 2 ** 20,
                    duration=info.duration_s, tracks=len(tracks))
     return figures
 
@@ -120,6 +133,9 @@ def report(name, f):
         line += (f"; decode only {f['decode']:.1f} s ({f['duration'] / f['decode']:.1f}x), "
                  f"engine/decode {f['wall'] / f['decode']:.2f}")
     print(line)
+    print(f"CPU time (process + workers): {f['cpu']:.1f} s, i.e. "
+          f"{f['duration'] / max(1e-9, f['cpu']) * (os.cpu_count() or 1):.1f}x real time on "
+          f"{os.cpu_count()} otherwise idle cores")
     print(f"peak memory (process + workers): {f['peak_mb']:.0f} MB")
 
 
@@ -157,7 +173,8 @@ def main(argv=None):
               f"{max(s['face_px'] for s in seats)} px (made in {time.perf_counter() - t0:.0f} s)",
               flush=True)
         figures = run(path, seats, truth, settings, faces, matrix, args.min_sightings)
-        report(f"{size[0]}x{size[1]}, {args.duration:.0f} s", figures)
+        report(f"{size[0]}x{size[1]}, {args.duration:.0f} s (load average now "
+               f"{os.getloadavg()[0]:.1f})", figures)
     if args.long:
         size = (1280, 720)
         print("\n10-minute run (720p): peak memory as the video grows")

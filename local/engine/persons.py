@@ -41,13 +41,19 @@ REID_DISTANCE = 0.45
 SEAT_DISTANCE = 0.55
 SEAT_IOU = 0.3
 
-# Faces at least this tall (px, in the video) are described reliably: their
-# best descriptor is used as is. Smaller ones are averaged and penalised.
-RELIABLE_FACE_PX = 40
-# Extra distance added to a small face's mean descriptor distance, at 24 px;
-# scaled linearly down to 0 at RELIABLE_FACE_PX. Measured on 24-36 px crops of
-# the shared photos in generated CRF 28 video (see tests/test_engine_small_faces.py).
-SMALL_FACE_PENALTY = 0.0
+# Faces at least this big (px, in the video) are described reliably: their
+# best descriptor is used as is. Smaller ones are averaged, and their mean's
+# distance gets a margin: SMALL_FACE_PENALTY at 24 px, falling linearly to 0
+# at RELIABLE_FACE_PX. Measured on video crops of every photo in
+# ../shared/faces (H.264 CRF 28, 24-44 px, 4 frames each) against every photo:
+# the closest different-person pair (john_savage's crop / joe_biden's photo)
+# is at 0.602 (24 px), 0.594 (28), 0.590 (32), 0.568 (36!), 0.587 (44) without
+# the margin, so 36-44 px crops would reach similarity 80 (0.578); with it, at
+# 0.588 or more. The price: at 24 px, 17 of 27 crops still reach their own
+# person's registration photo (22 without the margin); at 28-44 px 22-27 of 28.
+# tests/test_engine_small_faces.py re-checks this on generated video.
+RELIABLE_FACE_PX = 60
+SMALL_FACE_PENALTY = 0.03
 
 
 def _overlaps(a, b):
@@ -64,8 +70,9 @@ def person_distances(descriptors, sizes, matrix):
     """Distance from a person (descriptors, face size of each) to each collection face.
 
     Descriptors of faces >= RELIABLE_FACE_PX: the smallest distance of any of
-    them. Smaller faces: their mean descriptor's distance plus a penalty that
-    grows as the faces shrink. The person's distance is the smaller of the two.
+    them. Smaller faces: their mean descriptor's distance plus a margin that
+    grows as the (median) face shrinks. The person's distance is the smaller
+    of the two. Without sizes, every descriptor counts as reliable (photos).
     """
     matrix = np.asarray(matrix, np.float32).reshape(-1, 128)
     best = np.full((len(matrix),), np.inf, np.float32)

@@ -428,7 +428,8 @@ class RekognitionApi:
             self.s3.download_file(obj["Bucket"], obj["Name"], path, ExtraArgs=extra)
             faces, matrix = self.collections.snapshot(params["CollectionId"])
             info, tracks = video.analyse(path, self.video_settings,
-                                         progress=self._track_progress(job_id))
+                                         progress=self._track_progress(job_id),
+                                         reference=matrix)
             job["VideoMetadata"] = info.metadata()
             job["Persons"] = persons.entries(tracks, info, faces, matrix,
                                              params["FaceMatchThreshold"])

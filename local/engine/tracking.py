@@ -26,7 +26,7 @@ from collections import deque
 import cv2
 import numpy as np
 
-from local.engine import face_engine
+from local.engine import face_engine, persons
 from local.engine.boxes import iou
 
 _TEMPLATE_PX = 32          # templates are shrunk to this width (speed)
@@ -42,6 +42,8 @@ _MAX_CHANGED = 0.25        # over this share of changed pixels: scan the whole f
 _MAX_CHANGED_REGIONS = 0.5 # ... or when the regions to search cover this much
 
 
+_CLEAR_MATCH = 0.45         # descriptor distances that need no second frame:
+_CLEAR_STRANGER = 0.72      # (same person 0.18-0.55, different 0.61+ on the photos)
 _SAME_CHIP = 0.95           # chip correlation above which a face is "the same as before"
 _DESCRIBED_KEPT = 256       # described faces remembered per segment
 
@@ -110,8 +112,10 @@ class Track:
 class SegmentTracker:
     """Tracks the faces of one run of consecutive samples (see the module doc)."""
 
-    def __init__(self, settings, first_k=0, cut_before=None, cut_after=False):
+    def __init__(self, settings, first_k=0, cut_before=None, cut_after=False, reference=None):
         self.settings = settings
+        self.reference = None if reference is None or not len(reference) else \
+            np.asarray(reference, np.float32).reshape(-1, 128)
         self.first_k = first_k
         # whether a neighbouring segment (another worker) continues the video
         self.cut_before = first_k > 0 if cut_before is None else cut_before
@@ -351,7 +355,7 @@ class SegmentTracker:
             sizes = sizes[:len(chips)]
         descriptors = self._described_before(track, chips)
         if descriptors is None:
-            descriptors = face_engine.describe_chips(chips)
+            descriptors = self._describe(chips, sizes)
             if chips:
                 self._described.append((track.box, _chip_key(chips[0]), descriptors, sizes))
                 del self._described[:-_DESCRIBED_KEPT]
@@ -366,6 +370,23 @@ class SegmentTracker:
             "sizes": sizes})
         track.chips = []
         track.template = None
+
+    def _describe(self, chips, sizes):
+        """Descriptors of a track's best chips; often the first is enough.
+
+        With the collection at hand, a face big enough to be described
+        reliably whose first descriptor is clearly someone (distance under
+        _CLEAR_MATCH) or clearly nobody (over _CLEAR_STRANGER) needs no
+        second opinion. Small faces always get all their chips: their
+        evidence is the mean of several (persons.person_distances)."""
+        if (self.reference is None or len(chips) <= 1
+                or min(sizes) < persons.RELIABLE_FACE_PX):
+            return face_engine.describe_chips(chips)
+        first = face_engine.describe_chips(chips[:1])
+        nearest = float(face_engine.distances(first[0], self.reference).min())
+        if nearest <= _CLEAR_MATCH or nearest >= _CLEAR_STRANGER:
+            return first
+        return first + face_engine.describe_chips(chips[1:])
 
     def _described_before(self, track, chips):
         """Descriptors of a face already described here that looks the same, or None.

@@ -59,7 +59,7 @@ class VideoSettings:
     """
     sample_fps: float = 2.0
     scan_interval_s: float = 2.0
-    full_scan_interval_s: float = 10.0
+    full_scan_interval_s: float = 20.0
     max_misses: int = 2
     descriptors_per_track: int = 2
     workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
@@ -256,11 +256,12 @@ def sampled_frames(path, sample_fps, first_k=0, end_k=None, queue_size=4):
 
 # -- segments and the worker pool ------------------------------------------------
 
-def _analyse_segment(path, settings_dict, first_k, end_k, cut_after=False):
+def _analyse_segment(path, settings_dict, first_k, end_k, cut_after=False, reference=None):
     """Worker entry point: track faces in samples [first_k, end_k)."""
     from local.engine.tracking import SegmentTracker
     settings = VideoSettings(**settings_dict)
-    tracker = SegmentTracker(settings, first_k=first_k, cut_after=cut_after)
+    tracker = SegmentTracker(settings, first_k=first_k, cut_after=cut_after,
+                             reference=reference)
     for k, t, rgb in sampled_frames(path, settings.sample_fps, first_k, end_k):
         tracker.add(k, t, rgb)
     return tracker.finish()
@@ -361,7 +362,7 @@ def _share(workers):
         return max(1, workers // max(1, _running))
 
 
-def _run_in_pool(pool, path, settings, settings_dict, segments, progress):
+def _run_in_pool(pool, path, settings, settings_dict, segments, progress, reference):
     global _running
     with _running_lock:
         _running += 1
@@ -373,7 +374,7 @@ def _run_in_pool(pool, path, settings, settings_dict, segments, progress):
             while waiting and len(flying) < _share(settings.workers):
                 i, (a, b) = waiting.pop(0)
                 flying[pool.submit(_analyse_segment, str(path), settings_dict, a, b,
-                                   i < len(segments) - 1)] = i
+                                   i < len(segments) - 1, reference)] = i
             done, _ = wait(list(flying), return_when=FIRST_COMPLETED)
             for future in done:
                 results[flying.pop(future)] = future.result()
@@ -385,13 +386,15 @@ def _run_in_pool(pool, path, settings, settings_dict, segments, progress):
             _running -= 1
 
 
-def analyse(path, settings=None, progress=None):
+def analyse(path, settings=None, progress=None, reference=None):
     """Every face track in the video: (VideoInfo, [tracks sorted by first sighting]).
 
     Each track is a dict: ``entries`` [(timestamp_ms, (l, t, r, b) px,
     confidence)], ``descriptors`` [128-D arrays], ``sizes`` (face px of each
     descriptor) and ``first_ms``/``last_ms``. ``progress(done, total)`` is
-    called as segments finish.
+    called as segments finish. ``reference`` (the collection's descriptors,
+    an N x 128 array) lets a track whose first descriptor is clearly someone,
+    or clearly nobody, skip describing its other frames.
     """
     settings = settings or VideoSettings()
     info = probe(path)
@@ -401,14 +404,15 @@ def analyse(path, settings=None, progress=None):
         results = []
         for i, (a, b) in enumerate(segments):
             results.append(_analyse_segment(str(path), settings_dict, a, b,
-                                            i < len(segments) - 1))
+                                            i < len(segments) - 1, reference))
             if progress is not None:
                 progress(i + 1, len(segments))
     else:
         for attempt in (1, 2):
             pool = worker_pool(settings.workers)
             try:
-                results = _run_in_pool(pool, path, settings, settings_dict, segments, progress)
+                results = _run_in_pool(pool, path, settings, settings_dict, segments, progress,
+                                       reference)
                 break
             except (BrokenProcessPool, CancelledError, RuntimeError):
                 # a worker died (killed, out of memory) or the engine is
