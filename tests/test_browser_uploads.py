@@ -19,8 +19,10 @@ from tests.browser_support import PageWatch, Shots, launch, require_browser
 sync_api = require_browser()
 expect = sync_api.expect
 
-TEACHER = ("uploader@example.org", "uploader password 1", "teacher")
+# An admin: these sessions belong to no class (a teacher's must name one).
+TEACHER = ("uploader@example.org", "uploader password 1", "admin")
 ADMIN = ("upload-admin@example.org", "upload admin password", "admin")
+CLASS_TEACHER = ("class-teacher@example.org", "class teacher password", "teacher")
 MIB = 1024 * 1024
 PART = 8 * MIB
 
@@ -32,6 +34,7 @@ def stack(tmp_path_factory):
     with running_stack(tmp_path_factory.mktemp("upload-stack")) as running:
         running.add_user(*TEACHER)
         running.add_user(*ADMIN)
+        running.add_user(*CLASS_TEACHER)
         yield running
 
 
@@ -123,14 +126,20 @@ def start_upload(page, video, title):
     page.get_by_role("button", name="Upload and take attendance").click()
 
 
-def api_get(page, path):
-    """GET ``path`` from the API with the page's sign-in."""
-    return page.evaluate("""async (path) => {
+def api_call(page, method, path, body=None):
+    """Call the API with the page's sign-in; the JSON answer."""
+    return page.evaluate("""async ([method, path, body]) => {
         const saved = JSON.parse(localStorage.getItem('rollcall.auth'));
+        const headers = {Authorization: 'Bearer ' + saved.token};
+        if (body) headers['Content-Type'] = 'application/json';
         const answer = await fetch(window.ROLLCALL_CONFIG.apiBaseUrl + path,
-            {headers: {Authorization: 'Bearer ' + saved.token}});
+            {method, headers, body: body ? JSON.stringify(body) : undefined});
         return answer.json();
-    }""", path)
+    }""", [method, path, body])
+
+
+def api_get(page, path):
+    return api_call(page, "GET", path)
 
 
 def session_id_of(stack, title, page):
@@ -290,14 +299,8 @@ def test_a_renamed_text_file_is_refused_before_anything_is_sent(page, stack, tmp
 
 def test_a_session_is_renamed_and_deleted_from_its_page(page, stack):
     sign_in(page, stack, ADMIN)
-    created = page.evaluate("""async () => {
-        const saved = JSON.parse(localStorage.getItem('rollcall.auth'));
-        const answer = await fetch(window.ROLLCALL_CONFIG.apiBaseUrl + '/sessions', {
-            method: 'POST', headers: {Authorization: 'Bearer ' + saved.token,
-                                      'Content-Type': 'application/json'},
-            body: JSON.stringify({title: 'Wrong title', date: '2026-03-02', content_type: 'video/mp4'})});
-        return answer.json();
-    }""")
+    created = api_call(page, "POST", "/sessions", {
+        "title": "Wrong title", "date": "2026-03-02", "content_type": "video/mp4"})
     session_id = created["session"]["session_id"]
     page.goto(f"{stack.site_url}#/sessions/{session_id}")
     expect(page.locator("h1")).to_have_text("Wrong title")
@@ -333,17 +336,14 @@ def test_a_session_is_renamed_and_deleted_from_its_page(page, stack):
     expect(page.locator(".export-form .form-error")).to_contain_text(
         "no sessions in this range")
     assert downloads == []
-    # A teacher may rename but not delete.
+    # A teacher may rename a session of their class, but not delete it.
+    made = api_call(page, "POST", "/classes", {"name": "Chemistry 2",
+                                                "teachers": [CLASS_TEACHER[0]]})
     page.get_by_role("button", name="Sign out").click()
-    sign_in(page, stack)
-    created = page.evaluate("""async () => {
-        const saved = JSON.parse(localStorage.getItem('rollcall.auth'));
-        const answer = await fetch(window.ROLLCALL_CONFIG.apiBaseUrl + '/sessions', {
-            method: 'POST', headers: {Authorization: 'Bearer ' + saved.token,
-                                      'Content-Type': 'application/json'},
-            body: JSON.stringify({title: 'Teacher session', content_type: 'video/mp4'})});
-        return answer.json();
-    }""")
+    sign_in(page, stack, CLASS_TEACHER)
+    created = api_call(page, "POST", "/sessions", {
+        "title": "Teacher session", "content_type": "video/mp4",
+        "class_id": made["class"]["class_id"]})
     page.goto(f"{stack.site_url}#/sessions/{created['session']['session_id']}")
     expect(page.get_by_role("button", name="Edit…")).to_be_visible()
     expect(page.get_by_role("button", name="Delete…")).to_have_count(0)
