@@ -150,8 +150,14 @@ def test_a_name_with_markup_shows_as_text(page, stack, faces_dir):
 
     # A photo with several faces: the server's message appears beside the photo.
     register(page, "Two People", "X-GROUP", faces_dir / "group" / "two_people.jpg")
+    form = page.locator(".register-form")
+    expect(form.get_by_label("Full name")).to_be_disabled()  # locked while the face is checked
     photo_error = page.locator('[data-error-for="photo"]')
     expect(photo_error).to_contain_text(re.compile(r"face", re.I), timeout=30_000)
+    # Refused: what was typed is still there, and can be changed again.
+    expect(form.get_by_label("Full name")).to_have_value("Two People")
+    expect(form.get_by_label("ID", exact=True)).to_have_value("X-GROUP")
+    expect(form.get_by_label("Full name")).to_be_enabled()
     expect(page.locator('.field[data-field="photo"]')).to_have_class(re.compile("field--invalid"))
     page.shots.take(page, "several-faces-error")
 
@@ -299,6 +305,14 @@ def test_teacher_journey(page, stack, faces_dir, tmp_path):
     expect(absent.locator("tbody tr")).to_have_count(0)
     biden = present.locator('tr[data-student-id="S-1003"]')
     expect(biden.locator(".correction")).to_contain_text("Sat outside the camera's view")
+    # The correction's note does not squeeze the ID onto two lines.
+    for cell in present.locator(".cell-id").all():
+        lines = cell.evaluate("""el => {
+            const range = document.createRange();
+            range.selectNodeContents(el);
+            return new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size;
+        }""")
+        assert lines == 1, cell.inner_text()
     page.shots.take(page, "session-corrected")
     page.set_viewport_size({"width": 390, "height": 844})  # a phone
     # The timeline fits its frame, with whole names (on their own lines).
