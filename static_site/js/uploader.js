@@ -128,8 +128,13 @@ export async function cancel(sessionId) {
   changed(current || null);
 }
 
-async function run(current, file, signal) {
+async function run(current, file, outer) {
   const path = `/sessions/${api.seg(current.sessionId)}/multipart`;
+  // Cancelling stops everything; so does one part failing for good (the
+  // other parts in flight stop too: the job has ended).
+  const stopAll = new AbortController();
+  outer.addEventListener("abort", () => stopAll.abort(), { once: true });
+  const signal = stopAll.signal;
   let upload = null;
   const record = readSaved()[current.sessionId];
   if (sameFile(record, file)) {
@@ -226,7 +231,15 @@ async function run(current, file, signal) {
   async function worker() {
     while (queue.length) await sendPart(queue.shift());
   }
-  await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, queue.length) }, worker));
+  const sendAll = async () => {
+    try {
+      await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, queue.length) }, worker));
+    } catch (error) {
+      stopAll.abort();
+      throw outer.aborted ? new Cancelled() : error;
+    }
+  };
+  await sendAll();
 
   for (let round = 1; ; round += 1) {
     const parts = [...etags.entries()].sort((a, b) => a[0] - b[0]).map(([n, etag]) => ({ part_number: n, etag }));
@@ -239,7 +252,7 @@ async function run(current, file, signal) {
         : error.code === "part_mismatch" ? [error.details.part_number] : null;
       if (!again || round > 1) throw error;
       for (const n of again) { etags.delete(n); queue.push(n); }
-      await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, queue.length) }, worker));
+      await sendAll();
     }
   }
 }
