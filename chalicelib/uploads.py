@@ -105,6 +105,14 @@ class Uploads:
     def read(self, key):
         return self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
+    def reader(self, key):
+        """``read(offset, length)`` of the object by ranged GETs (headers of a big video)."""
+        def read(offset, length):
+            end = offset + max(length, 1) - 1
+            return self._s3.get_object(Bucket=self.bucket, Key=key,
+                                       Range=f"bytes={offset}-{end}")["Body"].read()
+        return read
+
     def copy(self, source_key, key):
         """Copy an object within the bucket, server-side (the bytes never pass here)."""
         self._s3.copy_object(Bucket=self.bucket, Key=key,

@@ -24,7 +24,8 @@ PROJECT_DIR = pathlib.Path(__file__).resolve().parent.parent
 CONFIG_PATH = PROJECT_DIR / ".chalice" / "config.json"
 
 #: Resource names Lambda may run without, which a deployed stage still has.
-OPTIONAL_NAME_VARIABLES = ("COMPLETION_TOPIC", "REKOGNITION_ROLE", "SITE_BUCKET")
+OPTIONAL_NAME_VARIABLES = ("COMPLETION_TOPIC", "REKOGNITION_ROLE", "CONVERSION_ROLE",
+                           "SITE_BUCKET")
 #: Local-only setting placeholder shipped in examples; never a real origin.
 PLACEHOLDER_ORIGINS = ("https://rollcall.example.org",)
 #: Host names reserved for documentation and tests (RFC 2606, RFC 6761).
@@ -83,6 +84,7 @@ def derived_name(stage, variable, account=None):
         "FACE_COLLECTION": f"rollcall-{stage}-faces",
         "COMPLETION_TOPIC": f"rollcall-{stage}-face-search-done",
         "REKOGNITION_ROLE": f"rollcall-{stage}-rekognition-publish",
+        "CONVERSION_ROLE": f"rollcall-{stage}-mediaconvert",
     }
     if variable in special:
         return special[variable]
