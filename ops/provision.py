@@ -26,8 +26,9 @@ from chalicelib.clients import ClientFactory
 from chalicelib.schema import table_specs
 from chalicelib.settings import load_settings
 from ops import cdn
-from ops.stage_config import (StageError, apply_stage_environment, check_site_origin,
-                              current_account, needs_account, session_region, stage_options)
+from ops.stage_config import (StageError, apply_stage_environment, aws_session,
+                              check_site_origin, configured_environment, current_account,
+                              needs_account, stage_options)
 
 CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
 DELETED, ABSENT = "deleted", "absent"
@@ -498,20 +499,19 @@ def for_stage(stage, session=None, out=None, account=None):
     ``chalice deploy`` uses; with none set this stops rather than guess.
     Against a local endpoint (the one-machine stack) there is no CloudFront.
     """
-    import boto3
-
-    session = session or boto3.session.Session()
-    region = session_region(session)
+    session = aws_session(session)
+    region = session.region_name
     local = bool(os.environ.get("AWS_ENDPOINT_URL"))
+    # The operator's environment wins over the config, as for every name.
+    configured = os.environ.get("SITE_ORIGIN") or configured_environment(stage).get(
+        "SITE_ORIGIN")
+    if configured and not local:
+        configured = check_site_origin(configured)
     if account is None and needs_account(stage, environ=os.environ):
         account = current_account(session)
     apply_stage_environment(stage, account=account)
     settings = dataclasses.replace(load_settings(), region=region)
     options = stage_options(stage)
-    # The operator's environment wins over the config, as for every name.
-    configured = os.environ.get("SITE_ORIGIN")
-    if configured and not local:
-        configured = check_site_origin(configured)
     return Provisioner(settings, ClientFactory(region=region), out=out,
                        cloudfront=not local, site_origin=configured or None,
                        site_domain=options.get("site_domain", ""),

@@ -153,12 +153,10 @@ class Smoke:
 
 def stage_urls(stage, session=None):
     """``(site_url, api_url)`` of a deployed stage, found without changing anything."""
-    import boto3
-
     from ops.provision import for_stage
     from ops.publish import deployed_api_url
 
-    provisioner = for_stage(stage, session=session or boto3.session.Session())
+    provisioner = for_stage(stage, session=session)
     api_url = deployed_api_url(stage)
     if provisioner.site_domain:
         return f"https://{provisioner.site_domain}/", api_url

@@ -183,6 +183,21 @@ def test_no_region_stops_provisioning_with_a_clear_message(clean_env):
         for_stage("prod", session=boto3.session.Session())
 
 
+def test_aws_region_alone_is_enough(clean_env):
+    del clean_env["AWS_DEFAULT_REGION"]
+    clean_env["AWS_REGION"] = "eu-central-1"
+    from ops.stage_config import session_region
+    assert session_region(boto3.session.Session()) == "eu-central-1"
+
+
+def test_a_profiles_region_is_used(clean_env, tmp_path):
+    del clean_env["AWS_DEFAULT_REGION"], clean_env["AWS_REGION"]
+    (tmp_path / "config").write_text("[default]\nregion = sa-east-1\n")
+    clean_env["AWS_CONFIG_FILE"] = str(tmp_path / "config")
+    from ops.stage_config import session_region
+    assert session_region(boto3.session.Session()) == "sa-east-1"
+
+
 def test_the_sessions_region_is_used_not_us_east_1(moto_world):
     session = boto3.session.Session(region_name="ap-southeast-2")
     made = for_stage("prod", session=session)
