@@ -232,7 +232,10 @@ class Provisioner:
         cloudfront = self.clients.client("cloudfront")
         found = self._find_distribution()
         desired = cdn.distribution_config(stage, bucket, self.settings.region, oac_id,
-                                          caller_reference=f"rollcall-{stage}-site",
+                                          # Found by its origin, never by this: unique
+                                          # so a stage made again after a destroy works.
+                                          caller_reference=f"rollcall-{stage}-site-"
+                                          + secrets.token_hex(8),
                                           domain=self.site_domain,
                                           certificate_arn=self.certificate_arn)
         if found is None:
