@@ -113,6 +113,9 @@ def deploy(stage, session=None, out=sys.stdout, run=subprocess.run, deployed_dir
     if provisioner.site_domain and provisioner.distribution:
         print(f"  DNS:   point {provisioner.site_domain} (CNAME or alias) at "
               f"{provisioner.distribution['DomainName']}", file=out)
+    if provisioner.distribution and provisioner.distribution.get("Status") != "Deployed":
+        print("  note:  the distribution is still deploying (CloudFront takes some minutes); "
+              "the site answers once it is done", file=out)
     print(f"  first admin:  {first_admin_command(stage)}", file=out)
     print(f"  check it:     make smoke STAGE={stage}", file=out)
     return summary

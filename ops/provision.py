@@ -60,7 +60,7 @@ class Provisioner:
         self.certificate_arn = certificate_arn
         self.table_kms = table_kms
         self.site_origin = site_origin or (None if cloudfront else settings.site_origin)
-        #: The distribution serving the site: {"Id", "ARN", "DomainName"}.
+        #: The distribution serving the site: {"Id", "ARN", "DomainName", "Status"}.
         self.distribution = None
 
     def _note(self, kind, name, outcome):
@@ -240,10 +240,10 @@ class Provisioner:
                                           certificate_arn=self.certificate_arn)
         if found is None:
             created = cloudfront.create_distribution(DistributionConfig=desired)["Distribution"]
-            self.distribution = {k: created[k] for k in ("Id", "ARN", "DomainName")}
+            self.distribution = {k: created[k] for k in ("Id", "ARN", "DomainName", "Status")}
             self._note("distribution", created["DomainName"], CREATED)
         else:
-            self.distribution = {k: found[k] for k in ("Id", "ARN", "DomainName")}
+            self.distribution = {k: found[k] for k in ("Id", "ARN", "DomainName", "Status")}
             answer = cloudfront.get_distribution_config(Id=found["Id"])
             current = answer["DistributionConfig"]
             if cdn.differs(current, desired):
