@@ -142,15 +142,17 @@ class Provisioner:
         self._note("table", name, CREATED)
 
     # -- S3 ---------------------------------------------------------------------
-    def _cors_rules(self):
-        return [{
-            "AllowedOrigins": [self.site_origin],
-            # POST: the presigned uploads; GET: presigned photo links. Nothing PUTs.
-            "AllowedMethods": ["GET", "POST"],
-            "AllowedHeaders": ["*"],
-            "ExposeHeaders": ["ETag"],
-            "MaxAgeSeconds": 3000,
-        }]
+    def _cors_rules(self, name):
+        """What the site's browser does to a bucket, and nothing more: POST for the
+        presigned uploads, GET for presigned photo links, and on the videos bucket
+        PUT for the parts of resumable uploads, whose ETag the page must read."""
+        videos = name == self.settings.videos_bucket
+        rule = {"AllowedOrigins": [self.site_origin],
+                "AllowedMethods": ["GET", "POST", "PUT"] if videos else ["GET", "POST"],
+                "AllowedHeaders": ["Content-Type"], "MaxAgeSeconds": 3000}
+        if videos:
+            rule["ExposeHeaders"] = ["ETag"]
+        return [rule]
 
     def ensure_bucket(self, name, cors=True):
         """A private, encrypted bucket; browser uploads allowed from the site only."""
@@ -183,8 +185,8 @@ class Provisioner:
                             for rule in current_cors]
         except ClientError:
             current_cors = None
-        if cors and current_cors != self._cors_rules():
-            s3.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": self._cors_rules()})
+        if cors and current_cors != self._cors_rules(name):
+            s3.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": self._cors_rules(name)})
             outcome = outcome if outcome == CREATED else UPDATED
         if outcome == CREATED:
             # Encryption at rest.

@@ -40,9 +40,14 @@ SPECIAL_ACTIONS = {
     ("s3", "delete_objects"): "s3:DeleteObject",
     ("s3", "copy_object"): "s3:PutObject",  # and s3:GetObject on the source
     ("s3", "generate_presigned_post"): "s3:PutObject",
+    ("s3", "create_multipart_upload"): "s3:PutObject",
+    ("s3", "complete_multipart_upload"): "s3:PutObject",
+    ("s3", "list_parts"): "s3:ListMultipartUploadParts",
+    ("s3", "abort_multipart_upload"): "s3:AbortMultipartUpload",
     ("sts", "get_caller_identity"): None,  # needs no permission
 }
-PRESIGNED_URL_ACTIONS = {"get_object": "s3:GetObject", "put_object": "s3:PutObject"}
+PRESIGNED_URL_ACTIONS = {"get_object": "s3:GetObject", "put_object": "s3:PutObject",
+                         "upload_part": "s3:PutObject"}
 #: What every Lambda needs to write its logs (Chalice adds these only when it
 #: writes the policy itself, and ours is hand-written).
 LOG_ACTIONS = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
