@@ -151,13 +151,13 @@ class Smoke:
         return failed
 
 
-def stage_urls(stage, session=None):
+def stage_urls(stage, session=None, deployed_dir=None):
     """``(site_url, api_url)`` of a deployed stage, found without changing anything."""
     from ops.provision import for_stage
     from ops.publish import deployed_api_url
 
     provisioner = for_stage(stage, session=session)
-    api_url = deployed_api_url(stage)
+    api_url = deployed_api_url(stage, deployed_dir=deployed_dir)
     if provisioner.site_domain:
         return f"https://{provisioner.site_domain}/", api_url
     if provisioner.site_origin:
