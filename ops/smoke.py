@@ -14,6 +14,7 @@ Each check prints ``ok`` or ``FAIL`` with what it saw; the exit code is the
 number of failed checks (0 = all well).
 """
 import argparse
+import http.client
 import json
 import re
 import secrets
@@ -68,7 +69,7 @@ class Smoke:
         try:
             detail = function()
             self.results.append((name, True, detail or ""))
-        except (AssertionError, OSError, ValueError) as error:
+        except (AssertionError, OSError, ValueError, http.client.HTTPException) as error:
             self.results.append((name, False, str(error) or type(error).__name__))
 
     # -- the checks -----------------------------------------------------------------
