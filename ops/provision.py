@@ -517,7 +517,8 @@ def for_stage(stage, session=None, out=None, account=None):
     apply_stage_environment(stage, account=account)
     settings = dataclasses.replace(load_settings(), region=region)
     options = stage_options(stage)
-    return Provisioner(settings, ClientFactory(region=region), out=out,
+    clients = ClientFactory(region=region, session_factory=lambda region_name: session)
+    return Provisioner(settings, clients, out=out,
                        cloudfront=not local, site_origin=configured or None,
                        site_domain=options.get("site_domain", ""),
                        certificate_arn=options.get("site_certificate_arn", ""),
