@@ -27,8 +27,9 @@ from chalicelib.clients import ClientFactory
 from chalicelib.schema import table_specs
 from chalicelib.settings import load_settings
 from ops import cdn
-from ops.stage_config import (StageError, apply_stage_environment, check_site_origin,
-                              current_account, needs_account, session_region, stage_options)
+from ops.stage_config import (StageError, apply_stage_environment, aws_session,
+                              check_site_origin, configured_environment, current_account,
+                              needs_account, stage_options)
 
 CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
 DELETED, ABSENT = "deleted", "absent"
@@ -79,7 +80,7 @@ class Provisioner:
         self.certificate_arn = certificate_arn
         self.table_kms = table_kms
         self.site_origin = site_origin or (None if cloudfront else settings.site_origin)
-        #: The distribution serving the site: {"Id", "ARN", "DomainName"}.
+        #: The distribution serving the site: {"Id", "ARN", "DomainName", "Status"}.
         self.distribution = None
 
     def _note(self, kind, name, outcome):
@@ -298,15 +299,18 @@ class Provisioner:
         cloudfront = self.clients.client("cloudfront")
         found = self._find_distribution()
         desired = cdn.distribution_config(stage, bucket, self.settings.region, oac_id,
-                                          caller_reference=f"rollcall-{stage}-site",
+                                          # Found by its origin, never by this: unique
+                                          # so a stage made again after a destroy works.
+                                          caller_reference=f"rollcall-{stage}-site-"
+                                          + secrets.token_hex(8),
                                           domain=self.site_domain,
                                           certificate_arn=self.certificate_arn)
         if found is None:
             created = cloudfront.create_distribution(DistributionConfig=desired)["Distribution"]
-            self.distribution = {k: created[k] for k in ("Id", "ARN", "DomainName")}
+            self.distribution = {k: created[k] for k in ("Id", "ARN", "DomainName", "Status")}
             self._note("distribution", created["DomainName"], CREATED)
         else:
-            self.distribution = {k: found[k] for k in ("Id", "ARN", "DomainName")}
+            self.distribution = {k: found[k] for k in ("Id", "ARN", "DomainName", "Status")}
             answer = cloudfront.get_distribution_config(Id=found["Id"])
             current = answer["DistributionConfig"]
             if cdn.differs(current, desired):
@@ -565,21 +569,21 @@ def for_stage(stage, session=None, out=None, account=None):
     ``chalice deploy`` uses; with none set this stops rather than guess.
     Against a local endpoint (the one-machine stack) there is no CloudFront.
     """
-    import boto3
-
-    session = session or boto3.session.Session()
-    region = session_region(session)
+    session = aws_session(session)
+    region = session.region_name
     local = bool(os.environ.get("AWS_ENDPOINT_URL"))
+    # The operator's environment wins over the config, as for every name.
+    configured = os.environ.get("SITE_ORIGIN") or configured_environment(stage).get(
+        "SITE_ORIGIN")
+    if configured and not local:
+        configured = check_site_origin(configured)
     if account is None and needs_account(stage, environ=os.environ):
         account = current_account(session)
     apply_stage_environment(stage, account=account)
     settings = dataclasses.replace(load_settings(), region=region)
     options = stage_options(stage)
-    # The operator's environment wins over the config, as for every name.
-    configured = os.environ.get("SITE_ORIGIN")
-    if configured and not local:
-        configured = check_site_origin(configured)
-    return Provisioner(settings, ClientFactory(region=region), out=out,
+    clients = ClientFactory(region=region, session_factory=lambda region_name: session)
+    return Provisioner(settings, clients, out=out,
                        cloudfront=not local, site_origin=configured or None,
                        site_domain=options.get("site_domain", ""),
                        certificate_arn=options.get("site_certificate_arn", ""),

@@ -124,3 +124,26 @@ def test_destroy_removes_everything_it_made_buckets_emptied_first(provisioned, s
     assert tables == []
     assert boto3.client("sns", region_name=REGION).list_topics()["Topics"] == []
     stubber.assert_no_pending_responses()
+
+
+def test_every_table_the_schema_lists_is_made_even_one_added_later(aws, settings, clients,
+                                                                  monkeypatch):
+    import ops.provision as provision_module
+    from chalicelib import schema
+
+    def with_classes(current):
+        specs = schema.table_specs(current)
+        specs["rollcall-dev-classes"] = {
+            "keys": [("class_id", "HASH", "S")],
+            "indexes": {"by_teacher": [("teacher", "HASH", "S"), ("class_id", "RANGE", "S")]}}
+        return specs
+    monkeypatch.setattr(provision_module, "table_specs", with_classes)
+    rekognition, stubber = stubbed_rekognition()
+    expect_new_collection(stubber, settings.face_collection)
+    clients.register("rekognition", rekognition)
+    report = Provisioner(settings, clients).run()
+    assert ("table", "rollcall-dev-classes", CREATED) in report
+    table = boto3.client("dynamodb", region_name=REGION).describe_table(
+        TableName="rollcall-dev-classes")["Table"]
+    assert table["GlobalSecondaryIndexes"][0]["IndexName"] == "by_teacher"
+    assert "SSEDescription" not in table  # DynamoDB's own key unless a stage asks for KMS
