@@ -294,6 +294,14 @@ def test_a_renamed_text_file_is_refused_before_anything_is_sent(page, stack, tmp
     expect(error).to_contain_text("not a video")
     page.shots.take(page, "text-file-refused")
     assert not [r for r in requests if r[0] in ("POST", "PUT")], requests
+    # A WebM (an EBML header naming its DocType) passes the same check.
+    webm = tmp_path / "seminar-clip.webm"
+    webm.write_bytes(b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\xf7\x81\x01\x42\xf2\x81\x04"
+                     b"\x42\xf3\x81\x08\x42\x82\x84webm" + bytes(200))
+    page.get_by_label("Title").fill("")
+    page.get_by_label("Recording").set_input_files(str(webm))
+    expect(page.get_by_label("Title")).to_have_value("seminar clip")
+    expect(error).to_be_empty()
     page.watch.check()
 
 

@@ -49,7 +49,7 @@ export async function render(main, { sessionId }, { setTitle }) {
     }
     if (stopped) return;
     draw(data);
-    if (data.session.status === "PROCESSING" || data.session.status === "AWAITING_UPLOAD") {
+    if (["AWAITING_UPLOAD", "CONVERTING", "PROCESSING"].includes(data.session.status)) {
       timer = setTimeout(load, POLL_MS);
     }
   }
@@ -136,6 +136,12 @@ export async function render(main, { sessionId }, { setTitle }) {
   }
 
   function statusPanel(session) {
+    if (session.status === "CONVERTING") {
+      const percent = Number.isFinite(session.conversion_percent) ? ` (${session.conversion_percent}%)` : "";
+      return notice("info", `Rollcall is converting the recording${percent}`,
+        h("p", { class: "with-spinner" }, spinner("Converting"),
+          "This kind of video is turned into one the face search reads first. This page updates by itself; you can leave it and come back."));
+    }
     if (session.status === "PROCESSING") {
       return notice("info", "Rollcall is watching the recording",
         h("p", { class: "with-spinner" }, spinner("Processing"),

@@ -69,7 +69,7 @@ async function firstSteps() {
 const UPLOAD_GRACE_MS = 15 * 60 * 1000;
 
 function isMoving(session) {
-  if (session.status === "PROCESSING") return true;
+  if (session.status === "PROCESSING" || session.status === "CONVERTING") return true;
   return session.status === "AWAITING_UPLOAD"
     && Date.now() - new Date(session.created_at).getTime() < UPLOAD_GRACE_MS;
 }
