@@ -269,7 +269,7 @@ def test_a_reload_mid_upload_resumes_from_the_parts_s3_has(page, stack, s3, tmp_
     assert had and had != {1, 2, 3, 4, 5}, had
     parts.sent.clear()
     page.get_by_label("Video file").set_input_files(str(video))
-    page.get_by_role("button", name="Upload the video again").click()
+    page.get_by_role("button", name="Carry on with the upload").click()
     expect(page.locator(".session-status .badge")).not_to_have_text(
         re.compile("Waiting for upload|Uploading"), timeout=90_000)
     assert stored_matches(s3, stack, session_id, video)

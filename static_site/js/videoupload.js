@@ -49,7 +49,9 @@ function videoDropzone(onChoose) {
   const fileName = h("span", { class: "dropzone__file" });
   const dropzone = h("div", { class: "dropzone" },
     h("div", { class: "dropzone__icon", "aria-hidden": "true" }),
-    h("p", { class: "dropzone__text" }, h("strong", {}, "Drop the video here"), " or choose a file"),
+    // Touch screens cannot drop a file: they are asked to choose one.
+    h("p", { class: "dropzone__text dropzone__text--pointer" }, h("strong", {}, "Drop the video here"), " or choose a file"),
+    h("p", { class: "dropzone__text dropzone__text--touch" }, h("strong", {}, "Choose the video")),
     h("p", { class: "dropzone__hint" }, "MP4, MOV, AVI, WebM or MKV, as it came off the camera or phone"),
     fileName);
   input.addEventListener("change", () => onChoose(input.files[0] || null));
@@ -200,6 +202,10 @@ export function videoUploadForm({ label = "Recording", submitLabel, className, a
   return {
     element: form,
     busy: () => busy,
+    /** Another label for the submit button (not while it is busy). */
+    label(text) {
+      if (!busy) submit.textContent = text;
+    },
     release() {
       released = true;
       stopFollowing();

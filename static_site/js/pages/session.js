@@ -155,6 +155,7 @@ export async function render(main, { sessionId }, { setTitle }) {
           background.element, h("div", { class: "form-actions" }, cancelBackground));
       }
       const stoppedUpload = uploads.interruptedFor(sessionId);
+      reupload.label(stoppedUpload ? "Carry on with the upload" : "Upload the video again");
       if (stoppedUpload && !reupload.busy()) {
         const share = stoppedUpload.size ? Math.floor((100 * stoppedUpload.sent) / stoppedUpload.size) : 0;
         return notice("info", `The upload stopped at ${share}%`,
