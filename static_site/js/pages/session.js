@@ -167,9 +167,10 @@ export async function render(main, { sessionId }, { setTitle }) {
           h("p", { class: "with-spinner" }, spinner("Starting"),
             "The video has arrived. This page updates by itself."));
       }
-      return notice("info", "Waiting for the recording",
-        h("p", { class: "with-spinner" }, spinner("Waiting"),
-          "The video has not arrived yet. If the upload was interrupted, use “Upload the video again” below."),
+      // Nothing is running here: no spinner, but what to do.
+      return notice("info", "No video yet",
+        h("p", {}, "The video of this session has not arrived. Choose it below; an upload "
+          + "running on another computer shows here when it arrives."),
         reupload.element);
     }
     if (session.status === "FAILED") {

@@ -6,6 +6,7 @@ import { formatDate, today, daysAgo } from "../format.js";
 import { pageHeader, badge, emptyState, loading, notice, toast, toastError, setBusy,
   field, clearErrors, showApiError, showFormError, formErrorSlot } from "../ui.js";
 import { downloadCsv, safeName } from "../downloads.js";
+import * as uploads from "../uploader.js";
 
 const REFRESH_MS = 3000;
 
@@ -91,7 +92,10 @@ function table(sessions, refresh) {
     const titleCell = h("td", { class: "cell-title", "data-label": "Session" }, h("span", {},
       h("a", { class: "row-link", href }, session.title || "Untitled session"),
       session.course ? h("span", { class: "course-tag" }, session.course) : null));
-    const status = h("div", { class: "status-block" }, badge(session.status));
+    const sending = session.status === "AWAITING_UPLOAD" && uploads.job(session.session_id)
+      && uploads.job(session.session_id).state === "uploading";
+    const status = h("div", { class: "status-block" },
+      sending ? h("span", { class: "badge badge--processing" }, "Uploading") : badge(session.status));
     const statusCell = h("td", { "data-label": "Status" }, status);
     if (session.status === "FAILED" && session.error_kind === "file") {
       // Retrying the same file cannot help: the session's page takes another.
