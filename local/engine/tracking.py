@@ -42,6 +42,7 @@ _MAX_CHANGED = 0.25        # over this share of changed pixels: scan the whole f
 _MAX_CHANGED_REGIONS = 0.5 # ... or when the regions to search cover this much
 
 
+_CANDIDATE_THRESHOLD = -0.25   # scan detections down to this score, then confirmed
 _CLEAR_MATCH = 0.45         # descriptor distances that need no second frame:
 _CLEAR_STRANGER = 0.72      # (same person 0.18-0.55, different 0.61+ on the photos)
 _SAME_CHIP = 0.95           # chip correlation above which a face is "the same as before"
@@ -190,14 +191,35 @@ class SegmentTracker:
         scale = self.scan_scale
         if regions is None:
             self._full_k = k
-            return face_engine.detect_scaled(gray, scale), True
+            return self._confirmed(gray, face_engine.detect_scaled(
+                gray, scale, _CANDIDATE_THRESHOLD)), True
         found = []
         for x0, y0, x1, y1 in regions:
-            for d in face_engine.detect_scaled(gray[y0:y1, x0:x1], scale):
+            for d in face_engine.detect_scaled(gray[y0:y1, x0:x1], scale, _CANDIDATE_THRESHOLD):
                 found.append(face_engine.Detection(
                     (d.box[0] + x0, d.box[1] + y0, d.box[2] + x0, d.box[3] + y0),
                     d.score, d.view))
-        return found, False
+        return self._confirmed(gray, found), False
+
+    @staticmethod
+    def _confirmed(gray, detections):
+        """Detections the scan is sure of, and the unsure ones a second look confirms.
+
+        A face's HOG score depends on where its size falls between the
+        detector's pyramid levels: a 50 px face can score 0.1 at one
+        enlargement and -0.1 at another. So scans keep candidates down to
+        _CANDIDATE_THRESHOLD, and those under 0 count only if a search of
+        their region, scaled so the face is ~90 px, finds a face there."""
+        out = []
+        for d in detections:
+            if d.score >= 0:
+                out.append(d)
+                continue
+            again = [c for c in face_engine.detect_in_region(gray, d.box)
+                     if iou(c.box, d.box) >= 0.3]
+            if again:
+                out.append(max(again, key=lambda c: c.score))
+        return out
 
     def _changed_regions(self, small, previous, shape):
         """Full-resolution boxes around changed pixels, or None for "scan it all"."""
