@@ -128,7 +128,8 @@ def report(name, f):
     print(f"persons (Person.Index): {f['persons']} for {f['seats']} seats "
           f"({f['seats_seen']} seen, {f['seats_split']} split over several indexes; "
           f"{f['tracks']} tracks; {f['phantom_entries']} entries on no seat)")
-    line = f"wall {f['wall']:.1f} s for {f['duration']:.0f} s: {f['duration'] / f['wall']:.1f}x real time"
+    line = (f"wall {f['wall']:.1f} s for {f['duration']:.0f} s: "
+            f"{f['duration'] / f['wall']:.1f}x real time")
     if f["decode"]:
         line += (f"; decode only {f['decode']:.1f} s ({f['duration'] / f['decode']:.1f}x), "
                  f"engine/decode {f['wall'] / f['decode']:.2f}")

@@ -1,13 +1,15 @@
 """Follow faces from sample to sample so each person is described a few times.
 
 Describing a face costs about 0.1 s (dlib's ResNet) and searching a whole
-1280x720 frame for 40 px faces about 0.25 s, against about 0.3 ms to follow a
-known face with template matching. So, per segment of video:
+1280x720 frame for 24 px faces (enlarged 3 times) about 0.4 s, against about
+0.3 ms to follow a known face with template matching. So, per segment of video:
 
-- every ``full_scan_interval_s`` the whole frame is searched (HOG, upsampled
-  once, so 40 px faces are found); every ``scan_interval_s`` in between only
-  the regions that changed since the previous scan, away from known faces,
-  are (a new arrival changes pixels; a still wall costs nothing);
+- every ``full_scan_interval_s`` the whole frame is searched (HOG on the frame
+  enlarged by 72 / ``min_face_px``); every ``scan_interval_s`` in between only
+  the regions that changed since the previous scan (compared at equal overall
+  brightness, so the room's light swinging is no change), away from known
+  faces, are (a new arrival changes pixels; a still wall costs nothing);
+  unsure detections are confirmed by a second look at their region;
   detections are paired with known tracks by overlap, the rest start tracks;
 - a new track is traced *back* through the samples since the previous scan
   (a region search around its box in each older frame), so its first sighting
@@ -17,9 +19,15 @@ known face with template matching. So, per segment of video:
   weak, the face is searched for in that region with dlib (scaled so the face
   is ~90 px, the HOG window's comfortable size); not found for more than
   ``max_misses`` samples ends the track;
-- every dlib detection of a track offers its aligned chip; the track keeps
-  its ``descriptors_per_track`` best chips (large, sharp, frontal, confident)
-  and describes only those when it ends.
+- every dlib detection of a track offers its aligned chip (a face under 60 px
+  aligned on an enlarged copy of its region); the track keeps its
+  ``descriptors_per_track`` best chips (large, sharp, frontal, confident) and
+  describes them when it ends: only the first when, with the collection at
+  hand, it is clearly someone or clearly nobody, none when the face looks the
+  same as one already described in the same place (its descriptors are reused).
+
+Tracks become persons (one ``Person.Index`` for the whole video) in
+``persons.py``, after every segment is done.
 """
 from collections import deque
 
