@@ -154,6 +154,14 @@ def probe(path):
                          color_range=color_range)
 
 
+def require_face_search_format(info):
+    """Rekognition Video reads H.264 in MP4 or MOV only; anything else fails its job
+    with "Unsupported codec/format.", so the engine does too (one machine predicts AWS)."""
+    if info.codec != "h264" or info.format != "QuickTime / MOV":
+        raise VideoError(f"Unsupported codec/format. (the video is {info.codec} in "
+                         f"{info.format}; face search reads H.264 in MP4 or MOV)")
+
+
 def upright(frame):
     """The frame's RGB pixels as they are meant to be seen.
 
