@@ -260,6 +260,10 @@ async function run(current, file, outer) {
 /** PUT one part; resolves with its ETag. XMLHttpRequest for upload progress. */
 function putPart(url, blob, signal, onProgress) {
   return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      reject(new Cancelled()); // cancelled while its URL was being signed
+      return;
+    }
     const xhr = new XMLHttpRequest();
     xhr.open("PUT", url);
     xhr.upload.addEventListener("progress", (event) => onProgress(event.loaded));
