@@ -50,6 +50,21 @@ package: install
 smoke: install
 	$(PY) -m ops.smoke --stage $(STAGE)
 
+# -- data: archives and backups (see docs/OPERATIONS.md) ----------------------------
+.PHONY: export import
+# A school's portable archive (people with photos, classes, rosters, accounts,
+# sessions, registers, face crops) in one ZIP: LOCAL=1 for the running local
+# stack, else STAGE on AWS. Import is idempotent and prints new one-time passwords.
+ARCHIVE = $(if $(LOCAL),$(PY) -m local.stack cli archive,$(PY) -m ops.cli --stage $(STAGE) archive)
+
+export: install
+	@test -n "$(FILE)" || { echo "usage: make export FILE=school.zip [STAGE=prod | LOCAL=1]"; exit 2; }
+	$(ARCHIVE) export $(FILE)
+
+import: install
+	@test -n "$(FILE)" || { echo "usage: make import FILE=school.zip [STAGE=prod | LOCAL=1]"; exit 2; }
+	$(ARCHIVE) import $(FILE)
+
 # -- the web app (static_site/) --------------------------------------------------
 .PHONY: site publish browser
 SITE_OUT ?= build/site
