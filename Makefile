@@ -65,6 +65,13 @@ import: install
 	@test -n "$(FILE)" || { echo "usage: make import FILE=school.zip [STAGE=prod | LOCAL=1]"; exit 2; }
 	$(ARCHIVE) import $(FILE)
 
+# AWS: the stage's tables as they were at TIME (ISO 8601 with a zone; default the
+# latest restorable time) in new tables, and the stage switched to them (asks
+# first; then make deploy). `python -m ops.restore switch --back` returns.
+.PHONY: restore-tables
+restore-tables: install
+	$(PY) -m ops.restore --stage $(STAGE) restore $(if $(TIME),--time $(TIME),--latest)
+
 # -- the web app (static_site/) --------------------------------------------------
 .PHONY: site publish browser
 SITE_OUT ?= build/site
