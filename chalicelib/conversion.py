@@ -81,7 +81,7 @@ class Converter:
 
     def __init__(self, mediaconvert, *, bucket, role_arn=None, role_name=None, sts=None,
                  stage=None, queue_arn=None):
-        self._mc = mediaconvert
+        self._mediaconvert = mediaconvert
         self._role_arn, self._role_name, self._sts = role_arn, role_name, sts
         self.bucket = bucket
         self.stage = stage
@@ -142,7 +142,7 @@ class Converter:
         if self.queue_arn:
             request["Queue"] = self.queue_arn
         try:
-            return self._mc.create_job(**request)["Job"]["Id"]
+            return self._mediaconvert.create_job(**request)["Job"]["Id"]
         except ClientError as error:
             code = error.response["Error"]["Code"]
             if code in ("TooManyRequestsException", "InternalServerErrorException",
@@ -153,7 +153,7 @@ class Converter:
 
     def read(self, job_id):
         """What GetJob says of ``job_id`` now."""
-        job = self._mc.get_job(Id=job_id)["Job"]
+        job = self._mediaconvert.get_job(Id=job_id)["Job"]
         metadata = job.get("UserMetadata") or {}
         output_key = None
         if job["Status"] == COMPLETE:

@@ -140,6 +140,8 @@ class Provisioner:
             topic_arn = self.ensure_topic(self.settings.completion_topic)
             if self.settings.rekognition_role:
                 self.ensure_rekognition_role(self.settings.rekognition_role, topic_arn)
+        if self.settings.conversion_role:
+            self.ensure_conversion_role(self.settings.conversion_role)
         self.ensure_token_secret(self.settings.token_secret_parameter)
         if self._out:
             changed = sum(1 for _, _, outcome in self.report if outcome != UNCHANGED)
@@ -476,12 +478,26 @@ class Provisioner:
 
     def ensure_rekognition_role(self, role_name, topic_arn):
         """The role Rekognition assumes to publish job completion to the topic."""
-        iam = self.clients.client("iam")
-        trust = {"Version": "2012-10-17", "Statement": [{
-            "Effect": "Allow", "Principal": {"Service": "rekognition.amazonaws.com"},
-            "Action": "sts:AssumeRole"}]}
         publish = {"Version": "2012-10-17", "Statement": [{
             "Effect": "Allow", "Action": "sns:Publish", "Resource": topic_arn}]}
+        self._ensure_service_role(role_name, "rekognition.amazonaws.com", "publish-completion",
+                                  publish, "Lets Rekognition publish Rollcall job completion")
+
+    def ensure_conversion_role(self, role_name):
+        """The role MediaConvert assumes: read uploads, write the converted copies."""
+        bucket = self.settings.videos_bucket
+        access = {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "s3:GetObject",
+             "Resource": f"arn:aws:s3:::{bucket}/videos/*"},
+            {"Effect": "Allow", "Action": "s3:PutObject",
+             "Resource": f"arn:aws:s3:::{bucket}/converted/*"}]}
+        self._ensure_service_role(role_name, "mediaconvert.amazonaws.com", "convert-videos",
+                                  access, "Lets MediaConvert convert Rollcall recordings")
+
+    def _ensure_service_role(self, role_name, service, policy_name, policy, description):
+        iam = self.clients.client("iam")
+        trust = {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}
         outcome = UNCHANGED
         try:
             iam.get_role(RoleName=role_name)
@@ -489,18 +505,18 @@ class Provisioner:
             if _error_code(error) != "NoSuchEntity":
                 raise
             iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust),
-                            Description="Lets Rekognition publish Rollcall job completion")
+                            Description=description)
             outcome = CREATED
         try:
-            current = iam.get_role_policy(RoleName=role_name, PolicyName="publish-completion")
+            current = iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)
             current = current["PolicyDocument"]
             if isinstance(current, str):
                 current = json.loads(current)
         except ClientError:
             current = None
-        if current != publish:
-            iam.put_role_policy(RoleName=role_name, PolicyName="publish-completion",
-                                PolicyDocument=json.dumps(publish))
+        if current != policy:
+            iam.put_role_policy(RoleName=role_name, PolicyName=policy_name,
+                                PolicyDocument=json.dumps(policy))
             outcome = outcome if outcome == CREATED else UPDATED
         self._note("role", role_name, outcome)
 
@@ -559,16 +575,17 @@ class Provisioner:
         self._forget(self.clients.client("rekognition").delete_collection, "collection",
                      self.settings.face_collection, "ResourceNotFoundException",
                      CollectionId=self.settings.face_collection)
-        if self.settings.rekognition_role:
-            iam = self.clients.client("iam")
+        iam = self.clients.client("iam")
+        for role, policy in ((self.settings.rekognition_role, "publish-completion"),
+                             (self.settings.conversion_role, "convert-videos")):
+            if not role:
+                continue
             try:
-                iam.delete_role_policy(RoleName=self.settings.rekognition_role,
-                                       PolicyName="publish-completion")
+                iam.delete_role_policy(RoleName=role, PolicyName=policy)
             except ClientError as error:
                 if _error_code(error) != "NoSuchEntity":
                     raise
-            self._forget(iam.delete_role, "role", self.settings.rekognition_role,
-                         "NoSuchEntity", RoleName=self.settings.rekognition_role)
+            self._forget(iam.delete_role, "role", role, "NoSuchEntity", RoleName=role)
         if self.settings.completion_topic:
             sns = self.clients.client("sns")
             arns = [t["TopicArn"] for page in sns.get_paginator("list_topics").paginate()

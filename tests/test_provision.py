@@ -107,6 +107,22 @@ def test_token_secret_is_a_secure_string_and_role_publishes_only(provisioned, se
         "Resource": f"arn:aws:sns:{REGION}:123456789012:{settings.completion_topic}"}]
 
 
+def test_mediaconvert_role_reads_uploads_and_writes_converted_copies_only(provisioned,
+                                                                          settings):
+    assert settings.conversion_role
+    iam = boto3.client("iam", region_name=REGION)
+    role = iam.get_role(RoleName=settings.conversion_role)["Role"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "mediaconvert.amazonaws.com"}
+    policy = iam.get_role_policy(RoleName=settings.conversion_role,
+                                 PolicyName="convert-videos")["PolicyDocument"]
+    assert policy["Statement"] == [
+        {"Effect": "Allow", "Action": "s3:GetObject",
+         "Resource": f"arn:aws:s3:::{settings.videos_bucket}/videos/*"},
+        {"Effect": "Allow", "Action": "s3:PutObject",
+         "Resource": f"arn:aws:s3:::{settings.videos_bucket}/converted/*"}]
+
+
 def test_destroy_removes_everything_it_made_buckets_emptied_first(provisioned, settings,
                                                                     clients):
     s3 = boto3.client("s3", region_name=REGION)
@@ -123,6 +139,7 @@ def test_destroy_removes_everything_it_made_buckets_emptied_first(provisioned, s
     tables = boto3.client("dynamodb", region_name=REGION).list_tables()["TableNames"]
     assert tables == []
     assert boto3.client("sns", region_name=REGION).list_topics()["Topics"] == []
+    assert boto3.client("iam", region_name=REGION).list_roles()["Roles"] == []
     stubber.assert_no_pending_responses()
 
 
