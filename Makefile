@@ -51,7 +51,19 @@ smoke: install
 	$(PY) -m ops.smoke --stage $(STAGE)
 
 # -- data: archives and backups (see docs/OPERATIONS.md) ----------------------------
-.PHONY: export import
+.PHONY: backup restore export import
+# One machine: one archive (FILE, default rollcall-backup-<time>.tar) of the data
+# directory, taken while the stack runs (or not); restore into an empty one.
+# DATA_DIR: the stack's data directory (default .rollcall).
+BACKUP = $(PY) -m local.stack.backup $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
+
+backup: install
+	$(BACKUP) backup $(FILE)
+
+restore: install
+	@test -n "$(FILE)" || { echo "usage: make restore FILE=rollcall-backup-....tar [DATA_DIR=...]"; exit 2; }
+	$(BACKUP) restore $(FILE)
+
 # A school's portable archive (people with photos, classes, rosters, accounts,
 # sessions, registers, face crops) in one ZIP: LOCAL=1 for the running local
 # stack, else STAGE on AWS. Import is idempotent and prints new one-time passwords.
