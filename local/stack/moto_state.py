@@ -54,10 +54,10 @@ from local.serving import bind, serve_until_signalled
 #: The services Rollcall (and its provisioning) uses; their state is kept.
 SERVICES = ("s3", "dynamodb", "sqs", "sns", "ssm", "iam", "sts")
 SNAPSHOT_NAME = "moto-state.pickle"
-#: GET here answers whether every change is saved (not an AWS path: no clash).
-STATUS_PATH = "/_rollcall/state"
 #: POST here snapshots now and keeps a copy for a backup (see PersistentMoto.backup).
 BACKUP_PATH = "/_rollcall/backup"
+#: GET here answers whether every change is saved (not an AWS path: no clash).
+STATUS_PATH = "/_rollcall/state"
 FORMAT = 1
 
 log = logging.getLogger("moto_state")
@@ -391,13 +391,13 @@ class PersistentMoto:
             # Wiping every table and bucket is never wanted here.
             start_response("403 Forbidden", [("Content-Type", "text/plain")])
             return [b"reset is disabled: the local stack keeps its data"]
-        if environ.get("PATH_INFO") == STATUS_PATH:
-            return self._status(start_response)
         if environ.get("PATH_INFO") == BACKUP_PATH and environ.get("REQUEST_METHOD") == "POST":
             body = json.dumps({"dir": str(self.backup()), "moto": moto.__version__}).encode()
             start_response("200 OK", [("Content-Type", "application/json"),
                                       ("Content-Length", str(len(body)))])
             return [body]
+        if environ.get("PATH_INFO") == STATUS_PATH:
+            return self._status(start_response)
         if _is_sqs(environ):
             body = _drain(self.app(environ, start_response))
         else:
