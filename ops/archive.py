@@ -32,7 +32,8 @@ lacks its faces. Every write is conditional on the item being absent: an
 import run twice, or again after it stopped half way, changes nothing that is
 there and finishes what is not (a face left by an interrupted person is
 deleted and made again). A missing or damaged photo, an unusable face, or a
-bad line is reported and the rest is imported.
+bad line is reported and the rest is imported; a person none of whose photos
+can be indexed is not imported (registered again, they find their registers).
 """
 import argparse
 import base64
@@ -420,8 +421,12 @@ class Importer:
                 if box:
                     record["face_boxes"].append(dict(box, photo_key=key))
             if not record["face_ids"]:
-                self.report.problem(where, "imported without a face: no photo of them could "
-                                           "be indexed; add a photo on the site")
+                # A record without a face could never be given one (a new photo must
+                # match the registered face): register the person again instead.
+                self.report.problem(where, "not imported: none of their photos could be "
+                                           "indexed; register them again (their registers "
+                                           "and enrolments are kept)")
+                continue
             try:
                 store.create(to_dynamo(record))
             except Exception:
