@@ -9,6 +9,7 @@ import json
 import tarfile
 import threading
 import uuid
+import zipfile
 
 import pytest
 
@@ -144,6 +145,17 @@ def test_a_stopped_stack_is_copied_as_it_is_and_restored(tmp_path, faces_dir):
         _register(services, "p-1", "Kit",
                   (faces_dir / "people" / "kit_harington" / "1.jpg").read_bytes())
         before = _state(services)
+        # The school's archive from the running stack, as `local.stack cli` runs it.
+        (data_dir / "stack.json").write_text(json.dumps({
+            "stage": "dev", "moto_url": env["AWS_ENDPOINT_URL"],
+            "faces_url": env["AWS_ENDPOINT_URL_REKOGNITION"]}))
+        from local.stack import launcher
+        school = tmp_path / "school.zip"
+        assert launcher.main(["--data-dir", str(data_dir), "cli", "archive", "export",
+                              str(school)]) == 0
+        with zipfile.ZipFile(school) as archive:
+            assert json.loads(archive.read("manifest.json"))["counts"]["people"] == 1
+        (data_dir / "stack.json").unlink()
     (data_dir / "logs").mkdir()
     (data_dir / "logs" / "moto.log").write_text("noise")
     archive = backup(data_dir, tmp_path / "stopped.tar", out=io.StringIO())
