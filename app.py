@@ -40,6 +40,11 @@ def query():
     return app.current_request.query_params or {}
 
 
+def check_session(session_id):
+    """404 unless the signed-in user may see the session (see chalicelib.access)."""
+    services().sessions.require(session_id, current_user())
+
+
 def page_args():
     """``limit`` and ``cursor`` of a paged list."""
     return inputs.read_page(app.current_request)
@@ -62,7 +67,9 @@ def health():
 
 @app.route("/auth/login", methods=["POST"])
 def login():
-    return services().authenticator.login(**inputs.read_login(app.current_request))
+    # The site shows dates and times in the deployment's zone.
+    return dict(services().authenticator.login(**inputs.read_login(app.current_request)),
+                time_zone=services().settings.time_zone)
 
 
 @app.route("/auth/me", methods=["GET"])
@@ -317,6 +324,41 @@ def retry_session(session_id):
 def new_session_upload(session_id):
     fields = inputs.read_new_upload(app.current_request)
     return services().sessions.new_upload(session_id, user=current_user(), **fields)
+
+
+# Resumable uploads of the video: start, resume (the parts S3 has), sign parts, complete.
+@app.route("/sessions/{session_id}/multipart", methods=["POST"])
+def start_multipart_upload(session_id):
+    check_session(session_id)
+    fields = inputs.read_multipart_start(app.current_request)
+    return Response(body=services().multipart.start(session_id, **fields), status_code=201)
+
+
+@app.route("/sessions/{session_id}/multipart", methods=["GET"])
+def current_multipart_upload(session_id):
+    check_session(session_id)
+    return services().multipart.current(session_id)
+
+
+@app.route("/sessions/{session_id}/multipart/parts", methods=["POST"])
+def sign_upload_parts(session_id):
+    check_session(session_id)
+    fields = inputs.read_part_request(app.current_request)
+    return {"urls": services().multipart.sign_parts(session_id, **fields)}
+
+
+@app.route("/sessions/{session_id}/multipart/complete", methods=["POST"])
+def complete_multipart_upload(session_id):
+    check_session(session_id)
+    fields = inputs.read_multipart_completion(app.current_request)
+    return services().multipart.complete(session_id, **fields)
+
+
+@app.route("/sessions/{session_id}/multipart", methods=["DELETE"])
+def abort_multipart_upload(session_id):
+    check_session(session_id)
+    services().multipart.abort(session_id)
+    return Response(body="", status_code=204)
 
 
 @app.route("/sessions/{session_id}", methods=["DELETE"])
