@@ -33,7 +33,8 @@ def new_class(api, admin_headers, name="BIO 101 – Tuesday lab", teachers=("tea
 
 def enrol(api, headers, class_id, *student_ids):
     for student_id in student_ids:
-        answer = call(api, "put", f"/classes/{class_id}/students/{student_id}", headers)
+        answer = call(api, "post", f"/classes/{class_id}/students", headers,
+                      {"student_id": student_id})
         assert answer.status_code in (200, 201), answer.body
 
 
@@ -107,7 +108,7 @@ def test_a_teacher_cannot_reach_another_teachers_class_by_any_route(
     routes = [("get", f"/classes/{theirs}", None), ("patch", f"/classes/{theirs}",
                                                      {"late_threshold_minutes": 1}),
               ("get", f"/classes/{theirs}/students", None),
-              ("put", f"/classes/{theirs}/students/s1", None),
+              ("post", f"/classes/{theirs}/students", {"student_id": "s1"}),
               ("delete", f"/classes/{theirs}/students/s2", None),
               ("post", f"/classes/{theirs}/roster/import", {"text": "s1"}),
               ("get", f"/classes/{theirs}/attendance", None),
@@ -122,6 +123,13 @@ def test_a_teacher_cannot_reach_another_teachers_class_by_any_route(
               ("post", f"/sessions/{sid}/retry", None),
               ("post", f"/sessions/{sid}/upload", {"content_type": "video/mp4"}),
               ("get", f"/sessions/{sid}/export.csv", None),
+              ("get", f"/sessions/{sid}/multipart", None),
+              ("post", f"/sessions/{sid}/multipart", {"size": 10_000_000}),
+              ("post", f"/sessions/{sid}/multipart/parts", {"upload_id": "x",
+                                                           "part_numbers": [1]}),
+              ("post", f"/sessions/{sid}/multipart/complete", {"upload_id": "x",
+                                                              "parts": []}),
+              ("delete", f"/sessions/{sid}/multipart", None),
               ("get", f"/sessions/{sid}/report", None),
               ("get", "/students/s2", None), ("get", "/students/s2/attendance", None),
               ("get", "/students/s2/classes", None),
@@ -209,10 +217,11 @@ def test_a_class_session_is_taken_against_its_roster_with_late_and_seen_not_enro
                                              "first_seen_ms": 3 * minute, "similarity": 91.0,
                                              "sightings": 2}]
     # One action enrols them (for later sessions; this one's counts do not change).
-    answer = call(api, "put", f"/classes/{cid}/students/out", teacher_headers)
+    answer = call(api, "post", f"/classes/{cid}/students", teacher_headers,
+                  {"student_id": "out"})
     assert answer.status_code == 201 and answer.json_body["result"] == "added"
-    assert call(api, "put", f"/classes/{cid}/students/out", teacher_headers).json_body[
-        "result"] == "already_enrolled"
+    assert call(api, "post", f"/classes/{cid}/students", teacher_headers,
+                {"student_id": "out"}).json_body["result"] == "already_enrolled"
     assert session_detail(api, teacher_headers, session["session_id"])["session"]["counts"][
         "roster"] == 3
 
@@ -353,7 +362,8 @@ def test_removing_from_a_roster(api, admin_headers, teacher_headers, services):
     assert call(api, "delete", f"/classes/{cid}/students/s1", teacher_headers).status_code == 404
     assert call(api, "get", f"/classes/{cid}", teacher_headers).json_body["class"]["enrolled"] == 0
     assert call(api, "get", "/students/s1", teacher_headers).status_code == 404
-    assert call(api, "put", f"/classes/{cid}/students/ghost", teacher_headers).status_code == 404
+    assert call(api, "post", f"/classes/{cid}/students", teacher_headers,
+                {"student_id": "ghost"}).status_code == 404
 
 
 # -- pages ---------------------------------------------------------------------------

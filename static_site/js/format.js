@@ -108,5 +108,10 @@ export const STATUS_LABELS = {
   COMPLETED: "Completed",
   FAILED: "Failed",
   PRESENT: "Present",
+  LATE: "Late",
   ABSENT: "Absent",
+  EXCUSED: "Excused",
 };
+
+/** One letter per status, as the class register shows it. */
+export const STATUS_LETTERS = { PRESENT: "P", LATE: "L", ABSENT: "A", EXCUSED: "E" };
