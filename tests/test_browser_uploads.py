@@ -19,7 +19,8 @@ from tests.browser_support import PageWatch, Shots, launch, require_browser
 sync_api = require_browser()
 expect = sync_api.expect
 
-TEACHER = ("uploader@example.org", "uploader password 1", "teacher")
+# An admin: these sessions belong to no class (a teacher's must name one).
+TEACHER = ("uploader@example.org", "uploader password 1", "admin")
 MIB = 1024 * 1024
 PART = 8 * MIB
 

@@ -25,6 +25,7 @@ export async function render(main) {
   let students = [];
   let next = null; // the cursor of the next page, while there is one
   let searching = null; // the text the list was searched for
+  let loaded = []; // the pages loaded without a search
   const search = h("input", { type: "search", placeholder: "Search by name or ID", autocomplete: "off", class: "search__input" });
   const searchBox = h("div", { class: "search", role: "search" },
     h("label", { class: "visually-hidden", for: "student-search" }, "Search people"), search);
@@ -72,7 +73,7 @@ export async function render(main) {
       setBusy(more, true, "Loading…");
       try {
         const found = await api.page("/students", "students", { cursor: next, limit: PAGE });
-        students = students.concat(found.items);
+        students = loaded = students.concat(found.items);
         next = found.next;
         drawList();
       } catch (error) {
@@ -95,12 +96,18 @@ export async function render(main) {
     const text = search.value.trim();
     if (text) {
       const query = new URLSearchParams({ q: text, limit: "50" });
-      ({ students } = await api.get(`/students?${query}`));
+      const found = (await api.get(`/students?${query}`)).students;
+      // The server finds ID and name prefixes; people already loaded also match
+      // anywhere in their name or ID.
+      const needle = text.toLocaleLowerCase();
+      const ids = new Set(found.map((s) => s.student_id));
+      const here = loaded.filter((s) => !ids.has(s.student_id)
+        && (s.full_name.toLocaleLowerCase().includes(needle) || s.student_id.toLocaleLowerCase().includes(needle)));
+      students = found.concat(here);
       searching = text;
-      next = null;
     } else {
       const found = await api.page("/students", "students", { limit: PAGE });
-      students = found.items;
+      students = loaded = found.items;
       next = found.next;
       searching = null;
     }
