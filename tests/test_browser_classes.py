@@ -120,7 +120,7 @@ def test_a_teacher_runs_one_class(page, stack, faces_dir, tmp_path):
     # Nobody in the class yet: the teacher sees nobody on People either.
     page.get_by_role("link", name=CLASS).click()
     expect(page.locator("h1")).to_have_text(CLASS)
-    page.get_by_label("IDs").fill("B-2001\nB-2002\n\nNOT-REGISTERED\nB-2001\n")
+    page.get_by_role("textbox", name="IDs").fill("B-2001\nB-2002\n\nNOT-REGISTERED\nB-2001\n")
     page.get_by_role("button", name="Import the list").click()
     results = page.locator(".table--import tbody tr")
     expect(results).to_have_count(4)
