@@ -40,11 +40,6 @@ def query():
     return app.current_request.query_params or {}
 
 
-def check_session(session_id):
-    """404 unless the signed-in user may see the session (see chalicelib.access)."""
-    services().sessions.require(session_id, current_user())
-
-
 def page_args():
     """``limit`` and ``cursor`` of a paged list."""
     return inputs.read_page(app.current_request)
@@ -328,37 +323,39 @@ def new_session_upload(session_id):
 
 
 # Resumable uploads of the video: start, resume (the parts S3 has), sign parts, complete.
+# Each first checks that the signed-in user may see the session (else 404).
+def _session_for_upload(session_id):
+    services().sessions.require(session_id, current_user())
+    return services().multipart
+
+
 @app.route("/sessions/{session_id}/multipart", methods=["POST"])
 def start_multipart_upload(session_id):
-    check_session(session_id)
     fields = inputs.read_multipart_start(app.current_request)
-    return Response(body=services().multipart.start(session_id, **fields), status_code=201)
+    upload = _session_for_upload(session_id).start(session_id, **fields)
+    return Response(body=upload, status_code=201)
 
 
 @app.route("/sessions/{session_id}/multipart", methods=["GET"])
 def current_multipart_upload(session_id):
-    check_session(session_id)
-    return services().multipart.current(session_id)
+    return _session_for_upload(session_id).current(session_id)
 
 
 @app.route("/sessions/{session_id}/multipart/parts", methods=["POST"])
 def sign_upload_parts(session_id):
-    check_session(session_id)
     fields = inputs.read_part_request(app.current_request)
-    return {"urls": services().multipart.sign_parts(session_id, **fields)}
+    return {"urls": _session_for_upload(session_id).sign_parts(session_id, **fields)}
 
 
 @app.route("/sessions/{session_id}/multipart/complete", methods=["POST"])
 def complete_multipart_upload(session_id):
-    check_session(session_id)
     fields = inputs.read_multipart_completion(app.current_request)
-    return services().multipart.complete(session_id, **fields)
+    return _session_for_upload(session_id).complete(session_id, **fields)
 
 
 @app.route("/sessions/{session_id}/multipart", methods=["DELETE"])
 def abort_multipart_upload(session_id):
-    check_session(session_id)
-    services().multipart.abort(session_id)
+    _session_for_upload(session_id).abort(session_id)
     return Response(body="", status_code=204)
 
 
