@@ -234,6 +234,12 @@ function uploadAgainForm(sessionId, onUploaded) {
 function editButton(session, onChanged) {
   const button = h("button", { type: "button", class: "btn btn--secondary" }, "Edit…");
   button.addEventListener("click", async () => {
+    // The classes it may move to: the user's own (an admin's: all, or none).
+    let classes = [];
+    try { classes = await api.getAll("/classes", "classes"); } catch { classes = []; }
+    const options = classes.map((c) => ({ value: c.class_id, label: c.name }));
+    if (auth.isAdmin()) options.unshift({ value: "", label: "No class (everyone)" });
+    const offset = session.start_offset_seconds ? String(Math.round(session.start_offset_seconds / 60)) : "";
     const changed = await formDialog({
       title: "Edit the session",
       confirmLabel: "Save",
@@ -241,11 +247,21 @@ function editButton(session, onChanged) {
         { name: "title", label: "Title", value: session.title || "", required: true, maxlength: 200 },
         { name: "date", label: "Date of the class", type: "date", value: session.date || "", required: true },
         { name: "course", label: "Course", value: session.course || "", maxlength: 100 },
+        { name: "class_id", label: "Class", value: session.class_id || "", options },
+        { name: "start_offset_seconds", label: "Class starts after (minutes into the video)", type: "number",
+          value: offset, min: 0, max: 360 },
       ],
       check: (values) => (!values.title.trim() ? ["title", "Give the session a title."]
         : !values.date ? ["date", "Choose the date of the class."] : null),
-      submit: (values) => api.patch(`/sessions/${api.seg(session.session_id)}`,
-        { title: values.title.trim(), date: values.date, course: values.course.trim() }),
+      submit: (values) => {
+        const body = { title: values.title.trim(), date: values.date, course: values.course.trim() };
+        if ((values.class_id || null) !== (session.class_id || null)) body.class_id = values.class_id || null;
+        if (values.start_offset_seconds !== offset) {
+          body.start_offset_seconds = values.start_offset_seconds === "" ? null
+            : Math.round(Number(values.start_offset_seconds) * 60);
+        }
+        return api.patch(`/sessions/${api.seg(session.session_id)}`, body);
+      },
     });
     if (!changed) return;
     toast("The session is saved.");
