@@ -82,8 +82,11 @@ export async function render(main) {
 /** No sessions yet: the first thing to do, registering people before any recording. */
 async function firstSteps() {
   let registered = null;
+  let many = false;
   try {
-    registered = (await api.get("/students?limit=1")).students.length;
+    const found = await api.page("/students", "students", { limit: 200 });
+    registered = found.items.length;
+    many = Boolean(found.next);
   } catch {
     registered = null; // unknown: suggest both steps in order
   }
@@ -95,7 +98,7 @@ async function firstSteps() {
   }
   return emptyState(
     "No sessions yet",
-    `${registered} ${registered === 1 ? "person is" : "people are"} registered. Upload the recording of a class and Rollcall works out who was there.`,
+    `${many ? "More than 200 people are" : `${registered} ${registered === 1 ? "person is" : "people are"}`} registered. Upload the recording of a class and Rollcall works out who was there.`,
     h("a", { class: "btn btn--primary", href: "#/upload" }, "Upload a recording"));
 }
 
