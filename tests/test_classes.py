@@ -301,9 +301,14 @@ def test_excused_only_by_hand_and_it_survives_a_rerun(api, admin_headers, teache
                 {"status": "EXCUSED"}).status_code == 400  # a reason is required
     counts = session_detail(api, teacher_headers, sid)["session"]["counts"]
     assert (counts["excused"], counts["absent"], counts["present"]) == (1, 0, 1)
-    # A repeated completion keeps the teacher's EXCUSED beside the automatic ABSENT.
-    sns_event(api, video_search.message(detail["session"]["job_id"]))
-    services.sessions.store.mark_processing(sid, 0, detail["session"]["job_id"])
+    # Another automatic run (a retry, a repeated result) keeps the teacher's EXCUSED
+    # beside the automatic ABSENT.
+    from chalicelib.attendance import decide
+    roster = services.students.get_many(["s1", "s2"])
+    rows = services.attendance.record_automatic(sid, roster, decide(seen("s1", 0, [0, 500]),
+                                                                    {"s1", "s2"}, 80), 2)
+    assert {r["student_id"]: (r["status"], r["auto_status"]) for r in rows}["s2"] == (
+        "EXCUSED", "ABSENT")
     assert by_student(session_detail(api, teacher_headers, sid))["s2"]["status"] == "EXCUSED"
 
 
