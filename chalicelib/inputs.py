@@ -12,8 +12,8 @@ import re
 import unicodedata
 
 from chalicelib.classes import DEFAULT_LATE_MINUTES, MAX_LATE_MINUTES, MAX_TEACHERS
-from chalicelib.dynamo import MAX_PAGE_SIZE
 from chalicelib.errors import InvalidInput, NotFound, TooLarge
+from chalicelib.paging import MAX_PAGE_SIZE
 from chalicelib.multipart import MAX_PART_BYTES, MAX_PARTS, MAX_URLS_PER_REQUEST
 from chalicelib.statuses import AttendanceStatus
 from chalicelib.users import EMAIL_PATTERN, ROLES, normalise_email
