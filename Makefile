@@ -35,6 +35,7 @@ provision: install
 
 deploy: install
 	$(PY) -m ops.provision --stage $(STAGE)
+	$(PY) -m ops.video_layer publish --stage $(STAGE)
 	$(VENV)/bin/chalice deploy --stage $(STAGE)
 	$(MAKE) publish STAGE=$(STAGE)
 
@@ -45,6 +46,7 @@ destroy: install
 
 package: install
 	$(VENV)/bin/chalice package --stage $(STAGE) --pkg-format terraform build/terraform-$(STAGE)
+	$(PY) -m ops.video_layer terraform build/terraform-$(STAGE)
 
 # -- the web app (static_site/, issue 6) ------------------------------------------
 .PHONY: site publish browser

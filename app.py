@@ -1,8 +1,9 @@
 """Rollcall: routes and event handlers. Each is a few lines; the work is in chalicelib/."""
 import os
 
-from chalice import Chalice, CORSConfig, Response
+from chalice import Chalice, CORSConfig, Rate, Response
 
+from chalicelib import evidence as evidence_rules
 from chalicelib import http, inputs
 from chalicelib import sessions as session_rules
 from chalicelib.auth import require_role
@@ -98,6 +99,7 @@ def add_student_photo(student_id):
 def delete_student(student_id):
     require_role(current_user(), "admin")
     services().students.delete(student_id)
+    services().evidence.forget_student(student_id)  # their faces cut from videos too
     return Response(body="", status_code=204)
 
 
@@ -115,7 +117,9 @@ def list_sessions():
 
 @app.route("/sessions/{session_id}", methods=["GET"])
 def get_session(session_id):
-    return services().sessions.detail(session_id)
+    detail = services().sessions.detail(session_id)
+    services().evidence.links(detail["session"], detail["attendance"])
+    return detail
 
 
 @app.route("/sessions/{session_id}/attendance/{student_id}", methods=["PATCH"])
@@ -124,6 +128,21 @@ def correct_attendance(session_id, student_id):
     row = services().sessions.correct(session_id, student_id,
                                       user_email=current_user()["email"], **fields)
     return {"row": row}
+
+
+@app.route("/sessions/{session_id}/attendance/{student_id}/not-this-person", methods=["POST"])
+def not_this_person(session_id, student_id):
+    row = services().sessions.not_this_person(session_id, student_id,
+                                              user_email=current_user()["email"])
+    return {"row": row}
+
+
+@app.route("/sessions/{session_id}/unrecognised/{number}/register", methods=["POST"])
+def register_stranger(session_id, number):
+    fields = inputs.read_stranger_registration(app.current_request)
+    answer = services().sessions.register_stranger(
+        session_id, inputs.read_position(number), user_email=current_user()["email"], **fields)
+    return Response(body=answer, status_code=201)
 
 
 @app.route("/sessions/{session_id}/retry", methods=["POST"])
@@ -190,3 +209,17 @@ def on_face_search_complete(event):
     message = session_rules.parse_completion_message(event.message, services().logger)
     if message is not None:
         services().sessions.on_completion_message(message)
+
+
+# -- evidence crops (after completion) and retention ---------------------------------
+@app.on_sqs_message(queue=_stage_setting("EVIDENCE_QUEUE"), batch_size=1)
+def cut_evidence(event):
+    for record in event:
+        request = evidence_rules.parse_request(record.body)
+        if request is not None:
+            services().evidence.cut(*request)
+
+
+@app.schedule(Rate(6, unit=Rate.HOURS))
+def sweep_retention(event):
+    services().retention.sweep()

@@ -8,12 +8,14 @@ token secret.
 from functools import cached_property
 
 from chalicelib.attendance import AttendanceStore
+from chalicelib.evidence import Evidence, EvidenceFiles, EvidenceQueue, S3File
 from chalicelib.auth import Authenticator
 from chalicelib.clients import ClientFactory
 from chalicelib.face_search import FaceSearch
 from chalicelib.faces import FaceCollection
 from chalicelib.logs import get_logger
 from chalicelib.reports import Reports
+from chalicelib.retention import Retention
 from chalicelib.sessions import SessionStore, SessionWorkflow
 from chalicelib.settings import load_settings
 from chalicelib.students import StudentStore, Students
@@ -86,12 +88,40 @@ class Services:
         return AttendanceStore(self.clients.table(self.settings.attendance_table))
 
     @cached_property
+    def session_store(self):
+        return SessionStore(self.clients.table(self.settings.sessions_table))
+
+    @cached_property
     def sessions(self):
-        # The roster is the students service: get(student_id) and list_all().
-        return SessionWorkflow(store=SessionStore(self.clients.table(self.settings.sessions_table)),
+        # The roster is the students service: get(student_id), list_all(), register().
+        queue = (EvidenceQueue(self.clients.client("sqs"), self.settings.evidence_queue)
+                 if self.settings.evidence_queue else None)
+        return SessionWorkflow(store=self.session_store,
                                attendance_store=self.attendance, face_search=self.face_search,
                                videos=self.videos, roster=self.students,
-                               settings=self.settings, logger=self.logger)
+                               settings=self.settings, logger=self.logger,
+                               evidence_queue=queue, crops=self.evidence_files,
+                               photos=self.photos)
+
+    # -- evidence crops and retention --------------------------------------------
+    @cached_property
+    def evidence_files(self):
+        return EvidenceFiles(self.clients.client("s3"), self.settings.videos_bucket)
+
+    @cached_property
+    def evidence(self):
+        s3, bucket = self.clients.client("s3"), self.settings.videos_bucket
+        return Evidence(sessions=self.session_store, attendance=self.attendance,
+                        files=self.evidence_files,
+                        open_video=lambda key: S3File(s3, bucket, key), logger=self.logger)
+
+    @cached_property
+    def retention(self):
+        s = self.settings
+        return Retention(table=self.clients.table(s.sessions_table), store=self.session_store,
+                         videos=self.videos, crops=self.evidence_files,
+                         video_days=s.video_retention_days, crop_days=s.crop_retention_days,
+                         logger=self.logger)
 
     @cached_property
     def reports(self):

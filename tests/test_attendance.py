@@ -49,8 +49,9 @@ def test_unrecognised_people_are_tracks_nobody_on_the_roster_matched():
 def test_results_kept_as_best_matches_decide_the_same():
     persons = [sighting(0, 0, [("grace", 85.0), ("ada", 97.0)]), sighting(0, 1),
                sighting(500, 0, [("ada", 96.0)]), sighting(900, 2, [("grace", 81.0)])]
-    assert best_match(persons[0]) == (0, 0, "ada", 97.0)
-    assert best_match(persons[1]) == (0, 1, None, 0.0)
+    box = (0.1, 0.1, 0.2, 0.3)  # the face's BoundingBox, kept for the evidence crops
+    assert best_match(persons[0]) == (0, 0, "ada", 97.0, box)
+    assert best_match(persons[1]) == (0, 1, None, 0.0, box)
     whole = decide(persons, {"ada", "grace"}, threshold=80)
     kept = decide([best_match(p) for p in persons], {"ada", "grace"}, threshold=80)
     assert whole == kept and whole.unrecognised == 1
@@ -72,7 +73,8 @@ def test_present_absent_and_the_evidence_of_each_row(api, teacher_headers, servi
                             ("s4", "Alan Turing")])
     persons = (seen("s1", 0, [1000, 1500, 2000, 9000], similarity=93.25)
                + seen("s2", 1, [4000], similarity=99.0)          # once: below MIN_SIGHTINGS=2
-               + [sighting(5000, 2), sighting(5500, 2)]          # an unknown person
+               + [sighting(5000, 2, box=(0.6, 0.5, 0.1, 0.15)),  # an unknown person,
+                  sighting(5500, 2, box=(0.6, 0.5, 0.1, 0.15))]  # elsewhere in the room
                + seen("s3", 3, [100, 200], similarity=70.0))     # below the threshold
     detail = run_session(api, teacher_headers, services, video_search, persons)
     rows = by_student(detail)
@@ -83,7 +85,9 @@ def test_present_absent_and_the_evidence_of_each_row(api, teacher_headers, servi
         "full_name": "Zoë Zed", "status": "PRESENT", "source": "auto", "auto_status": "PRESENT",
         "similarity": 93.25, "first_seen_ms": 1000, "last_seen_ms": 9000, "sightings": 4,
         "seen_ms": [1000, 1500, 2000, 9000], "corrected_by": None, "corrected_at": None,
-        "reason": None}
+        "reason": None, "seen_for_ms": 1000,
+        "moments": {"best": {"ms": 1000, "box": [0.1, 0.1, 0.2, 0.3]},
+                    "first": {"ms": 1000, "box": [0.1, 0.1, 0.2, 0.3]}}}
     assert rows["s2"]["status"] == "ABSENT" and rows["s2"]["sightings"] == 1
     assert rows["s2"]["first_seen_ms"] == 4000 and rows["s2"]["similarity"] == 99.0
     assert rows["s3"]["status"] == "ABSENT" and rows["s3"]["sightings"] == 0

@@ -19,7 +19,7 @@ from botocore import xform_name
 from ops.stage_config import PROJECT_DIR, load_config, stage_environment, stages
 
 #: Services the Lambda code may talk to.
-SERVICES = ("dynamodb", "s3", "rekognition", "sns", "ssm", "sts", "iam")
+SERVICES = ("dynamodb", "s3", "rekognition", "sns", "ssm", "sts", "iam", "sqs")
 #: Ops tools that run with an operator's credentials, never in Lambda.
 #: DynamoDB Table resource methods and the API action behind each.
 TABLE_METHODS = {"put_item": "PutItem", "get_item": "GetItem", "update_item": "UpdateItem",
@@ -40,6 +40,9 @@ PRESIGNED_URL_ACTIONS = {"get_object": "s3:GetObject", "put_object": "s3:PutObje
 #: What every Lambda needs to write its logs (Chalice adds these only when it
 #: writes the policy itself, and ours is hand-written).
 LOG_ACTIONS = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
+#: What Lambda's SQS event source mapping does with the function's role to feed
+#: ``@app.on_sqs_message`` (the code never calls these itself).
+QUEUE_CONSUMER_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
 
 
 def lambda_sources():
@@ -137,7 +140,7 @@ def test_the_code_scan_sees_the_calls_we_know_of():
 @pytest.mark.parametrize("stage", stages())
 def test_policy_grants_exactly_the_calls_the_code_makes(stage):
     _, needed = boto3_calls()
-    needed |= LOG_ACTIONS
+    needed |= LOG_ACTIONS | QUEUE_CONSUMER_ACTIONS
     granted = policy_actions(load_policy(stage))
     assert not needed - granted, f"the code calls these, the policy lacks them: {needed - granted}"
     assert not granted - needed, f"the policy grants these, no code calls them: {granted - needed}"
@@ -156,6 +159,7 @@ def test_policy_resources_are_the_stages_own(stage):
         "iam": [f":role/{env['REKOGNITION_ROLE']}"],
         "sns": [f":{env['COMPLETION_TOPIC']}"],
         "logs": [f":log-group:/aws/lambda/rollcall-{stage}"],
+        "sqs": [f":{env['EVIDENCE_QUEUE']}"],
     }
     for statement in load_policy(stage)["Statement"]:
         actions = statement["Action"]
