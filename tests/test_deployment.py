@@ -240,6 +240,12 @@ def test_chalice_packages_for_terraform(tmp_path):
     assert by_handler["app.on_face_search_complete"]["memory_size"] == \
         config["on_face_search_complete"]["lambda_memory_size"]
     assert "app.on_video_uploaded" in by_handler
+    # The crops are cut by their own function, fed by the evidence queue; the
+    # retention sweep runs on a schedule.
+    assert by_handler["app.cut_evidence"]["timeout"] == config["cut_evidence"]["lambda_timeout"]
+    assert stage_environment("prod")["EVIDENCE_QUEUE"] in json.dumps(
+        resources["aws_lambda_event_source_mapping"])
+    assert "rate(6 hours)" in json.dumps(resources["aws_cloudwatch_event_rule"])
     notifications = resources["aws_s3_bucket_notification"]
     rendered = json.dumps(notifications)
     env_prod = stage_environment("prod")
@@ -259,3 +265,36 @@ def test_chalice_packages_for_terraform(tmp_path):
     # Nothing of the local stack or the test tooling ships to Lambda.
     assert not [n for n in names if n.startswith(("local/", "tests/", "ops/", "moto/", "dlib",
                                                   "cv2/", "av/", "playwright/"))]
+
+
+def test_the_video_layer_fits_lambda_and_goes_to_the_evidence_function_only(tmp_path):
+    """PyAV and Pillow for Lambda's platform, as a layer of ``cut_evidence`` (ops/video_layer.py).
+
+    Built from the manylinux2014 wheels; the zip must be uploadable directly
+    (50 MB) and the function's package plus the layer must unzip within 250 MB.
+    """
+    from ops import video_layer
+    out = tmp_path / "tf"
+    env = {"PATH": str(pathlib.Path(sys.executable).parent) + ":/usr/bin:/bin",
+           "HOME": str(tmp_path), "AWS_DEFAULT_REGION": "us-east-1"}
+    result = subprocess.run([str(pathlib.Path(sys.executable).parent / "chalice"), "package",
+                             "--stage", "dev", "--pkg-format", "terraform", str(out)],
+                            cwd=PROJECT_DIR, env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    zipped, unzipped = video_layer.build(tmp_path / "video-layer.zip")
+    video_layer.add_to_terraform(out, tmp_path / "video-layer.zip")
+    package = video_layer.unzipped_size(out / "deployment.zip")
+    print(f"deployment.zip {package / 1e6:.1f} MB unzipped; video layer {zipped / 1e6:.1f} MB "
+          f"zipped, {unzipped / 1e6:.1f} MB unzipped")
+    assert zipped < video_layer.MAX_UPLOAD_BYTES
+    assert package + unzipped < video_layer.MAX_UNZIPPED_BYTES
+    with zipfile.ZipFile(tmp_path / "video-layer.zip") as layer:
+        names = layer.namelist()
+    assert "python/av/__init__.py" in names and "python/PIL/Image.py" in names
+    resources = json.loads((out / "chalice.tf.json").read_text())["resource"]
+    layered = {name for name, function in resources["aws_lambda_function"].items()
+               if function.get("layers")}
+    assert layered == {"cut_evidence"}
+    assert resources["aws_lambda_layer_version"]["video"]["filename"].endswith(
+        "/video-layer.zip") and (out / "video-layer.zip").is_file()
