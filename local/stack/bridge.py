@@ -312,6 +312,8 @@ class EventBridge:
 
     def poll_once(self, route, wait_seconds=None):
         """Receive and deliver one batch; the number of messages handled."""
+        if route.kind == "schedule":
+            return 0  # nothing to receive: _worker calls it at its rate
         wait = self.wait_seconds if wait_seconds is None else wait_seconds
         answer = self.sqs.receive_message(
             QueueUrl=route.queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=wait,
