@@ -118,7 +118,8 @@ def list_sessions():
 @app.route("/sessions/{session_id}", methods=["GET"])
 def get_session(session_id):
     detail = services().sessions.detail(session_id)
-    services().evidence.links(detail["session"], detail["attendance"])
+    services().evidence.links(detail["session"], detail["attendance"])  # video crops
+    services().students.add_photos(detail["attendance"])  # registered photos beside them
     return detail
 
 

@@ -87,7 +87,9 @@ def test_present_absent_and_the_evidence_of_each_row(api, teacher_headers, servi
         "seen_ms": [1000, 1500, 2000, 9000], "corrected_by": None, "corrected_at": None,
         "reason": None, "seen_for_ms": 1000,
         "moments": {"best": {"ms": 1000, "box": [0.1, 0.1, 0.2, 0.3]},
-                    "first": {"ms": 1000, "box": [0.1, 0.1, 0.2, 0.3]}}}
+                    "first": {"ms": 1000, "box": [0.1, 0.1, 0.2, 0.3]}},
+        # Crops are cut after completion (none yet); the registered photo (none here).
+        "crops": {"best": None, "first": None}, "photo_url": None, "face_box": None}
     assert rows["s2"]["status"] == "ABSENT" and rows["s2"]["sightings"] == 1
     assert rows["s2"]["first_seen_ms"] == 4000 and rows["s2"]["similarity"] == 99.0
     assert rows["s3"]["status"] == "ABSENT" and rows["s3"]["sightings"] == 0

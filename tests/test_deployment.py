@@ -188,7 +188,8 @@ def test_policy_resources_are_the_stages_own(stage):
 #: Lambda may not put or delete users (it could otherwise mint an admin).
 TABLE_ACTIONS = {
     "USERS_TABLE": {"GetItem", "UpdateItem", "Scan"},
-    "STUDENTS_TABLE": {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Scan"},
+    "STUDENTS_TABLE": {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Scan",
+                       "BatchGetItem"},
     "SESSIONS_TABLE": {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Scan",
                        "BatchGetItem"},
     "ATTENDANCE_TABLE": {"Query", "PutItem", "UpdateItem", "BatchWriteItem"},

@@ -75,7 +75,7 @@ export function drawTimeline(container, rows) {
     group.append(s("rect", { class: "timeline__span", x: x(first) - 3, y: mid - 7,
       width: Math.max(6, x(last) - x(first) + 6), height: 14, rx: 7 }));
     for (const ms of row.seen_ms) {
-      group.append(s("circle", { class: "timeline__mark", cx: x(ms), cy: mid, r: 4 }));
+      group.append(s("circle", { class: "timeline__mark", cx: x(ms), cy: mid, r: 4, dataset: { ms: String(ms) } }));
     }
     svg.append(group);
   });

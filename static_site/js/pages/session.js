@@ -3,12 +3,14 @@
 // report and a timeline of sightings.
 import { h, clear, fill } from "../dom.js";
 import * as api from "../api.js";
-import { formatBytes, formatDate, formatDateTime, formatMs, formatSimilarity } from "../format.js";
+import { formatBytes, formatDate, formatDateTime, formatMs } from "../format.js";
 import { pageHeader, badge, notice, spinner, loading, pageError, toast, setBusy, confirmDialog,
   field, clearErrors, showApiError, showFieldError, formErrorSlot } from "../ui.js";
 import { videoType, videoDropzone, uploadProgress, markUploaded, wasJustUploaded, NOT_A_VIDEO } from "../videoupload.js";
 import { downloadCsv, safeName } from "../downloads.js";
 import { drawTimeline } from "../timeline.js";
+import { faceCompare, matchWords, seenWords, explained, MATCH_HELP, notThisPersonButton,
+  sightingViewer, strangerGallery } from "../evidence.js";
 
 const POLL_MS = 2500;
 
@@ -32,7 +34,9 @@ export async function render(main, { sessionId }, { setTitle }) {
     }
     if (stopped) return;
     draw(data);
-    if (data.session.status === "PROCESSING" || data.session.status === "AWAITING_UPLOAD") {
+    // The crops are cut after completion: follow them until they are there.
+    if (data.session.status === "PROCESSING" || data.session.status === "AWAITING_UPLOAD"
+      || (data.session.status === "COMPLETED" && data.session.evidence_status === "pending")) {
       timer = setTimeout(load, POLL_MS);
     }
   }
@@ -70,13 +74,24 @@ export async function render(main, { sessionId }, { setTitle }) {
 
     if (!done) return;
     const timelineBox = h("div", { class: "timeline" });
+    const viewer = sightingViewer();
     main.append(h("section", { class: "card panel", "aria-labelledby": "timeline-title" },
       h("h2", { class: "panel__title", id: "timeline-title" }, "When each person was seen"),
-      h("p", { class: "panel__lead" }, "Each dot is a sighting in the video; the bar runs from the first to the last."),
-      timelineBox));
+      h("p", { class: "panel__lead" }, "Each dot is a sighting in the video; the bar runs from the first to the last. Click a dot to see the face."),
+      timelineBox, viewer.element));
+    timelineBox.addEventListener("click", (event) => {
+      const mark = event.target.closest(".timeline__mark");
+      const lane = mark && mark.closest("[data-student-id]");
+      const row = lane && rows.find((r) => r.student_id === lane.dataset.studentId);
+      if (!row) return;
+      for (const chosen of timelineBox.querySelectorAll(".timeline__mark--chosen")) chosen.classList.remove("timeline__mark--chosen");
+      mark.classList.add("timeline__mark--chosen");
+      viewer.show(row, Number(mark.dataset.ms));
+    });
     main.append(
-      rowsTable("Present", present, session, onCorrected, "No one was recognised in this recording."),
-      rowsTable("Absent", absent, session, onCorrected, "Everyone registered was there."));
+      rowsTable("Present", present, session, onCorrected, "No one was recognised in this recording.", load),
+      rowsTable("Absent", absent, session, onCorrected, "Everyone registered was there.", load),
+      strangerGallery(session, load));
     if (!drawTimeline(timelineBox, rows)) {
       timelineBox.append(h("p", { class: "muted" }, "No one was seen in this recording."));
     } else {
@@ -228,10 +243,10 @@ function stats(session, present, absent) {
     stat("present", present.length, "present"),
     stat("absent", absent.length, "absent"),
     stat("registered", roster),
-    stat("unrecognised faces", c.unrecognised ?? 0, "muted"));
+    stat("unrecognised people", c.unrecognised ?? 0, "muted"));
 }
 
-function rowsTable(title, rows, session, onCorrected, emptyText) {
+function rowsTable(title, rows, session, onCorrected, emptyText, onChanged) {
   const isPresent = title === "Present";
   const id = `table-${title.toLowerCase()}`;
   const body = rows.map((row) => {
@@ -247,22 +262,27 @@ function rowsTable(title, rows, session, onCorrected, emptyText) {
         h("span", { class: "correction__text" },
           `${row.reason || "No reason given"}${row.corrected_by ? ` (${row.corrected_by})` : ""}`)));
     }
+    // A row the video matched can be turned down: "Not this person".
+    const second = isPresent && row.moments ? notThisPersonButton(row, session, onChanged) : null;
     return h("tr", { dataset: { studentId: row.student_id } },
+      h("td", { class: "cell-faces", "data-label": "Faces" }, faceCompare(row, session)),
       nameCell,
       h("td", { class: "cell-id", "data-label": "ID" }, row.student_id),
       h("td", { class: "num", "data-label": "First seen" }, formatMs(row.first_seen_ms)),
-      h("td", { class: "num", "data-label": "Similarity" }, formatSimilarity(row.similarity)),
-      h("td", { class: "num", "data-label": "Sightings" }, String(row.sightings ?? 0)),
-      h("td", { class: "cell-action" }, action));
+      h("td", { class: "num", "data-label": "Match" },
+        row.similarity === null || row.similarity === undefined ? "—" : explained(matchWords(row.similarity), MATCH_HELP)),
+      h("td", { class: "num", "data-label": "Seen" }, seenWords(row)),
+      h("td", { class: "cell-action" }, action, second));
   });
   return h("section", { class: ["card", "table-card", `attendance-${title.toLowerCase()}`], "aria-labelledby": id },
     h("h2", { class: "panel__title table-card__title", id },
       title, h("span", { class: ["count", `count--${title.toLowerCase()}`] }, String(rows.length))),
     rows.length ? h("table", { class: "table table--attendance" },
       h("thead", {}, h("tr", {},
+        h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Registered photo and face in the video")),
         h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "ID"),
-        h("th", { scope: "col", class: "num" }, "First seen"), h("th", { scope: "col", class: "num" }, "Similarity"),
-        h("th", { scope: "col", class: "num" }, "Sightings"), h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Correct")))),
+        h("th", { scope: "col", class: "num" }, "First seen"), h("th", { scope: "col", class: "num" }, "Match"),
+        h("th", { scope: "col", class: "num" }, "Seen"), h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Correct")))),
       h("tbody", {}, body)) : h("p", { class: "table-card__empty muted" }, emptyText));
 }
 
