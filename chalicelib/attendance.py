@@ -7,6 +7,15 @@ at or above the threshold; a student is PRESENT with at least
 ``min_sightings`` sightings. Only the best match counts, so a face that
 resembles two students is never counted for both.
 
+Statuses (:func:`automatic_status`, pure as well): ABSENT below
+``min_sightings``; LATE when seen enough but first seen strictly after
+``late_after_ms`` (the session's start offset plus the class's late
+threshold; a first sighting exactly at it is on time); PRESENT otherwise.
+EXCUSED is never automatic: only a teacher's correction sets it.
+
+Someone matched who is not on the roster (a person of another class) is kept
+apart in ``Decision.outside``: never a row, never counted present or absent.
+
 It also names the moments worth a face crop: each seen student's best match
 and first sighting, and each unrecognised person's best frame (the largest
 face). Unrecognised people are counted as people, not appearances: the face
@@ -34,7 +43,12 @@ from chalicelib.schema import ATTENDANCE_BY_STUDENT_INDEX
 from chalicelib.statuses import AttendanceStatus, RowSource
 from chalicelib.students import name_sort_key  # the roster's own order: accents folded
 
-PRESENT, ABSENT = AttendanceStatus
+PRESENT, LATE, ABSENT, EXCUSED = (AttendanceStatus.PRESENT, AttendanceStatus.LATE,
+                                  AttendanceStatus.ABSENT, AttendanceStatus.EXCUSED)
+#: Every status a row may have; only PRESENT, LATE and ABSENT are ever automatic.
+STATUSES = tuple(AttendanceStatus)
+#: Statuses that mean the person attended.
+ATTENDED = (PRESENT, LATE)
 AUTO, MANUAL = RowSource
 #: The timeline keeps at most this many sighting timestamps per row.
 MAX_TIMELINE = 200
@@ -102,6 +116,8 @@ class Stranger:
 class Decision:
     evidence: dict  # student_id -> Evidence (only students seen at least once)
     strangers: list = dataclasses.field(default_factory=list)  # Stranger, by first sighting
+    #: student_id -> Evidence of people matched who are not on the roster.
+    outside: dict = dataclasses.field(default_factory=dict)
 
     @property
     def unrecognised(self):
@@ -212,9 +228,15 @@ def decide(persons, roster_ids, threshold):
 
     ``persons`` are GetFaceSearch ``Persons`` entries from every page, or their
     :func:`best_match` tuples (4-tuples without a box are accepted). Entries
-    may repeat a (timestamp, person index) pair; they collapse to one. A track
-    is recognised if any of its moments is a roster student at or above the
-    threshold; the others are grouped into people by :func:`group_strangers`.
+    may repeat a (timestamp, person index) pair; they collapse to one. Rules:
+
+    * a moment's best match at or above ``threshold`` is a sighting of that id;
+    * sightings of roster ids are ``evidence``; of other ids, ``outside``
+      (the caller keeps only those who are registered: a deleted person's
+      face may still match);
+    * ``strangers``: the tracks with no sighting of anyone, grouped into
+      people by :func:`group_strangers` (someone of another class is
+      ``outside``, not a stranger).
     """
     best = {}  # (timestamp, track) -> (similarity, student_id, box)
     boxes = collections.defaultdict(dict)  # track -> {timestamp: box}
@@ -230,18 +252,45 @@ def decide(persons, roster_ids, threshold):
         if student_id and (moment not in best or similarity > best[moment][0]):
             best[moment] = (similarity, student_id, box)
     evidence = collections.defaultdict(Evidence)
+    outside = collections.defaultdict(Evidence)
     recognised = set()
     for (timestamp, track), (similarity, student_id, box) in sorted(
             best.items(), key=lambda item: (item[0][0], str(item[0][1]))):
-        if similarity < threshold or student_id not in roster_ids:
+        if similarity < threshold:
             continue
         recognised.add(track)
-        found = evidence[student_id]
+        found = (evidence if student_id in roster_ids else outside)[student_id]
         if similarity > found.seen.get(timestamp, -1.0):
             found.seen[timestamp] = similarity
             found.boxes[timestamp] = box or boxes[track].get(timestamp)
     strangers = group_strangers({t: b for t, b in boxes.items() if t not in recognised})
-    return Decision(evidence=dict(evidence), strangers=strangers)
+    return Decision(evidence=dict(evidence), strangers=strangers, outside=dict(outside))
+
+
+def automatic_status(seen, min_sightings, late_after_ms=None):
+    """ABSENT, LATE or PRESENT for sightings ``{timestamp ms: similarity}`` (rules
+    in the module docstring). ``late_after_ms`` None: no lateness (no class)."""
+    if len(seen) < min_sightings:
+        return ABSENT
+    if late_after_ms is not None and min(seen) > late_after_ms:
+        return LATE
+    return PRESENT
+
+
+def seen_not_enrolled(decision, registered, min_sightings):
+    """``decision.outside`` as the session lists it: registered people seen at least
+    ``min_sightings`` times, by first sighting. ``registered``: id -> student item."""
+    listed = []
+    for student_id, evidence in decision.outside.items():
+        student = registered.get(student_id)
+        if student is None or evidence.sightings < min_sightings:
+            continue
+        listed.append({"student_id": student_id,
+                       "full_name": student.get("full_name") or student_id,
+                       "first_seen_ms": min(evidence.seen),
+                       "similarity": round(max(evidence.seen.values()), 2),
+                       "sightings": evidence.sightings})
+    return sorted(listed, key=lambda p: (p["first_seen_ms"], p["student_id"]))
 
 
 def thin_timeline(timestamps, limit=MAX_TIMELINE):
@@ -253,10 +302,10 @@ def thin_timeline(timestamps, limit=MAX_TIMELINE):
     return [timestamps[round(i * step)] for i in range(limit)]
 
 
-def automatic_row(session_id, student, evidence, min_sightings):
+def automatic_row(session_id, student, evidence, min_sightings, late_after_ms=None):
     """The automatic result for one student (status fields filled in by merge)."""
     seen = evidence.seen if evidence else {}
-    status = PRESENT if len(seen) >= min_sightings else ABSENT
+    status = automatic_status(seen, min_sightings, late_after_ms)
     moments = None
     if seen:
         (best_ms, best_box), (first_ms, first_box) = evidence.best, evidence.first
@@ -291,10 +340,14 @@ def merge(automatic, existing):
     return row
 
 
-def counts(rows, unrecognised=0):
-    present = sum(1 for row in rows if row.get("status") == PRESENT)
-    return {"roster": len(rows), "present": present, "absent": len(rows) - present,
-            "unrecognised": int(unrecognised)}
+def counts(rows, unrecognised=0, not_enrolled=0):
+    """``present`` counts everyone who attended (on time or late); ``late`` and
+    ``excused`` are part of present and of absent-or-excused respectively."""
+    statuses = [row.get("status") for row in rows]
+    present = sum(1 for status in statuses if status in ATTENDED)
+    return {"roster": len(rows), "present": present, "late": statuses.count(LATE),
+            "absent": statuses.count(ABSENT), "excused": statuses.count(EXCUSED),
+            "unrecognised": int(unrecognised), "not_enrolled": int(not_enrolled)}
 
 
 def public_row(item):
@@ -319,7 +372,7 @@ class AttendanceStore:
         return sorted(rows, key=lambda r: name_sort_key(
             {"full_name": r["full_name"] or "", "student_id": r["student_id"]}))
 
-    def record_automatic(self, session_id, roster, decision, min_sightings):
+    def record_automatic(self, session_id, roster, decision, min_sightings, late_after_ms=None):
         """Write the automatic result for ``roster``; answer every row of the session.
 
         Existing manual rows keep their status; rows that would not change are
@@ -333,7 +386,7 @@ class AttendanceStore:
         for student in roster:
             automatic = automatic_row(session_id, student,
                                       decision.evidence.get(student["student_id"]),
-                                      min_sightings)
+                                      min_sightings, late_after_ms)
             row = to_dynamo(merge(automatic, existing.get(student["student_id"])))
             if existing.get(student["student_id"]) != row:
                 changed.append(row)

@@ -15,10 +15,18 @@ Lifecycle (``status``)::
   (read every result page, decide, write rows, count), retry, correction,
   deletion and one student's history.
 
-Roster: a session is taken against the students registered **when the face
-search completes** (a student registered while the video was processing is
-counted, as absent if not seen). Each row keeps the name the student had at
-that moment, so deleting or renaming a student later does not change history.
+Roster: a session is taken against its roster **when the face search
+completes**: the people enrolled in its class at that moment, or, for a
+session without a class (an admin's "everyone" session, or one from before
+classes), every registered person. Someone enrolled or registered while the
+video was processing is counted (as absent if not seen). Each row keeps the
+name the person had at that moment, so deleting or renaming them later does
+not change history. A registered person recognised who is not on the roster
+is listed apart on the session (``seen_not_enrolled``), never counted.
+
+Lateness: the class's ``late_threshold_minutes`` (read at completion, kept on
+the session) after the session's start, which is the video's start plus the
+teacher's optional ``start_offset_seconds``.
 
 Evidence: once COMPLETED, the completion asks for the face crops
 (:mod:`chalicelib.evidence`) with one queue message; they are cut by another
@@ -38,14 +46,18 @@ import json
 import re
 import uuid
 
-from boto3.dynamodb.conditions import Attr
+from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from chalicelib import attendance, evidence
+from chalicelib.classes import DEFAULT_LATE_MINUTES
 from chalicelib.dynamo import (batch_get, conditional_update, from_dynamo,
-                               is_conditional_failure, scan_all, to_dynamo, utc_now)
-from chalicelib.errors import NotFound, UnknownSession, UnknownStudent, Unusable, WrongState
+                               is_conditional_failure, query_all, scan_all, to_dynamo, utc_now)
+from chalicelib.errors import (InvalidInput, NotFound, UnknownSession, UnknownStudent, Unusable,
+                               WrongState)
 from chalicelib.face_search import FaceSearchProblem
+from chalicelib.paging import decode_cursor, encode_cursor, query_page
+from chalicelib.schema import LISTED, SESSIONS_BY_CLASS_INDEX, SESSIONS_BY_DAY_INDEX
 from chalicelib.statuses import AttendanceStatus, ErrorKind, JobStatus, SessionStatus
 from chalicelib.students import is_student_id
 from chalicelib.uploads import VIDEO_TYPES, UploadProblem
@@ -64,10 +76,14 @@ _INTERNAL_ERROR = ("Attendance could not be recorded because of an error on our 
 #: Results are kept as (timestamp, track, best student, similarity) while read.
 _BEST = attendance.best_match
 
-_ZERO_COUNTS = {"roster": 0, "present": 0, "absent": 0, "unrecognised": 0}
+_ZERO_COUNTS = {"roster": 0, "present": 0, "late": 0, "absent": 0, "excused": 0,
+                "unrecognised": 0, "not_enrolled": 0}
 _SESSION_FIELDS = ("session_id", "title", "course", "date", "status", "error", "error_kind",
-                   "created_at", "updated_at", "video_key", "job_id", "completed_at",
+                   "created_at", "updated_at", "video_key", "job_id", "class_id",
+                   "start_offset_seconds", "late_threshold_minutes", "completed_at",
                    "evidence_status", "video_deleted_at")
+#: ``error_kind`` of a FAILED session: the file itself is wrong (upload another;
+#: retrying cannot help), or something else failed (retrying may help).
 FILE_ERROR, RETRY_ERROR = ErrorKind.FILE, ErrorKind.RETRY
 #: The reason a correction made by "Not this person" / "Register this person" carries.
 NOT_THIS_PERSON = "Not this person: the face in the video is someone else"
@@ -75,6 +91,18 @@ REGISTERED_HERE = "registered from this session"
 #: Photo refusals that mean the video's face is not good enough to register from.
 _PHOTO_PROBLEMS = {"bad_photo", "no_face", "face_too_small", "face_blurry", "face_too_dark",
                    "face_too_bright", "face_unclear", "several_faces"}
+
+
+#: ``class_key`` of a session that belongs to no class (an "everyone" session).
+NO_CLASS = "-"
+
+
+def index_attributes(item):
+    """The list indexes' attributes (provisioning backfills older sessions):
+    the class (or ``-``) and a unique day key, ``date#created_at#session_id``."""
+    return {LISTED: "session", "class_key": item.get("class_id") or NO_CLASS,
+            "day_key": f"{item.get('date') or ''}#{item.get('created_at') or ''}"
+                       f"#{item['session_id']}"}
 
 
 def stranger_views(entries):
@@ -94,6 +122,7 @@ def public_session(item, full=False):
     item = from_dynamo(item)
     session = {field: item.get(field) for field in _SESSION_FIELDS}
     session["counts"] = dict(_ZERO_COUNTS, **(item.get("counts") or {}))
+    session["seen_not_enrolled"] = item.get("seen_not_enrolled") or []
     if full:
         session["strangers"] = stranger_views(item.get("strangers"))
         session["evidence_cut"] = sorted(item.get("evidence_cut") or [])
@@ -121,6 +150,7 @@ class SessionStore:
         now = self._now()
         item = dict(item, created_at=now, updated_at=now, status=AWAITING_UPLOAD,
                     error=None, job_id=None, attempt=0, counts=dict(_ZERO_COUNTS))
+        item.update(index_attributes(item))
         self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(session_id)")
         return item
 
@@ -134,10 +164,48 @@ class SessionStore:
         return {item["session_id"]: item for item in items}
 
     def list_all(self):
-        """Every session (all pages), newest first: by date, then by creation."""
+        """Every session (all pages), newest first: by date, then by creation.
+
+        A whole-table scan: only for an admin's full export."""
         items = list(scan_all(self._table))
         return sorted(items, key=lambda s: (s.get("date", ""), s.get("created_at", "")),
                       reverse=True)
+
+    KEY_ATTRIBUTES = ("session_id", "day_key")
+
+    def page(self, *, class_key=None, start=None, end=None, limit, cursor):
+        """Sessions newest first, a page at a time: of one class (``class_key``, or
+        :data:`NO_CLASS`) or of all (``None``), dated between ``start`` and ``end``."""
+        low, high = (start or "0000"), f"{end or '9999-99-99'}#\uffff"
+        if class_key is None:
+            partition, index = (LISTED, "session"), SESSIONS_BY_DAY_INDEX
+        else:
+            partition, index = ("class_key", class_key), SESSIONS_BY_CLASS_INDEX
+        return query_page(
+            self._table, limit=limit, cursor=cursor,
+            key_attributes=self.KEY_ATTRIBUTES + (partition[0],),
+            fixed=dict([partition]), bounds=("day_key", low, high), IndexName=index,
+            KeyConditionExpression=Key(partition[0]).eq(partition[1])
+            & Key("day_key").between(low, high), ScanIndexForward=False)
+
+    def of_class(self, class_key, start=None, end=None):
+        """Every session of a class between two dates, oldest first (all pages)."""
+        low, high = (start or "0000"), f"{end or '9999-99-99'}#\uffff"
+        return list(query_all(self._table, IndexName=SESSIONS_BY_CLASS_INDEX,
+                              KeyConditionExpression=Key("class_key").eq(class_key)
+                              & Key("day_key").between(low, high)))
+
+    def newest(self, class_key, low, high, count):
+        """Up to ``count`` sessions of a class with day keys in [low, high], newest first."""
+        return self._table.query(IndexName=SESSIONS_BY_CLASS_INDEX, ScanIndexForward=False,
+                                 Limit=count, KeyConditionExpression=Key("class_key").eq(
+                                     class_key) & Key("day_key").between(low, high)
+                                 ).get("Items", [])
+
+    def class_has_sessions(self, class_id):
+        answer = self._table.query(IndexName=SESSIONS_BY_CLASS_INDEX, Limit=1,
+                                   KeyConditionExpression=Key("class_key").eq(class_id))
+        return bool(answer.get("Items"))
 
     def _update(self, session_id, values, condition, remove=()):
         """SET ``values`` (and updated_at) if ``condition`` holds; the new item or None."""
@@ -151,13 +219,20 @@ class SessionStore:
                             Attr("attempt").eq(attempt)
                             & Attr("status").is_in([AWAITING_UPLOAD, PROCESSING]))
 
-    def mark_completed(self, session_id, job_id, counts, strangers=()):
-        """COMPLETED with its counts and strangers; the crops are then ``pending``."""
-        return self._update(session_id, {"status": COMPLETED, "counts": counts, "error": None,
-                                         "completed_at": self._now(),
-                                         "strangers": to_dynamo(list(strangers)),
-                                         "evidence_status": evidence.PENDING},
+    def mark_completed(self, session_id, job_id, counts, extra=None):
+        return self._update(session_id, dict(extra or {}, status=COMPLETED, counts=counts,
+                                             error=None, completed_at=self._now()),
                             Attr("job_id").eq(job_id) & Attr("status").eq(PROCESSING))
+
+    def change(self, session_id, values):
+        """SET ``values`` (title, date, class, start offset) and the index keys that
+        follow from them; None if the session is gone."""
+        current = self.get(session_id)
+        if current is None:
+            return None
+        values = dict(values)
+        values.update(index_attributes(dict(current, **values)))
+        return self._update(session_id, values, Attr("session_id").exists())
 
     def set_evidence(self, session_id, job_id, status, names=()):
         """The crops' status, and the names of the crops now stored (added to the set)."""
@@ -262,37 +337,73 @@ class SessionWorkflow:
     """The steps from a new session to its attendance; see the module docstring."""
 
     def __init__(self, *, store, attendance_store, face_search, videos, roster, settings,
-                 logger, evidence_queue=None, crops=None, photos=None, on_registered=None):
+                 logger, classes=None, access=None, evidence_queue=None, crops=None,
+                 photos=None):
         self.store = store
         self.attendance = attendance_store
         self.face_search = face_search
         self.videos = videos
-        self.roster = roster
+        self.roster = roster  # the students service: get, get_many, list_all
+        self.classes = classes  # chalicelib.classes.Classes
+        self.access = access  # chalicelib.access.Access
         self.settings = settings
         self.log = logger
         self.evidence_queue = evidence_queue  # the hand-off to the crop cutting
         self.crops = crops  # evidence.EvidenceFiles
         self.photos = photos  # the photos bucket's Uploads (registration from a crop)
-        # Classes: called with (session item, student_id) after a person is
-        # registered from a session, to enrol them in the session's class.
-        self.on_registered = on_registered
 
     # -- API ----------------------------------------------------------------------
-    def create(self, *, title, date, course, content_type):
-        """A new AWAITING_UPLOAD session and the presigned POST for its video."""
+    # ``user`` is the signed-in user: each method answers 404 for a session that
+    # user may not see (see chalicelib.access). None only for internal callers.
+    def create(self, *, title, date, course, content_type, class_id=None,
+               start_offset_seconds=None, user=None):
+        """A new AWAITING_UPLOAD session and the presigned POST for its video.
+
+        A teacher's session belongs to one of their classes; only an admin may
+        create one without a class (taken against everyone)."""
+        if class_id is not None:
+            class_item = (self.access.class_for(user, class_id) if user
+                          else self.classes.require(class_id))
+            if class_item.get("archived"):
+                raise WrongState("This class is archived; it takes no new sessions.",
+                               code="class_archived")
+        elif user is not None and user["role"] != "admin":
+            raise InvalidInput("Choose the class this session is for.", code="missing_field",
+                             details={"field": "class_id"})
         if date is None:
             date = datetime.datetime.now(self.settings.tz).date().isoformat()
         session_id = uuid.uuid4().hex
         key = _video_key(session_id, content_type)
         item = self.store.create({"session_id": session_id, "title": title, "course": course,
-                                  "date": date, "video_key": key})
+                                  "date": date, "video_key": key, "class_id": class_id,
+                                  "start_offset_seconds": start_offset_seconds})
         return self._with_upload(item, content_type)
 
-    def new_upload(self, session_id, content_type):
+    def change(self, session_id, changes, user=None):
+        """Change a session's title, date, class or start offset.
+
+        Moving to another class needs access to that class too; only an admin
+        may take a session out of every class."""
+        self.require(session_id, user)
+        if "class_id" in changes:
+            if changes["class_id"] is None:
+                if user is not None and user["role"] != "admin":
+                    raise InvalidInput("Choose the class this session is for.",
+                                     code="missing_field", details={"field": "class_id"})
+            elif user is not None:
+                self.access.class_for(user, changes["class_id"])
+            else:
+                self.classes.require(changes["class_id"])
+        item = self.store.change(session_id, changes)
+        if item is None:
+            raise _no_session()
+        return public_session(item)
+
+    def new_upload(self, session_id, content_type, user=None):
         """A fresh presigned POST for the session's video (another file, or an upload
         that was interrupted): AWAITING_UPLOAD or FAILED only; a FAILED session
         waits for the upload again (its S3 event starts a new face search)."""
-        item = self.require(session_id)
+        item = self.require(session_id, user)
         attempt = int(item.get("attempt", 0))
         key = _video_key(session_id, content_type)
         updated = None
@@ -312,31 +423,72 @@ class SessionWorkflow:
         return {"session": public_session(item), "upload": upload,
                 "max_bytes": self.settings.max_video_bytes, "expires_in": UPLOAD_EXPIRES_IN}
 
-    def require(self, session_id):
+    def require(self, session_id, user=None):
         item = self.store.get(session_id) if re.fullmatch(SESSION_ID_PATTERN, session_id) else None
         if item is None:
-            raise UnknownSession("There is no such session (it may have been deleted).")
+            raise _no_session()
+        if user is not None:
+            self.access.check_session(user, item)
         return item
 
     def list(self):
+        """Every session (a scan): only for an admin's full export."""
         return [public_session(item) for item in self.store.list_all()]
 
-    def detail(self, session_id):
+    def page(self, user, *, class_id=None, start=None, end=None, limit, cursor):
+        """A page of sessions newest first: of one class (``class_id``; ``"none"``
+        for sessions without a class, admins only), or, without ``class_id``, all
+        of them for an admin and those of the teacher's classes for a teacher."""
+        if class_id == "none":
+            if user["role"] != "admin":
+                raise _no_class()
+            items, next_cursor = self.store.page(class_key=NO_CLASS, start=start, end=end,
+                                                 limit=limit, cursor=cursor)
+        elif class_id is not None:
+            self.access.class_for(user, class_id)
+            items, next_cursor = self.store.page(class_key=class_id, start=start, end=end,
+                                                 limit=limit, cursor=cursor)
+        elif user["role"] == "admin":
+            items, next_cursor = self.store.page(start=start, end=end, limit=limit,
+                                                 cursor=cursor)
+        else:
+            items, next_cursor = self._page_of_classes(
+                sorted(self.access.class_ids(user)), start, end, limit, cursor)
+        return [public_session(item) for item in items], next_cursor
+
+    def _page_of_classes(self, class_ids, start, end, limit, cursor):
+        """Newest first across several classes: each class's next page, merged.
+
+        The cursor is the last answered session's day key (unique); each class
+        is read from just after it, so nothing is answered twice."""
+        after = decode_cursor(cursor, ["before"])["before"] if cursor else None
+        end_key = f"{end or '9999-99-99'}#\uffff"
+        high = min(end_key, after) if after else end_key
+        merged = []
+        for class_id in class_ids if high >= (start or "0000") else ():
+            merged.extend(i for i in self.store.newest(class_id, start or "0000", high,
+                                                       limit + 1) if i["day_key"] != after)
+        merged.sort(key=lambda i: i["day_key"], reverse=True)
+        page = merged[:limit]
+        more = len(merged) > limit
+        return page, (encode_cursor({"before": page[-1]["day_key"]}) if more else None)
+
+    def detail(self, session_id, user=None):
         """The session and its rows sorted by name.
 
         In polling mode a PROCESSING session's job is looked at once here, so a
         job that outlived the S3 handler's timeout still completes.
         """
-        item = self.require(session_id)
+        item = self.require(session_id, user)
         if item["status"] == PROCESSING and item.get("job_id") and not self.face_search.notifies:
             self._look_at_job(item)
             item = self.require(session_id)
         return {"session": public_session(item, full=True),
                 "attendance": self.attendance.rows(session_id)}
 
-    def retry(self, session_id, budget_seconds=0):
+    def retry(self, session_id, budget_seconds=0, user=None):
         """Start a FAILED session's face search again (409 for any other status)."""
-        item = self.require(session_id)
+        item = self.require(session_id, user)
         attempt = int(item.get("attempt", 0))
         if item["status"] != FAILED or self.store.begin_retry(session_id, attempt) is None:
             raise WrongState(f"Only a failed session can be retried; this one is "
@@ -344,17 +496,23 @@ class SessionWorkflow:
         self._start(self.require(session_id), budget_seconds)
         return public_session(self.require(session_id))
 
-    def correct(self, session_id, student_id, *, status, reason, user_email):
-        """A manual PRESENT/ABSENT kept beside the automatic result."""
-        self.require(session_id)
+    def correct(self, session_id, student_id, *, status, reason, user_email, user=None):
+        """A manual status (PRESENT, LATE, ABSENT or EXCUSED) kept beside the
+        automatic result. A person without a row gets one only if they are on
+        the session's roster: enrolled in its class, or registered for a
+        session without a class."""
+        item = self.require(session_id, user)
         if not is_student_id(student_id):  # could not be a key: never looked up
             raise UnknownStudent("There is no student with that ID.", code="student_not_found")
 
         def name_for_new_row():
             student = self.roster.get(student_id)
+            if student is not None and item.get("class_id") and not self.classes.members.enrolled(
+                    [item["class_id"]], [student_id]):
+                student = None
             if student is None:
-                raise UnknownStudent("That student has no row in this session and is not "
-                                     "registered.", code="student_not_found")
+                raise UnknownStudent("That person has no row in this session and is not on its "
+                                     "roster.", code="student_not_found")
             return student.get("full_name") or student_id
 
         try:
@@ -366,18 +524,18 @@ class SessionWorkflow:
         return row
 
     # -- evidence: a second look, and registering from the video ----------------
-    def _completed(self, session_id):
-        item = self.require(session_id)
+    def _completed(self, session_id, user):
+        item = self.require(session_id, user)
         if item["status"] != COMPLETED:
             raise WrongState("This can be done only once the session is completed; this one "
                              f"is {SessionStatus(item['status']).words()}.",
                              code="not_completed")
         return item
 
-    def not_this_person(self, session_id, student_id, *, user_email):
+    def not_this_person(self, session_id, student_id, *, user_email, user=None):
         """"Not this person": the row becomes a correction to absent, and the face
         it was matched on joins the session's unrecognised people (once)."""
-        self._completed(session_id)
+        self._completed(session_id, user)
         rows = {r["student_id"]: r for r in self.attendance.rows(session_id)}
         row = rows.get(student_id)
         if row is None:
@@ -397,18 +555,18 @@ class SessionWorkflow:
         return corrected
 
     def register_stranger(self, session_id, number, *, student_id, full_name, user_email,
-                          photo_key=None):
+                          photo_key=None, user=None):
         """Register unrecognised person ``number`` and mark them present in this session.
 
         The photo is the crop cut for it from the full-resolution frame, unless
         ``photo_key`` (a photo uploaded the usual way) is given. The normal
         registration rules apply; when the video's face fails the photo rules
         the answer is 422 ``video_photo_unusable`` (the page asks for a photo).
-        Then the stranger is marked ``registered_as`` and the student gets a
-        PRESENT correction "registered from this session"; ``on_registered``
-        (classes) may enrol them.
+        Then, for a class session, they are enrolled in its class; the stranger
+        is marked ``registered_as`` and the student gets a PRESENT correction
+        "registered from this session".
         """
-        item = self._completed(session_id)
+        item = self._completed(session_id, user)
         entries = stranger_views(item.get("strangers"))
         if not 1 <= number <= len(entries):
             raise NotFound("This session has no such unrecognised person.",
@@ -435,26 +593,31 @@ class SessionWorkflow:
                            f"{refusal.message} Choose a photo of this person instead.",
                            code="video_photo_unusable",
                            details={"field": "photo", "reason": refusal.code}) from refusal
+        if item.get("class_id"):
+            class_item = self.classes.store.get(item["class_id"])
+            if class_item is not None:  # (a deleted class enrols nobody)
+                self.classes.enrol(class_item, student_id, user_email)
         if not self.store.mark_registered(session_id, number, student_id):
             self.log.warning("stranger was registered twice",
                              extra={"session_id": session_id, "number": number})
         row = self.correct(session_id, student_id, status=AttendanceStatus.PRESENT,
                            reason=REGISTERED_HERE, user_email=user_email)
-        if self.on_registered is not None:
-            self.on_registered(item, student_id)
         return {"student": self.roster.view(student), "row": row}
 
-    def delete(self, session_id):
+    def delete(self, session_id, user=None):
         """Remove the video, the rows, then the session (so a failure can be redone)."""
-        self.require(session_id)
+        self.require(session_id, user)
         self.videos.delete_prefix(f"{VIDEO_PREFIX}{session_id}/")
         if self.crops is not None:
             self.crops.delete_session(session_id)
         self.attendance.delete_session(session_id)
         self.store.delete(session_id)
 
-    def student_history(self, student_id):
-        """One student's rows with their sessions, newest first, and the rate."""
+    def student_history(self, student_id, class_ids=None):
+        """One student's rows with their sessions, newest first, and the rate.
+
+        ``class_ids``: only sessions of these classes (a teacher's); None: all.
+        The rate is attended (present or late) over the sessions not excused."""
         rows = self.attendance.history(student_id)
         sessions = self.store.get_many(row["session_id"] for row in rows)
         dated = []
@@ -462,16 +625,16 @@ class SessionWorkflow:
             session = sessions.get(row["session_id"])
             if session is None:
                 continue  # deleted between the two reads
+            if class_ids is not None and session.get("class_id") not in class_ids:
+                continue
             dated.append(((session.get("date") or "", session.get("created_at") or ""), {
                 "session_id": row["session_id"], "title": session.get("title"),
                 "course": session.get("course"), "date": session.get("date"),
+                "class_id": session.get("class_id"),
                 "status": row["status"], "source": row["source"],
                 "similarity": row["similarity"], "first_seen_ms": row["first_seen_ms"]}))
         history = [entry for _, entry in sorted(dated, key=lambda d: d[0], reverse=True)]
-        present = sum(1 for h in history if h["status"] == AttendanceStatus.PRESENT)
-        total = len(history)
-        return {"history": history, "present": present, "total": total,
-                "rate": round(present / total, 4) if total else None}
+        return dict({"history": history}, **attendance_totals(h["status"] for h in history))
 
     # -- events -------------------------------------------------------------------
     def on_video_uploaded(self, bucket, key, budget_seconds):
@@ -578,15 +741,26 @@ class SessionWorkflow:
                                    "session; if it fails again, upload the video again.")
             return FAILED
         try:
-            roster = self.roster.list_all()
+            roster, late_minutes = self._roster_of(item)
             decision = attendance.decide(result.persons, {s["student_id"] for s in roster},
                                          self.settings.match_threshold)
+            late_after_ms = None
+            if late_minutes is not None:
+                late_after_ms = (int(item.get("start_offset_seconds") or 0) * 1000
+                                 + late_minutes * 60_000)
             rows = self.attendance.record_automatic(session_id, roster, decision,
-                                                    self.settings.min_sightings)
+                                                    self.settings.min_sightings, late_after_ms)
+            outside = {s["student_id"]: s for s in self.roster.get_many(decision.outside)}
+            apart = attendance.seen_not_enrolled(decision, outside, self.settings.min_sightings)
             strangers = [s.public() for s in decision.strangers[:attendance.MAX_STRANGERS]]
-            done = self.store.mark_completed(session_id, result.job_id,
-                                             attendance.counts(rows, decision.unrecognised),
-                                             strangers)
+            done = self.store.mark_completed(
+                session_id, result.job_id,
+                attendance.counts(rows, decision.unrecognised, len(apart)),
+                extra={"seen_not_enrolled": to_dynamo(apart),
+                       "late_threshold_minutes": late_minutes,
+                       # The unrecognised people, and the crops that follow.
+                       "strangers": to_dynamo(strangers),
+                       "evidence_status": evidence.PENDING})
         except Exception:
             self.log.exception("attendance could not be recorded",
                                extra={"session_id": session_id, "job_id": result.job_id})
@@ -612,17 +786,47 @@ class SessionWorkflow:
             self.log.exception("evidence crops could not be requested",
                                extra={"session_id": session_id, "job_id": job_id})
             self.store.set_evidence(session_id, job_id, evidence.FAILED)
+    def _roster_of(self, item):
+        """The people a session is taken against, now, and the late threshold in
+        minutes (None: no lateness): the class's enrolment, or everyone."""
+        if not item.get("class_id"):
+            return self.roster.list_all(), None
+        class_item = self.classes.store.get(item["class_id"])
+        if class_item is None:  # the class was deleted: nobody is on its roster
+            return [], None
+        late = int(class_item.get("late_threshold_minutes", DEFAULT_LATE_MINUTES))
+        return self.classes.roster_for_completion(item["class_id"]), late
 
     def _recount(self, session_id):
         item = self.store.get(session_id)
         if item is None:
             return
-        unrecognised = int((item.get("counts") or {}).get("unrecognised", 0))
+        old = item.get("counts") or {}
+        unrecognised = int(old.get("unrecognised", 0))
         if item.get("strangers") is not None:
             unrecognised = unrecognised_count(item["strangers"])
-        self.store.set_counts(session_id, attendance.counts(self.attendance.rows(session_id),
-                                                           unrecognised))
+        self.store.set_counts(session_id, attendance.counts(
+            self.attendance.rows(session_id), unrecognised, int(old.get("not_enrolled", 0))))
 
+
+def attendance_totals(statuses):
+    """``present`` (attended: on time or late), ``late``, ``excused``, ``total``
+    and ``rate`` = attended / sessions not excused (None when there are none)."""
+    statuses = [s for s in statuses if s]
+    present = sum(1 for s in statuses if s in attendance.ATTENDED)
+    excused = statuses.count(attendance.EXCUSED)
+    counted = len(statuses) - excused
+    return {"present": present, "late": statuses.count(attendance.LATE), "excused": excused,
+            "total": len(statuses), "rate": round(present / counted, 4) if counted else None}
+
+
+def _no_session():
+    return UnknownSession("There is no such session (it may have been deleted).")
+
+
+def _no_class():
+    return NotFound("There is no such class (it may have been deleted).",
+                    code="class_not_found")
 
 # -- reading events ---------------------------------------------------------------
 #: Seconds the S3 handler keeps for writing rows after it stops polling.
