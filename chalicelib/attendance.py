@@ -118,11 +118,22 @@ class Decision:
     strangers: list = dataclasses.field(default_factory=list)  # Stranger, by first sighting
     #: student_id -> Evidence of people matched who are not on the roster.
     outside: dict = dataclasses.field(default_factory=dict)
+    #: The tracks no roster student matched: {track: {timestamp: box}}, and the
+    #: other ids each matched (for :meth:`without`).
+    unmatched: dict = dataclasses.field(default_factory=dict)
+    matched_outside: dict = dataclasses.field(default_factory=dict)
 
     @property
     def unrecognised(self):
         """How many people nobody matched (grouped, not appearances)."""
         return len(self.strangers)
+
+    def without(self, registered):
+        """This decision with tracks matched to ``registered`` ids (people of other
+        classes, seen apart) taken out of the strangers, who are grouped again."""
+        kept = {track: seen for track, seen in self.unmatched.items()
+                if not self.matched_outside.get(track, set()) & set(registered)}
+        return dataclasses.replace(self, strangers=group_strangers(kept))
 
 
 def _box(person):
@@ -234,9 +245,9 @@ def decide(persons, roster_ids, threshold):
     * sightings of roster ids are ``evidence``; of other ids, ``outside``
       (the caller keeps only those who are registered: a deleted person's
       face may still match);
-    * ``strangers``: the tracks with no sighting of anyone, grouped into
-      people by :func:`group_strangers` (someone of another class is
-      ``outside``, not a stranger).
+    * ``strangers``: the tracks with no sighting of a roster id, grouped into
+      people by :func:`group_strangers`; the caller takes out those matched to
+      people registered elsewhere (:meth:`Decision.without`).
     """
     best = {}  # (timestamp, track) -> (similarity, student_id, box)
     boxes = collections.defaultdict(dict)  # track -> {timestamp: box}
@@ -254,17 +265,24 @@ def decide(persons, roster_ids, threshold):
     evidence = collections.defaultdict(Evidence)
     outside = collections.defaultdict(Evidence)
     recognised = set()
+    matched_outside = collections.defaultdict(set)
     for (timestamp, track), (similarity, student_id, box) in sorted(
             best.items(), key=lambda item: (item[0][0], str(item[0][1]))):
         if similarity < threshold:
             continue
-        recognised.add(track)
-        found = (evidence if student_id in roster_ids else outside)[student_id]
+        if student_id in roster_ids:
+            recognised.add(track)
+            found = evidence[student_id]
+        else:
+            matched_outside[track].add(student_id)
+            found = outside[student_id]
         if similarity > found.seen.get(timestamp, -1.0):
             found.seen[timestamp] = similarity
             found.boxes[timestamp] = box or boxes[track].get(timestamp)
-    strangers = group_strangers({t: b for t, b in boxes.items() if t not in recognised})
-    return Decision(evidence=dict(evidence), strangers=strangers, outside=dict(outside))
+    unmatched = {t: b for t, b in boxes.items() if t not in recognised}
+    return Decision(evidence=dict(evidence), strangers=group_strangers(unmatched),
+                    outside=dict(outside), unmatched=unmatched,
+                    matched_outside=dict(matched_outside))
 
 
 def automatic_status(seen, min_sightings, late_after_ms=None):

@@ -752,6 +752,8 @@ class SessionWorkflow:
                                                     self.settings.min_sightings, late_after_ms)
             outside = {s["student_id"]: s for s in self.roster.get_many(decision.outside)}
             apart = attendance.seen_not_enrolled(decision, outside, self.settings.min_sightings)
+            # People of other classes are listed apart, not among the unrecognised.
+            decision = decision.without(outside)
             strangers = [s.public() for s in decision.strangers[:attendance.MAX_STRANGERS]]
             done = self.store.mark_completed(
                 session_id, result.job_id,

@@ -159,9 +159,9 @@ def deliver_evidence(api, services):
     return bodies
 
 
-def complete(api, headers, services, fake, persons, video_bytes):
+def complete(api, headers, services, fake, persons, video_bytes, **fields):
     fake.persons = list(persons)
-    session = create_session(api, headers)["session"]
+    session = create_session(api, headers, **fields)["session"]
     upload_video(services, session, data=video_bytes)
     s3_event(api, services, session["video_key"])
     job_id = session_detail(api, headers, session["session_id"])["session"]["job_id"]
@@ -169,7 +169,7 @@ def complete(api, headers, services, fake, persons, video_bytes):
     return session["session_id"], job_id
 
 
-def test_completed_first_then_crops_stored_privately_and_linked(api, teacher_headers, services,
+def test_completed_first_then_crops_stored_privately_and_linked(api, admin_headers, services,
                                                                video_search, two_people):
     path, meta = two_people
     obama, simm = (ratio_box(a["face_box"]) for a in meta["appearances"])
@@ -177,11 +177,11 @@ def test_completed_first_then_crops_stored_privately_and_linked(api, teacher_hea
     persons = ([sighting(t, 0, [("obama", 97.0 if t == 1200 else 92.0)], box=obama)
                 for t in (200, 700, 1200, 1700)]
                + [sighting(t, 1, box=simm) for t in (2200, 2700, 3200)])
-    session_id, job_id = complete(api, teacher_headers, services, video_search, persons,
+    session_id, job_id = complete(api, admin_headers, services, video_search, persons,
                                   path.read_bytes())
 
     # The attendance is there before any crop: COMPLETED, crops pending.
-    detail = session_detail(api, teacher_headers, session_id)
+    detail = session_detail(api, admin_headers, session_id)
     assert detail["session"]["status"] == "COMPLETED"
     assert detail["session"]["evidence_status"] == "pending"
     rows = by_student(detail)
@@ -195,7 +195,7 @@ def test_completed_first_then_crops_stored_privately_and_linked(api, teacher_hea
 
     bodies = deliver_evidence(api, services)
     assert [json.loads(b) for b in bodies] == [{"session_id": session_id, "job_id": job_id}]
-    detail = session_detail(api, teacher_headers, session_id)
+    detail = session_detail(api, admin_headers, session_id)
     assert detail["session"]["evidence_status"] == "ready"
     rows = by_student(detail)
     assert rows["biden"]["crops"] == {"best": None, "first": None}  # never seen: no crop
@@ -218,14 +218,14 @@ def test_completed_first_then_crops_stored_privately_and_linked(api, teacher_hea
     assert services.evidence.cut(session_id, job_id) == "ready"
 
 
-def test_the_session_completes_when_crops_cannot_be_cut(api, teacher_headers, services,
+def test_the_session_completes_when_crops_cannot_be_cut(api, admin_headers, services,
                                                        video_search, caplog):
     add_students(services, [("ada", "Ada Lovelace")])
-    session_id, _ = complete(api, teacher_headers, services, video_search,
+    session_id, _ = complete(api, admin_headers, services, video_search,
                              seen("ada", 0, [0, 500, 1000]), MP4_BYTES)  # not decodable
     with caplog.at_level(logging.ERROR, logger="rollcall"):
         deliver_evidence(api, services)
-    detail = session_detail(api, teacher_headers, session_id)
+    detail = session_detail(api, admin_headers, session_id)
     assert detail["session"]["status"] == "COMPLETED"
     assert detail["session"]["evidence_status"] == "failed"
     row = by_student(detail)["ada"]
@@ -234,15 +234,15 @@ def test_the_session_completes_when_crops_cannot_be_cut(api, teacher_headers, se
 
 
 def test_the_session_completes_when_the_crops_cannot_even_be_asked_for(
-        api, teacher_headers, services, video_search, caplog):
+        api, admin_headers, services, video_search, caplog):
     sqs = services.clients.client("sqs")
     sqs.delete_queue(QueueUrl=sqs.get_queue_url(
         QueueName=services.settings.evidence_queue)["QueueUrl"])
     add_students(services, [("ada", "Ada Lovelace")])
     with caplog.at_level(logging.ERROR, logger="rollcall"):
-        session_id, _ = complete(api, teacher_headers, services, video_search,
+        session_id, _ = complete(api, admin_headers, services, video_search,
                                  seen("ada", 0, [0, 500]), MP4_BYTES)
-    detail = session_detail(api, teacher_headers, session_id)
+    detail = session_detail(api, admin_headers, session_id)
     assert detail["session"]["status"] == "COMPLETED"
     assert detail["session"]["evidence_status"] == "failed"
     assert by_student(detail)["ada"]["status"] == "PRESENT"

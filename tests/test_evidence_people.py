@@ -46,17 +46,33 @@ def classroom(tmp_path_factory, faces_dir_module):  # noqa: F811
 
 
 @pytest.fixture
-def session(api, teacher_headers, services, video_search, face_rekognition,  # noqa: F811
-            classroom):
+def engine(services, video_search, face_rekognition):  # noqa: F811
+    """Registered before anything builds the students service (it keeps its client)."""
     face_rekognition.create_collection(CollectionId=services.settings.face_collection)
     services.clients.register("rekognition", SearchAndFaces(video_search, face_rekognition))
-    path, (obama, savage, schneider) = classroom
+
+
+@pytest.fixture
+def class_id(api, admin_headers, teacher_headers, services, engine):
+    """A class the teacher teaches, with Obama enrolled."""
     add_students(services, [("obama", "Barack Obama")])
+    created = api.http.post("/classes", headers=admin_headers, body=json.dumps(
+        {"name": "Civics 2B", "teachers": ["teacher@example.org"]}))
+    assert created.status_code == 201, created.body
+    class_id = created.json_body["class"]["class_id"]
+    enrolled = api.http.put(f"/classes/{class_id}/students/obama", headers=admin_headers)
+    assert enrolled.status_code == 201, enrolled.body
+    return class_id
+
+
+@pytest.fixture
+def session(api, teacher_headers, services, video_search, classroom, class_id):  # noqa: F811
+    path, (obama, savage, schneider) = classroom
     persons = ([sighting(t, 0, [("obama", 96.0)], box=obama) for t in (100, 600, 1100)]
                + [sighting(t, 1, box=savage) for t in (200, 700, 1200)]
                + [sighting(t, 2, box=schneider) for t in (300, 800)])
     session_id, _ = complete(api, teacher_headers, services, video_search, persons,
-                             path.read_bytes())
+                             path.read_bytes(), class_id=class_id)
     deliver_evidence(api, services)
     return session_id
 
@@ -66,7 +82,8 @@ def register(api, headers, session_id, number, **body):
                          headers=headers, body=json.dumps(body))
 
 
-def test_registering_a_stranger_from_the_video(api, teacher_headers, services, session):
+def test_registering_a_stranger_from_the_video(api, teacher_headers, services, session,
+                                               class_id):
     detail = session_detail(api, teacher_headers, session)
     assert detail["session"]["counts"]["unrecognised"] == 2
     assert [s["has_photo"] for s in detail["session"]["strangers"]] == [True, True]
@@ -88,6 +105,9 @@ def test_registering_a_stranger_from_the_video(api, teacher_headers, services, s
     # Registered for real: their face is in the collection, their photo stored.
     described = api.http.get("/students/savage", headers=teacher_headers).json_body["student"]
     assert described["photo_count"] == 1 and described["face_count"] == 1
+    # A class session enrols them in its class.
+    roster = api.http.get(f"/classes/{class_id}/students", headers=teacher_headers).json_body
+    assert {p["student_id"] for p in roster["students"]} == {"obama", "savage"}
     # Once only.
     again = register(api, teacher_headers, session, 1, student_id="savage2",
                      full_name="John Savage")
@@ -142,7 +162,7 @@ def test_not_this_person_makes_the_face_unrecognised(api, teacher_headers, servi
 
 
 def test_registering_needs_a_completed_session_and_a_real_number(api, teacher_headers,
-                                                                 session):
+                                                                 session, make_user, login):
     assert register(api, teacher_headers, session, 9, student_id="a",
                     full_name="A").status_code == 404
     bad = api.http.post(f"/sessions/{session}/unrecognised/0/register", headers=teacher_headers,
@@ -151,3 +171,8 @@ def test_registering_needs_a_completed_session_and_a_real_number(api, teacher_he
     assert api.http.post(f"/sessions/{session}/unrecognised/1/register",
                          body=json.dumps({"student_id": "a", "full_name": "A"}),
                          headers={"Content-Type": "application/json"}).status_code == 401
+    # A teacher of other classes does not see this session at all.
+    other = login(make_user("other@example.org", "other password 12", "teacher"))
+    assert register(api, other, session, 1, student_id="a", full_name="A").status_code == 404
+    assert api.http.post(f"/sessions/{session}/attendance/obama/not-this-person",
+                         headers=other, body="{}").status_code == 404
