@@ -254,12 +254,18 @@ class SessionStore:
         return True
 
     def forget_crops(self, session_id, names):
-        """Take crop names out of the stored set (their files were deleted)."""
-        if names:
+        """Take crop names out of the stored set (their files were deleted); a
+        session deleted meanwhile needs nothing."""
+        if not names:
+            return
+        try:
             self._table.update_item(Key={"session_id": session_id},
                                     UpdateExpression="DELETE evidence_cut :names",
                                     ConditionExpression="attribute_exists(session_id)",
                                     ExpressionAttributeValues={":names": set(names)})
+        except ClientError as error:
+            if not is_conditional_failure(error):
+                raise
 
     def add_stranger(self, session_id, student_id, entry):
         """Append a stranger made from ``student_id``'s row; False if already done."""
