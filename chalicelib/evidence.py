@@ -386,9 +386,15 @@ class Evidence:
         def link(name):
             return self.files.link(session_id, name) if name in cut else None
 
+        # Someone registered from this session: their face is the stranger's crop.
+        registered = {s["registered_as"]: stranger_crop(s["number"])
+                      for s in session.get("strangers") or []
+                      if s.get("registered_as") and not s.get("from_student")}
         for row in rows:
             row["crops"] = {which: link(student_crop(row["student_id"], which))
                             for which in ("best", "first")}
+            if not row["crops"]["best"] and row["student_id"] in registered:
+                row["crops"]["best"] = link(registered[row["student_id"]])
         for stranger in session.get("strangers") or []:
             source = stranger.get("from_student")
             stranger["crop"] = link(student_crop(source, "best") if source

@@ -102,6 +102,8 @@ def test_registering_a_stranger_from_the_video(api, teacher_headers, services, s
     assert detail["session"]["strangers"][0]["registered_as"] == "savage"
     assert detail["session"]["counts"]["unrecognised"] == 1
     assert detail["session"]["counts"]["present"] == 2
+    # Their row shows the face they were registered from.
+    assert "/stranger-1.jpg" in by_student(detail)["savage"]["crops"]["best"]
     # Registered for real: their face is in the collection, their photo stored.
     described = api.http.get("/students/savage", headers=teacher_headers).json_body["student"]
     assert described["photo_count"] == 1 and described["face_count"] == 1
