@@ -356,7 +356,8 @@ class Evidence:
         status = READY
         try:
             if cuts:
-                with self.open_video(item["video_key"]) as video:
+                # The file the face search read (a converted copy, when there is one).
+                with self.open_video(item.get("analysis_key") or item["video_key"]) as video:
                     for cut, data in cut_from(video, cuts):
                         self.files.put(session_id, cut.name, data)
                         done.append(cut.name)

@@ -2,7 +2,8 @@
 
 Rules (settings, in days; 0 = keep as long as the session):
 
-* a session's **video** (``videos/<session_id>/``) is deleted
+* a session's **video** (``videos/<session_id>/``, and a converted copy under
+  ``converted/<session_id>/``) is deleted
   ``VIDEO_RETENTION_DAYS`` (default 30) after the session completed; the
   attendance, the crops and the session stay, and the session records
   ``video_deleted_at``;
@@ -66,6 +67,7 @@ class Retention:
         videos, crops = self.due()
         for session_id in videos:
             self.videos.delete_prefix(f"videos/{session_id}/")
+            self.videos.delete_prefix(f"converted/{session_id}/")  # the copy searched
             self.store.mark_video_deleted(session_id)
         for session_id in crops:
             self.crops.delete_session(session_id)
