@@ -40,6 +40,8 @@ export async function render(main, { sessionId }, { setTitle }) {
     if (!reupload.busy()) load(); // started, finished, stopped or cancelled: show the new state
   });
 
+  let cropPolls = 0;
+
   async function load() {
     clearTimeout(timer);
     let data;
@@ -51,9 +53,12 @@ export async function render(main, { sessionId }, { setTitle }) {
     }
     if (stopped) return;
     draw(data);
-    // The crops are cut after completion: follow them until they are there.
+    // The crops are cut after completion: follow them until they are there (for
+    // five minutes at most; a reload looks again).
+    const cropsComing = data.session.status === "COMPLETED"
+      && data.session.evidence_status === "pending" && cropPolls++ < 120;
     if (data.session.status === "PROCESSING" || data.session.status === "AWAITING_UPLOAD"
-      || (data.session.status === "COMPLETED" && data.session.evidence_status === "pending")) {
+      || cropsComing) {
       timer = setTimeout(load, POLL_MS);
     }
   }
