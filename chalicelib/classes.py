@@ -202,7 +202,9 @@ class Memberships:
                       "name_key": names.sort_key(student.get("full_name") or "",
                                                  student["student_id"]),
                       "enrolled_at": self._now(), "enrolled_by": by},
-                ConditionExpression=Attr("member").not_exists())
+                # "member" is a DynamoDB reserved word: named through #member.
+                ConditionExpression="attribute_not_exists(#member)",
+                ExpressionAttributeNames={"#member": "member"})
         except ClientError as error:
             if is_conditional_failure(error):
                 return False
@@ -213,7 +215,8 @@ class Memberships:
         """True if the person was enrolled (and is not now)."""
         try:
             self._table.delete_item(Key={"class_id": class_id, "member": STUDENT + student_id},
-                                    ConditionExpression=Attr("member").exists())
+                                    ConditionExpression="attribute_exists(#member)",
+                                    ExpressionAttributeNames={"#member": "member"})
         except ClientError as error:
             if is_conditional_failure(error):
                 return False
