@@ -9,6 +9,7 @@ of the site use :func:`running_stack` too; :func:`presigned_post` sends a
 file the way the site's upload form does.
 """
 import contextlib
+import dataclasses
 import io
 import os
 import pathlib
@@ -184,7 +185,7 @@ def make_stack(data_dir, **kwargs):
     data_dir = pathlib.Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     kwargs.setdefault("bridge_wait_seconds", 1)
-    return Stack(data_dir, ports=Ports(**free_ports(["site", "api", "moto", "faces"])),
+    return Stack(data_dir, ports=Ports(**free_ports([f.name for f in dataclasses.fields(Ports)])),
                  out=CapturedOutput(data_dir / "terminal.txt"), **kwargs)
 
 

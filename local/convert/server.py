@@ -7,7 +7,7 @@ back with ``x-amzn-ErrorType`` so boto3 raises its typed exceptions. Requests
 are not signature-checked: a local stand-in, bound to 127.0.0.1.
 
     python -m local.convert.server --port 9011 --data-dir .rollcall/convert \\
-        [--events-queue-url URL]
+        [--events-queue-url URL | --events-queue-name NAME]
 """
 import argparse
 import json
@@ -116,9 +116,14 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=9011)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--events-queue-url", default=None)
+    parser.add_argument("--events-queue-name", default=None,
+                        help="made if missing; its URL is used (the local stack's bridge reads it)")
     parser.add_argument("--region", default="us-east-1")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.events_queue_name and not args.events_queue_url:
+        sqs = boto3.client("sqs", region_name=args.region)
+        args.events_queue_url = sqs.create_queue(QueueName=args.events_queue_name)["QueueUrl"]
     server = bind(lambda: ConverterServer(args.host, args.port, data_dir=args.data_dir,
                                           events_queue_url=args.events_queue_url,
                                           region=args.region), args.host, args.port)

@@ -38,7 +38,8 @@ import uuid
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from chalice.app import S3EventConfig, ScheduledEventConfig, SNSEventConfig, SQSEventConfig
+from chalice.app import (CloudWatchEventConfig, S3EventConfig, ScheduledEventConfig,
+                        SNSEventConfig, SQSEventConfig)
 from chalice.local import LambdaContext
 
 from ops.stage_config import apply_stage_environment, load_config
@@ -71,7 +72,7 @@ class Route:
     @property
     def kind(self):
         for kind, config in (("s3", S3EventConfig), ("sqs", SQSEventConfig),
-                             ("schedule", ScheduledEventConfig)):
+                             ("schedule", ScheduledEventConfig), ("cw", CloudWatchEventConfig)):
             if isinstance(self.source, config):
                 return kind
         return "sns"
@@ -105,11 +106,12 @@ def lambda_settings(stage, name, config=None):
 
 
 def routes_from_app(app_module, stage="dev", config=None):
-    """A :class:`Route` for each S3, SNS, SQS and schedule source of ``app_module.app``."""
+    """A :class:`Route` for each S3, SNS, SQS, schedule and CloudWatch (EventBridge) source
+    of ``app_module.app``."""
     routes = []
     for source in app_module.app.event_sources:
         if not isinstance(source, (S3EventConfig, SNSEventConfig, SQSEventConfig,
-                                   ScheduledEventConfig)):
+                                   ScheduledEventConfig, CloudWatchEventConfig)):
             continue
         handler = getattr(app_module, source.handler_string.rsplit(".", 1)[-1])
         timeout, memory = lambda_settings(stage, source.name, config)
@@ -296,6 +298,10 @@ class EventBridge:
     def events_for(self, route, body):
         if route.kind == "s3":
             return s3_lambda_events(body)
+        if route.kind == "cw":
+            # EventBridge hands the event itself to the Lambda; the local services
+            # that play its sources (the converter) put exactly that on the queue.
+            return [json.loads(body)]
         return [sns_lambda_event(body, self._subscriptions.get(route.name, ""))]
 
     def run_scheduled(self, route):
@@ -431,6 +437,8 @@ def main(argv=None):
             return f"sqs:{route.source.queue}"
         if route.kind == "schedule":
             return f"every {route.every_seconds} s"
+        if route.kind == "cw":
+            return f"events:{route.queue_name}"
         return f"sns:{route.source.topic}"
     described = ", ".join(f"{r.name} <- {origin(r)}" for r in routes)
     print(f"ready: {described or 'the app declares no S3 or SNS events'}", flush=True)

@@ -9,6 +9,8 @@ moto       S3, DynamoDB, SQS, SNS, SSM, IAM, STS;      8002
            state kept in ``<data>/moto``
 faces      the Rekognition-compatible face endpoint;   8003
            collections in ``<data>/faces``
+convert    the MediaConvert-compatible converter;      8004
+           jobs in ``<data>/convert``
 provision  ``ops.provision`` (idempotent), once
 bridge     S3/SNS events -> the app's handlers
 api        the Chalice app (as ``chalice local``)      8001
@@ -61,7 +63,11 @@ REQUIRED_MODULES = {
     "dlib": "dlib-bin", "face_recognition_models": "face-recognition-models",
 }
 #: Modules of this repository each part runs.
-REQUIRED_PARTS = ("local.stack.moto_state", "local.engine.rekognition_server", "local.stack.bridge",
+#: The bridge's queue for the app's MediaConvert job-state handler (see bridge.Route).
+CONVERSION_EVENTS_QUEUE = "rollcall-local-events-on_conversion_event"
+
+REQUIRED_PARTS = ("local.stack.moto_state", "local.engine.rekognition_server",
+                  "local.convert.server", "local.stack.bridge",
                   "local.stack.api_server", "local.stack.site_server", "ops.provision")
 
 
@@ -75,6 +81,7 @@ class Ports:
     api: int = 8001
     moto: int = 8002
     faces: int = 8003
+    convert: int = 8004
 
     @classmethod
     def from_env(cls, environ=os.environ):
@@ -279,6 +286,10 @@ class Stack:
         return f"http://{HOST}:{self.ports.faces}"
 
     @property
+    def convert_url(self):
+        return f"http://{HOST}:{self.ports.convert}"
+
+    @property
     def log_dir(self):
         return self.data_dir / "logs"
 
@@ -305,6 +316,7 @@ class Stack:
             "AWS_EC2_METADATA_DISABLED": "true",
             "AWS_ENDPOINT_URL": self.moto_url,
             "AWS_ENDPOINT_URL_REKOGNITION": self.faces_url,
+            "AWS_ENDPOINT_URL_MEDIACONVERT": self.convert_url,
             "SITE_ORIGIN": self.site_url,
             "ROLLCALL_STAGE": self.stage,
             "PYTHONUNBUFFERED": "1",
@@ -379,6 +391,11 @@ class Stack:
                            self.ports.faces, "--data-dir", self.data_dir / "faces")
         moto.wait_ready(lambda: _listening(self.ports.moto), timeout)
         faces.wait_ready(lambda: _listening(self.ports.faces), timeout)
+        # Its end events go on the queue the bridge hands to on_conversion_event.
+        convert = self._part("convert", "local.convert.server", "--host", HOST, "--port",
+                             self.ports.convert, "--data-dir", self.data_dir / "convert",
+                             "--events-queue-name", CONVERSION_EVENTS_QUEUE)
+        convert.wait_ready(lambda: _listening(self.ports.convert), timeout)
         self._provision()
         self._ensure_admin()
         bridge = self._part("bridge", "local.stack.bridge", "--stage", self.stage,
@@ -459,6 +476,7 @@ class Stack:
         state = {"pid": os.getpid(), "stage": self.stage, "site_url": self.site_url,
                  "api_url": self.api_url, "moto_url": self.moto_url,
                  "faces_url": self.faces_url,
+                 "convert_url": self.convert_url,
                  "parts": {part.name: part.proc.pid for part in self.parts if part.running()}}
         (self.data_dir / "stack.json").write_text(json.dumps(state, indent=2))
 
@@ -524,6 +542,7 @@ def _run_cli(data_dir, argv):
     os.environ.update(AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local",
                       AWS_DEFAULT_REGION=REGION, AWS_ENDPOINT_URL=state["moto_url"],
                       AWS_ENDPOINT_URL_REKOGNITION=state["faces_url"],
+                      AWS_ENDPOINT_URL_MEDIACONVERT=state.get("convert_url", ""),
                       AWS_CONFIG_FILE=str(data_dir / "aws-config-none"),
                       AWS_SHARED_CREDENTIALS_FILE=str(data_dir / "aws-credentials-none"))
     from ops import cli
