@@ -94,6 +94,32 @@ def add_student_photo(student_id):
     return {"student": students.view(item)}
 
 
+@app.route("/students/{student_id}", methods=["PATCH"])
+def change_student(student_id):
+    students = services().students
+    item = students.update(student_id, **inputs.read_student_changes(app.current_request))
+    return {"student": students.view(item)}
+
+
+@app.route("/students/{student_id}/photos", methods=["GET"])
+def list_student_photos(student_id):
+    return {"photos": services().students.photos(student_id)}
+
+
+@app.route("/students/{student_id}/photos/{photo_id}", methods=["DELETE"])
+def remove_student_photo(student_id, photo_id):
+    students = services().students
+    return {"student": students.view(students.remove_photo(student_id, photo_id))}
+
+
+@app.route("/students/{student_id}/main-photo", methods=["PUT"])
+def replace_main_photo(student_id):
+    students = services().students
+    item = students.replace_main_photo(student_id,
+                                       **inputs.read_added_photo(app.current_request))
+    return {"student": students.view(item)}
+
+
 @app.route("/students/{student_id}", methods=["DELETE"])
 def delete_student(student_id):
     require_role(current_user(), "admin")

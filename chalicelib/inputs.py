@@ -13,7 +13,8 @@ import unicodedata
 
 from chalicelib.errors import InvalidInput, TooLarge
 from chalicelib.statuses import AttendanceStatus
-from chalicelib.students import MAX_NAME_LENGTH, STUDENT_ID_PATTERN, UPLOAD_KEY_PATTERN
+from chalicelib.students import (MAX_EMAIL_LENGTH, MAX_NAME_LENGTH, STUDENT_ID_PATTERN,
+                                 UPLOAD_KEY_PATTERN)
 from chalicelib.uploads import PHOTO_TYPES, VIDEO_TYPES
 
 #: JSON bodies are small (names, ids, keys); files never pass through the API.
@@ -148,6 +149,24 @@ def read_new_student(request):
 def read_added_photo(request):
     """``POST /students/{id}/photos``: the uploaded photo's key."""
     return {"photo_key": read_photo_key(json_body(request))}
+
+
+def read_student_changes(request):
+    """``PATCH /students/{id}``: a new ``full_name`` and/or ``email`` ("" removes it)."""
+    body = json_body(request)
+    changes = {}
+    if body.get("full_name") is not None:
+        changes["full_name"] = read_full_name(body)
+    if body.get("email") is not None:
+        email = require_string(body, "email", min_length=0, max_length=MAX_EMAIL_LENGTH)
+        if email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+            raise InvalidInput("'email' must be an address like name@example.org.",
+                               code="invalid_field", details={"field": "email"})
+        changes["email"] = email
+    if not changes:
+        raise InvalidInput("Send 'full_name' or 'email' to change.", code="missing_field",
+                           details={"field": "full_name"})
+    return changes
 
 
 # -- sessions -----------------------------------------------------------------------

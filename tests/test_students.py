@@ -521,7 +521,7 @@ def test_one_student_and_404(api, teacher_headers, register, photo_of):
     answer = api.http.get("/students/S1", headers=teacher_headers)
     assert answer.status_code == 200
     assert set(answer.json_body["student"]) == {
-        "student_id", "full_name", "photo_keys", "photo_count", "face_count",
+        "student_id", "full_name", "email", "photo_keys", "photo_count", "face_count",
         "created_at", "photo_url", "face_box"}
     for missing in ("S2", "not%20an%20id"):
         gone = api.http.get(f"/students/{missing}", headers=teacher_headers)

@@ -1,0 +1,270 @@
+"""Editing a person through the API: rename, email, photos with their face boxes,
+removing a photo (its face goes too, the last one stays), replacing the main photo.
+
+Rekognition is the in-memory fake of ``test_students_fakes.py``.
+"""
+import json
+
+import pytest
+
+from test_students import (add_photo, bucket_keys, error_of, fail_once, photo_of,  # noqa: F401
+                           photos_bucket, register, rekognition, upload)
+from test_students_fakes import face
+
+
+@pytest.fixture
+def patch_student(api, teacher_headers):
+    def do_patch(student_id, body):
+        return api.http.patch(f"/students/{student_id}", headers=teacher_headers,
+                              body=json.dumps(body))
+    return do_patch
+
+
+@pytest.fixture
+def photos_of(api, teacher_headers):
+    def listing(student_id):
+        answer = api.http.get(f"/students/{student_id}/photos", headers=teacher_headers)
+        assert answer.status_code == 200, answer.body
+        return answer.json_body["photos"]
+    return listing
+
+
+@pytest.fixture
+def remove_photo(api, teacher_headers):
+    def do_remove(student_id, photo_id):
+        return api.http.delete(f"/students/{student_id}/photos/{photo_id}",
+                               headers=teacher_headers)
+    return do_remove
+
+
+@pytest.fixture
+def replace_main(api, teacher_headers):
+    def do_replace(student_id, photo_key):
+        return api.http.put(f"/students/{student_id}/main-photo", headers=teacher_headers,
+                            body=json.dumps({"photo_key": photo_key}))
+    return do_replace
+
+
+# -- rename ------------------------------------------------------------------------
+def test_rename_changes_the_record_and_keeps_the_name_on_past_attendance(
+        api, teacher_headers, register, photo_of, patch_student, services, rekognition):
+    register("S1", "Ada Byron", photo_of("ada"))
+    attendance = services.clients.table(services.settings.attendance_table)
+    attendance.put_item(Item={"session_id": "sess1", "student_id": "S1",
+                              "full_name": "Ada Byron", "status": "PRESENT"})
+    faces_before = dict(rekognition.faces)
+    answer = patch_student("S1", {"full_name": "  Ada Lovelace "})
+    assert answer.status_code == 200, answer.body
+    assert answer.json_body["student"]["full_name"] == "Ada Lovelace"
+    assert services.students.get("S1")["full_name"] == "Ada Lovelace"
+    got = api.http.get("/students/S1", headers=teacher_headers).json_body["student"]
+    assert got["full_name"] == "Ada Lovelace"
+    # History keeps the name the row was taken under; faces are keyed by ID.
+    row = attendance.get_item(Key={"session_id": "sess1", "student_id": "S1"})["Item"]
+    assert row["full_name"] == "Ada Byron"
+    assert rekognition.faces == faces_before
+
+
+def test_email_is_set_and_removed(register, photo_of, patch_student, services):
+    register("S1", "Ada", photo_of("ada"))
+    answer = patch_student("S1", {"email": "ada@example.org"})
+    assert answer.status_code == 200
+    assert answer.json_body["student"]["email"] == "ada@example.org"
+    assert answer.json_body["student"]["full_name"] == "Ada"
+    assert patch_student("S1", {"email": ""}).json_body["student"]["email"] is None
+    assert "email" not in services.students.get("S1")
+
+
+@pytest.mark.parametrize("body, field", [
+    ({}, "full_name"), ({"full_name": ""}, "full_name"), ({"full_name": "a\nb"}, "full_name"),
+    ({"full_name": "n" * 201}, "full_name"), ({"email": "not an address"}, "email"),
+    ({"email": 3}, "email")])
+def test_bad_changes_are_400_naming_the_field(register, photo_of, patch_student, services,
+                                              body, field):
+    register("S1", "Ada", photo_of("ada"))
+    answer = patch_student("S1", body)
+    assert answer.status_code == 400
+    assert error_of(answer)["details"]["field"] == field
+    assert services.students.get("S1")["full_name"] == "Ada"
+
+
+def test_renaming_nobody_is_404_and_creates_nothing(patch_student, services, rekognition):
+    answer = patch_student("S9", {"full_name": "Ghost"})
+    assert answer.status_code == 404 and error_of(answer)["code"] == "unknown_student"
+    assert services.students.get("S9") is None
+
+
+def test_a_rename_racing_a_delete_does_not_recreate_the_record(
+        register, photo_of, patch_student, services, rekognition):
+    register("S1", "Ada", photo_of("ada"))
+    store = services.students.store
+    real = store.update_details
+
+    def deleted_first(*args, **kwargs):
+        store.delete("S1")
+        return real(*args, **kwargs)
+    store.update_details = deleted_first
+    assert patch_student("S1", {"full_name": "Ada L"}).status_code == 404
+    assert services.students.get("S1") is None
+
+
+# -- photos --------------------------------------------------------------------------
+def test_every_photo_is_listed_main_first_with_its_face_box(
+        register, add_photo, photo_of, photos_of):
+    register("S1", "Ada", photo_of(faces=[face("ada", left=0.1, top=0.2, width=0.3,
+                                                height=0.4)]))
+    add_photo("S1", photo_of(faces=[face("ada", left=0.5, top=0.1, width=0.2, height=0.3)]))
+    photos = photos_of("S1")
+    assert [p["main"] for p in photos] == [True, False]
+    assert photos[0]["face_box"] == pytest.approx({"left": 0.1, "top": 0.2, "width": 0.3,
+                                                   "height": 0.4})
+    assert photos[1]["face_box"] == pytest.approx({"left": 0.5, "top": 0.1, "width": 0.2,
+                                                   "height": 0.3})
+    for photo in photos:
+        assert photo["photo_key"].startswith("photos/students/")
+        assert photo["photo_id"] == photo["photo_key"].rsplit("/", 1)[1]
+        assert photo["photo_key"] in photo["url"] and "Signature" in photo["url"]
+
+
+def test_photos_of_nobody_is_404(api, teacher_headers):
+    answer = api.http.get("/students/S9/photos", headers=teacher_headers)
+    assert answer.status_code == 404
+
+
+def test_removing_a_photo_removes_its_face_and_file(
+        register, add_photo, photo_of, photos_of, remove_photo, services, rekognition,
+        bucket_keys):
+    register("S1", "Ada", photo_of("ada"))
+    add_photo("S1", photo_of("ada"))
+    add_photo("S1", photo_of("ada"))
+    before = services.students.get("S1")
+    middle = photos_of("S1")[1]
+    answer = remove_photo("S1", middle["photo_id"])
+    assert answer.status_code == 200, answer.body
+    assert answer.json_body["student"]["photo_count"] == 2
+    after = services.students.get("S1")
+    removed_face = before["face_ids"][1]
+    assert after["photo_keys"] == [before["photo_keys"][0], before["photo_keys"][2]]
+    assert after["face_ids"] == [before["face_ids"][0], before["face_ids"][2]]
+    assert middle["photo_key"] not in [b["photo_key"] for b in after["face_boxes"]]
+    assert len(after["face_boxes"]) == 2
+    # The face is gone from the collection, the file from the bucket.
+    assert removed_face not in rekognition.faces
+    assert sorted(rekognition.faces_of("S1")) == sorted(after["face_ids"])
+    assert bucket_keys() == sorted(after["photo_keys"])
+
+
+def test_the_last_photo_cannot_be_removed(register, photo_of, photos_of, remove_photo,
+                                          services, rekognition, bucket_keys):
+    register("S1", "Ada", photo_of("ada"))
+    before = services.students.get("S1")
+    [only] = photos_of("S1")
+    answer = remove_photo("S1", only["photo_id"])
+    assert answer.status_code == 409
+    assert error_of(answer)["code"] == "last_photo"
+    assert "at least one" in error_of(answer)["message"]
+    assert services.students.get("S1") == before
+    assert rekognition.faces_of("S1") == before["face_ids"]
+    assert bucket_keys() == before["photo_keys"]
+
+
+def test_removing_an_unknown_photo_is_404(register, add_photo, photo_of, remove_photo):
+    register("S1", "Ada", photo_of("ada"))
+    add_photo("S1", photo_of("ada"))
+    for photo_id in ("0" * 32 + ".jpg", "nonsense"):
+        answer = remove_photo("S1", photo_id)
+        assert answer.status_code == 404 and error_of(answer)["code"] == "unknown_photo"
+    assert remove_photo("S9", "0" * 32 + ".jpg").status_code == 404
+
+
+def test_two_removals_racing_for_the_last_two_photos_leave_one(
+        register, add_photo, photo_of, photos_of, remove_photo, services, rekognition,
+        bucket_keys):
+    """Both read two photos; the conditional write lets only the first through."""
+    register("S1", "Ada", photo_of("ada"))
+    add_photo("S1", photo_of("ada"))
+    first, second = photos_of("S1")
+    store = services.students.store
+    real = store.set_photos
+
+    def rival_removes_first(before, *args):
+        store.set_photos = real
+        services.students.remove_photo("S1", first["photo_id"])
+        return real(before, *args)
+    store.set_photos = rival_removes_first
+    answer = remove_photo("S1", second["photo_id"])
+    assert answer.status_code == 409 and error_of(answer)["code"] == "photos_changed"
+    item = services.students.get("S1")
+    assert item["photo_keys"] == [second["photo_key"]]
+    assert rekognition.faces_of("S1") == item["face_ids"]
+    assert bucket_keys() == [second["photo_key"]]
+
+
+# -- replacing the main photo ------------------------------------------------------------
+def test_replacing_the_main_photo(register, add_photo, photo_of, replace_main, photos_of,
+                                  services, rekognition, bucket_keys):
+    register("S1", "Ada", photo_of("ada"))
+    add_photo("S1", photo_of("ada"))
+    before = services.students.get("S1")
+    new_photo = photo_of(faces=[face("ada", left=0.2, top=0.1, width=0.5, height=0.6)])
+    answer = replace_main("S1", new_photo)
+    assert answer.status_code == 200, answer.body
+    student = answer.json_body["student"]
+    assert student["photo_count"] == 2
+    assert student["face_box"] == pytest.approx({"left": 0.2, "top": 0.1, "width": 0.5,
+                                                 "height": 0.6})
+    after = services.students.get("S1")
+    assert after["photo_keys"][1] == before["photo_keys"][1]
+    assert after["photo_keys"][0] not in before["photo_keys"]
+    assert before["face_ids"][0] not in rekognition.faces
+    assert sorted(rekognition.faces_of("S1")) == sorted(after["face_ids"])
+    assert bucket_keys() == sorted(after["photo_keys"])
+    assert [p["main"] for p in photos_of("S1")] == [True, False]
+
+
+def test_the_main_photo_can_be_replaced_with_five_photos(
+        register, add_photo, photo_of, replace_main, services):
+    register("S1", "Ada", photo_of("ada"))
+    for _ in range(4):
+        add_photo("S1", photo_of("ada"))
+    assert replace_main("S1", photo_of("ada")).status_code == 200
+    assert len(services.students.get("S1")["photo_keys"]) == 5
+
+
+def test_a_replacement_of_someone_else_is_refused_and_leaves_nothing(
+        register, photo_of, replace_main, services, rekognition, bucket_keys):
+    register("S1", "Ada", photo_of("ada"))
+    before = services.students.get("S1")
+    for photo, code in ((photo_of("bob"), "face_mismatch"), (photo_of(faces=[]), "no_face")):
+        answer = replace_main("S1", photo)
+        assert answer.status_code == 422 and error_of(answer)["code"] == code
+    assert services.students.get("S1") == before
+    assert rekognition.faces_of("S1") == before["face_ids"]
+    assert bucket_keys() == before["photo_keys"]
+
+
+@pytest.mark.parametrize("step", ["index the face", "copy the photo", "write the record"])
+def test_a_failed_replacement_is_undone(step, register, photo_of, replace_main, services,
+                                        rekognition, bucket_keys):
+    register("S1", "Ada", photo_of("ada"))
+    before = services.students.get("S1")
+    if step == "index the face":
+        rekognition.fail["IndexFaces"] = "InternalServerError"
+    elif step == "copy the photo":
+        fail_once(services.clients.client("s3"), "before-call.s3.CopyObject")
+    else:
+        fail_once(services.clients.table(services.settings.students_table).meta.client,
+                  "before-call.dynamodb.UpdateItem")
+    assert replace_main("S1", photo_of("ada")).status_code == 500
+    assert services.students.get("S1") == before
+    assert rekognition.faces_of("S1") == before["face_ids"]
+    assert bucket_keys() == before["photo_keys"]
+
+
+def test_editing_needs_sign_in(api):
+    headers = {"Content-Type": "application/json"}
+    for method, path in (("patch", "/students/S1"), ("get", "/students/S1/photos"),
+                         ("delete", "/students/S1/photos/" + "0" * 32 + ".jpg"),
+                         ("put", "/students/S1/main-photo")):
+        answer = getattr(api.http, method)(path, headers=headers, body="{}")
+        assert answer.status_code == 401, (method, path)
