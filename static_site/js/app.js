@@ -11,6 +11,7 @@ import * as reportPage from "./pages/report.js";
 import * as uploadPage from "./pages/upload.js";
 import * as studentsPage from "./pages/students.js";
 import * as studentPage from "./pages/student.js";
+import * as importPage from "./pages/import.js";
 
 const ROUTES = [
   { id: "login", pattern: /^#\/login$/, page: loginPage, title: "Sign in", public: true },
@@ -19,6 +20,8 @@ const ROUTES = [
   { id: "report", pattern: /^#\/sessions\/([^/]+)\/report$/, page: reportPage, title: "Printable report", nav: "sessions", keys: ["sessionId"] },
   { id: "session", pattern: /^#\/sessions\/([^/]+)$/, page: sessionPage, title: "Session", nav: "sessions", keys: ["sessionId"] },
   { id: "students", pattern: /^#\/students$/, page: studentsPage, title: "People", nav: "students" },
+  { id: "import", pattern: /^#\/import$/, page: importPage, title: "Import people", nav: "students" },
+  { id: "class-import", pattern: /^#\/classes\/([^/]+)\/import$/, page: importPage, title: "Import people", nav: "students", keys: ["classId"] },
   { id: "student", pattern: /^#\/students\/([^/]+)$/, page: studentPage, title: "Person", nav: "students", keys: ["studentId"] },
 ];
 
