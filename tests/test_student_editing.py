@@ -268,3 +268,37 @@ def test_editing_needs_sign_in(api):
                          ("put", "/students/S1/main-photo")):
         answer = getattr(api.http, method)(path, headers=headers, body="{}")
         assert answer.status_code == 401, (method, path)
+
+
+# -- a batch of registrations, as the import page sends them ---------------------------------
+@pytest.mark.parametrize("step", ["inspect the upload", "detect faces", "search the collection",
+                                  "index the face", "copy the photo", "write the record"])
+def test_a_row_failing_at_any_step_leaves_nothing_and_the_batch_goes_on(
+        step, api, teacher_headers, register, photo_of, services, rekognition, bucket_keys):
+    from test_students import FAILURES
+
+    people = [("S1", "Ada", "ada"), ("S2", "Bob", "bob"), ("S3", "Carol", "carol")]
+    photos = {sid: photo_of(person) for sid, _, person in people}
+    answers = {}
+    for sid, name, _ in people:
+        if sid == "S2":  # exactly this row's request fails at this step
+            kind, target = FAILURES[step]
+            if kind == "rekognition":
+                rekognition.fail[target] = "InternalServerError"
+            elif kind == "s3":
+                fail_once(services.clients.client("s3"), target)
+            else:
+                fail_once(services.clients.table(services.settings.students_table).meta.client,
+                          target)
+        answers[sid] = register(sid, name, photos[sid]).status_code
+    assert answers == {"S1": 201, "S2": 500, "S3": 201}
+    assert services.students.get("S2") is None and rekognition.faces_of("S2") == []
+    kept = [k for sid in ("S1", "S3") for k in services.students.get(sid)["photo_keys"]]
+    assert bucket_keys() == sorted(kept)  # S2's upload and copy are gone too
+    # Running the import again: S1 and S3 are found as they are (the page skips
+    # them), S2 registers with a new upload of its photo.
+    for sid, name in (("S1", "Ada"), ("S3", "Carol")):
+        found = api.http.get(f"/students/{sid}", headers=teacher_headers)
+        assert found.status_code == 200 and found.json_body["student"]["full_name"] == name
+    assert api.http.get("/students/S2", headers=teacher_headers).status_code == 404
+    assert register("S2", "Bob", photo_of("bob")).status_code == 201
