@@ -133,8 +133,12 @@ def test_import_a_class_from_a_spreadsheet_and_a_zip_then_again(page, stack, fac
     page.get_by_role("button", name="Import 12 people").click()
     progress = page.locator(".import-progress")
     expect(progress).to_be_visible()
-    expect(progress.locator(".progress__detail")).to_contain_text("left")
+    detail = progress.locator(".progress__detail")
+    expect(detail).to_contain_text(re.compile(r"^\d+ done · \d+ failed · \d+ left"))
     page.shots.take(page, "progress")
+    # Once the pace is known, the time left is shown.
+    expect(detail).to_contain_text(re.compile(r"about \d+ (s|min) left"), timeout=PROCESSING_MS)
+    page.shots.take(page, "time-left")
     summary = page.locator(".import-summary")
     expect(summary).to_have_text(re.compile(r"^10 registered, 0 already registered, 2 failed, "
                                             r"0 not sent\."), timeout=PROCESSING_MS)
