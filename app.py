@@ -50,7 +50,9 @@ def health():
 
 @app.route("/auth/login", methods=["POST"])
 def login():
-    return services().authenticator.login(**inputs.read_login(app.current_request))
+    # The site shows dates and times in the deployment's zone.
+    return dict(services().authenticator.login(**inputs.read_login(app.current_request)),
+                time_zone=services().settings.time_zone)
 
 
 @app.route("/auth/me", methods=["GET"])
@@ -161,6 +163,42 @@ def retry_session(session_id):
 def new_session_upload(session_id):
     fields = inputs.read_new_upload(app.current_request)
     return services().sessions.new_upload(session_id, **fields)
+
+
+@app.route("/sessions/{session_id}", methods=["PATCH"])
+def rename_session(session_id):
+    changes = inputs.read_session_changes(app.current_request)
+    return {"session": services().sessions.rename(session_id, changes)}
+
+
+# Resumable uploads of the video: start, resume (the parts S3 has), sign parts, complete.
+@app.route("/sessions/{session_id}/multipart", methods=["POST"])
+def start_multipart_upload(session_id):
+    fields = inputs.read_multipart_start(app.current_request)
+    return Response(body=services().multipart.start(session_id, **fields), status_code=201)
+
+
+@app.route("/sessions/{session_id}/multipart", methods=["GET"])
+def current_multipart_upload(session_id):
+    return services().multipart.current(session_id)
+
+
+@app.route("/sessions/{session_id}/multipart/parts", methods=["POST"])
+def sign_upload_parts(session_id):
+    fields = inputs.read_part_request(app.current_request)
+    return {"urls": services().multipart.sign_parts(session_id, **fields)}
+
+
+@app.route("/sessions/{session_id}/multipart/complete", methods=["POST"])
+def complete_multipart_upload(session_id):
+    fields = inputs.read_multipart_completion(app.current_request)
+    return services().multipart.complete(session_id, **fields)
+
+
+@app.route("/sessions/{session_id}/multipart", methods=["DELETE"])
+def abort_multipart_upload(session_id):
+    services().multipart.abort(session_id)
+    return Response(body="", status_code=204)
 
 
 @app.route("/sessions/{session_id}", methods=["DELETE"])

@@ -12,6 +12,7 @@ import re
 import unicodedata
 
 from chalicelib.errors import InvalidInput, TooLarge
+from chalicelib.multipart import MAX_PART_BYTES, MAX_PARTS, MAX_URLS_PER_REQUEST
 from chalicelib.statuses import AttendanceStatus
 from chalicelib.students import (MAX_EMAIL_LENGTH, MAX_NAME_LENGTH, STUDENT_ID_PATTERN,
                                  UPLOAD_KEY_PATTERN)
@@ -182,6 +183,28 @@ def read_new_session(request):
     }
 
 
+#: Fields ``PATCH /sessions/{id}`` may change, with how each is read.
+_DESCRIPTIVE_FIELDS = {
+    "title": lambda body: require_string(body, "title", max_length=200),
+    "date": lambda body: parse_date(body.get("date"), "date"),
+    "course": lambda body: optional_string(body, "course", max_length=100) or None,
+}
+
+
+def read_session_changes(request):
+    """``PATCH /sessions/{id}``: any of title, date, course (at least one)."""
+    body = json_body(request)
+    unknown = sorted(set(body) - set(_DESCRIPTIVE_FIELDS))
+    if unknown:
+        raise InvalidInput(f"'{unknown[0]}' cannot be changed here; send only "
+                         f"{', '.join(_DESCRIPTIVE_FIELDS)}.", code="invalid_field",
+                         details={"field": unknown[0]})
+    changes = {name: read(body) for name, read in _DESCRIPTIVE_FIELDS.items() if name in body}
+    if not changes:
+        raise InvalidInput("Send at least one of title, date or course.", code="missing_field")
+    return changes
+
+
 def read_new_upload(request):
     """``POST /sessions/{id}/upload``: the video's content type."""
     return {"content_type": require_choice(json_body(request), "content_type", VIDEO_TYPES)}
@@ -205,3 +228,55 @@ def read_date_range(request):
         raise InvalidInput("'from' must not be after 'to'.", code="invalid_field",
                            details={"field": "from"})
     return start, end
+
+
+# -- resumable video uploads --------------------------------------------------------
+def _require_int(body, name, low, high):
+    value = body.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidInput(f"'{name}' must be a whole number from {low} to {high}.",
+                         code="invalid_field", details={"field": name})
+    return value
+
+
+def _require_upload_id(body):
+    value = body.get("upload_id")
+    if not isinstance(value, str) or not 1 <= len(value) <= 1024:
+        raise InvalidInput("'upload_id' is required.", code="missing_field",
+                         details={"field": "upload_id"})
+    return value
+
+
+def read_multipart_start(request):
+    """``POST .../multipart``: the file's size in bytes."""
+    body = json_body(request)
+    return {"size": _require_int(body, "size", 1, MAX_PARTS * MAX_PART_BYTES)}
+
+
+def read_part_request(request):
+    """``POST .../multipart/parts``: the upload and the part numbers to sign."""
+    body = json_body(request)
+    numbers = body.get("part_numbers")
+    if (not isinstance(numbers, list) or not 1 <= len(numbers) <= MAX_URLS_PER_REQUEST
+            or len(set(map(repr, numbers))) != len(numbers)):
+        raise InvalidInput(f"'part_numbers' must list 1 to {MAX_URLS_PER_REQUEST} different "
+                         "part numbers.", code="invalid_field",
+                         details={"field": "part_numbers"})
+    checked = [_require_int({"part_numbers": n}, "part_numbers", 1, MAX_PARTS) for n in numbers]
+    return {"upload_id": _require_upload_id(body), "part_numbers": checked}
+
+
+def read_multipart_completion(request):
+    """``POST .../multipart/complete``: the upload, and the ETag of each part seen."""
+    body = json_body(request)
+    parts = body.get("parts", [])
+    if not isinstance(parts, list) or len(parts) > MAX_PARTS:
+        raise InvalidInput("'parts' must be a list of {part_number, etag}.", code="invalid_field",
+                         details={"field": "parts"})
+    etags = {}
+    for part in parts:
+        if not isinstance(part, dict) or not isinstance(part.get("etag"), str):
+            raise InvalidInput("'parts' must be a list of {part_number, etag}.",
+                             code="invalid_field", details={"field": "parts"})
+        etags[_require_int(part, "part_number", 1, MAX_PARTS)] = part["etag"][:200]
+    return {"upload_id": _require_upload_id(body), "etags": etags}

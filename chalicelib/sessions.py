@@ -148,6 +148,11 @@ class SessionStore:
                             Attr("status").is_in([AWAITING_UPLOAD, FAILED])
                             & Attr("attempt").eq(attempt))
 
+    def describe(self, session_id, fields):
+        """SET the descriptive ``fields`` (title, date...) whatever the status;
+        the new item, or None if the session is gone."""
+        return self._update(session_id, fields, Attr("session_id").exists())
+
     def delete(self, session_id):
         self._table.delete_item(Key={"session_id": session_id})
 
@@ -252,6 +257,15 @@ class SessionWorkflow:
                                           full_name=name_for_new_row())
         self._recount(session_id)
         return row
+
+    def rename(self, session_id, changes):
+        """Change what describes a session (``changes`` from :func:`chalicelib.inputs.read_session_changes`);
+        its status, video and rows are untouched."""
+        self.require(session_id)
+        item = self.store.describe(session_id, changes) if changes else self.require(session_id)
+        if item is None:
+            raise UnknownSession("There is no such session (it may have been deleted).")
+        return public_session(item)
 
     def delete(self, session_id):
         """Remove the video, the rows, then the session (so a failure can be redone)."""

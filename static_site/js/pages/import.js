@@ -22,7 +22,7 @@ export async function render(main, { classId } = {}) {
       const answer = await api.get(`/classes/${api.seg(classId)}`);
       className = (answer.class && answer.class.name) || classId;
     } catch (error) {
-      if (error.code === "signed_out") return undefined;
+      if (api.isSignedOut(error)) return undefined;
       className = classId; // shown as is; enrolling will say what is wrong
     }
   }
@@ -168,7 +168,7 @@ export async function render(main, { classId } = {}) {
         },
       });
     } catch (error) {
-      signedOut = error.code === "signed_out";
+      signedOut = api.isSignedOut(error);
       if (!signedOut) showStopped(runBox, error);
     } finally {
       clearInterval(ticker);
