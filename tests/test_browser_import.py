@@ -182,7 +182,7 @@ def test_edit_a_person_rename_photos_with_face_boxes_remove_and_replace(
     page.goto(stack.site_url + "#/students")
     form = page.locator(".register-form")
     form.get_by_label("Full name").fill("John Simm")
-    form.get_by_label("Student ID").fill("E-1")
+    form.get_by_label("ID", exact=True).fill("E-1")
     form.get_by_label("Photo").set_input_files(str(faces_dir / "people/john_simm/2.jpg"))
     form.get_by_role("button", name="Register").click()
     expect(page.locator(".table--students")).to_contain_text("E-1", timeout=60_000)
