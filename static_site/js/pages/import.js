@@ -6,7 +6,7 @@
 // registered is also enrolled in that class.
 import { h, clear, fill } from "../dom.js";
 import * as api from "../api.js";
-import { pageHeader, notice, setBusy } from "../ui.js";
+import { pageHeader, notice, setBusy, spinner } from "../ui.js";
 import { uploadPhoto } from "../photo.js";
 import { saveBlob, safeName } from "../downloads.js";
 import { decodeText } from "../csv.js";
@@ -155,7 +155,7 @@ export async function render(main, { classId } = {}) {
     let signedOut = false;
     try {
       await runPool(rows, (row) => {
-        fill(statusCells.get(row), h("span", { class: "with-spinner" }, "Working…"));
+        fill(statusCells.get(row), h("span", { class: "with-spinner" }, spinner("Working"), "Working…"));
         return importRow(row, steps);
       }, {
         concurrency: CONCURRENCY,
