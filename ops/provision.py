@@ -19,6 +19,7 @@ import json
 import os
 import secrets
 import sys
+import time
 
 from botocore.exceptions import ClientError
 
@@ -36,6 +37,25 @@ PENDING = "pending"
 
 def _error_code(error):
     return error.response["Error"]["Code"]
+
+
+def _index_request(index_name, keys):
+    return {"IndexName": index_name,
+            "KeySchema": [{"AttributeName": a, "KeyType": t} for a, t, _ in keys],
+            "Projection": {"ProjectionType": "ALL"}}
+
+
+def table_specs_keys(settings, table_name):
+    return [attr for attr, _, _ in table_specs(settings)[table_name]["keys"]]
+
+
+def migrations(settings):
+    """Table name -> the index attributes an item should hold (see :meth:`backfill`)."""
+    from chalicelib.sessions import index_attributes as session_keys
+    from chalicelib.students import index_attributes as student_keys
+    from chalicelib.users import index_attributes as user_keys
+    return {settings.users_table: user_keys, settings.students_table: student_keys,
+            settings.sessions_table: session_keys}
 
 
 class Provisioner:
@@ -83,6 +103,7 @@ class Provisioner:
     def run(self):
         for name, spec in table_specs(self.settings).items():
             self.ensure_table(name, spec)
+        self.backfill()
         if self.settings.site_bucket:
             self.ensure_bucket(self.settings.site_bucket, cors=False)
             if self.cloudfront:
@@ -106,14 +127,27 @@ class Provisioner:
 
     # -- DynamoDB -------------------------------------------------------------
     def ensure_table(self, name, spec):
+        """The table with its indexes: made if missing; an index missing from an
+        existing table is added (one at a time, as DynamoDB allows) and waited for."""
         dynamodb = self.clients.client("dynamodb")
         try:
-            dynamodb.describe_table(TableName=name)
-            self._note("table", name, UNCHANGED)
-            return
+            current = dynamodb.describe_table(TableName=name)["Table"]
         except ClientError as error:
             if _error_code(error) != "ResourceNotFoundException":
                 raise
+            current = None
+        if current is not None:
+            have = {index["IndexName"] for index in current.get("GlobalSecondaryIndexes", [])}
+            missing = [(n, keys) for n, keys in spec.get("indexes", {}).items() if n not in have]
+            for index_name, keys in missing:
+                dynamodb.update_table(
+                    TableName=name,
+                    AttributeDefinitions=[{"AttributeName": a, "AttributeType": k}
+                                          for a, _, k in keys],
+                    GlobalSecondaryIndexUpdates=[{"Create": _index_request(index_name, keys)}])
+                self._wait_for_index(dynamodb, name, index_name)
+            self._note("table", name, UPDATED if missing else UNCHANGED)
+            return
         attributes = {attr: kind for attr, _, kind in spec["keys"]}
         request = {
             "TableName": name,
@@ -128,17 +162,48 @@ class Provisioner:
             request["GlobalSecondaryIndexes"] = []
             for index_name, keys in indexes.items():
                 attributes.update({attr: kind for attr, _, kind in keys})
-                request["GlobalSecondaryIndexes"].append({
-                    "IndexName": index_name,
-                    "KeySchema": [{"AttributeName": a, "KeyType": t} for a, t, _ in keys],
-                    "Projection": {"ProjectionType": "ALL"},
-                })
+                request["GlobalSecondaryIndexes"].append(_index_request(index_name, keys))
         request["AttributeDefinitions"] = [
             {"AttributeName": a, "AttributeType": k} for a, k in attributes.items()]
         dynamodb.create_table(**request)
         dynamodb.get_waiter("table_exists").wait(TableName=name,
                                                  WaiterConfig={"Delay": 1, "MaxAttempts": 60})
         self._note("table", name, CREATED)
+
+    def _wait_for_index(self, dynamodb, table, index_name, attempts=600, delay=1.0):
+        for _ in range(attempts):
+            indexes = dynamodb.describe_table(TableName=table)["Table"].get(
+                "GlobalSecondaryIndexes", [])
+            status = next((i.get("IndexStatus") for i in indexes
+                           if i["IndexName"] == index_name), None)
+            if status in (None, "ACTIVE"):
+                return
+            time.sleep(delay)
+        raise RuntimeError(f"index {index_name} of {table} did not become active")
+
+    def backfill(self):
+        """Give items written before the list indexes existed their index keys.
+
+        Items without them are invisible to the paged lists; this scan (an
+        operator's, never a request's) sets the missing attributes, and a second
+        run finds nothing to do.
+        """
+        from chalicelib.dynamo import scan_all
+        for table_name, keys_of in migrations(self.settings).items():
+            table = self.clients.table(table_name)
+            changed = 0
+            for item in scan_all(table):
+                missing = {k: v for k, v in keys_of(item).items() if item.get(k) != v}
+                if not missing:
+                    continue
+                key = {k: item[k] for k in table_specs_keys(self.settings, table_name)}
+                table.update_item(
+                    Key=key, UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in missing),
+                    ExpressionAttributeNames={f"#{k}": k for k in missing},
+                    ExpressionAttributeValues={f":{k}": v for k, v in missing.items()})
+                changed += 1
+            if changed:  # only worth a line when an older table was brought up to date
+                self._note("items", f"{table_name} ({changed})", UPDATED)
 
     # -- S3 ---------------------------------------------------------------------
     def _cors_rules(self, name):
