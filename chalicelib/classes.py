@@ -227,7 +227,7 @@ class Memberships:
                 self._table.update_item(
                     Key={"class_id": class_id, "member": STUDENT + student_id},
                     UpdateExpression="SET full_name = :name, name_key = :name_key",
-                    ConditionExpression="attribute_exists(member)",
+                    ConditionExpression=Attr("member").exists(),
                     ExpressionAttributeValues={
                         ":name": full_name, ":name_key": names.sort_key(full_name, student_id)})
             except ClientError as error:

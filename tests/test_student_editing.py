@@ -12,42 +12,51 @@ from test_students import (add_photo, bucket_keys, error_of, fail_once, photo_of
 from test_students_fakes import face
 
 
+def enrol(services, class_id, student_id, full_name):
+    """An enrolment row as the classes service writes it."""
+    from chalicelib import names
+    services.clients.table(services.settings.members_table).put_item(Item={
+        "class_id": class_id, "member": f"student#{student_id}", "student_id": student_id,
+        "full_name": full_name, "name_key": names.sort_key(full_name, student_id),
+        "enrolled_at": "2026-01-01T00:00:00+00:00", "enrolled_by": "admin@example.org"})
+
+
 @pytest.fixture
-def patch_student(api, teacher_headers):
+def patch_student(api, admin_headers):
     def do_patch(student_id, body):
-        return api.http.patch(f"/students/{student_id}", headers=teacher_headers,
+        return api.http.patch(f"/students/{student_id}", headers=admin_headers,
                               body=json.dumps(body))
     return do_patch
 
 
 @pytest.fixture
-def photos_of(api, teacher_headers):
+def photos_of(api, admin_headers):
     def listing(student_id):
-        answer = api.http.get(f"/students/{student_id}/photos", headers=teacher_headers)
+        answer = api.http.get(f"/students/{student_id}/photos", headers=admin_headers)
         assert answer.status_code == 200, answer.body
         return answer.json_body["photos"]
     return listing
 
 
 @pytest.fixture
-def remove_photo(api, teacher_headers):
+def remove_photo(api, admin_headers):
     def do_remove(student_id, photo_id):
         return api.http.delete(f"/students/{student_id}/photos/{photo_id}",
-                               headers=teacher_headers)
+                               headers=admin_headers)
     return do_remove
 
 
 @pytest.fixture
-def replace_main(api, teacher_headers):
+def replace_main(api, admin_headers):
     def do_replace(student_id, photo_key):
-        return api.http.put(f"/students/{student_id}/main-photo", headers=teacher_headers,
+        return api.http.put(f"/students/{student_id}/main-photo", headers=admin_headers,
                             body=json.dumps({"photo_key": photo_key}))
     return do_replace
 
 
 # -- rename ------------------------------------------------------------------------
 def test_rename_changes_the_record_and_keeps_the_name_on_past_attendance(
-        api, teacher_headers, register, photo_of, patch_student, services, rekognition):
+        api, admin_headers, register, photo_of, patch_student, services, rekognition):
     register("S1", "Ada Byron", photo_of("ada"))
     attendance = services.clients.table(services.settings.attendance_table)
     attendance.put_item(Item={"session_id": "sess1", "student_id": "S1",
@@ -57,7 +66,7 @@ def test_rename_changes_the_record_and_keeps_the_name_on_past_attendance(
     assert answer.status_code == 200, answer.body
     assert answer.json_body["student"]["full_name"] == "Ada Lovelace"
     assert services.students.get("S1")["full_name"] == "Ada Lovelace"
-    got = api.http.get("/students/S1", headers=teacher_headers).json_body["student"]
+    got = api.http.get("/students/S1", headers=admin_headers).json_body["student"]
     assert got["full_name"] == "Ada Lovelace"
     # History keeps the name the row was taken under; faces are keyed by ID.
     row = attendance.get_item(Key={"session_id": "sess1", "student_id": "S1"})["Item"]
@@ -126,9 +135,46 @@ def test_every_photo_is_listed_main_first_with_its_face_box(
         assert photo["photo_key"] in photo["url"] and "Signature" in photo["url"]
 
 
-def test_photos_of_nobody_is_404(api, teacher_headers):
-    answer = api.http.get("/students/S9/photos", headers=teacher_headers)
+def test_photos_of_nobody_is_404(api, admin_headers):
+    answer = api.http.get("/students/S9/photos", headers=admin_headers)
     assert answer.status_code == 404
+
+
+# -- who may edit ------------------------------------------------------------------------
+def test_a_teacher_edits_people_of_their_classes_only(
+        api, make_user, login, register, photo_of, services, rekognition):
+    teacher = login(make_user("t@example.org", "teacher password 1", "teacher"))
+    ours = services.classes.create(name="7B", term=None, teachers=["t@example.org"],
+                                   schedule=None, late_threshold_minutes=10)
+    register("S1", "Ada", photo_of("ada"))
+    register("S2", "Bob", photo_of("bob"))
+    enrol(services, ours["class_id"], "S1", "Ada")
+    for method, path, body in (("patch", "/students/{}", {"full_name": "New"}),
+                               ("get", "/students/{}/photos", None),
+                               ("delete", "/students/{}/photos/" + "0" * 32 + ".png", None),
+                               ("put", "/students/{}/main-photo", {"photo_key": photo_of("x")})):
+        other = getattr(api.http, method)(path.format("S2"), headers=teacher,
+                                          body=json.dumps(body) if body else None)
+        assert other.status_code == 404, (method, path)
+    assert services.students.get("S2")["full_name"] == "Bob"
+    answer = api.http.patch("/students/S1", headers=teacher,
+                            body=json.dumps({"full_name": "Ada Lovelace"}))
+    assert answer.status_code == 200, answer.body
+    assert api.http.get("/students/S1/photos", headers=teacher).status_code == 200
+
+
+def test_a_rename_shows_on_the_class_roster_and_in_the_name_search(
+        api, admin_headers, register, photo_of, patch_student, services, rekognition):
+    a_class = services.classes.create(name="7B", term=None, teachers=[], schedule=None,
+                                      late_threshold_minutes=10)
+    register("S1", "Ada Byron", photo_of("ada"))
+    enrol(services, a_class["class_id"], "S1", "Ada Byron")
+    assert patch_student("S1", {"full_name": "Zoë Lovelace"}).status_code == 200
+    roster = api.http.get(f"/classes/{a_class['class_id']}/students", headers=admin_headers)
+    assert [p["full_name"] for p in roster.json_body["students"]] == ["Zoë Lovelace"]
+    found = api.http.get("/students?q=zoe", headers=admin_headers).json_body["students"]
+    assert [p["student_id"] for p in found] == ["S1"]
+    assert api.http.get("/students?q=ada", headers=admin_headers).json_body["students"] == []
 
 
 def test_removing_a_photo_removes_its_face_and_file(
@@ -274,7 +320,7 @@ def test_editing_needs_sign_in(api):
 @pytest.mark.parametrize("step", ["inspect the upload", "detect faces", "search the collection",
                                   "index the face", "copy the photo", "write the record"])
 def test_a_row_failing_at_any_step_leaves_nothing_and_the_batch_goes_on(
-        step, api, teacher_headers, register, photo_of, services, rekognition, bucket_keys):
+        step, api, admin_headers, register, photo_of, services, rekognition, bucket_keys):
     from test_students import FAILURES
 
     people = [("S1", "Ada", "ada"), ("S2", "Bob", "bob"), ("S3", "Carol", "carol")]
@@ -298,7 +344,7 @@ def test_a_row_failing_at_any_step_leaves_nothing_and_the_batch_goes_on(
     # Running the import again: S1 and S3 are found as they are (the page skips
     # them), S2 registers with a new upload of its photo.
     for sid, name in (("S1", "Ada"), ("S3", "Carol")):
-        found = api.http.get(f"/students/{sid}", headers=teacher_headers)
+        found = api.http.get(f"/students/{sid}", headers=admin_headers)
         assert found.status_code == 200 and found.json_body["student"]["full_name"] == name
-    assert api.http.get("/students/S2", headers=teacher_headers).status_code == 404
+    assert api.http.get("/students/S2", headers=admin_headers).status_code == 404
     assert register("S2", "Bob", photo_of("bob")).status_code == 201
