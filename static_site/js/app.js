@@ -23,7 +23,7 @@ const ROUTES = [
   { id: "session", pattern: /^#\/sessions\/([^/]+)$/, page: sessionPage, title: "Session", nav: "sessions", keys: ["sessionId"] },
   { id: "students", pattern: /^#\/students$/, page: studentsPage, title: "People", nav: "students" },
   { id: "import", pattern: /^#\/import$/, page: importPage, title: "Import people", nav: "students" },
-  { id: "class-import", pattern: /^#\/classes\/([^/]+)\/import$/, page: importPage, title: "Import people", nav: "students", keys: ["classId"] },
+  { id: "class-import", pattern: /^#\/classes\/([^/]+)\/import$/, page: importPage, title: "Import people", nav: "classes", keys: ["classId"] },
   { id: "student", pattern: /^#\/students\/([^/]+)$/, page: studentPage, title: "Person", nav: "students", keys: ["studentId"] },
 ];
 

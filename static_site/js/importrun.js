@@ -44,8 +44,10 @@ export function reasonFor(error) {
 /**
  * Register one row. `steps` are async functions:
  *   find(id) -> the registered student or null;
- *   upload(file) -> photo_key;  register({student_id, full_name, photo_key}) -> student;
- *   setEmail(id, email);  enrol(id) (only when importing into a class).
+ *   upload(file) -> photo_key;  register({student_id, full_name, photo_key}) -> student
+ *   (into a class, the page's register enrols the newcomer in the same request);
+ *   setEmail(id, email);  enrol(id): someone already registered joins the class
+ *   (only when importing into a class).
  * Answers {outcome, reason, detail}. Never throws, except for a sign-out.
  */
 export async function importRow(row, steps) {
@@ -64,10 +66,8 @@ export async function importRow(row, steps) {
     }
     return { outcome: FAILED, reason: reasonFor(error), detail: error.message || "" };
   }
-  const notes = [];
-  if (row.email) notes.push(await attempt(() => steps.setEmail(student.student_id, row.email), "email not saved"));
-  if (steps.enrol) notes.push(await attempt(() => steps.enrol(student.student_id), "not added to the class"));
-  return { outcome: REGISTERED, reason: notes.filter(Boolean).join("; "), detail: "" };
+  const note = row.email ? await attempt(() => steps.setEmail(student.student_id, row.email), "email not saved") : "";
+  return { outcome: REGISTERED, reason: note, detail: "" };
 }
 
 async function settleExisting(row, existing, steps) {

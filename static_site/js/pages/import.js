@@ -148,7 +148,7 @@ export async function render(main, { classId } = {}) {
         }
       },
       upload: uploadPhoto,
-      register: async (body) => (await api.post("/students", body)).student,
+      register: async (body) => (await api.post("/students", classId ? { ...body, class_id: classId } : body)).student,
       setEmail: (id, email) => api.patch(`/students/${api.seg(id)}`, { email }),
       enrol: classId ? (id) => api.request("PUT", `/classes/${api.seg(classId)}/students/${api.seg(id)}`) : null,
     };
