@@ -6,6 +6,7 @@
 // registered is also enrolled in that class.
 import { h, clear, fill } from "../dom.js";
 import * as api from "../api.js";
+import * as auth from "../auth.js";
 import { pageHeader, notice, setBusy, spinner } from "../ui.js";
 import { uploadPhoto } from "../photo.js";
 import { saveBlob, safeName } from "../downloads.js";
@@ -187,6 +188,9 @@ export async function render(main, { classId } = {}) {
   clear(main).append(
     pageHeader(className ? `Import people into ${className}` : "Import people", {
       subtitle: "Register a whole class from a spreadsheet and a folder of photos.", back }),
+    !classId && !auth.isAdmin() ? notice("info", "Import from your class’s page",
+      h("p", {}, "A teacher sees the people of their own classes only. Open the class and choose "
+        + "“Import people” there, so everyone imported is enrolled in it.")) : null,
     h("section", { class: "card panel import-files", "aria-label": "Files" },
       h("div", { class: "import-files__zones" }, csvZone.element, photoZone.element)),
     previewBox,
