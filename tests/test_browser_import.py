@@ -18,6 +18,7 @@ sync_api = require_browser()
 expect = sync_api.expect
 
 ADMIN = ("admin@example.org", "admin password 12", "admin")
+TEACHER = ("teacher@example.org", "teacher password 1", "teacher")
 # One registration photo per identity, under the ID the spreadsheet gives.
 PEOPLE = [
     ("S-2001", "Barack Obama", "barack_obama/1.jpg"),
@@ -42,6 +43,7 @@ def stack(tmp_path_factory):
 
     with running_stack(tmp_path_factory.mktemp("import-stack")) as running:
         running.add_user(*ADMIN)
+        running.add_user(*TEACHER)
         yield running
 
 
@@ -224,4 +226,19 @@ def test_edit_a_person_rename_photos_with_face_boxes_remove_and_replace(
     rename.get_by_role("button", name="Save").click()
     expect(page.locator("h1")).to_have_text("John Simm-Smith")
     page.shots.take(page, "renamed")
+    page.watch.check()
+
+
+def test_a_teacher_is_sent_to_their_class_page_to_import(page, stack, tmp_path):
+    sign_in(page, stack, TEACHER)
+    page.goto(stack.site_url + "#/import")
+    expect(page.locator("h1")).to_have_text("Import people")
+    expect(page.locator(".notice")).to_contain_text("Import from your class’s page")
+    # A CSV without the needed columns says which are needed, before any photo.
+    roster = tmp_path / "wrong.csv"
+    roster.write_text("name,number\nAda,1\n", encoding="utf-8")
+    page.get_by_label("CSV file").set_input_files(str(roster))
+    expect(page.locator(".import-preview")).to_contain_text(
+        "The first line must name the columns student_id and full_name")
+    page.shots.take(page, "teacher-and-wrong-columns")
     page.watch.check()

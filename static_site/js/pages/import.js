@@ -185,7 +185,7 @@ export async function render(main, { classId } = {}) {
     runBox.prepend(summary(plan, classId ? className : null));
   }
 
-  clear(main).append(
+  fill(main,
     pageHeader(className ? `Import people into ${className}` : "Import people", {
       subtitle: "Register a whole class from a spreadsheet and a folder of photos.", back }),
     !classId && !auth.isAdmin() ? notice("info", "Import from your class’s page",
