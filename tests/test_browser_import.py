@@ -242,3 +242,30 @@ def test_a_teacher_is_sent_to_their_class_page_to_import(page, stack, tmp_path):
         "The first line must name the columns student_id and full_name")
     page.shots.take(page, "teacher-and-wrong-columns")
     page.watch.check()
+
+
+def test_a_folder_of_photos_is_matched_in_the_preview(page, stack, faces_dir, tmp_path):
+    folder = tmp_path / "ID photos"
+    (folder / "term 1").mkdir(parents=True)
+    (folder / "term 1" / "F-1.jpg").write_bytes((faces_dir / "people/joe_biden/1.jpg").read_bytes())
+    (folder / "F-2.PNG").write_bytes(b"\x89PNG\r\n\x1a\n not read before importing")
+    (folder / "list.txt").write_text("not a photo")
+    roster = tmp_path / "people.csv"
+    roster.write_text("student_id,full_name\nF-1,Joe\nF-2,\"Doe, Jane\"\nF-3,Nobody\nF-1,Again\n"
+                      "bad id,Bad\n", encoding="utf-8")
+    sign_in(page, stack)
+    page.goto(stack.site_url + "#/import")
+    page.get_by_label("CSV file").set_input_files(str(roster))
+    page.get_by_label("Photos or ZIP: a folder").set_input_files(str(folder))
+    expect(stat(page, "Ready to import")).to_have_text("1")
+    expect(stat(page, "Rows without a photo")).to_have_text("1")
+    expect(stat(page, "Duplicate IDs")).to_have_text("1")
+    expect(stat(page, "Bad IDs")).to_have_text("1")
+    expect(page.locator('[data-problems="duplicates"]')).to_contain_text("F-1 on lines 2, 5")
+    expect(page.locator('[data-problems="no-photo"]')).to_contain_text("F-3")
+    expect(page.locator('[data-problems="ignored"]')).to_contain_text("list.txt")
+    page.locator('[data-problems="ready"] summary').click()
+    expect(page.locator('[data-problems="ready"]')).to_contain_text("Doe, Jane")
+    expect(page.get_by_role("button", name="Import 1 person")).to_be_enabled()
+    page.shots.take(page, "folder-preview")
+    page.watch.check()

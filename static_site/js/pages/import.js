@@ -36,11 +36,11 @@ export async function render(main, { classId } = {}) {
   const csvZone = fileZone({
     title: "The spreadsheet", text: "Drop the CSV here", hint: "Columns student_id, full_name, and email if you have it. Save from Excel as “CSV UTF-8”.",
     accept: ".csv,text/csv,text/plain", multiple: false, label: "CSV file",
-    onChoose: (files) => { state.csv = files[0] || null; replan(); },
+    onChoose: (files) => { state.csv = files.length ? files[0].file : null; replan(); },
   });
   const photoZone = fileZone({
-    title: "The photos", text: "Drop the photos or one ZIP here", hint: "Each named by the student ID: S-1001.jpg, S-1002.png… (JPEG or PNG; folders in the ZIP are fine).",
-    accept: "image/jpeg,image/png,.jpg,.jpeg,.png,.zip,application/zip", multiple: true, label: "Photos or ZIP",
+    title: "The photos", text: "Drop the photos, their folder or one ZIP here", hint: "Each named by the student ID: S-1001.jpg, S-1002.png… (JPEG or PNG; folders in the ZIP are fine).",
+    accept: "image/jpeg,image/png,.jpg,.jpeg,.png,.zip,application/zip", multiple: true, label: "Photos or ZIP", folders: true,
     onChoose: (files) => { state.photos = files; replan(); },
   });
 
@@ -198,44 +198,77 @@ export async function render(main, { classId } = {}) {
   return () => { state.stop = true; window.removeEventListener("beforeunload", holdPage); };
 }
 
-/** The photos chosen: image files as they are, ZIPs unpacked. */
-async function gatherPhotos(files) {
+/** The photos chosen ([{file, path}]): image files as they are, ZIPs unpacked. */
+async function gatherPhotos(chosen) {
   const photos = [];
   const ignored = [];
-  for (const file of files) {
+  for (const { file, path } of chosen) {
     if (/\.zip$/i.test(file.name) || file.type === "application/zip" || file.type === "application/x-zip-compressed") {
       const inside = await readZipFile(file);
       photos.push(...inside.photos);
-      ignored.push(...inside.ignored.map((name) => `${file.name}: ${name}`));
+      ignored.push(...inside.ignored.map((name) => `${path}: ${name}`));
     } else {
-      photos.push({ name: file.webkitRelativePath || file.name, file });
+      photos.push({ name: path, file });
     }
   }
   return { photos, ignored };
 }
 
-function fileZone({ title, text, hint, accept, multiple, label, onChoose }) {
+function fileZone({ title, text, hint, accept, multiple, label, onChoose, folders = false }) {
   const input = h("input", { type: "file", accept, multiple, class: "dropzone__input", "aria-label": label });
   const chosen = h("span", { class: "dropzone__file" });
   const zone = h("div", { class: "dropzone import-zone" },
     h("p", { class: "dropzone__text" }, h("strong", {}, text), " or choose"),
     h("p", { class: "dropzone__hint" }, hint), chosen, input);
-  const choose = (files) => {
-    const list = [...files];
+  // Each choice is [{file, path}]: path is where the file sat in a chosen or dropped folder.
+  const choose = (list) => {
     zone.classList.toggle("dropzone--chosen", list.length > 0);
-    chosen.textContent = list.length === 1 ? list[0].name : list.length ? `${list.length} files` : "";
+    chosen.textContent = list.length === 1 ? list[0].path : list.length ? `${list.length} files` : "";
     onChoose(list);
   };
-  input.addEventListener("change", () => choose(input.files));
+  const fromInput = (el) => [...el.files].map((file) => ({ file, path: file.webkitRelativePath || file.name }));
+  input.addEventListener("change", () => choose(fromInput(input)));
   for (const name of ["dragenter", "dragover"]) {
     zone.addEventListener(name, (event) => { event.preventDefault(); zone.classList.add("dropzone--over"); });
   }
   for (const name of ["dragleave", "drop"]) zone.addEventListener(name, () => zone.classList.remove("dropzone--over"));
-  zone.addEventListener("drop", (event) => {
+  zone.addEventListener("drop", async (event) => {
     event.preventDefault();
-    if (!input.disabled && event.dataTransfer.files.length) choose(event.dataTransfer.files);
+    if (input.disabled) return;
+    const dropped = await droppedFiles(event.dataTransfer);
+    if (dropped.length) choose(dropped);
   });
-  return { input, element: h("div", { class: "import-zone__wrap" }, h("h2", { class: "panel__title" }, title), zone) };
+  let folderButton = null;
+  if (folders) {
+    const folderInput = h("input", { type: "file", webkitdirectory: true, hidden: true, "aria-label": `${label}: a folder` });
+    folderInput.addEventListener("change", () => choose(fromInput(folderInput)));
+    folderButton = h("button", { type: "button", class: "btn btn--ghost btn--small import-zone__folder" }, "Choose a whole folder");
+    folderButton.addEventListener("click", () => folderInput.click());
+    folderButton = [folderButton, folderInput];
+  }
+  return { input, element: h("div", { class: "import-zone__wrap" }, h("h2", { class: "panel__title" }, title), zone, folderButton) };
+}
+
+/** Files dropped, folders walked through (their files with their paths). */
+async function droppedFiles(transfer) {
+  const entries = [...(transfer.items || [])].map((item) => item.webkitGetAsEntry && item.webkitGetAsEntry()).filter(Boolean);
+  if (!entries.length) return [...transfer.files].map((file) => ({ file, path: file.name }));
+  const found = [];
+  const walk = async (entry) => {
+    if (entry.isFile) {
+      const file = await new Promise((resolve, reject) => entry.file(resolve, reject));
+      found.push({ file, path: entry.fullPath.replace(/^\//, "") });
+    } else if (entry.isDirectory) {
+      const reader = entry.createReader();
+      for (;;) { // readEntries answers a batch at a time, then an empty one
+        const batch = await new Promise((resolve, reject) => reader.readEntries(resolve, reject));
+        if (!batch.length) break;
+        for (const child of batch) await walk(child);
+      }
+    }
+  };
+  for (const entry of entries) await walk(entry);
+  return found;
 }
 
 function stat(label, value, kind) {
