@@ -234,14 +234,15 @@ def test_a_damaged_zip_is_a_sentence_not_a_crash(js, tmp_path):
 # that fail in given ways, and a count of how many run at once.
 _RUN_SCRIPT = r"""
 const run = await import(process.argv[2]);
-const { rows, registered, failures, classId } = JSON.parse(process.argv[3]);
+const { rows, registered, failures, classId, hidden } = JSON.parse(process.argv[3]);
 const people = new Map(Object.entries(registered));
+const unseen = new Set(hidden);  // registered, but not visible to this user
 const calls = [];
 let running = 0, most = 0;
 const wait = () => new Promise((r) => setTimeout(r, 5));
 const apiError = (code, message, details) => Object.assign(new Error(message), { code, details });
 const steps = {
-  async find(id) { calls.push(`find ${id}`); await wait(); return people.has(id) ? { student_id: id, full_name: people.get(id) } : null; },
+  async find(id) { calls.push(`find ${id}`); await wait(); return people.has(id) && !unseen.has(id) ? { student_id: id, full_name: people.get(id) } : null; },
   async upload(file) { calls.push(`upload ${file}`); await wait(); return `key-${file}`; },
   async register(body) {
     running += 1; most = Math.max(most, running);
@@ -254,7 +255,8 @@ const steps = {
     return { student_id: body.student_id, full_name: body.full_name };
   },
   async setEmail(id, email) { calls.push(`email ${id} ${email}`); },
-  enrol: classId ? async (id) => { calls.push(`enrol ${id}`); } : null,
+  enrol: classId ? async (id) => { calls.push(`enrol ${id}`); return people.has(id) ? { added: true, full_name: people.get(id) } : null; } : null,
+  unenrol: async (id) => { calls.push(`unenrol ${id}`); },
 };
 const results = await run.runPool(rows, (row) => run.importRow(row, steps), { concurrency: 4 });
 rows.forEach((row, i) => { row.result = results[i]; });
@@ -267,11 +269,12 @@ def run_import(tmp_path):
     script = tmp_path / "run.mjs"
     script.write_text(_RUN_SCRIPT)
 
-    def run(rows, registered=None, failures=None, class_id=None):
+    def run(rows, registered=None, failures=None, class_id=None, hidden=()):
         done = subprocess.run(
             [require_node(), str(script), (JS_DIR / "importrun.js").as_uri(),
              json.dumps({"rows": rows, "registered": registered or {},
-                         "failures": failures or {}, "classId": class_id})],
+                         "failures": failures or {}, "classId": class_id,
+                         "hidden": list(hidden)})],
             capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
@@ -309,9 +312,23 @@ def test_running_again_skips_people_already_registered_with_the_same_name(run_im
     assert (results[1]["outcome"], results[1]["reason"]) == ("failed", "ID already used by Robert")
     assert results[2]["outcome"] == "registered"
     # Nothing was uploaded for the people already there; the one already registered
-    # joins the class (a newcomer is enrolled by its registration request itself).
+    # joins the class (a newcomer is enrolled by its registration request itself,
+    # after the class said there is nobody with its ID).
     assert "upload S1.jpg" not in answer["calls"] and "upload S2.jpg" not in answer["calls"]
-    assert [c for c in answer["calls"] if c.startswith("enrol")] == ["enrol S1"]
+    assert sorted(c for c in answer["calls"] if c.startswith("enrol")) == ["enrol S1",
+                                                                            "enrol S3"]
+
+
+def test_into_a_class_someone_this_teacher_cannot_see_joins_if_the_name_matches(run_import):
+    rows = rows_of(("S1", "Ada Lovelace", ""), ("S2", "Bob", ""))
+    answer = run_import(rows, registered={"S1": "ada lovelace", "S2": "Robert"},
+                        hidden={"S1", "S2"}, class_id="c1")
+    results = answer["results"]
+    assert results[0]["outcome"] == "already registered"
+    assert (results[1]["outcome"], results[1]["reason"]) == ("failed", "ID already used by Robert")
+    # Robert was put in the class by the look-up, and taken out again; no photo was sent.
+    assert "unenrol S2" in answer["calls"] and "unenrol S1" not in answer["calls"]
+    assert not any(c.startswith(("upload", "register")) for c in answer["calls"])
 
 
 def test_an_id_registered_meanwhile_is_decided_by_a_second_look(run_import):

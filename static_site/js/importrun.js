@@ -43,16 +43,24 @@ export function reasonFor(error) {
 
 /**
  * Register one row. `steps` are async functions:
- *   find(id) -> the registered student or null;
+ *   find(id) -> the registered student, or null (none, or not visible to this user);
  *   upload(file) -> photo_key;  register({student_id, full_name, photo_key}) -> student
  *   (into a class, the page's register enrols the newcomer in the same request);
- *   setEmail(id, email);  enrol(id): someone already registered joins the class
- *   (only when importing into a class).
+ *   setEmail(id, email);
+ * and, only when importing into a class:
+ *   enrol(id) -> {added, full_name} (the person joins the class), or null if
+ *   there is nobody with that ID;  unenrol(id).
  * Answers {outcome, reason, detail}. Never throws, except for a sign-out.
  */
 export async function importRow(row, steps) {
   const existing = await safeFind(steps, row.student_id);
   if (existing) return settleExisting(row, existing, steps);
+  if (steps.enrol) {
+    // Someone this user cannot see (registered, but in none of their classes)
+    // joins the class if the name matches, before any photo is sent.
+    const joined = await probeEnrol(steps, row);
+    if (joined) return joined;
+  }
   let student;
   try {
     const photoKey = await steps.upload(row.photo.file);
@@ -70,13 +78,33 @@ export async function importRow(row, steps) {
   return { outcome: REGISTERED, reason: note, detail: "" };
 }
 
+function usedBy(row, name) {
+  return { outcome: FAILED, reason: `ID already used by ${name}`,
+    detail: `ID ${row.student_id} is registered as ${name}. Check the ID, or rename that person first.` };
+}
+
 async function settleExisting(row, existing, steps) {
-  if (!sameName(existing.full_name, row.full_name)) {
-    return { outcome: FAILED, reason: `ID already used by ${existing.full_name}`,
-      detail: `ID ${row.student_id} is registered as ${existing.full_name}. Check the ID, or rename that person first.` };
-  }
+  if (!sameName(existing.full_name, row.full_name)) return usedBy(row, existing.full_name);
   const note = steps.enrol ? await attempt(() => steps.enrol(row.student_id), "not added to the class") : "";
   return { outcome: ALREADY, reason: note, detail: "" };
+}
+
+/** A result if the ID is someone's (enrolled when the name matches), else null. */
+async function probeEnrol(steps, row) {
+  let joined;
+  try {
+    joined = await steps.enrol(row.student_id);
+  } catch (error) {
+    if (error.code === "signed_out") throw error;
+    return null; // registering will say what is wrong
+  }
+  if (!joined) return null;
+  if (sameName(joined.full_name, row.full_name)) return { outcome: ALREADY, reason: "", detail: "" };
+  if (joined.added) {
+    const note = await attempt(() => steps.unenrol(row.student_id), "was added to the class by mistake; remove them");
+    if (note) return { ...usedBy(row, joined.full_name), reason: `ID already used by ${joined.full_name}; ${note}` };
+  }
+  return usedBy(row, joined.full_name);
 }
 
 async function safeFind(steps, id) {

@@ -151,7 +151,16 @@ export async function render(main, { classId } = {}) {
       upload: uploadPhoto,
       register: async (body) => (await api.post("/students", classId ? { ...body, class_id: classId } : body)).student,
       setEmail: (id, email) => api.patch(`/students/${api.seg(id)}`, { email }),
-      enrol: classId ? (id) => api.request("PUT", `/classes/${api.seg(classId)}/students/${api.seg(id)}`) : null,
+      enrol: classId ? async (id) => {
+        try {
+          const answer = await api.request("PUT", `/classes/${api.seg(classId)}/students/${api.seg(id)}`);
+          return { added: answer.result === "added", full_name: answer.full_name };
+        } catch (error) {
+          if (error.status === 404 && error.code === "unknown_student") return null;
+          throw error;
+        }
+      } : null,
+      unenrol: (id) => api.del(`/classes/${api.seg(classId)}/students/${api.seg(id)}`),
     };
     let signedOut = false;
     try {
