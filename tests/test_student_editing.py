@@ -348,3 +348,30 @@ def test_a_row_failing_at_any_step_leaves_nothing_and_the_batch_goes_on(
         assert found.status_code == 200 and found.json_body["student"]["full_name"] == name
     assert api.http.get("/students/S2", headers=admin_headers).status_code == 404
     assert register("S2", "Bob", photo_of("bob")).status_code == 201
+
+
+def test_four_registrations_at_once_two_for_one_id(photo_of, services, rekognition,
+                                                  bucket_keys):
+    """As the import sends them: 4 in flight; the ID's conditional put decides the pair."""
+    import concurrent.futures
+
+    from chalicelib.errors import DuplicateStudentId
+
+    rows = [("S1", "Ada", photo_of("ada")), ("S2", "Bob", photo_of("bob")),
+            ("S3", "Carol", photo_of("carol")), ("S3", "Carol", photo_of("carol-twin"))]
+    barrier = __import__("threading").Barrier(4)
+
+    def register(row):
+        barrier.wait()
+        try:
+            return services.students.register(*row)["student_id"]
+        except DuplicateStudentId:
+            return "duplicate"
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        outcomes = list(pool.map(register, rows))
+    assert sorted(outcomes) == ["S1", "S2", "S3", "duplicate"]
+    items = [services.students.get(sid) for sid in ("S1", "S2", "S3")]
+    for item in items:
+        assert rekognition.faces_of(item["student_id"]) == item["face_ids"]
+    # The loser's face, copy and upload are gone: only the winners' photos remain.
+    assert bucket_keys() == sorted(k for item in items for k in item["photo_keys"])
