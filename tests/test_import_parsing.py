@@ -366,3 +366,49 @@ def test_the_outcome_file_lists_every_row_with_its_reason(js, run_import):
     again = js("importplan.js", "readRoster", text)
     assert [r["student_id"] for r in again["rows"]] == ["S1", "S2", "bad id", "S4"]
     assert again["rows"][1]["full_name"] == "=cmd"
+
+
+_STOP_SCRIPT = r"""
+const run = await import(process.argv[2]);
+const started = [];
+let settled = 0;
+const items = Array.from({ length: 20 }, (_, i) => i);
+const results = await run.runPool(items, async (i) => {
+  started.push(i);
+  await new Promise((r) => setTimeout(r, 5 + (i % 3)));
+  return i * 10;
+}, { concurrency: 4, onSettled: () => { settled += 1; }, shouldStop: () => settled >= 6 });
+console.log(JSON.stringify({ started, settled, results }));
+"""
+
+
+def test_stopping_lets_the_rows_in_flight_finish_and_starts_no_more(tmp_path):
+    script = tmp_path / "stop.mjs"
+    script.write_text(_STOP_SCRIPT)
+    done = subprocess.run([require_node(), str(script), (JS_DIR / "importrun.js").as_uri()],
+                          capture_output=True, text=True, timeout=60, check=True)
+    answer = json.loads(done.stdout)
+    started = answer["started"]
+    # Nothing starts once 6 have settled; the (at most 4) in flight then finish.
+    assert 6 <= len(started) <= 9 and answer["settled"] == len(started)
+    assert started == list(range(len(started)))
+    assert [r for r in answer["results"] if r is not None] == [i * 10 for i in started]
+
+
+@pytest.mark.parametrize("numbers, expected", [
+    ({"total": 40, "done": 0, "failed": 0, "startedAt": 0, "now": 5000},
+     {"total": 40, "done": 0, "failed": 0, "left": 40, "secondsLeft": None}),
+    ({"total": 40, "done": 8, "failed": 2, "startedAt": 0, "now": 30_000},
+     {"total": 40, "done": 8, "failed": 2, "left": 30, "secondsLeft": 90}),
+    ({"total": 3, "done": 2, "failed": 1, "startedAt": 0, "now": 9000},
+     {"total": 3, "done": 2, "failed": 1, "left": 0, "secondsLeft": 0}),
+])
+def test_progress_counts_and_time_left_at_the_pace_so_far(js, numbers, expected):
+    assert js("importrun.js", "progress", numbers) == expected
+
+
+@pytest.mark.parametrize("seconds, text", [(None, ""), (0, ""), (12, "about 10 s left"),
+                                           (3, "about 5 s left"), (90, "about 2 min left"),
+                                           (600, "about 10 min left")])
+def test_time_left_reads_as_a_person_says_it(js, seconds, text):
+    assert js("importrun.js", "formatTimeLeft", seconds) == text
