@@ -268,4 +268,9 @@ def test_a_folder_of_photos_is_matched_in_the_preview(page, stack, faces_dir, tm
     expect(page.locator('[data-problems="ready"]')).to_contain_text("Doe, Jane")
     expect(page.get_by_role("button", name="Import 1 person")).to_be_enabled()
     page.shots.take(page, "folder-preview")
+    # On a phone the preview fits the width (nothing scrolls sideways).
+    page.set_viewport_size({"width": 390, "height": 844})
+    expect(stat(page, "Ready to import")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.shots.take(page, "folder-preview-phone")
     page.watch.check()

@@ -114,9 +114,10 @@ export async function render(main, { classId } = {}) {
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "ID"), h("th", { scope: "col" }, "Name"),
         h("th", { scope: "col" }, "Outcome"))),
       h("tbody", {}, rows.map((row) => {
-        const cell = h("td", { class: "import-rows__status" }, "Waiting");
+        const cell = h("td", { class: "import-rows__status", "data-label": "Outcome" }, "Waiting");
         statusCells.set(row, cell);
-        return h("tr", {}, h("td", { class: "cell-id" }, row.student_id), h("td", {}, row.full_name), cell);
+        return h("tr", {}, h("td", { class: "cell-id", "data-label": "ID" }, row.student_id),
+          h("td", { "data-label": "Name" }, row.full_name), cell);
       })));
     fill(runBox, h("section", { class: "card panel", "aria-labelledby": "import-run-title" },
       h("h2", { class: "panel__title", id: "import-run-title" }, "Importing"),
@@ -304,8 +305,10 @@ function readyTable(rows) {
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Line"), h("th", { scope: "col" }, "ID"),
         h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "Email"), h("th", { scope: "col" }, "Photo"))),
       h("tbody", {}, rows.map((row) => h("tr", {},
-        h("td", { class: "num" }, String(row.line)), h("td", { class: "cell-id" }, row.student_id),
-        h("td", {}, row.full_name), h("td", {}, row.email), h("td", {}, row.photo.name)))))));
+        h("td", { class: "num", "data-label": "Line" }, String(row.line)),
+        h("td", { class: "cell-id", "data-label": "ID" }, row.student_id),
+        h("td", { "data-label": "Name" }, row.full_name), h("td", { "data-label": "Email" }, row.email),
+        h("td", { "data-label": "Photo" }, row.photo.name)))))));
 }
 
 function outcomeBadge(result) {
