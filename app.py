@@ -290,10 +290,11 @@ def remove_student_photo(student_id, photo_id):
 
 @app.route("/students/{student_id}/main-photo", methods=["PUT"])
 def replace_main_photo(student_id):
+    """A new upload replaces the main photo, or one of the person's photos becomes it."""
     services().access.check_student(current_user(), student_id)
-    students = services().students
-    item = students.replace_main_photo(student_id,
-                                       **inputs.read_added_photo(app.current_request))
+    students, wanted = services().students, inputs.read_main_photo(app.current_request)
+    item = (students.make_main(student_id, wanted["photo_id"]) if "photo_id" in wanted
+            else students.replace_main_photo(student_id, wanted["photo_key"]))
     return {"student": students.view(item)}
 
 

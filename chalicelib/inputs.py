@@ -161,6 +161,18 @@ def read_added_photo(request):
     return {"photo_key": read_photo_key(json_body(request))}
 
 
+def read_main_photo(request):
+    """``PUT /students/{id}/main-photo``: a new upload (``photo_key``) or one of the
+    person's photos (``photo_id``), not both."""
+    body = json_body(request)
+    if body.get("photo_id") is not None:
+        if body.get("photo_key") is not None:
+            raise InvalidInput("Send 'photo_key' (a new photo) or 'photo_id' (one of theirs), "
+                               "not both.", code="invalid_field", details={"field": "photo_id"})
+        return {"photo_id": require_string(body, "photo_id", max_length=64)}
+    return {"photo_key": read_photo_key(body)}
+
+
 def read_student_changes(request):
     """``PATCH /students/{id}``: a new ``full_name`` and/or ``email`` ("" removes it)."""
     body = json_body(request)

@@ -501,6 +501,17 @@ class Students:
         self._photos.delete([old_key])
         return updated
 
+    def make_main(self, student_id, photo_id):
+        """One of the person's photos becomes the main one (first); the rest keep their order."""
+        item = self.require(student_id)
+        index = self._photo_index(item, photo_id)
+        if index == 0:
+            return item
+        keys, faces = list(item["photo_keys"]), list(item["face_ids"])
+        keys.insert(0, keys.pop(index))
+        faces.insert(0, faces.pop(index))
+        return self._write_photos(item, keys, faces, item.get("face_boxes") or [])
+
     def _photo_index(self, item, photo_id):
         """Where ``photo_id`` is in the record (404 if absent); checks the lists line up."""
         keys = list(item.get("photo_keys") or [])

@@ -203,6 +203,13 @@ def test_edit_a_person_rename_photos_with_face_boxes_remove_and_replace(
     add.get_by_role("button", name="Add photo").click()
     expect(tiles).to_have_count(2, timeout=60_000)
     page.shots.take(page, "two-photos")
+    # The second becomes the main one, and back.
+    second_id = tiles.nth(1).get_attribute("data-photo-id")
+    tiles.nth(1).get_by_role("button", name="Make main").click()
+    expect(tiles.first).to_have_attribute("data-photo-id", second_id)
+    expect(tiles.first.locator(".photo-tile__main")).to_have_text("Main photo")
+    tiles.nth(1).get_by_role("button", name="Make main").click()
+    expect(tiles.first).not_to_have_attribute("data-photo-id", second_id)
     first_id = tiles.first.get_attribute("data-photo-id")
     tiles.first.get_by_role("button", name="Remove").click()
     page.get_by_role("dialog").get_by_role("button", name="Remove").click()

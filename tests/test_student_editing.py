@@ -268,6 +268,34 @@ def test_replacing_the_main_photo(register, add_photo, photo_of, replace_main, p
     assert [p["main"] for p in photos_of("S1")] == [True, False]
 
 
+def test_another_photo_of_theirs_becomes_the_main_one(
+        api, admin_headers, register, add_photo, photo_of, photos_of, services, rekognition):
+    register("S1", "Ada", photo_of(faces=[face("ada", left=0.1, top=0.1, width=0.3,
+                                                height=0.3)]))
+    add_photo("S1", photo_of("ada"))
+    add_photo("S1", photo_of(faces=[face("ada", left=0.5, top=0.2, width=0.4, height=0.5)]))
+    before = services.students.get("S1")
+    third = photos_of("S1")[2]
+    answer = api.http.put("/students/S1/main-photo", headers=admin_headers,
+                          body=json.dumps({"photo_id": third["photo_id"]}))
+    assert answer.status_code == 200, answer.body
+    assert answer.json_body["student"]["face_box"] == pytest.approx(
+        {"left": 0.5, "top": 0.2, "width": 0.4, "height": 0.5})
+    after = services.students.get("S1")
+    order = [2, 0, 1]
+    assert after["photo_keys"] == [before["photo_keys"][i] for i in order]
+    assert after["face_ids"] == [before["face_ids"][i] for i in order]
+    assert sorted(rekognition.faces_of("S1")) == sorted(before["face_ids"])
+    assert [p["photo_id"] for p in photos_of("S1")][0] == third["photo_id"]
+    for body, status in (({"photo_id": "0" * 32 + ".png"}, 404),
+                         ({"photo_id": third["photo_id"], "photo_key": photo_of("ada")}, 400),
+                         ({}, 400)):
+        refused = api.http.put("/students/S1/main-photo", headers=admin_headers,
+                               body=json.dumps(body))
+        assert refused.status_code == status, body
+    assert services.students.get("S1") == after
+
+
 def test_the_main_photo_can_be_replaced_with_five_photos(
         register, add_photo, photo_of, replace_main, services):
     register("S1", "Ada", photo_of("ada"))

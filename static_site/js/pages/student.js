@@ -163,9 +163,24 @@ function photosCard(student, photos, path) {
         setBusy(remove, false);
       }
     });
+    let makeMain = null;
+    if (!photo.main) {
+      makeMain = h("button", { type: "button", class: "btn btn--ghost btn--small" }, "Make main");
+      makeMain.addEventListener("click", async () => {
+        setBusy(makeMain, true, "Saving…");
+        try {
+          await api.request("PUT", `${path}/main-photo`, { body: { photo_id: photo.photo_id } });
+          toast("The main photo was changed.");
+          redraw();
+        } catch (error) {
+          toastError(error);
+          setBusy(makeMain, false);
+        }
+      });
+    }
     return h("figure", { class: "photo-tile", dataset: { photoId: photo.photo_id } }, frame,
       h("figcaption", { class: "photo-tile__actions" },
-        photo.main ? h("span", { class: "photo-tile__main" }, "Main photo") : null, remove));
+        photo.main ? h("span", { class: "photo-tile__main" }, "Main photo") : makeMain, remove));
   });
   return h("section", { class: "card panel", "aria-labelledby": "photos-title" },
     h("h2", { class: "panel__title", id: "photos-title" }, `Photos (${photos.length} of 5)`),
