@@ -44,8 +44,10 @@ export async function render(main, { classId } = {}) {
     onChoose: (files) => { state.photos = files; replan(); },
   });
 
+  let readings = 0;
   async function replan() {
     if (state.running) return;
+    const reading = ++readings; // a later choice wins over a slower, earlier read
     clear(runBox);
     if (!state.csv) {
       fill(previewBox, state.photos.length ? h("p", { class: "muted" }, "Now choose the CSV file.") : null);
@@ -55,17 +57,19 @@ export async function render(main, { classId } = {}) {
     try {
       const { text, encoding } = decodeText(await state.csv.arrayBuffer());
       const roster = readRoster(text);
+      if (reading !== readings) return;
       if (roster.error) {
         fill(previewBox, notice("error", "The CSV cannot be imported", h("p", {}, roster.error)));
         return;
       }
       const { photos, ignored } = await gatherPhotos(state.photos);
+      if (reading !== readings) return;
       state.plan = planImport(roster.rows, photos);
       state.plan.ignoredFiles.push(...ignored);
       state.plan.encoding = encoding;
       drawPreview();
     } catch (error) {
-      fill(previewBox, notice("error", "The files could not be read", h("p", {}, error.message)));
+      if (reading === readings) fill(previewBox, notice("error", "The files could not be read", h("p", {}, error.message)));
     }
   }
 
