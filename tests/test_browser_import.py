@@ -263,7 +263,7 @@ def test_a_folder_of_photos_is_matched_in_the_preview(page, stack, faces_dir, tm
     sign_in(page, stack)
     page.goto(stack.site_url + "#/import")
     page.get_by_label("CSV file").set_input_files(str(roster))
-    page.get_by_label("Photos or ZIP: a folder").set_input_files(str(folder))
+    page.get_by_label("A folder of photos").set_input_files(str(folder))
     expect(stat(page, "Ready to import")).to_have_text("1")
     expect(stat(page, "Rows without a photo")).to_have_text("1")
     expect(stat(page, "Duplicate IDs")).to_have_text("1")

@@ -254,7 +254,7 @@ function fileZone({ title, text, hint, accept, multiple, label, onChoose, folder
   });
   let folderButton = null;
   if (folders) {
-    const folderInput = h("input", { type: "file", webkitdirectory: true, hidden: true, "aria-label": `${label}: a folder` });
+    const folderInput = h("input", { type: "file", webkitdirectory: true, hidden: true, "aria-label": "A folder of photos" });
     folderInput.addEventListener("change", () => choose(fromInput(folderInput)));
     folderButton = h("button", { type: "button", class: "btn btn--ghost btn--small import-zone__folder" }, "Choose a whole folder");
     folderButton.addEventListener("click", () => folderInput.click());
