@@ -13,7 +13,9 @@ so a new account deploys with no file edited. A name the stage sets wins.
 Options that only the operator tools read (never Lambda) live in the stage's
 ``"rollcall"`` object: ``site_domain`` and ``site_certificate_arn`` (a custom
 domain for the site), ``table_kms_encryption`` (DynamoDB encrypted with a KMS
-key, which KMS charges for, instead of the default AWS-owned key).
+key, which KMS charges for, instead of the default AWS-owned key),
+``noncurrent_version_days`` (how long an overwritten or deleted photo or face
+crop stays restorable; default 30).
 """
 import json
 import os
@@ -25,7 +27,7 @@ CONFIG_PATH = PROJECT_DIR / ".chalice" / "config.json"
 
 #: Resource names Lambda may run without, which a deployed stage still has.
 OPTIONAL_NAME_VARIABLES = ("COMPLETION_TOPIC", "REKOGNITION_ROLE", "CONVERSION_ROLE",
-                           "SITE_BUCKET")
+                           "SITE_BUCKET", "EVIDENCE_QUEUE")
 #: The origin examples used to ship with; never a real one.
 PLACEHOLDER_ORIGINS = ("https://rollcall.example.org",)
 #: Host names reserved for documentation and tests (RFC 2606, RFC 6761).
@@ -84,6 +86,7 @@ def derived_name(stage, variable, account=None):
         "FACE_COLLECTION": f"rollcall-{stage}-faces",
         "COMPLETION_TOPIC": f"rollcall-{stage}-face-search-done",
         "REKOGNITION_ROLE": f"rollcall-{stage}-rekognition-publish",
+        "EVIDENCE_QUEUE": f"rollcall-{stage}-evidence",
         "CONVERSION_ROLE": f"rollcall-{stage}-mediaconvert",
     }
     if variable in special:
