@@ -158,13 +158,15 @@ export async function render(main, { sessionId }, { setTitle }) {
       arrived ? h("span", { class: "badge badge--processing" }, "Uploaded")
         : sending ? h("span", { class: "badge badge--processing" }, "Uploading") : badge(session.status),
       h("span", { class: "muted" }, session.status === "AWAITING_UPLOAD" && !arrived
-        ? `Created ${formatDateTime(session.created_at)}` : `Uploaded ${formatDateTime(session.created_at)}`));
+        ? `Created ${formatDateTime(session.created_at)}` : `Uploaded ${formatDateTime(session.created_at)}`),
+      session.media ? h("span", { class: "muted media-line" }, mediaWords(session.media)) : null);
   }
 
   function statusPanel(session) {
     if (session.status === "CONVERTING") {
       const percent = Number.isFinite(session.conversion_percent) ? ` (${session.conversion_percent}%)` : "";
-      return notice("info", `Rollcall is converting the recording${percent}`,
+      const from = session.media && session.media.codec_name ? `${session.media.codec_name} → H.264` : "to H.264";
+      return notice("info", `Converting the video (${from})${percent}…`,
         h("p", { class: "with-spinner" }, spinner("Converting"),
           "This kind of video is turned into one the face search reads first. This page updates by itself; you can leave it and come back."));
     }
@@ -454,4 +456,17 @@ function seenNotEnrolled(session) {
           h("td", { class: "num" }, formatSimilarity(person.similarity)),
           h("td", { class: "cell-action" }, enrol));
       }))));
+}
+
+
+/** What the uploaded file holds, as a teacher reads it: "HEVC (H.265), 1920×1080, 30 fps, 52 min". */
+function mediaWords(media) {
+  const parts = [media.codec_name || media.codec];
+  if (media.width && media.height) parts.push(`${media.width}×${media.height}`);
+  if (media.fps) parts.push(`${Math.round(media.fps)} fps`);
+  if (media.duration_s) {
+    const minutes = Math.floor(media.duration_s / 60);
+    parts.push(minutes ? `${minutes} min ${Math.round(media.duration_s % 60)} s` : `${Math.round(media.duration_s)} s`);
+  }
+  return `${(media.container || "").toUpperCase()} · ${parts.join(", ")}`;
 }
