@@ -266,6 +266,40 @@ def add_student_photo(student_id):
     return {"student": students.view(item)}
 
 
+@app.route("/students/{student_id}", methods=["PATCH"])
+def change_student(student_id):
+    """Rename (or set the email); the person's class rosters show the new name."""
+    services().access.check_student(current_user(), student_id)
+    changes = inputs.read_student_changes(app.current_request)
+    item = services().students.update(student_id, **changes)
+    if "full_name" in changes:
+        services().classes.members.rename_student(student_id, item["full_name"])
+    return {"student": services().students.view(item)}
+
+
+@app.route("/students/{student_id}/photos", methods=["GET"])
+def list_student_photos(student_id):
+    services().access.check_student(current_user(), student_id)
+    return {"photos": services().students.photos(student_id)}
+
+
+@app.route("/students/{student_id}/photos/{photo_id}", methods=["DELETE"])
+def remove_student_photo(student_id, photo_id):
+    services().access.check_student(current_user(), student_id)
+    students = services().students
+    return {"student": students.view(students.remove_photo(student_id, photo_id))}
+
+
+@app.route("/students/{student_id}/main-photo", methods=["PUT"])
+def replace_main_photo(student_id):
+    """A new upload replaces the main photo, or one of the person's photos becomes it."""
+    services().access.check_student(current_user(), student_id)
+    students, wanted = services().students, inputs.read_main_photo(app.current_request)
+    item = (students.make_main(student_id, wanted["photo_id"]) if "photo_id" in wanted
+            else students.replace_main_photo(student_id, wanted["photo_key"]))
+    return {"student": students.view(item)}
+
+
 @app.route("/students/{student_id}", methods=["DELETE"])
 def delete_student(student_id):
     require_role(current_user(), "admin")

@@ -211,6 +211,20 @@ class Memberships:
             raise
         return True
 
+    def rename_student(self, student_id, full_name):
+        """A renamed person's enrolments carry the new name (rosters list and sort by it)."""
+        for class_id in self.class_ids_of_student(student_id):
+            try:
+                self._table.update_item(
+                    Key={"class_id": class_id, "member": STUDENT + student_id},
+                    UpdateExpression="SET full_name = :name, name_key = :name_key",
+                    ConditionExpression=Attr("member").exists(),
+                    ExpressionAttributeValues={
+                        ":name": full_name, ":name_key": names.sort_key(full_name, student_id)})
+            except ClientError as error:
+                if not is_conditional_failure(error):  # unenrolled meanwhile: nothing to do
+                    raise
+
     def unenrol(self, class_id, student_id):
         """True if the person was enrolled (and is not now)."""
         try:

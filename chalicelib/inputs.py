@@ -17,7 +17,8 @@ from chalicelib.paging import MAX_PAGE_SIZE
 from chalicelib.multipart import MAX_PART_BYTES, MAX_PARTS, MAX_URLS_PER_REQUEST
 from chalicelib.statuses import AttendanceStatus
 from chalicelib.users import EMAIL_PATTERN, ROLES, normalise_email
-from chalicelib.students import MAX_NAME_LENGTH, STUDENT_ID_PATTERN, UPLOAD_KEY_PATTERN
+from chalicelib.students import (MAX_EMAIL_LENGTH, MAX_NAME_LENGTH, STUDENT_ID_PATTERN,
+                                 UPLOAD_KEY_PATTERN)
 from chalicelib.uploads import PHOTO_TYPES, VIDEO_TYPES
 
 #: A list's page size when ``?limit=`` is not given.
@@ -158,6 +159,36 @@ def read_new_student(request):
 def read_added_photo(request):
     """``POST /students/{id}/photos``: the uploaded photo's key."""
     return {"photo_key": read_photo_key(json_body(request))}
+
+
+def read_main_photo(request):
+    """``PUT /students/{id}/main-photo``: a new upload (``photo_key``) or one of the
+    person's photos (``photo_id``), not both."""
+    body = json_body(request)
+    if body.get("photo_id") is not None:
+        if body.get("photo_key") is not None:
+            raise InvalidInput("Send 'photo_key' (a new photo) or 'photo_id' (one of theirs), "
+                               "not both.", code="invalid_field", details={"field": "photo_id"})
+        return {"photo_id": require_string(body, "photo_id", max_length=64)}
+    return {"photo_key": read_photo_key(body)}
+
+
+def read_student_changes(request):
+    """``PATCH /students/{id}``: a new ``full_name`` and/or ``email`` ("" removes it)."""
+    body = json_body(request)
+    changes = {}
+    if body.get("full_name") is not None:
+        changes["full_name"] = read_full_name(body)
+    if body.get("email") is not None:
+        email = require_string(body, "email", min_length=0, max_length=MAX_EMAIL_LENGTH)
+        if email and not re.fullmatch(EMAIL_PATTERN, email):
+            raise InvalidInput("'email' must be an address like name@example.org.",
+                               code="invalid_field", details={"field": "email"})
+        changes["email"] = email
+    if not changes:
+        raise InvalidInput("Send 'full_name' or 'email' to change.", code="missing_field",
+                           details={"field": "full_name"})
+    return changes
 
 
 # -- sessions -----------------------------------------------------------------------

@@ -3,7 +3,12 @@
 Stored item (the students table, key ``student_id``)::
 
     {student_id, full_name, photo_keys: [..], face_ids: [..], created_at,
-     face_boxes: [{photo_key, left, top, width, height}]}
+     face_boxes: [{photo_key, left, top, width, height}], email?}
+
+``face_ids[i]`` is the face indexed from ``photo_keys[i]`` (each photo gives
+exactly one face, ``MaxFaces=1``); every write keeps the two lists in step,
+which is how removing a photo knows which face to take out of the collection.
+The first photo is the main one (thumbnails, the person's page).
 
 ``face_boxes`` (where each photo's indexed face is, ratios of the image) is
 missing from records made before it was kept; the API's ``face_box`` is then null.
@@ -27,7 +32,8 @@ from chalicelib.dynamo import (batch_get, from_dynamo, is_conditional_failure, q
                                to_dynamo, utc_now)
 from chalicelib.paging import page_sorted, query_page
 from chalicelib.schema import LISTED, STUDENTS_BY_ID_INDEX, STUDENTS_BY_NAME_INDEX
-from chalicelib.errors import Conflict, DuplicateStudentId, UnknownStudent, Unusable
+from chalicelib.errors import (Conflict, DuplicateStudentId, NotFound, UnknownStudent,
+                               Unusable)
 from chalicelib.faces import FaceProblem, image_size
 from chalicelib.uploads import PHOTO_TYPES, UploadProblem
 
@@ -36,6 +42,7 @@ STUDENT_ID_PATTERN = r"[A-Za-z0-9_.\-:]{1,64}"
 MAX_NAME_LENGTH = 200
 #: What POST /uploads/photo answers as a photo key (a uuid under the uploads prefix).
 UPLOAD_KEY_PATTERN = r"photos/uploads/[0-9a-f]{32}\.(jpg|png)"
+MAX_EMAIL_LENGTH = 320
 
 
 def is_student_id(value):
@@ -56,6 +63,10 @@ class DuplicateStudent(Exception):
 
 class NoRoom(Exception):
     """The record is gone, or already holds the most photos allowed."""
+
+
+class Changed(Exception):
+    """The record is gone, or its photos changed since it was read."""
 
 
 def index_attributes(item):
@@ -161,6 +172,60 @@ class StudentStore:
             raise
         return from_dynamo(answer["Attributes"])
 
+    def update_details(self, student_id, full_name=None, email=None):
+        """Set the name and/or the email ("" removes it); None if the record is gone."""
+        sets, removes, values = [], [], {}
+        if full_name is not None:
+            # The list and search indexes read name_key: it follows the name.
+            sets.append("full_name = :name, name_key = :name_key")
+            values[":name"] = full_name
+            values[":name_key"] = index_attributes(
+                {"student_id": student_id, "full_name": full_name})["name_key"]
+        if email:
+            sets.append("email = :email")
+            values[":email"] = email
+        elif email == "":
+            removes.append("email")
+        expression = " ".join(part for part in (
+            "SET " + ", ".join(sets) if sets else "",
+            "REMOVE " + ", ".join(removes) if removes else "") if part)
+        extra = {"ExpressionAttributeValues": values} if values else {}
+        try:
+            answer = self._table.update_item(
+                Key={"student_id": student_id}, UpdateExpression=expression,
+                ConditionExpression="attribute_exists(student_id)", ReturnValues="ALL_NEW",
+                **extra)
+        except ClientError as error:
+            if is_conditional_failure(error):
+                return None
+            raise
+        return from_dynamo(answer["Attributes"])
+
+    def set_photos(self, before, photo_keys, face_ids, face_boxes):
+        """Write a new photo list, only if it is still ``before``'s; :class:`Changed` if not.
+
+        Optimistic: the condition compares the stored ``photo_keys`` and
+        ``face_ids`` with what was read, so a concurrent addition, removal
+        or deletion makes this write fail instead of being lost.
+        """
+        try:
+            answer = self._table.update_item(
+                Key={"student_id": before["student_id"]},
+                UpdateExpression="SET photo_keys = :keys, face_ids = :faces, face_boxes = :boxes",
+                ConditionExpression=("attribute_exists(student_id) AND photo_keys = :old_keys "
+                                     "AND face_ids = :old_faces"),
+                ExpressionAttributeValues={
+                    ":keys": list(photo_keys), ":faces": list(face_ids),
+                    ":boxes": to_dynamo(list(face_boxes)),
+                    ":old_keys": list(before.get("photo_keys") or []),
+                    ":old_faces": list(before.get("face_ids") or [])},
+                ReturnValues="ALL_NEW")
+        except ClientError as error:
+            if is_conditional_failure(error):
+                raise Changed(before["student_id"])
+            raise
+        return from_dynamo(answer["Attributes"])
+
     def delete(self, student_id):
         """Delete the record; False if there was none."""
         try:
@@ -246,7 +311,7 @@ class Students:
         """The API's ``student``: no face ids, a 5-minute link to the first photo."""
         keys = list(item.get("photo_keys") or [])
         return {"student_id": item["student_id"], "full_name": item["full_name"],
-                "photo_keys": keys, "photo_count": len(keys),
+                "email": item.get("email"), "photo_keys": keys, "photo_count": len(keys),
                 "face_count": len(item.get("face_ids") or []),
                 "created_at": item.get("created_at"),
                 "photo_url": (self._photos.presigned_get(keys[0], self.LINK_SECONDS)
@@ -375,6 +440,113 @@ class Students:
         if not self.store.delete(student_id):
             raise UnknownStudent(f"There is no student with ID {student_id}.")
 
+    # -- editing a person ------------------------------------------------------
+    def update(self, student_id, full_name=None, email=None):
+        """Rename (and/or set the email of) a person.
+
+        Only the record changes: attendance rows keep the name they were
+        taken under, and the faces are keyed by the ID, never the name.
+        """
+        self.require(student_id)
+        item = self.store.update_details(student_id, full_name=full_name, email=email)
+        if item is None:
+            raise UnknownStudent(f"There is no student with ID {student_id}.")
+        return item
+
+    def photos(self, student_id):
+        """Every photo of a person, main first: id, 5-minute link, face box."""
+        item = self.require(student_id)
+        return [{"photo_id": _photo_id(key), "photo_key": key, "main": i == 0,
+                 "url": self._photos.presigned_get(key, self.LINK_SECONDS),
+                 "face_box": _face_box(item, key)}
+                for i, key in enumerate(item.get("photo_keys") or [])]
+
+    def remove_photo(self, student_id, photo_id):
+        """Remove one photo and its face; the last photo stays (409 ``last_photo``).
+
+        The record is written first (conditional on its photos being as
+        read), then the face leaves the collection and the file is deleted:
+        once the record no longer lists the photo, nothing refers to them.
+        """
+        item = self.require(student_id)
+        index = self._photo_index(item, photo_id)
+        keys, faces = list(item["photo_keys"]), list(item.get("face_ids") or [])
+        if len(keys) == 1:
+            raise Conflict(f"This is {item['full_name']}'s only photo; a person keeps at "
+                           "least one. Add another photo first, or replace this one.",
+                           code="last_photo", details={"field": "photo_id"})
+        removed_key, removed_face = keys.pop(index), faces.pop(index)
+        boxes = [b for b in item.get("face_boxes") or [] if b.get("photo_key") != removed_key]
+        updated = self._write_photos(item, keys, faces, boxes)
+        self._faces.delete([removed_face])
+        self._photos.delete([removed_key])
+        return updated
+
+    def replace_main_photo(self, student_id, photo_key):
+        """A new main photo of the same person in place of the current one.
+
+        The upload follows the added-photo rules (one usable face, the
+        person's own); the old main photo and its face go once the record
+        holds the new one. Any failure before that undoes the new photo.
+        """
+        item = self.require(student_id)
+        self._photo_index(item, None)  # the photos and faces must line up
+        rollback = Rollback(self._log)
+        rollback.on_failure("delete upload", self._photos.delete, [photo_key])
+        try:
+            self._check_photo(photo_key)
+            self._require_same_face(photo_key, item)
+            face_ids, box = self._index(rollback, photo_key, student_id)
+            stored_key = self._keep_photo(rollback, photo_key)
+            keys, faces = list(item["photo_keys"]), list(item["face_ids"])
+            old_key, old_face = keys[0], faces[0]
+            keys[0], faces[0] = stored_key, face_ids[0]
+            boxes = [b for b in item.get("face_boxes") or [] if b.get("photo_key") != old_key]
+            if box:
+                boxes.insert(0, _box_entry(stored_key, box))
+            updated = self._write_photos(item, keys, faces, boxes)
+        except Exception:
+            rollback.undo()
+            raise
+        self._faces.delete([old_face] + face_ids[1:])
+        self._photos.delete([old_key])
+        return updated
+
+    def make_main(self, student_id, photo_id):
+        """One of the person's photos becomes the main one (first); the rest keep their order."""
+        item = self.require(student_id)
+        index = self._photo_index(item, photo_id)
+        if index == 0:
+            return item
+        keys, faces = list(item["photo_keys"]), list(item["face_ids"])
+        keys.insert(0, keys.pop(index))
+        faces.insert(0, faces.pop(index))
+        return self._write_photos(item, keys, faces, item.get("face_boxes") or [])
+
+    def _photo_index(self, item, photo_id):
+        """Where ``photo_id`` is in the record (404 if absent); checks the lists line up."""
+        keys = list(item.get("photo_keys") or [])
+        if len(keys) != len(item.get("face_ids") or []):
+            raise Conflict(f"{item['full_name']}'s photos and faces do not line up, so "
+                           "photos cannot be changed one by one. Delete the person and "
+                           "register them again.", code="photos_out_of_step")
+        if photo_id is None:
+            return None
+        for index, key in enumerate(keys):
+            if _photo_id(key) == photo_id:
+                return index
+        raise NotFound(f"{item['full_name']} has no photo {photo_id}.",
+                       code="unknown_photo", details={"field": "photo_id"})
+
+    def _write_photos(self, item, keys, faces, boxes):
+        try:
+            return self.store.set_photos(item, keys, faces, boxes)
+        except Changed:
+            if self.get(item["student_id"]) is None:
+                raise UnknownStudent(f"Student {item['student_id']} was deleted meanwhile.")
+            raise Conflict(f"{item['full_name']}'s photos changed meanwhile. Reload the "
+                           "page and try again.", code="photos_changed")
+
     # -- steps -------------------------------------------------------------------
     def _check_photo(self, photo_key):
         """Size, type and magic bytes of the upload, then its one usable face."""
@@ -463,6 +635,10 @@ class Students:
 def _box_entry(photo_key, box):
     """One ``face_boxes`` entry: the photo's key and its face box (Decimals)."""
     return {"photo_key": photo_key, **{k: to_dynamo(v) for k, v in box.items()}}
+
+
+def _photo_id(key):
+    return key.rsplit("/", 1)[-1]
 
 
 def _face_box(item, photo_key):

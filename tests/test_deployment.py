@@ -219,7 +219,9 @@ TABLE_ACTIONS = {
                        "BatchGetItem"},
     "ATTENDANCE_TABLE": {"Query", "PutItem", "UpdateItem", "BatchWriteItem"},
     "CLASSES_TABLE": {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchGetItem"},
-    "MEMBERS_TABLE": {"Query", "PutItem", "DeleteItem", "BatchGetItem", "BatchWriteItem"},
+    # UpdateItem: a renamed person's enrolments take the new name.
+    "MEMBERS_TABLE": {"Query", "PutItem", "UpdateItem", "DeleteItem", "BatchGetItem",
+                      "BatchWriteItem"},
 }
 
 

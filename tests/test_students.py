@@ -523,7 +523,7 @@ def test_one_student_and_404(api, admin_headers, register, photo_of):
     answer = api.http.get("/students/S1", headers=admin_headers)
     assert answer.status_code == 200
     assert set(answer.json_body["student"]) == {
-        "student_id", "full_name", "photo_keys", "photo_count", "face_count",
+        "student_id", "full_name", "email", "photo_keys", "photo_count", "face_count",
         "created_at", "photo_url", "face_box"}
     for missing in ("S2", "not%20an%20id"):
         gone = api.http.get(f"/students/{missing}", headers=admin_headers)

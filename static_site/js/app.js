@@ -18,6 +18,7 @@ import * as classPage from "./pages/class.js";
 import * as registerPage from "./pages/register.js";
 import * as usersPage from "./pages/users.js";
 import * as accountPage from "./pages/account.js";
+import * as importPage from "./pages/import.js";
 
 const ROUTES = [
   { id: "login", pattern: /^#\/login$/, page: loginPage, title: "Sign in", public: true },
@@ -26,6 +27,8 @@ const ROUTES = [
   { id: "report", pattern: /^#\/sessions\/([^/]+)\/report$/, page: reportPage, title: "Printable report", nav: "sessions", keys: ["sessionId"] },
   { id: "session", pattern: /^#\/sessions\/([^/]+)$/, page: sessionPage, title: "Session", nav: "sessions", keys: ["sessionId"] },
   { id: "students", pattern: /^#\/students$/, page: studentsPage, title: "People", nav: "students" },
+  { id: "import", pattern: /^#\/import$/, page: importPage, title: "Import people", nav: "students" },
+  { id: "class-import", pattern: /^#\/classes\/([^/]+)\/import$/, page: importPage, title: "Import people", nav: "classes", keys: ["classId"] },
   { id: "student", pattern: /^#\/students\/([^/]+)$/, page: studentPage, title: "Person", nav: "students", keys: ["studentId"] },
   { id: "classes", pattern: /^#\/classes$/, page: classesPage, title: "Classes", nav: "classes" },
   { id: "register", pattern: /^#\/classes\/([^/]+)\/register$/, page: registerPage, title: "Register", nav: "classes", keys: ["classId"] },

@@ -44,6 +44,7 @@ export async function render(main, { classId }, { setTitle }) {
       actions: [
         h("a", { class: "btn btn--primary", href: `#/classes/${api.seg(classId)}/register` }, "Register"),
         klass.archived ? null : h("a", { class: "btn btn--secondary", href: `#/upload?class=${api.seg(classId)}` }, "Upload a recording"),
+        klass.archived ? null : h("a", { class: "btn btn--secondary", href: `#/classes/${api.seg(classId)}/import` }, "Import people"),
       ].filter(Boolean),
     }),
     klass.archived ? notice("info", "This class is archived", "Its roster and sessions are kept; it takes no new sessions.") : null,

@@ -137,7 +137,8 @@ export async function render(main) {
     h("div", { class: "page-header" },
       h("div", { class: "page-header__row" },
         h("div", {}, h("h1", { class: "page-title" }, "People"), summary),
-        h("div", { class: "page-header__actions" }, searchBox, open))),
+        h("div", { class: "page-header__actions" }, searchBox, open,
+          h("a", { class: "btn btn--secondary", href: "#/import" }, "Import from a spreadsheet")))),
     h("div", { class: "students-layout" }, listBox, register));
 }
 
