@@ -101,5 +101,5 @@ def test_an_hevc_mov_gives_the_same_register_as_its_h264_twin(tmp_path, faces_di
 
     def register(detail):
         return {row["student_id"]: row["status"] for row in detail["attendance"]}
-    assert register(plain) == {"S-1": "PRESENT", "S-2": "PRESENT", "S-3": "ABSENT"}
+    assert register(plain) == {"S-1": "PRESENT", "S-2": "PRESENT", "S-3": "ABSENT"}, plain
     assert register(converted) == register(plain)

@@ -151,7 +151,7 @@ def test_rollcall_end_to_end_and_after_a_restart(tmp_path, faces_dir):
         stack.stop()
     ports = stack.ports
     assert _ports_closed(ports), "a part still listens after stop()"
-    assert len(stack.parts) == 6 and not any(part.running() for part in stack.parts)
+    assert len(stack.parts) == 7 and not any(part.running() for part in stack.parts)
 
     # Start again the way `make run` does, on the same data and ports.
     process = _start(data_dir, ports)
