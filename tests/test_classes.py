@@ -211,8 +211,9 @@ def test_a_class_session_is_taken_against_its_roster_with_late_and_seen_not_enro
         "PRESENT", "LATE", "ABSENT")
     session = detail["session"]
     assert session["class_id"] == cid and session["late_threshold_minutes"] == 10
+    # The outsider is someone registered: listed apart, never an unrecognised person.
     assert session["counts"] == {"roster": 3, "present": 2, "late": 1, "absent": 1,
-                                 "excused": 0, "unrecognised": 1, "not_enrolled": 1}
+                                 "excused": 0, "unrecognised": 0, "not_enrolled": 1}
     assert session["seen_not_enrolled"] == [{"student_id": "out", "full_name": "Outsider",
                                              "first_seen_ms": 3 * minute, "similarity": 91.0,
                                              "sightings": 2}]

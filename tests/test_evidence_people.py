@@ -60,7 +60,8 @@ def class_id(api, admin_headers, teacher_headers, services, engine):
         {"name": "Civics 2B", "teachers": ["teacher@example.org"]}))
     assert created.status_code == 201, created.body
     class_id = created.json_body["class"]["class_id"]
-    enrolled = api.http.put(f"/classes/{class_id}/students/obama", headers=admin_headers)
+    enrolled = api.http.post(f"/classes/{class_id}/students", headers=admin_headers,
+                             body=json.dumps({"student_id": "obama"}))
     assert enrolled.status_code == 201, enrolled.body
     return class_id
 

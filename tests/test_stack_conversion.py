@@ -9,7 +9,7 @@ import requests
 
 from stack_support import presigned_post, running_stack
 
-PEOPLE = [("S-1", "Barack Obama", "barack_obama/1.jpg", "barack_obama/3.jpg"),
+PEOPLE = [("S-1", "Barack Obama", "barack_obama/1.jpg", "barack_obama/2.jpg"),
           ("S-2", "Rose Leslie", "rose_leslie/1.jpg", "rose_leslie/2.jpg"),
           ("S-3", "Joe Biden", "joe_biden/2.jpg", None)]  # registered, not in the video
 
@@ -64,9 +64,9 @@ def test_an_hevc_mov_gives_the_same_register_as_its_h264_twin(tmp_path, faces_di
 
     shown = [p for p in PEOPLE if p[3]]
     h264 = tmp_path / "class.mp4"
-    make_video(str(h264), [{"image": str(faces_dir / "people" / photo), "start_s": 0.3,
-                            "end_s": 4.5, "x": 40 + 260 * i, "y": 60, "height": 110}
-                           for i, (_, _, _, photo) in enumerate(shown)],
+    make_video(str(h264), [{"image": str(faces_dir / "people" / photo), "start_s": 0.3 + 0.4 * i,
+                            "end_s": 4.5, "x": 20 + 210 * i, "y": 50, "height": 100,
+                            "drift": 3} for i, (_, _, _, photo) in enumerate(shown)],
                size=(640, 360), fps=10, duration_s=5.0)
     hevc = tmp_path / "IMG_0001.MOV"
     to_hevc_mov(h264, hevc)
