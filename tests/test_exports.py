@@ -7,7 +7,8 @@ import json
 import pytest
 
 from chalicelib.reports import safe_cell, to_csv, video_time
-from test_attendance_fakes import add_students, run_session, seen, video_search  # noqa: F401
+from tests.fakes.drivers import add_students, run_session
+from tests.fakes.video_search import seen
 
 pytestmark = pytest.mark.usefixtures("video_search")
 

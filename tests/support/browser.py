@@ -15,11 +15,15 @@ from urllib.parse import urlsplit
 
 import pytest
 
-ARTIFACTS_DIR = pathlib.Path(__file__).resolve().parent / "artifacts"
+ARTIFACTS_DIR = pathlib.Path(__file__).resolve().parents[1] / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+
+# The users the browser tests' stack starts with: (email, password, role).
+TEACHER = ("teacher@example.org", "teacher password 1", "teacher")
+ADMIN = ("admin@example.org", "admin password 12", "admin")
 
 
 def require_browser():

@@ -3,8 +3,8 @@
 Every call goes through an unchanged boto3 Rekognition client (the
 ``face_rekognition`` fixture), so responses are parsed by botocore exactly as
 Amazon's are, and errors arrive as boto3's typed exceptions. Photos and the
-clip are the real ones in ../shared/faces; videos are made from them with
-local/video_maker.py.
+clip are the real ones in ../shared/faces; videos are made from them by
+tests/support/face_set.py (the ``classroom_video`` and ``short_video`` fixtures).
 """
 import json
 import os
@@ -17,34 +17,16 @@ import urllib.request
 import boto3
 import pytest
 
-from conftest import shared_faces_dir
 from local.engine.rekognition_server import RekognitionServer
-from tests.support.video_maker import make_video
+from tests.support.aws import REGION
+from tests.support.face_set import CLASS_SCHEDULE, ENGINE_BUCKET as BUCKET, photo
 
-REGION = "us-east-1"
-BUCKET = "face-engine-test"
+pytestmark = pytest.mark.engine
 INTERVAL_MS = 500            # the endpoint's default sampling interval (2 per second)
-
-
-def photo(faces_dir, identity, n=1):
-    return faces_dir / "people" / identity / f"{n}.jpg"
 
 
 def image(path):
     return {"Bytes": path.read_bytes()}
-
-
-@pytest.fixture
-def s3(aws):
-    client = boto3.client("s3", region_name=REGION)
-    client.create_bucket(Bucket=BUCKET)
-    return client
-
-
-@pytest.fixture
-def collection(face_rekognition):
-    face_rekognition.create_collection(CollectionId="class-1")
-    return "class-1"
 
 
 def enrol(client, collection_id, faces_dir, identity, n=1):
@@ -309,29 +291,6 @@ def _blank_png():
 
 # -- face search in stored video ------------------------------------------------------
 
-CLASS_SCHEDULE = [
-    # (identity, photo n used in the video, start_s, end_s, x, y, face height px)
-    ("john_simm", 3, 0.3, 4.7, 120, 420, 50),
-    ("barack_obama", 2, 1.2, 10.2, 520, 140, 130),
-    ("kit_harington", 2, 2.1, 6.8, 900, 380, 80),        # not registered
-    ("rose_leslie", 2, 3.3, 11.8, 1000, 120, 70),
-    ("john_simm", 3, 8.3, 11.6, 120, 420, 50),           # comes back: a second appearance
-]
-
-
-@pytest.fixture(scope="module")
-def classroom_video(tmp_path_factory):
-    faces = shared_faces_dir()
-    if not (faces / "people").is_dir():
-        pytest.skip(f"face photos not found in {faces}")
-    path = tmp_path_factory.mktemp("videos") / "classroom.mp4"
-    make_video(path, [dict(image=photo(faces, who, n), start_s=a, end_s=b, x=x, y=y,
-                           height=h, drift=3)
-                      for who, n, a, b, x, y, h in CLASS_SCHEDULE],
-               size=(1280, 720), fps=10, duration_s=12.5)
-    return path
-
-
 def test_face_search_finds_who_was_there_and_when(face_rekognition, collection, faces_dir, s3,
                                                   classroom_video):
     rk = face_rekognition
@@ -386,20 +345,6 @@ def test_face_search_finds_who_was_there_and_when(face_rekognition, collection, 
     assert message["API"] == "StartFaceSearch" and message["JobTag"] == "session-s1"
     assert message["Video"] == {"S3ObjectName": "sessions/s1.mp4", "S3Bucket": BUCKET}
     assert isinstance(message["Timestamp"], int)
-
-
-@pytest.fixture(scope="module")
-def short_video(tmp_path_factory):
-    faces = shared_faces_dir()
-    if not (faces / "people").is_dir():
-        pytest.skip(f"face photos not found in {faces}")
-    path = tmp_path_factory.mktemp("videos") / "short.mp4"
-    make_video(path, [dict(image=photo(faces, "barack_obama", 2), start_s=0, end_s=4,
-                           x=60, y=40, height=90),
-                      dict(image=photo(faces, "rose_leslie", 2), start_s=1, end_s=4,
-                           x=360, y=60, height=80)],
-               size=(640, 360), fps=10, duration_s=4)
-    return path
 
 
 def test_client_request_token_pagination_and_sort(face_rekognition, collection, faces_dir, s3,

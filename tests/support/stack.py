@@ -1,6 +1,6 @@
 """Helpers to run the local stack (or parts of it) as real processes in tests.
 
-    from tests.stack_support import running_stack
+    from tests.support.stack import running_stack
     with running_stack(tmp_path) as stack:        # free ports, tmp data dir
         requests.get(stack.api_url + "/health")
 
@@ -19,7 +19,7 @@ import time
 
 import requests
 
-PROJECT_DIR = pathlib.Path(__file__).resolve().parent.parent
+PROJECT_DIR = pathlib.Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 
 

@@ -1,4 +1,4 @@
-"""The face engine itself (local/face_engine.py, local/video.py, local/tracking.py)
+"""The face engine itself (local/engine/face_engine.py, video.py, tracking.py)
 on the real photos in ../shared/faces: calibration, orientation, small faces,
 tracking and containers. The HTTP side is in test_rekognition_endpoint.py."""
 import io
@@ -10,15 +10,14 @@ import pytest
 from PIL import Image
 
 from local.engine import face_engine, video
+from tests.support.face_set import photo
 from tests.support.video_maker import make_video
+
+pytestmark = pytest.mark.engine
 
 PEOPLE_WITH_3 = ["barack_obama", "joe_biden", "alex_lacamoire", "kit_harington",
                  "rose_leslie", "john_salley", "john_savage", "john_schneider",
                  "john_shimkus", "john_simm"]
-
-
-def photo(faces_dir, identity, n):
-    return faces_dir / "people" / identity / f"{n}.jpg"
 
 
 def describe_file(path, max_pixels=face_engine.MAX_DETECT_PIXELS):

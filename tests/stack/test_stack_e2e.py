@@ -20,8 +20,10 @@ import pytest
 import requests
 
 from local.stack.launcher import StackError, main as stack_main
-from tests.stack_support import (PROJECT_DIR, is_listening, make_stack, presigned_post,
+from tests.support.stack import (PROJECT_DIR, is_listening, make_stack, presigned_post,
                                  wait_for)
+
+pytestmark = pytest.mark.stack
 
 # (student_id, full name, registration photo, photo shown in the video or None)
 PEOPLE = [
@@ -89,6 +91,8 @@ def _ports_closed(ports):
     return not any(is_listening(port) for port in vars(ports).values())
 
 
+@pytest.mark.engine
+@pytest.mark.slow
 def test_rollcall_end_to_end_and_after_a_restart(tmp_path, faces_dir):
     data_dir = tmp_path / "data"
     stack = make_stack(data_dir)
@@ -298,6 +302,7 @@ def test_sigterm_while_starting_stops_what_had_started(tmp_path):
     assert _ports_closed(stack.ports)
 
 
+@pytest.mark.slow
 def test_a_part_that_dies_stops_the_whole_stack(tmp_path):
     stack = make_stack(tmp_path / "data")
     process, lines = _launch(tmp_path / "data", stack.ports)

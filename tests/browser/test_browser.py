@@ -10,13 +10,12 @@ import re
 
 import pytest
 
-from tests.browser_support import PageWatch, Shots, launch, require_browser
+from tests.support.browser import ADMIN, TEACHER, require_browser
 
 sync_api = require_browser()
 expect = sync_api.expect
+pytestmark = [pytest.mark.browser, pytest.mark.stack, pytest.mark.engine, pytest.mark.slow]
 
-TEACHER = ("teacher@example.org", "teacher password 1", "teacher")
-ADMIN = ("admin@example.org", "admin password 12", "admin")
 XSS_NAME = "<img src=x onerror=alert(1)>"
 # Registration photos, and different photos of the same people for the video.
 ROSTER = [
@@ -25,37 +24,6 @@ ROSTER = [
     ("Joe Biden", "S-1003", "joe_biden/2.jpg", None),  # registered, not in the video
 ]
 PROCESSING_TIMEOUT_MS = 150_000
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    from tests.stack_support import running_stack
-
-    with running_stack(tmp_path_factory.mktemp("browser-stack")) as running:
-        for email, password, role in (TEACHER, ADMIN):
-            running.add_user(email, password, role)
-        yield running
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser, stack, request):
-    context = browser.new_context(viewport={"width": 1280, "height": 860},
-                                  accept_downloads=True, locale="en-GB")
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    # The report's inline Print handler is refused by its sandbox, by design.
-    page.watch = PageWatch(page, allowed_console=[r"Blocked script execution in 'about:srcdoc'"])
-    page.shots = Shots(request.node.name)
-    yield page
-    context.close()
 
 
 def sign_in(page, stack, user, password=None):

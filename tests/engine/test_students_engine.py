@@ -3,7 +3,7 @@
 The same HTTP API as ``test_students.py``, but faces are found, compared and
 indexed by the real dlib engine behind a Rekognition-compatible endpoint
 (the ``face_rekognition`` fixture), reading the photos from moto's S3 just as
-Amazon Rekognition reads them from S3. Photos come from /work/shared/faces
+Amazon Rekognition reads them from S3. Photos come from ../shared/faces
 (``faces_dir``); variants (blurred, darkened) are made in memory here.
 """
 import io
@@ -12,62 +12,7 @@ import json
 import pytest
 from PIL import Image, ImageEnhance, ImageFilter
 
-
-@pytest.fixture
-def engine(services, face_rekognition):
-    """This test's services with the real engine as Rekognition and an empty collection."""
-    services.clients.register("rekognition", face_rekognition)
-    collection = services.settings.face_collection
-    existing = face_rekognition.list_collections().get("CollectionIds", [])
-    if collection not in existing:
-        face_rekognition.create_collection(CollectionId=collection)
-    return face_rekognition
-
-
-@pytest.fixture
-def upload(api, teacher_headers, services):
-    def do_upload(data, content_type="image/jpeg"):
-        answer = api.http.post("/uploads/photo", headers=teacher_headers,
-                               body=json.dumps({"content_type": content_type}))
-        key = answer.json_body["photo_key"]
-        services.clients.client("s3").put_object(
-            Bucket=services.settings.photos_bucket, Key=key, Body=data,
-            ContentType=content_type)
-        return key
-    return do_upload
-
-
-@pytest.fixture
-def photo(faces_dir):
-    def read(relative):
-        return (faces_dir / relative).read_bytes()
-    return read
-
-
-@pytest.fixture
-def collection_faces(engine, services):
-    """(ExternalImageId, FaceId) of every face in the collection, all pages."""
-    def faces():
-        found, token = [], None
-        while True:
-            kwargs = {"CollectionId": services.settings.face_collection}
-            if token:
-                kwargs["NextToken"] = token
-            page = engine.list_faces(**kwargs)
-            found += [(f.get("ExternalImageId"), f["FaceId"]) for f in page["Faces"]]
-            token = page.get("NextToken")
-            if not token:
-                return sorted(found)
-    return faces
-
-
-@pytest.fixture
-def bucket_keys(services):
-    def keys():
-        listing = services.clients.client("s3").list_objects_v2(
-            Bucket=services.settings.photos_bucket)
-        return sorted(o["Key"] for o in listing.get("Contents", []))
-    return keys
+pytestmark = pytest.mark.engine
 
 
 def post(api, headers, path, body):
@@ -81,11 +26,11 @@ def jpeg(image):
 
 
 def test_a_real_person_registered_once_with_more_photos_then_deleted(
-        engine, api, teacher_headers, admin_headers, upload, photo, services,
+        engine, api, teacher_headers, admin_headers, upload_photo, shared_photo, services,
         collection_faces, bucket_keys):
     answer = post(api, teacher_headers, "/students", {
         "student_id": "obama", "full_name": "Barack Obama",
-        "photo_key": upload(photo("people/barack_obama/1.jpg"))})
+        "photo_key": upload_photo(shared_photo("people/barack_obama/1.jpg"))})
     assert answer.status_code == 201, answer.body
     [(external_id, face_id)] = collection_faces()
     assert external_id == "obama"
@@ -94,7 +39,7 @@ def test_a_real_person_registered_once_with_more_photos_then_deleted(
     # Another photo of the same man under another id: already registered.
     again = post(api, teacher_headers, "/students", {
         "student_id": "B-44", "full_name": "Someone Else",
-        "photo_key": upload(photo("people/barack_obama/2.jpg"))})
+        "photo_key": upload_photo(shared_photo("people/barack_obama/2.jpg"))})
     assert again.status_code == 409, again.body
     error = again.json_body["error"]
     assert error["code"] == "face_already_registered"
@@ -102,16 +47,16 @@ def test_a_real_person_registered_once_with_more_photos_then_deleted(
     assert services.students.get("B-44") is None
 
     # His second photo (as an RGBA PNG) is added to his record.
+    png = shared_photo("variants/barack_obama/obama2_rgba_32bit.png")
     added = post(api, teacher_headers, "/students/obama/photos", {
-        "photo_key": upload(photo("variants/barack_obama/obama2_rgba_32bit.png"),
-                            "image/png")})
+        "photo_key": upload_photo(png, "image/png")})
     assert added.status_code == 200, added.body
     assert added.json_body["student"]["photo_count"] == 2
     assert added.json_body["student"]["face_count"] == 2
 
     # Someone else's photo is not his.
     other = post(api, teacher_headers, "/students/obama/photos", {
-        "photo_key": upload(photo("people/joe_biden/2.jpg"))})
+        "photo_key": upload_photo(shared_photo("people/joe_biden/2.jpg"))})
     assert other.status_code == 422 and other.json_body["error"]["code"] == "face_mismatch"
     assert [e for e, _ in collection_faces()] == ["obama", "obama"]
     assert len(bucket_keys()) == 2
@@ -119,7 +64,7 @@ def test_a_real_person_registered_once_with_more_photos_then_deleted(
     # A different person registers fine beside him.
     biden = post(api, teacher_headers, "/students", {
         "student_id": "biden", "full_name": "Joe Biden",
-        "photo_key": upload(photo("people/joe_biden/2.jpg"))})
+        "photo_key": upload_photo(shared_photo("people/joe_biden/2.jpg"))})
     assert biden.status_code == 201, biden.body
 
     listed = api.http.get("/students", headers=teacher_headers).json_body["students"]
@@ -131,11 +76,11 @@ def test_a_real_person_registered_once_with_more_photos_then_deleted(
 
 
 def test_real_photos_without_one_usable_face_are_refused_and_leave_nothing(
-        engine, api, teacher_headers, upload, photo, collection_faces, bucket_keys):
-    portrait = Image.open(io.BytesIO(photo("people/barack_obama/1.jpg")))
+        engine, api, teacher_headers, upload_photo, shared_photo, collection_faces, bucket_keys):
+    portrait = Image.open(io.BytesIO(shared_photo("people/barack_obama/1.jpg")))
     cases = [
-        ("group/two_people.jpg", photo("group/two_people.jpg"), "several_faces"),
-        ("obama-240p.jpg: a 62 px face", photo("variants/barack_obama/obama-240p.jpg"),
+        ("group/two_people.jpg", shared_photo("group/two_people.jpg"), "several_faces"),
+        ("obama-240p.jpg: a 62 px face", shared_photo("variants/barack_obama/obama-240p.jpg"),
          "face_too_small"),
         ("blurred", jpeg(portrait.filter(ImageFilter.GaussianBlur(12))), "face_unclear"),
         ("dark", jpeg(ImageEnhance.Brightness(portrait).enhance(0.12)), "face_unclear"),
@@ -144,7 +89,7 @@ def test_real_photos_without_one_usable_face_are_refused_and_leave_nothing(
     ]
     for label, data, code in cases:
         answer = post(api, teacher_headers, "/students", {
-            "student_id": "S1", "full_name": "Test", "photo_key": upload(data)})
+            "student_id": "S1", "full_name": "Test", "photo_key": upload_photo(data)})
         assert answer.status_code == 422, (label, answer.body)
         assert answer.json_body["error"]["code"] == code, label
         assert collection_faces() == [] and bucket_keys() == [], label

@@ -1,4 +1,8 @@
-"""Findings of the security review that have no better home among the test files."""
+"""The site's own JS modules, run in node with a minimal fake DOM.
+
+A photo link only becomes an ``<img src>`` if it is http(s); a malformed
+address sends the browser to a page instead of leaving it stuck.
+"""
 import json
 import os
 import shutil
@@ -70,34 +74,6 @@ def test_a_photo_url_goes_into_img_src_only_if_it_is_http_or_https(tmp_path):
     for url in bad:
         # No image from it: the person's initials instead.
         assert made[url] == {"tag": "span", "src": None}, url
-
-
-def test_every_route_but_login_and_health_needs_a_token(api, services):
-    import app as app_module
-    from chalicelib.auth import PUBLIC_ROUTES
-
-    checked = 0
-    for path, methods in app_module.app.routes.items():
-        concrete = (path.replace("{session_id}", "0" * 32)
-                    .replace("{student_id}", "S1"))
-        for method in methods:
-            response = getattr(api.http, method.lower())(
-                concrete, headers={"Content-Type": "application/json"}, body="{}")
-            if path in PUBLIC_ROUTES:
-                assert response.status_code != 401, (method, path)
-                continue
-            assert response.status_code == 401, (method, path)
-            assert response.json_body["error"]["code"] == "missing_token", (method, path)
-            checked += 1
-    assert checked >= 18
-
-
-def test_a_teacher_is_refused_on_every_admin_route(api, teacher_headers):
-    for method, path in (("get", "/users"), ("delete", "/students/S1"),
-                         ("delete", f"/sessions/{'0' * 32}")):
-        response = getattr(api.http, method)(path, headers=teacher_headers)
-        assert response.status_code == 403, (method, path)
-        assert response.json_body["error"]["code"] == "forbidden"
 
 
 # Imports the whole app (app.js routes at once) with a fake DOM, storage and

@@ -17,7 +17,9 @@ import requests
 from chalice import Chalice
 
 from local.stack.bridge import EventBridge, routes_from_app
-from tests.stack_support import boto_client, presigned_post, running_moto, wait_for, MotoProcess
+from tests.support.stack import MotoProcess, boto_client, presigned_post, running_moto, wait_for
+
+pytestmark = pytest.mark.stack
 
 ORIGIN = "http://127.0.0.1:9999"
 BODY = bytes(range(256)) * 4096  # 1 MiB, every byte value
@@ -117,13 +119,6 @@ def test_state_survives_a_crash_after_the_periodic_snapshot(tmp_path):
         moto.kill()  # SIGKILL: no final snapshot
     with running_moto(state) as moto:
         _check(moto.url, made)
-
-
-@pytest.fixture(scope="module")
-def shared_moto(tmp_path_factory):
-    """One moto server for the tests that do not restart it (each uses its own names)."""
-    with running_moto(tmp_path_factory.mktemp("shared") / "moto") as moto:
-        yield moto
 
 
 def test_buckets_answer_the_browser_preflight_for_the_site_origin_only(shared_moto):

@@ -1,6 +1,6 @@
 """A real recording of registered faces comes out right, through the API alone.
 
-Real photos from /work/shared/faces are registered through ``POST /students``
+Real photos from ../shared/faces are registered through ``POST /students``
 against the built-in face engine (the ``face_rekognition`` fixture); a short
 video made from *other* photos of some of them (plus a stranger) is uploaded
 to the session's key; the real handlers take it from there: the S3 event
@@ -10,63 +10,30 @@ receives it (as AWS would deliver it to the Lambda), and the SNS handler
 records attendance. Present/absent is then read from ``GET /sessions/{id}``.
 """
 import json
-import time
 
 import pytest
 
+from tests.fakes.drivers import by_student, s3_event, session_detail, sns_event, upload_video
 from tests.support.video_maker import make_video
-from test_attendance_fakes import by_student, s3_event, session_detail, sns_event
+
+pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
 REGISTERED = {"obama": ("barack_obama", "Barack Obama"), "simm": ("john_simm", "John Simm"),
               "biden": ("joe_biden", "Joe Biden"), "rose": ("rose_leslie", "Rose Leslie")}
 
 
-@pytest.fixture
-def engine(services, face_rekognition):
-    services.clients.register("rekognition", face_rekognition)
-    face_rekognition.create_collection(CollectionId=services.settings.face_collection)
-    return face_rekognition
-
-
-@pytest.fixture
-def completions(services):
-    """An SQS queue subscribed to the completion topic: where SNS delivers."""
-    sns, sqs = services.clients.client("sns"), services.clients.client("sqs")
-    [topic] = [t["TopicArn"] for t in sns.list_topics()["Topics"]
-               if t["TopicArn"].endswith(":" + services.settings.completion_topic)]
-    url = sqs.create_queue(QueueName="completions")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
-    sns.subscribe(TopicArn=topic, Protocol="sqs",
-                  Endpoint=arn["Attributes"]["QueueArn"])
-
-    def next_message(timeout_s=90):
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1)
-            for message in got.get("Messages", []):
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-                return json.loads(message["Body"])["Message"]  # the SNS envelope's message
-            time.sleep(0.5)
-        raise AssertionError(f"no completion was published within {timeout_s} s")
-    return next_message
-
-
-def register(api, headers, services, student_id, full_name, path):
-    answer = api.http.post("/uploads/photo", headers=headers,
-                           body=json.dumps({"content_type": "image/jpeg"})).json_body
-    services.clients.client("s3").put_object(
-        Bucket=services.settings.photos_bucket, Key=answer["photo_key"],
-        Body=path.read_bytes(), ContentType="image/jpeg")
-    response = api.http.post("/students", headers=headers, body=json.dumps(
-        {"student_id": student_id, "full_name": full_name, "photo_key": answer["photo_key"]}))
+def enrol(register, upload_photo, student_id, full_name, path):
+    """Register a student from a photo file, through the API."""
+    response = register(student_id, full_name, upload_photo(path.read_bytes()))
     assert response.status_code == 201, response.body
 
 
 def test_a_video_of_registered_people_comes_out_right(api, teacher_headers, services, engine,
-                                                      completions, faces_dir, tmp_path):
+                                                      completions, faces_dir, tmp_path,
+                                                      register, upload_photo):
     people = faces_dir / "people"
     for student_id, (folder, name) in REGISTERED.items():
-        register(api, teacher_headers, services, student_id, name, people / folder / "1.jpg")
+        enrol(register, upload_photo, student_id, name, people / folder / "1.jpg")
     # Other photos than the registered ones; Obama and Simm attend, and one
     # person nobody registered; Biden and Rose Leslie stay away.
     video = tmp_path / "class.mp4"
@@ -83,10 +50,7 @@ def test_a_video_of_registered_people_comes_out_right(api, teacher_headers, serv
         {"title": "Civics", "date": "2024-10-07", "content_type": "video/mp4"}))
     assert created.status_code == 201, created.body
     session = created.json_body["session"]
-    # What the browser's presigned POST puts in the bucket.
-    services.clients.client("s3").put_object(
-        Bucket=services.settings.videos_bucket, Key=created.json_body["upload"]["fields"]["key"],
-        Body=video.read_bytes(), ContentType="video/mp4")
+    upload_video(services, session, video.read_bytes())
     s3_event(api, services, session["video_key"])
     assert session_detail(api, teacher_headers,
                           session["session_id"])["session"]["status"] == "PROCESSING"
@@ -107,7 +71,7 @@ def test_a_video_of_registered_people_comes_out_right(api, teacher_headers, serv
 
 
 def test_a_real_recording_comes_out_right(api, teacher_headers, services, engine, completions,
-                                          faces_dir, tmp_path):
+                                          faces_dir, register, upload_photo):
     """The real clip in shared/faces/videos, not one we made: its label file says who is in it."""
     clip = faces_dir / "videos" / "short_hamilton_clip.mp4"
     label = json.loads(clip.with_suffix(".json").read_text())
@@ -116,14 +80,12 @@ def test_a_real_recording_comes_out_right(api, teacher_headers, services, engine
     roster = {"lmm": "lin_manuel_miranda", "biden": "joe_biden", "rose": "rose_leslie"}
     assert set(label["present"]) == {"lin_manuel_miranda"}
     for student_id, folder in roster.items():
-        register(api, teacher_headers, services, student_id, folder.replace("_", " ").title(),
-                 people / folder / "1.jpg")
+        enrol(register, upload_photo, student_id, folder.replace("_", " ").title(),
+              people / folder / "1.jpg")
 
     created = api.http.post("/sessions", headers=teacher_headers, body=json.dumps(
         {"title": "Rehearsal", "content_type": "video/mp4"})).json_body
-    services.clients.client("s3").put_object(
-        Bucket=services.settings.videos_bucket, Key=created["upload"]["fields"]["key"],
-        Body=clip.read_bytes(), ContentType="video/mp4")
+    upload_video(services, created["session"], clip.read_bytes())
     s3_event(api, services, created["session"]["video_key"])
     sns_event(api, completions())
 

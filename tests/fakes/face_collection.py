@@ -1,22 +1,20 @@
-"""An in-memory Rekognition stand-in for the students tests.
+"""An in-memory stand-in for Rekognition's photo calls on a face collection.
 
-moto has no DetectFaces, IndexFaces, SearchFacesByImage or DeleteFaces. This
-fake answers them for photos the test describes (who is in the photo, where,
-how sharp), reading the photo from S3 just as Rekognition would, and it
-checks every request and answer against botocore's own Rekognition model,
-so the code under test cannot drift from the real API's shapes.
+moto has no DetectFaces, IndexFaces, SearchFacesByImage or DeleteFaces.
+:class:`FakeFaceCollection` answers them for photos the test describes (who
+is in the photo, where, how sharp), reading the photo from S3 just as
+Rekognition would.
 """
 import hashlib
 import io
 import itertools
 import uuid
 
-import botocore.session
 from botocore.exceptions import ClientError
-from botocore.validate import validate_parameters
 from PIL import Image
 
-_MODEL = botocore.session.get_session().get_service_model("rekognition")
+from tests.fakes.base import ModelCheckedFake, aws_error
+
 _colours = itertools.count(1)
 
 
@@ -38,23 +36,23 @@ def png_bytes(width=640, height=480):
 
 
 def jpeg_bytes(width=640, height=480):
+    """A real JPEG, a different colour each call."""
     n = next(_colours)
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), (n % 251, 33, n // 251 % 251)).save(buffer, "JPEG")
     return buffer.getvalue()
 
 
-def _error(code, message="injected"):
-    return ClientError({"Error": {"Code": code, "Message": message}}, "Fake")
+class FakeFaceCollection(ModelCheckedFake):
+    """DetectFaces, SearchFacesByImage, IndexFaces and DeleteFaces on described photos."""
 
+    service = "rekognition"
 
-class FakeRekognition:
     def __init__(self, s3):
+        super().__init__()
         self._s3 = s3
         self._photos = {}       # sha256 of bytes -> [face, ...]
         self.faces = {}         # face_id -> {"person", "external_id"}
-        self.calls = []         # operation names, in order
-        self.fail = {}          # operation name -> error code to raise once
 
     # -- test side -----------------------------------------------------------
     def describe(self, data, faces):
@@ -66,27 +64,15 @@ class FakeRekognition:
         return [fid for fid, f in self.faces.items() if f["external_id"] == external_id]
 
     # -- API side ------------------------------------------------------------
-    def _enter(self, operation, params):
-        validate_parameters(params, _MODEL.operation_model(operation).input_shape)
-        self.calls.append(operation)
-        code = self.fail.pop(operation, None)
-        if code:
-            raise _error(code)
-
-    @staticmethod
-    def _answer(operation, answer):
-        validate_parameters(answer, _MODEL.operation_model(operation).output_shape)
-        return answer
-
     def _faces_in(self, image):
         s3obj = image["S3Object"]
         try:
             data = self._s3.get_object(Bucket=s3obj["Bucket"], Key=s3obj["Name"])["Body"].read()
         except ClientError:
-            raise _error("InvalidS3ObjectException", "Unable to get object metadata from S3.")
+            raise aws_error("InvalidS3ObjectException", "Unable to get object metadata from S3.")
         described = self._photos.get(hashlib.sha256(data).hexdigest())
         if described is None:
-            raise _error("InvalidImageFormatException", "Request has invalid image format")
+            raise aws_error("InvalidImageFormatException", "Request has invalid image format")
         return described
 
     @staticmethod
@@ -107,7 +93,7 @@ class FakeRekognition:
         self._enter("SearchFacesByImage", params)
         faces = self._faces_in(params["Image"])
         if not faces:
-            raise _error("InvalidParameterException", "There are no faces in the image.")
+            raise aws_error("InvalidParameterException", "There are no faces in the image.")
         probe = self._largest(faces)
         matches = [{"Similarity": 99.0,
                     "Face": {"FaceId": fid, "ExternalImageId": f["external_id"],
