@@ -3,13 +3,10 @@ import os
 
 from chalice import Chalice, CORSConfig, Response
 
-from chalicelib import http
+from chalicelib import http, inputs
 from chalicelib import sessions as session_rules
 from chalicelib.auth import require_role
 from chalicelib.services import Services
-from chalicelib.students import read_full_name, read_photo_key, read_student_id
-from chalicelib.uploads import PHOTO_TYPES
-from chalicelib.validation import json_body, require_choice, require_string
 
 app = Chalice(app_name="rollcall")
 # The site's origin only; Chalice also makes the OPTIONS preflight answers from this.
@@ -53,10 +50,9 @@ def health():
 
 @app.route("/auth/login", methods=["POST"])
 def login():
-    body = json_body(app.current_request)
-    email = require_string(body, "email", max_length=320)
-    password = require_string(body, "password", max_length=256, strip=False)
-    return services().authenticator.login(email, password)
+    # The site shows dates and times in the deployment's zone.
+    return dict(services().authenticator.login(**inputs.read_login(app.current_request)),
+                time_zone=services().settings.time_zone)
 
 
 @app.route("/auth/me", methods=["GET"])
@@ -73,15 +69,13 @@ def list_users():
 # -- students ----------------------------------------------------------------------
 @app.route("/uploads/photo", methods=["POST"])
 def new_photo_upload():
-    content_type = require_choice(json_body(app.current_request), "content_type", PHOTO_TYPES)
-    return services().students.new_upload(content_type)
+    return services().students.new_upload(**inputs.read_photo_upload(app.current_request))
 
 
 @app.route("/students", methods=["POST"])
 def register_student():
-    body = json_body(app.current_request)
     students = services().students
-    item = students.register(read_student_id(body), read_full_name(body), read_photo_key(body))
+    item = students.register(**inputs.read_new_student(app.current_request))
     return Response(body={"student": students.view(item)}, status_code=201)
 
 
@@ -97,9 +91,9 @@ def get_student(student_id):
 
 @app.route("/students/{student_id}/photos", methods=["POST"])
 def add_student_photo(student_id):
-    photo_key = read_photo_key(json_body(app.current_request))
     students = services().students
-    return {"student": students.view(students.add_photo(student_id, photo_key))}
+    item = students.add_photo(student_id, **inputs.read_added_photo(app.current_request))
+    return {"student": students.view(item)}
 
 
 @app.route("/students/{student_id}", methods=["DELETE"])
@@ -112,7 +106,7 @@ def delete_student(student_id):
 # -- sessions, attendance, exports -------------------------------------------------
 @app.route("/sessions", methods=["POST"])
 def create_session():
-    fields = session_rules.read_new_session(json_body(app.current_request))
+    fields = inputs.read_new_session(app.current_request)
     return Response(body=services().sessions.create(**fields), status_code=201)
 
 
@@ -128,7 +122,7 @@ def get_session(session_id):
 
 @app.route("/sessions/{session_id}/attendance/{student_id}", methods=["PATCH"])
 def correct_attendance(session_id, student_id):
-    fields = session_rules.read_correction(json_body(app.current_request))
+    fields = inputs.read_correction(app.current_request)
     row = services().sessions.correct(session_id, student_id,
                                       user_email=current_user()["email"], **fields)
     return {"row": row}
@@ -141,8 +135,44 @@ def retry_session(session_id):
 
 @app.route("/sessions/{session_id}/upload", methods=["POST"])
 def new_session_upload(session_id):
-    fields = session_rules.read_new_upload(json_body(app.current_request))
+    fields = inputs.read_new_upload(app.current_request)
     return services().sessions.new_upload(session_id, **fields)
+
+
+@app.route("/sessions/{session_id}", methods=["PATCH"])
+def rename_session(session_id):
+    changes = inputs.read_session_changes(app.current_request)
+    return {"session": services().sessions.rename(session_id, changes)}
+
+
+# Resumable uploads of the video: start, resume (the parts S3 has), sign parts, complete.
+@app.route("/sessions/{session_id}/multipart", methods=["POST"])
+def start_multipart_upload(session_id):
+    fields = inputs.read_multipart_start(app.current_request)
+    return Response(body=services().multipart.start(session_id, **fields), status_code=201)
+
+
+@app.route("/sessions/{session_id}/multipart", methods=["GET"])
+def current_multipart_upload(session_id):
+    return services().multipart.current(session_id)
+
+
+@app.route("/sessions/{session_id}/multipart/parts", methods=["POST"])
+def sign_upload_parts(session_id):
+    fields = inputs.read_part_request(app.current_request)
+    return {"urls": services().multipart.sign_parts(session_id, **fields)}
+
+
+@app.route("/sessions/{session_id}/multipart/complete", methods=["POST"])
+def complete_multipart_upload(session_id):
+    fields = inputs.read_multipart_completion(app.current_request)
+    return services().multipart.complete(session_id, **fields)
+
+
+@app.route("/sessions/{session_id}/multipart", methods=["DELETE"])
+def abort_multipart_upload(session_id):
+    services().multipart.abort(session_id)
+    return Response(body="", status_code=204)
 
 
 @app.route("/sessions/{session_id}", methods=["DELETE"])
@@ -165,7 +195,8 @@ def export_session_csv(session_id):
 
 @app.route("/attendance/export.csv", methods=["GET"])
 def export_matrix_csv():
-    return Response(**services().reports.matrix_csv(app.current_request.query_params or {}))
+    start, end = inputs.read_date_range(app.current_request)
+    return Response(**services().reports.matrix_csv(start, end))
 
 
 @app.route("/sessions/{session_id}/report", methods=["GET"])

@@ -16,17 +16,18 @@ it and never overrides the teacher's decision.
 """
 import collections
 import dataclasses
-import datetime
 
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from chalicelib.dynamo import batch_delete, batch_put, from_dynamo, query_all, to_dynamo
+from chalicelib.dynamo import (batch_delete, batch_put, from_dynamo, is_conditional_failure,
+                               query_all, to_dynamo, utc_now)
 from chalicelib.schema import ATTENDANCE_BY_STUDENT_INDEX
+from chalicelib.statuses import AttendanceStatus, RowSource
 from chalicelib.students import name_sort_key  # the roster's own order: accents folded
 
-PRESENT, ABSENT = "PRESENT", "ABSENT"
-AUTO, MANUAL = "auto", "manual"
+PRESENT, ABSENT = AttendanceStatus
+AUTO, MANUAL = RowSource
 #: The timeline keeps at most this many sighting timestamps per row.
 MAX_TIMELINE = 200
 
@@ -150,16 +151,12 @@ def public_row(item):
     return {field: item.get(field) for field in ROW_FIELDS}
 
 
-def _utc_now():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
 class RowNotFound(LookupError):
     pass
 
 
 class AttendanceStore:
-    def __init__(self, table, now=_utc_now):
+    def __init__(self, table, now=utc_now):
         self._table = table
         self._now = now
 
@@ -211,7 +208,7 @@ class AttendanceStore:
                 ReturnValues="ALL_NEW")["Attributes"]
             return public_row(item)
         except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if not is_conditional_failure(error):
                 raise
         if full_name is None:
             raise RowNotFound(student_id)
@@ -221,7 +218,7 @@ class AttendanceStore:
         try:
             self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(session_id)")
         except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if not is_conditional_failure(error):
                 raise
             # The automatic result landed in between: correct that row instead.
             return self.correct(session_id, student_id, status, reason, user_email)

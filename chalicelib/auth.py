@@ -9,7 +9,7 @@ API Gateway authorizer) so that 401 and 403 answers carry CORS headers.
 import math
 
 from chalicelib import passwords
-from chalicelib.errors import Forbidden, TooManyRequests, Unauthorized
+from chalicelib.errors import NotAllowed, TooManyAttempts, NotSignedIn
 from chalicelib.tokens import InvalidToken
 
 #: Routes anyone may call (resource paths as Chalice names them).
@@ -29,7 +29,7 @@ class Authenticator:
         user = self._users.get(email)
         if user is None:
             passwords.burn_time(password)
-            raise Unauthorized(_BAD_CREDENTIALS, code="invalid_credentials")
+            raise NotSignedIn(_BAD_CREDENTIALS, code="invalid_credentials")
         locked_until = self._users.locked_until(user)
         if locked_until:
             passwords.burn_time(password)
@@ -41,7 +41,7 @@ class Authenticator:
                                                            "locked": bool(locked_until)})
             if locked_until:
                 raise self._locked(locked_until)
-            raise Unauthorized(_BAD_CREDENTIALS, code="invalid_credentials")
+            raise NotSignedIn(_BAD_CREDENTIALS, code="invalid_credentials")
         self._users.clear_failures(user)
         token, expires_at = self._tokens.issue(user)
         return {"token": token, "expires_at": expires_at,
@@ -49,7 +49,7 @@ class Authenticator:
 
     def _locked(self, until):
         minutes = max(1, math.ceil((until - self._users._clock()) / 60))
-        return TooManyRequests(
+        return TooManyAttempts(
             f"Too many failed sign-ins. Try again in {minutes} minute(s).",
             code="account_locked", headers={"Retry-After": str(minutes * 60)})
 
@@ -60,16 +60,16 @@ class Authenticator:
         a changed password ends its tokens at once.
         """
         if not authorization_header or not authorization_header.startswith("Bearer "):
-            raise Unauthorized("Sign in first.", code="missing_token",
+            raise NotSignedIn("Sign in first.", code="missing_token",
                                headers={"WWW-Authenticate": "Bearer"})
         try:
             claims = self._tokens.verify(authorization_header[len("Bearer "):].strip())
         except InvalidToken:
-            raise Unauthorized("Your sign-in has expired or is not valid. Sign in again.",
+            raise NotSignedIn("Your sign-in has expired or is not valid. Sign in again.",
                                code="invalid_token", headers={"WWW-Authenticate": "Bearer"})
         user = self._users.get(claims["sub"])
         if user is None or int(user.get("token_version", 1)) != claims["ver"]:
-            raise Unauthorized("Your sign-in is no longer valid. Sign in again.",
+            raise NotSignedIn("Your sign-in is no longer valid. Sign in again.",
                                code="invalid_token", headers={"WWW-Authenticate": "Bearer"})
         return {"email": user["email"], "role": user["role"]}
 
@@ -77,5 +77,5 @@ class Authenticator:
 def require_role(user, role):
     """403 unless ``user`` has ``role`` (admins may do everything)."""
     if user["role"] != role and user["role"] != "admin":
-        raise Forbidden(f"Only a user with the {role} role may do this.",
+        raise NotAllowed(f"Only a user with the {role} role may do this.",
                         code="forbidden")

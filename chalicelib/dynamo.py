@@ -1,10 +1,100 @@
-"""DynamoDB helpers: read every page, read and write in batches.
+"""The DynamoDB toolkit every store uses: pages, batches, conditional writes, time.
 
-Scan and Query stop at 1 MB per call; every list in Rollcall goes through
-:func:`scan_all` or :func:`query_all` so nothing is silently cut off.
+* Scan and Query stop at 1 MB per call: whole reads go through
+  :func:`scan_all` / :func:`query_all`, so nothing is silently cut off, and
+  lists a person pages through go through :func:`query_page` with an opaque
+  cursor (never a Scan on a request path).
+* A conditional write that loses is not an error to the caller: it is asked
+  with :func:`is_conditional_failure`, or :func:`conditional_update` answers None.
+* Times are stored as ISO 8601 UTC strings to the second (:func:`utc_now`),
+  so they sort as text.
 """
+import base64
+import binascii
+import datetime
+import json
 import time
 from decimal import Decimal
+
+from boto3.dynamodb.conditions import Attr
+from botocore.exceptions import ClientError
+
+from chalicelib.errors import InvalidInput
+
+#: The most items one page of a list may hold.
+MAX_PAGE_SIZE = 200
+
+
+def utc_now():
+    """Now, as stored: ISO 8601 UTC to the second (``2026-11-30T03:15:25+00:00``)."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def is_conditional_failure(error):
+    """True if ``error`` (a ClientError) is a condition that did not hold."""
+    return error.response["Error"]["Code"] in ("ConditionalCheckFailedException",
+                                               "TransactionCanceledException")
+
+
+def conditional_update(table, key, values, condition, remove=(), now=None):
+    """SET ``values`` (and ``updated_at`` when ``now`` is given) on ``key`` if
+    ``condition`` holds and the item exists; the new item, or None if not."""
+    if now is not None:
+        values = dict(values, updated_at=now())
+    names = {f"#{k}": k for k in values}
+    names.update({f"#{k}": k for k in remove})
+    expression = "SET " + ", ".join(f"#{k} = :{k}" for k in values)
+    if remove:
+        expression += " REMOVE " + ", ".join(f"#{k}" for k in remove)
+    exists = Attr(next(iter(key))).exists()
+    try:
+        return table.update_item(
+            Key=key, UpdateExpression=expression,
+            ConditionExpression=exists if condition is None else condition & exists,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={f":{k}": v for k, v in values.items()},
+            ReturnValues="ALL_NEW")["Attributes"]
+    except ClientError as error:
+        if is_conditional_failure(error):
+            return None
+        raise
+
+
+def encode_cursor(last_evaluated_key):
+    """An opaque, URL-safe cursor for ``LastEvaluatedKey`` (None at the end)."""
+    if not last_evaluated_key:
+        return None
+    raw = json.dumps(from_dynamo(last_evaluated_key), sort_keys=True, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor):
+    """The ``ExclusiveStartKey`` of a cursor, or a 400 if it is not one of ours."""
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        key = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        key = None
+    if not isinstance(key, dict) or not all(isinstance(v, (str, int)) for v in key.values()):
+        raise InvalidInput("'cursor' is not a cursor this list answered. Start from the "
+                           "first page.", code="invalid_field", details={"field": "cursor"})
+    return to_dynamo(key)
+
+
+def query_page(table, limit, cursor=None, **kwargs):
+    """One page of a Query: ``(items, next_cursor)``; ``next_cursor`` is None at the end.
+
+    DynamoDB may answer fewer than ``limit`` items with a LastEvaluatedKey (1 MB
+    pages, filters): pages then hold fewer, but every item is on exactly one page.
+    """
+    kwargs["Limit"] = max(1, min(int(limit), MAX_PAGE_SIZE))
+    start = decode_cursor(cursor)
+    if start:
+        kwargs["ExclusiveStartKey"] = start
+    page = table.query(**kwargs)
+    return page.get("Items", []), encode_cursor(page.get("LastEvaluatedKey"))
 
 
 def scan_all(table, **kwargs):

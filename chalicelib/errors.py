@@ -1,9 +1,13 @@
-"""The one error shape every failure takes: ``{"error": {"code", "message"}}``.
+"""Domain errors: one class per kind of refusal, each with a stable ``code``.
 
-Views raise :class:`ApiError` (or a subclass); the HTTP middleware in
-:mod:`chalicelib.http` turns it into a JSON response with the right status.
-``ApiError`` derives from Chalice's ``ChaliceUnhandledError`` because that is
-the one exception Chalice lets through to middleware untouched.
+Domain code raises these and knows nothing of HTTP; :mod:`chalicelib.http`
+maps each kind to its status code (``HTTP_STATUS``) and the one error shape
+``{"error": {"code", "message", "details"?}}``. Subclass a kind for a specific
+refusal (``class UnknownSession(NotFound): code = "session_not_found"``), or
+pass ``code=`` for a one-off.
+
+The base derives from Chalice's ``ChaliceUnhandledError`` only because that
+is the one exception Chalice lets through to middleware untouched.
 """
 from chalice.app import ChaliceUnhandledError
 
@@ -12,17 +16,16 @@ class ConfigurationError(RuntimeError):
     """The deployment is misconfigured (a missing or invalid setting)."""
 
 
-class ApiError(ChaliceUnhandledError):
-    status = 400
-    code = "bad_request"
+class RollcallError(ChaliceUnhandledError):
+    """A request Rollcall refuses, with a sentence the person can act on."""
 
-    def __init__(self, message, code=None, status=None, headers=None, details=None):
+    code = "error"
+
+    def __init__(self, message, code=None, headers=None, details=None):
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
-        if status is not None:
-            self.status = status
         self.headers = headers or {}
         self.details = details
 
@@ -33,33 +36,58 @@ class ApiError(ChaliceUnhandledError):
         return {"error": error}
 
 
-class BadRequest(ApiError):
-    status, code = 400, "bad_request"
+class InvalidInput(RollcallError):
+    """The request itself is malformed or a field breaks its rules."""
+    code = "bad_request"
 
 
-class Unauthorized(ApiError):
-    status, code = 401, "unauthorized"
+class NotSignedIn(RollcallError):
+    """No valid sign-in (missing, expired or revoked token; wrong password)."""
+    code = "unauthorized"
 
 
-class Forbidden(ApiError):
-    status, code = 403, "forbidden"
+class NotAllowed(RollcallError):
+    """Signed in, but this user may not do this."""
+    code = "forbidden"
 
 
-class NotFound(ApiError):
-    status, code = 404, "not_found"
+class NotFound(RollcallError):
+    """The thing named does not exist (or is not visible to this user)."""
+    code = "not_found"
 
 
-class Conflict(ApiError):
-    status, code = 409, "conflict"
+class Conflict(RollcallError):
+    """The thing exists already, or is not in a state that allows this."""
+    code = "conflict"
 
 
-class PayloadTooLarge(ApiError):
-    status, code = 413, "payload_too_large"
+class TooLarge(RollcallError):
+    """The request body is larger than any valid one."""
+    code = "payload_too_large"
 
 
-class Unprocessable(ApiError):
-    status, code = 422, "unprocessable"
+class Unusable(RollcallError):
+    """Well-formed, but the content cannot be used (a photo without a face)."""
+    code = "unprocessable"
 
 
-class TooManyRequests(ApiError):
-    status, code = 429, "too_many_requests"
+class TooManyAttempts(RollcallError):
+    """Refused for a while to slow down guessing (``Retry-After`` says how long)."""
+    code = "too_many_requests"
+
+
+# -- specific refusals that several modules raise ------------------------------------
+class UnknownStudent(NotFound):
+    code = "unknown_student"
+
+
+class UnknownSession(NotFound):
+    code = "session_not_found"
+
+
+class DuplicateStudentId(Conflict):
+    code = "duplicate_student_id"
+
+
+class WrongState(Conflict):
+    """The session (or other record) is not in a state that allows this step."""

@@ -14,12 +14,14 @@ import time
 
 from botocore.exceptions import ClientError
 
+from chalicelib.statuses import JobStatus
+
 #: GetFaceSearch's largest page.
 PAGE_SIZE = 1000
 #: Polling backoff: first wait, growth factor, longest wait (seconds).
 FIRST_DELAY, BACKOFF, MAX_DELAY = 1.0, 2.0, 15.0
 
-IN_PROGRESS, SUCCEEDED, FAILED = "IN_PROGRESS", "SUCCEEDED", "FAILED"
+IN_PROGRESS, SUCCEEDED, FAILED = JobStatus
 
 # Rekognition errors at StartFaceSearch, as sentences a teacher can act on.
 _START_ERRORS = {

@@ -1,8 +1,10 @@
 """The HTTP middleware: identity, one error shape, CORS, and access logs.
 
 Chalice runs :func:`handle_request` around every route. It checks the token
-(except on :data:`chalicelib.auth.PUBLIC_ROUTES`), turns :class:`ApiError` and
-Chalice's own error bodies into ``{"error": {"code", "message"}}``, adds CORS
+(except on :data:`chalicelib.auth.PUBLIC_ROUTES`), turns domain errors
+(:mod:`chalicelib.errors`, through :data:`HTTP_STATUS`, the one mapping from a
+kind of refusal to a status code) and Chalice's own error bodies into
+``{"error": {"code", "message"}}``, adds CORS
 headers to every answer (errors included), and logs one JSON line.
 """
 import time
@@ -11,7 +13,7 @@ import uuid
 from chalice import Response
 
 from chalicelib.auth import PUBLIC_ROUTES
-from chalicelib.errors import ApiError
+from chalicelib import errors
 from chalicelib.logs import request_id_var
 
 USER_CONTEXT_KEY = "rollcall_user"
@@ -32,8 +34,29 @@ def current_user(request):
     return request.context[USER_CONTEXT_KEY]
 
 
+#: Each kind of domain refusal and its status; a subclass takes its kind's.
+HTTP_STATUS = {
+    errors.InvalidInput: 400,
+    errors.NotSignedIn: 401,
+    errors.NotAllowed: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.TooLarge: 413,
+    errors.Unusable: 422,
+    errors.TooManyAttempts: 429,
+}
+
+
+def status_of(error):
+    """The HTTP status of a domain error: its nearest kind's in :data:`HTTP_STATUS`."""
+    for kind in type(error).__mro__:
+        if kind in HTTP_STATUS:
+            return HTTP_STATUS[kind]
+    return 500
+
+
 def error_response(error):
-    return Response(body=error.body(), status_code=error.status, headers=dict(error.headers))
+    return Response(body=error.body(), status_code=status_of(error), headers=dict(error.headers))
 
 
 def _normalise(response):
@@ -68,7 +91,7 @@ def handle_request(request, get_response, *, authenticator, site_origin, logger)
             user = authenticator().identify(request.headers.get("authorization"))
             request.context[USER_CONTEXT_KEY] = user
         response = get_response(request)
-    except ApiError as error:
+    except errors.RollcallError as error:
         response = error_response(error)
     except Exception:  # noqa: BLE001 - the last line of defence: log, answer 500
         logger.exception("unhandled error", extra={"path": request.path})

@@ -19,8 +19,7 @@ import re
 import jinja2
 
 from chalicelib.attendance import PRESENT
-from chalicelib.errors import BadRequest
-from chalicelib.sessions import COMPLETED, parse_date
+from chalicelib.sessions import COMPLETED
 from chalicelib.students import name_sort_key
 
 TEMPLATES_DIR = pathlib.Path(__file__).resolve().parent / "templates"
@@ -58,6 +57,33 @@ def video_time(ms):
     hours, rest = divmod(seconds, 3600)
     minutes, seconds = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+#: How statuses read on paper (the site says the same).
+STATUS_WORDS = {"AWAITING_UPLOAD": "Waiting for upload", "PROCESSING": "Processing",
+                "COMPLETED": "Completed", "FAILED": "Failed", "PRESENT": "Present",
+                "ABSENT": "Absent"}
+
+
+def plain_date(value):
+    """``2026-03-02`` (or a date) as ``Mon 2 Mar 2026``, as the site writes it."""
+    if not value:
+        return ""
+    day = value if isinstance(value, datetime.date) else datetime.date.fromisoformat(value)
+    return f"{_WEEKDAYS[day.weekday()]} {day.day} {_MONTHS[day.month - 1]} {day.year}"
+
+
+def plain_time(value, tz):
+    """An ISO instant as ``Sun 29 Nov 2026, 20:45`` in ``tz`` (the configured zone)."""
+    if not value:
+        return ""
+    when = datetime.datetime.fromisoformat(value) if isinstance(value, str) else value
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    when = when.astimezone(tz)
+    return f"{plain_date(when.date())}, {when:%H:%M}"
 
 
 def _slug(text, limit=40):
@@ -99,13 +125,8 @@ class Reports:
         name = f"attendance-{session['date']}-{_slug(session['title'])}.csv"
         return _download(to_csv(header, rows), "text/csv; charset=utf-8", name)
 
-    def matrix_csv(self, query):
-        """Students (rows) x completed sessions between ``from`` and ``to`` (columns)."""
-        start = parse_date(query["from"], "from") if query.get("from") else None
-        end = parse_date(query["to"], "to") if query.get("to") else None
-        if start and end and start > end:
-            raise BadRequest("'from' must not be after 'to'.", code="invalid_field",
-                             details={"field": "from"})
+    def matrix_csv(self, start=None, end=None):
+        """Students (rows) x completed sessions from ``start`` to ``end`` (columns)."""
         sessions = [s for s in self._sessions.list()
                     if s["status"] == COMPLETED and (not start or s["date"] >= start)
                     and (not end or s["date"] <= end)]
@@ -139,8 +160,11 @@ class Reports:
         detail = self._sessions.detail(session_id)
         html = _env.get_template("report.html").render(
             session=detail["session"], rows=detail["attendance"], video_time=video_time,
+            plain_date=plain_date, words=lambda status: STATUS_WORDS.get(status, status or ""),
+            plain_time=lambda value: plain_time(value, self._settings.tz),
             threshold=self._settings.match_threshold,
             min_sightings=self._settings.min_sightings,
-            generated_at=self._now().strftime("%Y-%m-%d %H:%M %Z"))
+            generated_at=f"{plain_time(self._now(), self._settings.tz)} "
+                         f"({self._settings.time_zone})")
         return _download(html, "text/html; charset=utf-8",
                          **{"Content-Security-Policy": REPORT_CSP})

@@ -13,6 +13,7 @@ from chalicelib.clients import ClientFactory
 from chalicelib.face_search import FaceSearch
 from chalicelib.faces import FaceCollection
 from chalicelib.logs import get_logger
+from chalicelib.multipart import MultipartUploads
 from chalicelib.reports import Reports
 from chalicelib.sessions import SessionStore, SessionWorkflow
 from chalicelib.settings import load_settings
@@ -92,6 +93,14 @@ class Services:
                                attendance_store=self.attendance, face_search=self.face_search,
                                videos=self.videos, roster=self.students,
                                settings=self.settings, logger=self.logger)
+
+    @cached_property
+    def multipart(self):
+        """Resumable uploads of session videos (the sessions table holds the live one)."""
+        s = self.settings
+        return MultipartUploads(sessions_table=self.clients.table(s.sessions_table),
+                                s3_client=self.clients.client("s3"), bucket=s.videos_bucket,
+                                max_bytes=s.max_video_bytes)
 
     @cached_property
     def reports(self):

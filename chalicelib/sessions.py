@@ -32,18 +32,16 @@ import re
 import uuid
 
 from boto3.dynamodb.conditions import Attr
-from botocore.exceptions import ClientError
 
 from chalicelib import attendance
-from chalicelib.dynamo import batch_get, from_dynamo, scan_all
-from chalicelib.errors import BadRequest, Conflict, NotFound
-from chalicelib.face_search import IN_PROGRESS, SUCCEEDED, FaceSearchProblem
+from chalicelib.dynamo import batch_get, conditional_update, from_dynamo, scan_all, utc_now
+from chalicelib.errors import UnknownSession, UnknownStudent, WrongState
+from chalicelib.face_search import FaceSearchProblem
+from chalicelib.statuses import AttendanceStatus, ErrorKind, JobStatus, SessionStatus
 from chalicelib.students import is_student_id
 from chalicelib.uploads import VIDEO_TYPES, UploadProblem
-from chalicelib.validation import optional_string, require_choice, require_string
 
-AWAITING_UPLOAD, PROCESSING, COMPLETED, FAILED = (
-    "AWAITING_UPLOAD", "PROCESSING", "COMPLETED", "FAILED")
+AWAITING_UPLOAD, PROCESSING, COMPLETED, FAILED = SessionStatus
 
 #: Session ids are uuid4 hex: safe in S3 keys, job tags and request tokens.
 SESSION_ID_PATTERN = r"[0-9a-f]{32}"
@@ -60,13 +58,7 @@ _BEST = attendance.best_match
 _ZERO_COUNTS = {"roster": 0, "present": 0, "absent": 0, "unrecognised": 0}
 _SESSION_FIELDS = ("session_id", "title", "course", "date", "status", "error", "error_kind",
                    "created_at", "updated_at", "video_key", "job_id")
-#: ``error_kind`` of a FAILED session: the file itself is wrong (upload another;
-#: retrying cannot help), or something else failed (retrying may help).
-FILE_ERROR, RETRY_ERROR = "file", "retry"
-
-
-def _utc_now():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+FILE_ERROR, RETRY_ERROR = ErrorKind.FILE, ErrorKind.RETRY
 
 
 def public_session(item):
@@ -87,14 +79,10 @@ def session_id_from_key(key):
     return match.group(1) if match else None
 
 
-def _conditional_failed(error):
-    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
-
-
 class SessionStore:
     """The sessions table. Status changes are conditional updates."""
 
-    def __init__(self, table, now=_utc_now):
+    def __init__(self, table, now=utc_now):
         self._table = table
         self._now = now
 
@@ -122,23 +110,8 @@ class SessionStore:
 
     def _update(self, session_id, values, condition, remove=()):
         """SET ``values`` (and updated_at) if ``condition`` holds; the new item or None."""
-        values = dict(values, updated_at=self._now())
-        names = {f"#{k}": k for k in values}
-        names.update({f"#{k}": k for k in remove})
-        expression = "SET " + ", ".join(f"#{k} = :{k}" for k in values)
-        if remove:
-            expression += " REMOVE " + ", ".join(f"#{k}" for k in remove)
-        try:
-            return self._table.update_item(
-                Key={"session_id": session_id}, UpdateExpression=expression,
-                ConditionExpression=condition & Attr("session_id").exists(),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues={f":{k}": v for k, v in values.items()},
-                ReturnValues="ALL_NEW")["Attributes"]
-        except ClientError as error:
-            if _conditional_failed(error):
-                return None
-            raise
+        return conditional_update(self._table, {"session_id": session_id}, values, condition,
+                                  remove, now=self._now)
 
     def mark_processing(self, session_id, attempt, job_id):
         """PROCESSING with ``job_id``, unless a retry or an end came first."""
@@ -174,6 +147,11 @@ class SessionStore:
                                          "video_key": video_key},
                             Attr("status").is_in([AWAITING_UPLOAD, FAILED])
                             & Attr("attempt").eq(attempt))
+
+    def describe(self, session_id, fields):
+        """SET the descriptive ``fields`` (title, date...) whatever the status;
+        the new item, or None if the session is gone."""
+        return self._update(session_id, fields, Attr("session_id").exists())
 
     def delete(self, session_id):
         self._table.delete_item(Key={"session_id": session_id})
@@ -214,10 +192,10 @@ class SessionWorkflow:
         if item["status"] in (AWAITING_UPLOAD, FAILED):
             updated = self.store.begin_upload(session_id, attempt, key)
         if updated is None:
-            status = (self.require(session_id)["status"]).replace("_", " ").lower()
-            raise Conflict(f"The video can be uploaded again only while the session awaits "
-                           f"its upload or has failed; this one is {status}.",
-                           code="upload_not_allowed")
+            status = SessionStatus(self.require(session_id)["status"]).words()
+            raise WrongState(f"The video can be uploaded again only while the session awaits "
+                             f"its upload or has failed; this one is {status}.",
+                             code="upload_not_allowed")
         return self._with_upload(updated, content_type)
 
     def _with_upload(self, item, content_type):
@@ -230,8 +208,7 @@ class SessionWorkflow:
     def require(self, session_id):
         item = self.store.get(session_id) if re.fullmatch(SESSION_ID_PATTERN, session_id) else None
         if item is None:
-            raise NotFound("There is no such session (it may have been deleted).",
-                           code="session_not_found")
+            raise UnknownSession("There is no such session (it may have been deleted).")
         return item
 
     def list(self):
@@ -255,9 +232,8 @@ class SessionWorkflow:
         item = self.require(session_id)
         attempt = int(item.get("attempt", 0))
         if item["status"] != FAILED or self.store.begin_retry(session_id, attempt) is None:
-            raise Conflict(f"Only a failed session can be retried; this one is "
-                           f"{item['status'].replace('_', ' ').lower()}.",
-                           code="not_failed")
+            raise WrongState(f"Only a failed session can be retried; this one is "
+                             f"{SessionStatus(item['status']).words()}.", code="not_failed")
         self._start(self.require(session_id), budget_seconds)
         return public_session(self.require(session_id))
 
@@ -265,13 +241,13 @@ class SessionWorkflow:
         """A manual PRESENT/ABSENT kept beside the automatic result."""
         self.require(session_id)
         if not is_student_id(student_id):  # could not be a key: never looked up
-            raise NotFound("There is no student with that ID.", code="student_not_found")
+            raise UnknownStudent("There is no student with that ID.", code="student_not_found")
 
         def name_for_new_row():
             student = self.roster.get(student_id)
             if student is None:
-                raise NotFound("That student has no row in this session and is not "
-                               "registered.", code="student_not_found")
+                raise UnknownStudent("That student has no row in this session and is not "
+                                     "registered.", code="student_not_found")
             return student.get("full_name") or student_id
 
         try:
@@ -281,6 +257,15 @@ class SessionWorkflow:
                                           full_name=name_for_new_row())
         self._recount(session_id)
         return row
+
+    def rename(self, session_id, changes):
+        """Change what describes a session (``changes`` from :func:`chalicelib.inputs.read_session_changes`);
+        its status, video and rows are untouched."""
+        self.require(session_id)
+        item = self.store.describe(session_id, changes) if changes else self.require(session_id)
+        if item is None:
+            raise UnknownSession("There is no such session (it may have been deleted).")
+        return public_session(item)
 
     def delete(self, session_id):
         """Remove the video, the rows, then the session (so a failure can be redone)."""
@@ -304,7 +289,7 @@ class SessionWorkflow:
                 "status": row["status"], "source": row["source"],
                 "similarity": row["similarity"], "first_seen_ms": row["first_seen_ms"]}))
         history = [entry for _, entry in sorted(dated, key=lambda d: d[0], reverse=True)]
-        present = sum(1 for h in history if h["status"] == attendance.PRESENT)
+        present = sum(1 for h in history if h["status"] == AttendanceStatus.PRESENT)
         total = len(history)
         return {"history": history, "present": present, "total": total,
                 "rate": round(present / total, 4) if total else None}
@@ -403,11 +388,11 @@ class SessionWorkflow:
     def _finish(self, item, result):
         """Turn a job's result into rows and a final status (or leave it PROCESSING)."""
         session_id, attempt = item["session_id"], int(item.get("attempt", 0))
-        if result.status == IN_PROGRESS:
+        if result.status == JobStatus.IN_PROGRESS:
             self.log.info("face search still running", extra={"session_id": session_id,
                                                               "job_id": result.job_id})
             return PROCESSING
-        if result.status != SUCCEEDED:
+        if result.status != JobStatus.SUCCEEDED:
             detail = f" ({result.message})" if result.message else ""
             self.store.mark_failed(session_id, attempt,
                                    f"The face search of the video failed{detail}. Retry this "
@@ -443,47 +428,11 @@ class SessionWorkflow:
                                                            unrecognised))
 
 
-def parse_date(value, field):
-    """A YYYY-MM-DD string that is a real date, or a 400 naming ``field``."""
-    try:
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            raise ValueError
-        datetime.date.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise BadRequest(f"'{field}' must be a date written YYYY-MM-DD, like 2024-09-30.",
-                         code="invalid_field", details={"field": field})
-    return value
-
-
-# -- reading requests and events ------------------------------------------------
+# -- reading events ---------------------------------------------------------------
 #: Seconds the S3 handler keeps for writing rows after it stops polling.
 POLL_MARGIN_SECONDS = 20
 #: Polling budget when there is no Lambda context (the local bridge, a script).
 DEFAULT_POLL_SECONDS = 100
-
-
-def read_new_session(body):
-    """``POST /sessions``'s fields, checked (400 naming the field otherwise)."""
-    date = body.get("date")
-    return {
-        "title": require_string(body, "title", max_length=200),
-        "date": None if date in (None, "") else parse_date(date, "date"),
-        "course": optional_string(body, "course", max_length=100) or None,
-        "content_type": require_choice(body, "content_type", VIDEO_TYPES),
-    }
-
-
-def read_new_upload(body):
-    """``POST /sessions/{id}/upload``'s field: the video's content type."""
-    return {"content_type": require_choice(body, "content_type", VIDEO_TYPES)}
-
-
-def read_correction(body):
-    """``PATCH .../attendance/{student_id}``'s fields: a status and why."""
-    return {
-        "status": require_choice(body, "status", (attendance.PRESENT, attendance.ABSENT)),
-        "reason": require_string(body, "reason", max_length=500),
-    }
 
 
 def polling_budget(context):

@@ -15,45 +15,22 @@ identity and a face match (e.g. from ``GetFaceSearch``) names its student
 directly. The name is never used as the external id: names repeat and may
 hold any Unicode.
 """
-import datetime
 import re
 import unicodedata
 import uuid
 
 from botocore.exceptions import ClientError
 
-from chalicelib.dynamo import from_dynamo, scan_all, to_dynamo
-from chalicelib.errors import BadRequest, Conflict, NotFound, Unprocessable
+from chalicelib.dynamo import from_dynamo, is_conditional_failure, scan_all, to_dynamo, utc_now
+from chalicelib.errors import Conflict, DuplicateStudentId, UnknownStudent, Unusable
 from chalicelib.faces import FaceProblem, image_size
 from chalicelib.uploads import PHOTO_TYPES, UploadProblem
-from chalicelib.validation import require_string
 
 #: 1 to 64 characters: exactly Rekognition's ExternalImageId alphabet.
 STUDENT_ID_PATTERN = r"[A-Za-z0-9_.\-:]{1,64}"
 MAX_NAME_LENGTH = 200
-
-
-def read_student_id(body):
-    return require_string(body, "student_id", max_length=64, pattern=STUDENT_ID_PATTERN,
-                          hint="'student_id' may hold only letters A-Z and a-z, digits "
-                               "and _ . - : (1 to 64 characters).")
-
-
-def read_full_name(body):
-    """1 to 200 characters of any Unicode, trimmed; control characters refused."""
-    name = require_string(body, "full_name", max_length=MAX_NAME_LENGTH)
-    if any(unicodedata.category(ch) == "Cc" for ch in name):
-        raise BadRequest("'full_name' must not contain line breaks, tabs or other "
-                         "control characters.", code="invalid_field",
-                         details={"field": "full_name"})
-    return name
-
-
-def read_photo_key(body):
-    return require_string(body, "photo_key", max_length=128,
-                          pattern=Students.UPLOAD_KEY_PATTERN,
-                          hint="'photo_key' must be the photo_key answered by "
-                               "POST /uploads/photo. Upload the photo first.")
+#: What POST /uploads/photo answers as a photo key (a uuid under the uploads prefix).
+UPLOAD_KEY_PATTERN = r"photos/uploads/[0-9a-f]{32}\.(jpg|png)"
 
 
 def is_student_id(value):
@@ -61,19 +38,11 @@ def is_student_id(value):
     return bool(re.fullmatch(STUDENT_ID_PATTERN, value or ""))
 
 
-def _is_conditional_failure(error):
-    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
-
-
 def name_sort_key(item):
     """Sort by name ignoring case and accents ("Émile" beside "Emile"), then id."""
     folded = unicodedata.normalize("NFKD", item["full_name"]).casefold()
     base = "".join(ch for ch in folded if not unicodedata.combining(ch))
     return (base, folded, item["student_id"])
-
-
-def utc_now_iso():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 class DuplicateStudent(Exception):
@@ -111,7 +80,7 @@ class StudentStore:
             self._table.put_item(Item=item,
                                  ConditionExpression="attribute_not_exists(student_id)")
         except ClientError as error:
-            if _is_conditional_failure(error):
+            if is_conditional_failure(error):
                 raise DuplicateStudent(item["student_id"])
             raise
         return item
@@ -137,7 +106,7 @@ class StudentStore:
                                            ":boxes": boxes},
                 ReturnValues="ALL_NEW")
         except ClientError as error:
-            if _is_conditional_failure(error):
+            if is_conditional_failure(error):
                 raise NoRoom(student_id)
             raise
         return from_dynamo(answer["Attributes"])
@@ -148,7 +117,7 @@ class StudentStore:
             self._table.delete_item(Key={"student_id": student_id},
                                     ConditionExpression="attribute_exists(student_id)")
         except ClientError as error:
-            if _is_conditional_failure(error):
+            if is_conditional_failure(error):
                 return False
             raise
         return True
@@ -196,13 +165,13 @@ class Students:
 
     UPLOAD_PREFIX = "photos/uploads/"
     STUDENT_PREFIX = "photos/students/"
-    UPLOAD_KEY_PATTERN = r"photos/uploads/[0-9a-f]{32}\.(jpg|png)"
+    UPLOAD_KEY_PATTERN = UPLOAD_KEY_PATTERN
     MAX_PHOTOS = 5
     #: Lifetime of presigned upload forms and photo links, in seconds.
     LINK_SECONDS = 300
 
     def __init__(self, store, faces, photos, *, max_photo_bytes, logger=None,
-                 clock=utc_now_iso):
+                 clock=utc_now):
         self.store = store
         self._faces = faces
         self._photos = photos  # chalicelib.uploads.Uploads over the photos bucket
@@ -243,7 +212,7 @@ class Students:
         """The stored item, or 404 (ids that cannot exist are not looked up)."""
         item = self.get(student_id) if is_student_id(student_id) else None
         if item is None:
-            raise NotFound(f"There is no student with ID {student_id}.", code="unknown_student")
+            raise UnknownStudent(f"There is no student with ID {student_id}.")
         return item
 
     def new_upload(self, content_type):
@@ -317,7 +286,7 @@ class Students:
         self._faces.delete(student.get("face_ids") or [])
         self._photos.delete(student.get("photo_keys") or [])
         if not self.store.delete(student_id):
-            raise NotFound(f"There is no student with ID {student_id}.", code="unknown_student")
+            raise UnknownStudent(f"There is no student with ID {student_id}.")
 
     # -- steps -------------------------------------------------------------------
     def _check_photo(self, photo_key):
@@ -325,10 +294,10 @@ class Students:
         try:
             self._photos.inspect(photo_key, PHOTO_TYPES, self._max_photo_bytes)
         except UploadProblem as problem:
-            raise Unprocessable(str(problem), code="bad_photo", details={"field": "photo_key"})
+            raise Unusable(str(problem), code="bad_photo", details={"field": "photo_key"})
         size = image_size(self._photos.read(photo_key))
         if size is None:
-            raise Unprocessable("The photo is damaged (its size cannot be read). "
+            raise Unusable("The photo is damaged (its size cannot be read). "
                                 "Save it again as JPEG or PNG and upload it.",
                                 code="bad_photo", details={"field": "photo_key"})
         try:
@@ -365,7 +334,7 @@ class Students:
         if any(m["face_id"] in own or m["student_id"] == student["student_id"]
                for m in matches):
             return
-        raise Unprocessable(
+        raise Unusable(
             f"The face in this photo does not match {student['full_name']}'s registered "
             "photo. Upload a photo of the same person.", code="face_mismatch",
             details={"field": "photo_key"})
@@ -400,8 +369,7 @@ class Students:
         except NoRoom:
             current = self.get(student["student_id"])
             if current is None:
-                raise NotFound(f"Student {student['student_id']} was deleted meanwhile.",
-                               code="unknown_student")
+                raise UnknownStudent(f"Student {student['student_id']} was deleted meanwhile.")
             raise _too_many(current)
 
 
@@ -419,9 +387,9 @@ def _face_box(item, photo_key):
 
 
 def _duplicate(student_id):
-    return Conflict(f"A student with ID {student_id} is already registered. "
-                    "Check the ID, or add this photo to that student.",
-                    code="duplicate_student_id", details={"field": "student_id"})
+    return DuplicateStudentId(f"A student with ID {student_id} is already registered. "
+                              "Check the ID, or add this photo to that student.",
+                              details={"field": "student_id"})
 
 
 def _too_many(student):
@@ -432,4 +400,4 @@ def _too_many(student):
 
 
 def _unprocessable(problem):
-    return Unprocessable(problem.message, code=problem.code, details={"field": "photo_key"})
+    return Unusable(problem.message, code=problem.code, details={"field": "photo_key"})

@@ -12,7 +12,7 @@ import time
 from botocore.exceptions import ClientError
 
 from chalicelib import passwords
-from chalicelib.dynamo import from_dynamo, scan_all
+from chalicelib.dynamo import from_dynamo, is_conditional_failure, scan_all
 
 ROLES = ("admin", "teacher")
 EMAIL_PATTERN = r"[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{1,63}"
@@ -28,10 +28,6 @@ class UserError(ValueError):
 
 def normalise_email(email):
     return email.strip().lower()
-
-
-def _is_conditional_failure(error):
-    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
 
 
 class UserStore:
@@ -56,7 +52,7 @@ class UserStore:
                       "created_at": int(self._clock())},
                 ConditionExpression="attribute_not_exists(email)")
         except ClientError as error:
-            if _is_conditional_failure(error):
+            if is_conditional_failure(error):
                 raise UserError(f"a user {email} already exists")
             raise
         return {"email": email, "role": role}
@@ -76,7 +72,7 @@ class UserStore:
                                            ":zero": 0, ":one": 1},
                 ConditionExpression="attribute_exists(email)")
         except ClientError as error:
-            if _is_conditional_failure(error):
+            if is_conditional_failure(error):
                 raise UserError(f"no user {normalise_email(email)}")
             raise
 
@@ -85,7 +81,7 @@ class UserStore:
             self._table.delete_item(Key={"email": normalise_email(email)},
                                     ConditionExpression="attribute_exists(email)")
         except ClientError as error:
-            if _is_conditional_failure(error):
+            if is_conditional_failure(error):
                 raise UserError(f"no user {normalise_email(email)}")
             raise
 
@@ -125,7 +121,7 @@ class UserStore:
                                            ":window_start": now - FAILURE_WINDOW_SECONDS})
             count = 1
         except ClientError as error:
-            if not _is_conditional_failure(error):
+            if not is_conditional_failure(error):
                 raise
             try:
                 result = self._table.update_item(
@@ -133,7 +129,7 @@ class UserStore:
                     ConditionExpression="attribute_exists(email)",
                     ExpressionAttributeValues={":one": 1}, ReturnValues="UPDATED_NEW")
             except ClientError as inner:
-                if _is_conditional_failure(inner):
+                if is_conditional_failure(inner):
                     return None  # the user was removed meanwhile
                 raise
             count = int(result["Attributes"]["failed_attempts"])

@@ -3,6 +3,7 @@ report, with names that break naive CSV and HTML."""
 import csv
 import io
 import json
+import re
 
 import pytest
 
@@ -123,3 +124,7 @@ def test_printable_report_escapes_what_people_typed(api, teacher_headers, servic
     assert "Zoë Ångström 李小龍" in html
     assert "88.0" in html and "0:02" in html
     assert "Present: <strong>2</strong>" in html
+    # Plain words and times in the configured zone, not stored values.
+    assert "Completed" in html and "status: completed" not in html
+    assert re.search(r"on (Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d{1,2} [A-Z][a-z]{2} \d{4}, \d{2}:\d{2}", html)
+    assert "+00:00" not in html

@@ -18,7 +18,7 @@ curve::
     similarity(d) = 100 / (1 + exp((d - D50) / SCALE)),  D50 = 0.6473, SCALE = 0.05
 
 chosen so that ``similarity(MATCH_DISTANCE) == 80`` with ``MATCH_DISTANCE =
-0.578``. Calibration on /work/shared/faces (70 photos of 11 people, each photo
+0.578``. Calibration on the shared face set (``../shared/faces``: 70 photos of 11 people, each photo
 detected, aligned and described by this module; the calibration test in
 ``tests/test_face_engine.py`` recomputes it): same person, 261 pairs,
 distance 0.183 .. 0.548 (mean 0.332); different people, 2154 pairs, 0.608 ..
