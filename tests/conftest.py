@@ -14,6 +14,8 @@ import dataclasses
 import json
 import os
 
+import boto3
+
 import pytest
 from chalice.test import Client
 from moto import mock_aws
@@ -32,6 +34,7 @@ from tests.fakes.face_collection import FakeFaceCollection, face, png_bytes
 from tests.fakes.video_search import FakeVideoSearch
 from tests.support import aws as aws_support
 from tests.support.aws import REGION, STAGE, expect_new_collection, stubbed_rekognition
+from tests.support.aws_stage import ACCOUNT, REGION as STAGE_REGION
 from tests.support.face_set import shared_faces_dir
 
 
@@ -251,3 +254,29 @@ def table(aws):
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
     batch_put(made, [{"id": f"t{n:03}", "n": n} for n in range(250)])
     return made
+
+
+# -- a deployed-style stage (tests/support/aws_stage.py) ---------------------------
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    """Fake credentials and a region; no stage variable, no endpoint; restored after."""
+    saved = dict(os.environ)
+    names = set(stage_environment("dev")) | set(stage_environment("prod", account=ACCOUNT))
+    for key in list(os.environ):
+        if key in names or key == "SITE_ORIGIN" or key.startswith("AWS_"):
+            del os.environ[key]
+    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_REGION": STAGE_REGION, "AWS_DEFAULT_REGION": STAGE_REGION,
+                       "AWS_CONFIG_FILE": os.devnull,
+                       "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
+    yield os.environ
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture
+def moto_world(clean_env):
+    """A fresh moto world; a boto3 session in the stage's region."""
+    with mock_aws():
+        yield boto3.session.Session(region_name=STAGE_REGION)

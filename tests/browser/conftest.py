@@ -1,15 +1,16 @@
 """Fixtures of the browser tier: Debian's Chromium through Playwright, against
-one running stack per module with a teacher and an admin."""
+one running stack per module with the users of tests/support/browser.py."""
 import pytest
 
-from tests.support.browser import ADMIN, TEACHER, PageWatch, Shots, launch, require_browser
-from tests.support.stack import running_stack
+from tests.support.browser import (ADMIN, TEACHER, UPLOADER, PageWatch, Shots, launch,
+                                   require_browser)
+from tests.support.stack import boto_client, running_stack
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     with running_stack(tmp_path_factory.mktemp("browser-stack")) as running:
-        for email, password, role in (TEACHER, ADMIN):
+        for email, password, role in (TEACHER, ADMIN, UPLOADER):
             running.add_user(email, password, role)
         yield running
 
@@ -34,3 +35,9 @@ def page(browser, stack, request):
     page.shots = Shots(request.node.name)
     yield page
     context.close()
+
+
+@pytest.fixture
+def s3(stack):
+    """An S3 client on the stack's moto server (to see what the browser uploaded)."""
+    return boto_client("s3", stack.moto_url)

@@ -335,7 +335,7 @@ def test_a_failed_recording_shows_why_and_can_be_uploaded_again(page, stack, fac
                                                                 tmp_path):
     from tests.support.video_maker import make_video
 
-    from tests.stack_support import presigned_post
+    from tests.support.stack import presigned_post
 
     sign_in(page, stack, TEACHER)
     expect(page.locator("h1")).to_have_text("Sessions")

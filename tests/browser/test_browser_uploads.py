@@ -14,48 +14,14 @@ import urllib.parse
 
 import pytest
 
-from tests.browser_support import PageWatch, Shots, launch, require_browser
+from tests.support.browser import UPLOADER, require_browser
 
 sync_api = require_browser()
 expect = sync_api.expect
+pytestmark = [pytest.mark.browser, pytest.mark.stack, pytest.mark.slow]
 
-TEACHER = ("uploader@example.org", "uploader password 1", "teacher")
 MIB = 1024 * 1024
 PART = 8 * MIB
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    from tests.stack_support import running_stack
-
-    with running_stack(tmp_path_factory.mktemp("upload-stack")) as running:
-        running.add_user(*TEACHER)
-        yield running
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser, stack, request):
-    context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="en-GB")
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    page.watch = PageWatch(page)
-    page.shots = Shots(request.node.name)
-    yield page
-    context.close()
-
-
-@pytest.fixture
-def s3(stack):
-    from tests.stack_support import boto_client
-    return boto_client("s3", stack.moto_url)
 
 
 def fake_video(path, size, seed):
@@ -73,8 +39,8 @@ def fake_video(path, size, seed):
 
 def sign_in(page, stack):
     page.goto(stack.site_url + "#/login")
-    page.get_by_label("Email").fill(TEACHER[0])
-    page.get_by_label("Password").fill(TEACHER[1])
+    page.get_by_label("Email").fill(UPLOADER[0])
+    page.get_by_label("Password").fill(UPLOADER[1])
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("h1")).to_have_text("Sessions")
 

@@ -1,43 +1,16 @@
 """A deployed-style stage (prod: names derived, CloudFront) in a fresh moto world.
 
-Unlike conftest's dev fixtures, nothing of the stage is in the environment
-beforehand: provisioning and deploying resolve it as they do on AWS.
+Unlike the dev fixtures, nothing of the stage is in the environment
+beforehand: provisioning and deploying resolve it as they do on AWS. The
+``clean_env`` and ``moto_world`` fixtures are in tests/conftest.py.
 """
 import datetime
-import os
 
 import boto3
-import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
-
-from ops.stage_config import stage_environment
 
 ACCOUNT = "123456789012"  # moto's
 REGION = "eu-west-1"
-
-
-@pytest.fixture
-def clean_env(monkeypatch):
-    """Fake credentials and a region; no stage variable, no endpoint; restored after."""
-    saved = dict(os.environ)
-    names = set(stage_environment("dev")) | set(stage_environment("prod", account=ACCOUNT))
-    for key in list(os.environ):
-        if key in names or key == "SITE_ORIGIN" or key.startswith("AWS_"):
-            del os.environ[key]
-    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
-                       "AWS_CONFIG_FILE": os.devnull,
-                       "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
-    yield os.environ
-    os.environ.clear()
-    os.environ.update(saved)
-
-
-@pytest.fixture
-def moto_world(clean_env):
-    with mock_aws():
-        yield boto3.session.Session(region_name=REGION)
 
 
 def rekognition_stub(collection_exists=False, calls=1, delete=False):
