@@ -8,7 +8,8 @@
 * ``app.py`` imports neither ``ops`` nor ``local`` at module level; its one
   allowed operator import is ``ops.stage_config`` inside a function (stage
   names from the dev config when the environment lacks them, as ``chalice
-  local`` and the tests need).
+  local`` and the tests need);
+* no test module imports a test module or a conftest.
 
 Imports are read with :mod:`ast` from every ``.py`` file of the project, so a
 lazy import inside a function counts as much as one at the top. (An import
@@ -98,6 +99,16 @@ def violations(relative_path, source):
     return found
 
 
+def imports_of_test_code(relative_path, source):
+    """Imports of a test module (``test_*``) or of a conftest in ``source``."""
+    module = module_name(relative_path)
+    is_package = pathlib.PurePosixPath(relative_path).name == "__init__.py"
+    return [f"{relative_path}:{imp.line} imports {imp.target}"
+            for imp in imports(source, module, is_package)
+            if any(part.startswith("test_") or part == "conftest"
+                   for part in imp.target.split("."))]
+
+
 def project_files():
     for path in sorted(PROJECT_DIR.rglob("*.py")):
         relative = path.relative_to(PROJECT_DIR)
@@ -114,6 +125,16 @@ def test_every_package_imports_only_what_runs_beside_it():
         found += violations(relative, path.read_text(encoding="utf-8"))
     # The rules did see the code they are about.
     assert {"app", "chalicelib.students", "local.engine.face_engine"} <= checked
+    assert found == []
+
+
+def test_no_test_module_imports_a_test_module_or_a_conftest():
+    """Shared fixtures live in conftest files and helpers in tests/fakes or
+    tests/support: pytest finds the fixtures, nobody imports them by name."""
+    found = []
+    for relative, path in project_files():
+        if relative.startswith("tests/"):
+            found += imports_of_test_code(relative, path.read_text(encoding="utf-8"))
     assert found == []
 
 
@@ -157,6 +178,17 @@ def test_the_checker_finds_a_forbidden_import(path, source):
 ])
 def test_the_checker_allows_imports_within_the_rules(path, source):
     assert violations(path, source) == []
+
+
+@pytest.mark.parametrize("source,bad", [
+    ("from test_attendance_fakes import video_search\n", True),
+    ("from conftest import REGION\n", True),
+    ("from tests.engine.test_face_engine import photo\n", True),
+    ("from tests.fakes.drivers import run_session\nimport pytest\n", False),
+    ("from tests.support.face_set import photo\n", False),
+])
+def test_the_checker_finds_a_test_module_importing_another(source, bad):
+    assert bool(imports_of_test_code("tests/test_sessions.py", source)) is bad
 
 
 def test_relative_imports_are_resolved_against_the_package():
