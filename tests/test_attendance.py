@@ -127,6 +127,7 @@ def test_a_duplicated_message_leaves_one_set_of_rows_and_writes_nothing(
     assert writes == []
 
 
+@pytest.mark.slow
 def test_a_roster_of_1000_students_is_written_with_batch_writes(
         api, teacher_headers, services, video_search):
     add_students(services, [(f"st{n:04d}", f"Student {n:04d}") for n in range(1000)])

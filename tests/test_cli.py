@@ -8,6 +8,8 @@ import pytest
 
 from ops.stage_config import PROJECT_DIR, stage_environment
 
+pytestmark = pytest.mark.slow  # a moto server and a CLI process
+
 
 def run_cli(env, *args, stdin=""):
     return subprocess.run([sys.executable, "-m", "ops.cli", *args], input=stdin,

@@ -31,6 +31,8 @@ globalThis.document = {
   createElementNS: (_, tag) => new FakeNode(tag),
   createTextNode: (text) => Object.assign(new FakeNode("#text"), { text }),
 };
+// ui.js imports modules that read the site's config and listen on the window.
+globalThis.window = { ROLLCALL_CONFIG: { apiBaseUrl: "http://127.0.0.1:9" }, addEventListener() {} };
 const ui = await import(process.argv[2]);
 const out = {};
 for (const url of JSON.parse(process.argv[3])) {

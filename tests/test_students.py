@@ -468,6 +468,7 @@ def test_one_student_and_404(api, teacher_headers, register, photo_of):
         assert gone.status_code == 404 and error_of(gone)["code"] == "unknown_student"
 
 
+@pytest.mark.slow
 def test_a_roster_of_1000_is_listed_completely_sorted_with_photo_links(
         api, teacher_headers, services):
     """1,000 records of about 1.5 kB: more than one 1 MB scan page."""

@@ -27,6 +27,7 @@ def describe_file(path, max_pixels=face_engine.MAX_DETECT_PIXELS):
     return faces[0]
 
 
+@pytest.mark.slow
 def test_similarity_calibration_on_every_pair_of_photos(faces_dir):
     """Same person >= 80 and different people < 80 over all 2415 pairs of the 70 photos.
 
@@ -135,6 +136,7 @@ def _match(track, references):
     return best
 
 
+@pytest.mark.slow
 def test_tracks_cross_a_segment_cut_as_one_appearance(faces_dir, tmp_path):
     """Two workers, one cut at ~3 s: someone seen across it keeps one track."""
     path = tmp_path / "cut.mp4"
@@ -233,6 +235,7 @@ def test_portrait_phone_video_is_turned_upright(faces_dir, tmp_path):
     assert _match(tracks[0], {"biden": ref})[1] >= 80
 
 
+@pytest.mark.slow
 def test_a_killed_worker_does_not_break_later_videos(faces_dir, tmp_path):
     """A worker that dies mid-job is replaced; the next analysis still works."""
     import os

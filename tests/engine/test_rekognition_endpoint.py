@@ -211,6 +211,7 @@ def _iou(a, box):
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
+@pytest.mark.slow
 def test_search_faces_by_image_same_person_matches_and_strangers_do_not(
         face_rekognition, collection, faces_dir):
     rk = face_rekognition
@@ -291,6 +292,7 @@ def _blank_png():
 
 # -- face search in stored video ------------------------------------------------------
 
+@pytest.mark.slow
 def test_face_search_finds_who_was_there_and_when(face_rekognition, collection, faces_dir, s3,
                                                   classroom_video):
     rk = face_rekognition
@@ -421,6 +423,7 @@ def test_video_too_large(aws, s3, short_video):
                                  CollectionId="c")
 
 
+@pytest.mark.slow
 def test_real_clip_finds_lin_manuel_miranda(face_rekognition, collection, faces_dir, s3):
     rk = face_rekognition
     truth = json.loads((faces_dir / "videos" / "short_hamilton_clip.json").read_text())
@@ -448,6 +451,7 @@ def test_real_clip_finds_lin_manuel_miranda(face_rekognition, collection, faces_
 
 # -- persistence and the command line -------------------------------------------------
 
+@pytest.mark.slow
 def test_collections_and_jobs_survive_a_restart(aws, s3, faces_dir, short_video, tmp_path):
     sns = boto3.client("sns", region_name=REGION)
     s3.upload_file(str(short_video), BUCKET, "sessions/short.mp4")
@@ -485,6 +489,7 @@ def _start_cli(data_dir, env):
     return proc, line.split()[-1]
 
 
+@pytest.mark.slow
 def test_runs_from_the_command_line_against_moto_server(tmp_path, short_video):
     """The one-machine setup: S3 at AWS_ENDPOINT_URL (moto server), state on disk.
 

@@ -25,6 +25,7 @@ def jpeg(image):
     return buffer.getvalue()
 
 
+@pytest.mark.slow
 def test_a_real_person_registered_once_with_more_photos_then_deleted(
         engine, api, teacher_headers, admin_headers, upload_photo, shared_photo, services,
         collection_faces, bucket_keys):

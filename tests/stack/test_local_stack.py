@@ -81,6 +81,7 @@ def _check(url, made):
     assert iam.get_role(RoleName="publisher")["Role"]["RoleName"] == "publisher"
 
 
+@pytest.mark.slow
 def test_state_survives_a_stop_and_start(tmp_path):
     state = tmp_path / "moto"
     with running_moto(state) as moto:
@@ -108,6 +109,7 @@ def _wait_saved(moto):
     return wait_for(saved, 30, what="every change to be saved")
 
 
+@pytest.mark.slow
 def test_state_survives_a_crash_after_the_periodic_snapshot(tmp_path):
     state = tmp_path / "moto"
     moto = MotoProcess(state, interval=0.3).start()
