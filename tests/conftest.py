@@ -1,7 +1,8 @@
 """Shared fixtures: fresh AWS (moto) resources and a fresh app per test.
 
 Nothing is shared between tests: each gets its own ``mock_aws`` world, its
-own provisioned tables and buckets, and its own :class:`Services` graph.
+own provisioned tables and buckets, its own clients and :class:`Services`
+graph (only the boto3 session that makes the clients is kept per process).
 Fakes for the Rekognition calls moto does not answer are in tests/fakes/,
 helpers that are not fixtures in tests/support/.
 
@@ -15,7 +16,6 @@ import json
 import os
 
 import boto3
-
 import pytest
 from chalice.test import Client
 from moto import mock_aws
