@@ -298,7 +298,7 @@ def test_sigterm_while_starting_stops_what_had_started(tmp_path):
     process, lines = _launch(tmp_path / "data", stack.ports)
     _read_until(lines, r"^moto +\| listening on", 60)
     process.terminate()
-    assert process.wait(60) == 0
+    assert process.wait(120) == 0  # a bound, not a speed check: the machine may be busy
     assert _ports_closed(stack.ports)
 
 
