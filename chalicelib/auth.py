@@ -9,7 +9,7 @@ API Gateway authorizer) so that 401 and 403 answers carry CORS headers.
 import math
 
 from chalicelib import passwords
-from chalicelib.errors import NotAllowed, TooManyAttempts, NotSignedIn
+from chalicelib.errors import InvalidInput, NotAllowed, NotSignedIn, TooManyAttempts
 from chalicelib.tokens import InvalidToken
 
 #: Routes anyone may call (resource paths as Chalice names them).
@@ -42,10 +42,33 @@ class Authenticator:
             if locked_until:
                 raise self._locked(locked_until)
             raise NotSignedIn(_BAD_CREDENTIALS, code="invalid_credentials")
+        if user.get("disabled"):
+            # Said only to someone who knows the password.
+            raise NotSignedIn("This account is disabled. Ask an administrator.",
+                              code="account_disabled")
         self._users.clear_failures(user)
+        return self._signed_in(user)
+
+    def _signed_in(self, user):
         token, expires_at = self._tokens.issue(user)
-        return {"token": token, "expires_at": expires_at,
-                "user": {"email": user["email"], "role": user["role"]}}
+        return {"token": token, "expires_at": expires_at, "user": _identity(user)}
+
+    def change_password(self, accounts, email, current, new):
+        """A user's own new password: the current one is checked (and a wrong one
+        counts towards the lock, as at sign-in); answers a fresh sign-in, since
+        the change ends every token the user had."""
+        user = self._users.get(email)
+        locked_until = self._users.locked_until(user)
+        if locked_until:
+            passwords.burn_time(current)
+            raise self._locked(locked_until)
+        if not passwords.verify_password(user["password_hash"], current):
+            locked_until = self._users.record_failure(email)
+            if locked_until:
+                raise self._locked(locked_until)
+            raise InvalidInput("The current password is not right.", code="wrong_password",
+                               details={"field": "current_password"})
+        return self._signed_in(accounts.change_own_password(email, new))
 
     def _locked(self, until):
         minutes = max(1, math.ceil((until - self._users._clock()) / 60))
@@ -68,10 +91,18 @@ class Authenticator:
             raise NotSignedIn("Your sign-in has expired or is not valid. Sign in again.",
                                code="invalid_token", headers={"WWW-Authenticate": "Bearer"})
         user = self._users.get(claims["sub"])
-        if user is None or int(user.get("token_version", 1)) != claims["ver"]:
+        if (user is None or user.get("disabled")
+                or int(user.get("token_version", 1)) != claims["ver"]):
             raise NotSignedIn("Your sign-in is no longer valid. Sign in again.",
-                               code="invalid_token", headers={"WWW-Authenticate": "Bearer"})
-        return {"email": user["email"], "role": user["role"]}
+                              code="invalid_token", headers={"WWW-Authenticate": "Bearer"})
+        return _identity(user)
+
+
+def _identity(user):
+    """The signed-in user as requests carry it (``must_change_password`` when the
+    password is a generated one-time one)."""
+    return {"email": user["email"], "role": user["role"],
+            "must_change_password": bool(user.get("must_change_password"))}
 
 
 def require_role(user, role):

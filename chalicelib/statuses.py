@@ -10,6 +10,8 @@ class SessionStatus(StrEnum):
     """A session's lifecycle (see :mod:`chalicelib.sessions`)."""
 
     AWAITING_UPLOAD = "AWAITING_UPLOAD"
+    #: The recording is being converted to H.264 before the face search.
+    CONVERTING = "CONVERTING"
     PROCESSING = "PROCESSING"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
@@ -28,8 +30,13 @@ class ErrorKind(StrEnum):
 
 
 class AttendanceStatus(StrEnum):
+    """A row's status. LATE is automatic (first seen after the late threshold);
+    EXCUSED only ever comes from a teacher's correction."""
+
     PRESENT = "PRESENT"
+    LATE = "LATE"
     ABSENT = "ABSENT"
+    EXCUSED = "EXCUSED"
 
 
 class RowSource(StrEnum):

@@ -19,6 +19,7 @@ import json
 import os
 import secrets
 import sys
+import time
 
 from botocore.exceptions import ClientError
 
@@ -26,8 +27,9 @@ from chalicelib.clients import ClientFactory
 from chalicelib.schema import table_specs
 from chalicelib.settings import load_settings
 from ops import cdn
-from ops.stage_config import (StageError, apply_stage_environment, check_site_origin,
-                              current_account, needs_account, session_region, stage_options)
+from ops.stage_config import (StageError, apply_stage_environment, aws_session,
+                              check_site_origin, configured_environment, current_account,
+                              needs_account, stage_options)
 
 CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
 DELETED, ABSENT = "deleted", "absent"
@@ -36,6 +38,25 @@ PENDING = "pending"
 
 def _error_code(error):
     return error.response["Error"]["Code"]
+
+
+def _index_request(index_name, keys):
+    return {"IndexName": index_name,
+            "KeySchema": [{"AttributeName": a, "KeyType": t} for a, t, _ in keys],
+            "Projection": {"ProjectionType": "ALL"}}
+
+
+def table_specs_keys(settings, table_name):
+    return [attr for attr, _, _ in table_specs(settings)[table_name]["keys"]]
+
+
+def migrations(settings):
+    """Table name -> the index attributes an item should hold (see :meth:`backfill`)."""
+    from chalicelib.sessions import index_attributes as session_keys
+    from chalicelib.students import index_attributes as student_keys
+    from chalicelib.users import index_attributes as user_keys
+    return {settings.users_table: user_keys, settings.students_table: student_keys,
+            settings.sessions_table: session_keys}
 
 
 class Provisioner:
@@ -59,7 +80,7 @@ class Provisioner:
         self.certificate_arn = certificate_arn
         self.table_kms = table_kms
         self.site_origin = site_origin or (None if cloudfront else settings.site_origin)
-        #: The distribution serving the site: {"Id", "ARN", "DomainName"}.
+        #: The distribution serving the site: {"Id", "ARN", "DomainName", "Status"}.
         self.distribution = None
 
     def _note(self, kind, name, outcome):
@@ -83,6 +104,7 @@ class Provisioner:
     def run(self):
         for name, spec in table_specs(self.settings).items():
             self.ensure_table(name, spec)
+        self.backfill()
         if self.settings.site_bucket:
             self.ensure_bucket(self.settings.site_bucket, cors=False)
             if self.cloudfront:
@@ -97,6 +119,8 @@ class Provisioner:
             topic_arn = self.ensure_topic(self.settings.completion_topic)
             if self.settings.rekognition_role:
                 self.ensure_rekognition_role(self.settings.rekognition_role, topic_arn)
+        if self.settings.conversion_role:
+            self.ensure_conversion_role(self.settings.conversion_role)
         self.ensure_token_secret(self.settings.token_secret_parameter)
         if self._out:
             changed = sum(1 for _, _, outcome in self.report if outcome != UNCHANGED)
@@ -106,14 +130,27 @@ class Provisioner:
 
     # -- DynamoDB -------------------------------------------------------------
     def ensure_table(self, name, spec):
+        """The table with its indexes: made if missing; an index missing from an
+        existing table is added (one at a time, as DynamoDB allows) and waited for."""
         dynamodb = self.clients.client("dynamodb")
         try:
-            dynamodb.describe_table(TableName=name)
-            self._note("table", name, UNCHANGED)
-            return
+            current = dynamodb.describe_table(TableName=name)["Table"]
         except ClientError as error:
             if _error_code(error) != "ResourceNotFoundException":
                 raise
+            current = None
+        if current is not None:
+            have = {index["IndexName"] for index in current.get("GlobalSecondaryIndexes", [])}
+            missing = [(n, keys) for n, keys in spec.get("indexes", {}).items() if n not in have]
+            for index_name, keys in missing:
+                dynamodb.update_table(
+                    TableName=name,
+                    AttributeDefinitions=[{"AttributeName": a, "AttributeType": k}
+                                          for a, _, k in keys],
+                    GlobalSecondaryIndexUpdates=[{"Create": _index_request(index_name, keys)}])
+                self._wait_for_index(dynamodb, name, index_name)
+            self._note("table", name, UPDATED if missing else UNCHANGED)
+            return
         attributes = {attr: kind for attr, _, kind in spec["keys"]}
         request = {
             "TableName": name,
@@ -128,17 +165,48 @@ class Provisioner:
             request["GlobalSecondaryIndexes"] = []
             for index_name, keys in indexes.items():
                 attributes.update({attr: kind for attr, _, kind in keys})
-                request["GlobalSecondaryIndexes"].append({
-                    "IndexName": index_name,
-                    "KeySchema": [{"AttributeName": a, "KeyType": t} for a, t, _ in keys],
-                    "Projection": {"ProjectionType": "ALL"},
-                })
+                request["GlobalSecondaryIndexes"].append(_index_request(index_name, keys))
         request["AttributeDefinitions"] = [
             {"AttributeName": a, "AttributeType": k} for a, k in attributes.items()]
         dynamodb.create_table(**request)
         dynamodb.get_waiter("table_exists").wait(TableName=name,
                                                  WaiterConfig={"Delay": 1, "MaxAttempts": 60})
         self._note("table", name, CREATED)
+
+    def _wait_for_index(self, dynamodb, table, index_name, attempts=600, delay=1.0):
+        for _ in range(attempts):
+            indexes = dynamodb.describe_table(TableName=table)["Table"].get(
+                "GlobalSecondaryIndexes", [])
+            status = next((i.get("IndexStatus") for i in indexes
+                           if i["IndexName"] == index_name), None)
+            if status in (None, "ACTIVE"):
+                return
+            time.sleep(delay)
+        raise RuntimeError(f"index {index_name} of {table} did not become active")
+
+    def backfill(self):
+        """Give items written before the list indexes existed their index keys.
+
+        Items without them are invisible to the paged lists; this scan (an
+        operator's, never a request's) sets the missing attributes, and a second
+        run finds nothing to do.
+        """
+        from chalicelib.dynamo import scan_all
+        for table_name, keys_of in migrations(self.settings).items():
+            table = self.clients.table(table_name)
+            changed = 0
+            for item in scan_all(table):
+                missing = {k: v for k, v in keys_of(item).items() if item.get(k) != v}
+                if not missing:
+                    continue
+                key = {k: item[k] for k in table_specs_keys(self.settings, table_name)}
+                table.update_item(
+                    Key=key, UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in missing),
+                    ExpressionAttributeNames={f"#{k}": k for k in missing},
+                    ExpressionAttributeValues={f":{k}": v for k, v in missing.items()})
+                changed += 1
+            if changed:  # only worth a line when an older table was brought up to date
+                self._note("items", f"{table_name} ({changed})", UPDATED)
 
     # -- S3 ---------------------------------------------------------------------
     def _cors_rules(self, name):
@@ -233,15 +301,18 @@ class Provisioner:
         cloudfront = self.clients.client("cloudfront")
         found = self._find_distribution()
         desired = cdn.distribution_config(stage, bucket, self.settings.region, oac_id,
-                                          caller_reference=f"rollcall-{stage}-site",
+                                          # Found by its origin, never by this: unique
+                                          # so a stage made again after a destroy works.
+                                          caller_reference=f"rollcall-{stage}-site-"
+                                          + secrets.token_hex(8),
                                           domain=self.site_domain,
                                           certificate_arn=self.certificate_arn)
         if found is None:
             created = cloudfront.create_distribution(DistributionConfig=desired)["Distribution"]
-            self.distribution = {k: created[k] for k in ("Id", "ARN", "DomainName")}
+            self.distribution = {k: created[k] for k in ("Id", "ARN", "DomainName", "Status")}
             self._note("distribution", created["DomainName"], CREATED)
         else:
-            self.distribution = {k: found[k] for k in ("Id", "ARN", "DomainName")}
+            self.distribution = {k: found[k] for k in ("Id", "ARN", "DomainName", "Status")}
             answer = cloudfront.get_distribution_config(Id=found["Id"])
             current = answer["DistributionConfig"]
             if cdn.differs(current, desired):
@@ -348,12 +419,26 @@ class Provisioner:
 
     def ensure_rekognition_role(self, role_name, topic_arn):
         """The role Rekognition assumes to publish job completion to the topic."""
-        iam = self.clients.client("iam")
-        trust = {"Version": "2012-10-17", "Statement": [{
-            "Effect": "Allow", "Principal": {"Service": "rekognition.amazonaws.com"},
-            "Action": "sts:AssumeRole"}]}
         publish = {"Version": "2012-10-17", "Statement": [{
             "Effect": "Allow", "Action": "sns:Publish", "Resource": topic_arn}]}
+        self._ensure_service_role(role_name, "rekognition.amazonaws.com", "publish-completion",
+                                  publish, "Lets Rekognition publish Rollcall job completion")
+
+    def ensure_conversion_role(self, role_name):
+        """The role MediaConvert assumes: read uploads, write the converted copies."""
+        bucket = self.settings.videos_bucket
+        access = {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "s3:GetObject",
+             "Resource": f"arn:aws:s3:::{bucket}/videos/*"},
+            {"Effect": "Allow", "Action": "s3:PutObject",
+             "Resource": f"arn:aws:s3:::{bucket}/converted/*"}]}
+        self._ensure_service_role(role_name, "mediaconvert.amazonaws.com", "convert-videos",
+                                  access, "Lets MediaConvert convert Rollcall recordings")
+
+    def _ensure_service_role(self, role_name, service, policy_name, policy, description):
+        iam = self.clients.client("iam")
+        trust = {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}
         outcome = UNCHANGED
         try:
             iam.get_role(RoleName=role_name)
@@ -361,18 +446,18 @@ class Provisioner:
             if _error_code(error) != "NoSuchEntity":
                 raise
             iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust),
-                            Description="Lets Rekognition publish Rollcall job completion")
+                            Description=description)
             outcome = CREATED
         try:
-            current = iam.get_role_policy(RoleName=role_name, PolicyName="publish-completion")
+            current = iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)
             current = current["PolicyDocument"]
             if isinstance(current, str):
                 current = json.loads(current)
         except ClientError:
             current = None
-        if current != publish:
-            iam.put_role_policy(RoleName=role_name, PolicyName="publish-completion",
-                                PolicyDocument=json.dumps(publish))
+        if current != policy:
+            iam.put_role_policy(RoleName=role_name, PolicyName=policy_name,
+                                PolicyDocument=json.dumps(policy))
             outcome = outcome if outcome == CREATED else UPDATED
         self._note("role", role_name, outcome)
 
@@ -431,16 +516,17 @@ class Provisioner:
         self._forget(self.clients.client("rekognition").delete_collection, "collection",
                      self.settings.face_collection, "ResourceNotFoundException",
                      CollectionId=self.settings.face_collection)
-        if self.settings.rekognition_role:
-            iam = self.clients.client("iam")
+        iam = self.clients.client("iam")
+        for role, policy in ((self.settings.rekognition_role, "publish-completion"),
+                             (self.settings.conversion_role, "convert-videos")):
+            if not role:
+                continue
             try:
-                iam.delete_role_policy(RoleName=self.settings.rekognition_role,
-                                       PolicyName="publish-completion")
+                iam.delete_role_policy(RoleName=role, PolicyName=policy)
             except ClientError as error:
                 if _error_code(error) != "NoSuchEntity":
                     raise
-            self._forget(iam.delete_role, "role", self.settings.rekognition_role,
-                         "NoSuchEntity", RoleName=self.settings.rekognition_role)
+            self._forget(iam.delete_role, "role", role, "NoSuchEntity", RoleName=role)
         if self.settings.completion_topic:
             sns = self.clients.client("sns")
             arns = [t["TopicArn"] for page in sns.get_paginator("list_topics").paginate()
@@ -500,21 +586,21 @@ def for_stage(stage, session=None, out=None, account=None):
     ``chalice deploy`` uses; with none set this stops rather than guess.
     Against a local endpoint (the one-machine stack) there is no CloudFront.
     """
-    import boto3
-
-    session = session or boto3.session.Session()
-    region = session_region(session)
+    session = aws_session(session)
+    region = session.region_name
     local = bool(os.environ.get("AWS_ENDPOINT_URL"))
+    # The operator's environment wins over the config, as for every name.
+    configured = os.environ.get("SITE_ORIGIN") or configured_environment(stage).get(
+        "SITE_ORIGIN")
+    if configured and not local:
+        configured = check_site_origin(configured)
     if account is None and needs_account(stage, environ=os.environ):
         account = current_account(session)
     apply_stage_environment(stage, account=account)
     settings = dataclasses.replace(load_settings(), region=region)
     options = stage_options(stage)
-    # The operator's environment wins over the config, as for every name.
-    configured = os.environ.get("SITE_ORIGIN")
-    if configured and not local:
-        configured = check_site_origin(configured)
-    return Provisioner(settings, ClientFactory(region=region), out=out,
+    clients = ClientFactory(region=region, session_factory=lambda region_name: session)
+    return Provisioner(settings, clients, out=out,
                        cloudfront=not local, site_origin=configured or None,
                        site_domain=options.get("site_domain", ""),
                        certificate_arn=options.get("site_certificate_arn", ""),

@@ -150,12 +150,13 @@ def admin_headers(make_user, login):
 # -- photos ------------------------------------------------------------------------
 
 @pytest.fixture
-def upload_photo(api, teacher_headers, services):
-    """``upload_photo(data, content_type="image/jpeg", headers=teacher)``: the photo key.
+def upload_photo(api, admin_headers, services):
+    """``upload_photo(data, content_type="image/jpeg", headers=admin)``: the photo key.
 
-    Asks for a presigned upload and puts ``data`` at its key, as a browser would.
+    Asks for a presigned upload and puts ``data`` at its key, as a browser
+    would (registering people is the admin's).
     """
-    def upload(data, content_type="image/jpeg", headers=teacher_headers):
+    def upload(data, content_type="image/jpeg", headers=admin_headers):
         return _upload_photo(api, headers, services, data, content_type)
     return upload
 
@@ -187,19 +188,19 @@ def photo_of(fake_rekognition, upload_photo):
 
 
 @pytest.fixture
-def register(api, teacher_headers):
+def register(api, admin_headers):
     """``register(student_id, full_name, photo_key)``: the ``POST /students`` answer."""
-    def do_register(student_id, full_name, photo_key, headers=teacher_headers):
+    def do_register(student_id, full_name, photo_key, headers=admin_headers):
         return api.http.post("/students", headers=headers, body=json.dumps(
             {"student_id": student_id, "full_name": full_name, "photo_key": photo_key}))
     return do_register
 
 
 @pytest.fixture
-def add_photo(api, teacher_headers):
+def add_photo(api, admin_headers):
     """``add_photo(student_id, photo_key)``: the ``POST /students/{id}/photos`` answer."""
     def do_add(student_id, photo_key):
-        return api.http.post(f"/students/{student_id}/photos", headers=teacher_headers,
+        return api.http.post(f"/students/{student_id}/photos", headers=admin_headers,
                              body=json.dumps({"photo_key": photo_key}))
     return do_add
 

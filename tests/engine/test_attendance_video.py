@@ -28,7 +28,7 @@ def enrol(register, upload_photo, student_id, full_name, path):
     assert response.status_code == 201, response.body
 
 
-def test_a_video_of_registered_people_comes_out_right(api, teacher_headers, services, engine,
+def test_a_video_of_registered_people_comes_out_right(api, admin_headers, services, engine,
                                                       completions, faces_dir, tmp_path,
                                                       register, upload_photo):
     people = faces_dir / "people"
@@ -46,17 +46,17 @@ def test_a_video_of_registered_people_comes_out_right(api, teacher_headers, serv
              height=80),
     ], size=(640, 360), fps=10, duration_s=5.0)
 
-    created = api.http.post("/sessions", headers=teacher_headers, body=json.dumps(
+    created = api.http.post("/sessions", headers=admin_headers, body=json.dumps(
         {"title": "Civics", "date": "2024-10-07", "content_type": "video/mp4"}))
     assert created.status_code == 201, created.body
     session = created.json_body["session"]
     upload_video(services, session, video.read_bytes())
     s3_event(api, services, session["video_key"])
-    assert session_detail(api, teacher_headers,
+    assert session_detail(api, admin_headers,
                           session["session_id"])["session"]["status"] == "PROCESSING"
 
     sns_event(api, completions())
-    detail = session_detail(api, teacher_headers, session["session_id"])
+    detail = session_detail(api, admin_headers, session["session_id"])
     assert detail["session"]["status"] == "COMPLETED", detail["session"]["error"]
     rows = by_student(detail)
     assert {sid: row["status"] for sid, row in rows.items()} == {
@@ -70,7 +70,7 @@ def test_a_video_of_registered_people_comes_out_right(api, teacher_headers, serv
     assert detail["session"]["counts"]["unrecognised"] >= 1  # the stranger
 
 
-def test_a_real_recording_comes_out_right(api, teacher_headers, services, engine, completions,
+def test_a_real_recording_comes_out_right(api, admin_headers, services, engine, completions,
                                           faces_dir, register, upload_photo):
     """The real clip in shared/faces/videos, not one we made: its label file says who is in it."""
     clip = faces_dir / "videos" / "short_hamilton_clip.mp4"
@@ -83,13 +83,13 @@ def test_a_real_recording_comes_out_right(api, teacher_headers, services, engine
         enrol(register, upload_photo, student_id, folder.replace("_", " ").title(),
               people / folder / "1.jpg")
 
-    created = api.http.post("/sessions", headers=teacher_headers, body=json.dumps(
+    created = api.http.post("/sessions", headers=admin_headers, body=json.dumps(
         {"title": "Rehearsal", "content_type": "video/mp4"})).json_body
     upload_video(services, created["session"], clip.read_bytes())
     s3_event(api, services, created["session"]["video_key"])
     sns_event(api, completions())
 
-    detail = session_detail(api, teacher_headers, created["session"]["session_id"])
+    detail = session_detail(api, admin_headers, created["session"]["session_id"])
     assert detail["session"]["status"] == "COMPLETED", detail["session"]["error"]
     rows = by_student(detail)
     assert {sid: row["status"] for sid, row in rows.items()} == {

@@ -27,9 +27,9 @@ def jpeg(image):
 
 @pytest.mark.slow
 def test_a_real_person_registered_once_with_more_photos_then_deleted(
-        engine, api, teacher_headers, admin_headers, upload_photo, shared_photo, services,
+        engine, api, admin_headers, upload_photo, shared_photo, services,
         collection_faces, bucket_keys):
-    answer = post(api, teacher_headers, "/students", {
+    answer = post(api, admin_headers, "/students", {
         "student_id": "obama", "full_name": "Barack Obama",
         "photo_key": upload_photo(shared_photo("people/barack_obama/1.jpg"))})
     assert answer.status_code == 201, answer.body
@@ -38,7 +38,7 @@ def test_a_real_person_registered_once_with_more_photos_then_deleted(
     assert services.students.get("obama")["face_ids"] == [face_id]
 
     # Another photo of the same man under another id: already registered.
-    again = post(api, teacher_headers, "/students", {
+    again = post(api, admin_headers, "/students", {
         "student_id": "B-44", "full_name": "Someone Else",
         "photo_key": upload_photo(shared_photo("people/barack_obama/2.jpg"))})
     assert again.status_code == 409, again.body
@@ -49,26 +49,26 @@ def test_a_real_person_registered_once_with_more_photos_then_deleted(
 
     # His second photo (as an RGBA PNG) is added to his record.
     png = shared_photo("variants/barack_obama/obama2_rgba_32bit.png")
-    added = post(api, teacher_headers, "/students/obama/photos", {
+    added = post(api, admin_headers, "/students/obama/photos", {
         "photo_key": upload_photo(png, "image/png")})
     assert added.status_code == 200, added.body
     assert added.json_body["student"]["photo_count"] == 2
     assert added.json_body["student"]["face_count"] == 2
 
     # Someone else's photo is not his.
-    other = post(api, teacher_headers, "/students/obama/photos", {
+    other = post(api, admin_headers, "/students/obama/photos", {
         "photo_key": upload_photo(shared_photo("people/joe_biden/2.jpg"))})
     assert other.status_code == 422 and other.json_body["error"]["code"] == "face_mismatch"
     assert [e for e, _ in collection_faces()] == ["obama", "obama"]
     assert len(bucket_keys()) == 2
 
     # A different person registers fine beside him.
-    biden = post(api, teacher_headers, "/students", {
+    biden = post(api, admin_headers, "/students", {
         "student_id": "biden", "full_name": "Joe Biden",
         "photo_key": upload_photo(shared_photo("people/joe_biden/2.jpg"))})
     assert biden.status_code == 201, biden.body
 
-    listed = api.http.get("/students", headers=teacher_headers).json_body["students"]
+    listed = api.http.get("/students", headers=admin_headers).json_body["students"]
     assert [s["student_id"] for s in listed] == ["obama", "biden"]
 
     assert api.http.delete("/students/obama", headers=admin_headers).status_code == 204
@@ -77,7 +77,7 @@ def test_a_real_person_registered_once_with_more_photos_then_deleted(
 
 
 def test_real_photos_without_one_usable_face_are_refused_and_leave_nothing(
-        engine, api, teacher_headers, upload_photo, shared_photo, collection_faces, bucket_keys):
+        engine, api, admin_headers, upload_photo, shared_photo, collection_faces, bucket_keys):
     portrait = Image.open(io.BytesIO(shared_photo("people/barack_obama/1.jpg")))
     cases = [
         ("group/two_people.jpg", shared_photo("group/two_people.jpg"), "several_faces"),
@@ -89,7 +89,7 @@ def test_real_photos_without_one_usable_face_are_refused_and_leave_nothing(
          "no_face"),
     ]
     for label, data, code in cases:
-        answer = post(api, teacher_headers, "/students", {
+        answer = post(api, admin_headers, "/students", {
             "student_id": "S1", "full_name": "Test", "photo_key": upload_photo(data)})
         assert answer.status_code == 422, (label, answer.body)
         assert answer.json_body["error"]["code"] == code, label

@@ -7,6 +7,7 @@ handlers (here ``api.lambda_.invoke`` with the event AWS would send).
 import json
 
 from chalicelib.dynamo import batch_put
+from chalicelib.students import index_attributes
 from tests.fakes.video_search import MP4_BYTES
 
 
@@ -23,9 +24,10 @@ def upload_photo(api, headers, services, data, content_type="image/jpeg"):
 
 def add_students(services, people):
     """Register ``[(student_id, full_name), ...]`` straight into the students table."""
-    batch_put(services.clients.table(services.settings.students_table), [
-        {"student_id": sid, "full_name": name, "photo_keys": [], "face_ids": [],
-         "created_at": "2024-01-01T00:00:00+00:00"} for sid, name in people])
+    items = [{"student_id": sid, "full_name": name, "photo_keys": [], "face_ids": [],
+              "created_at": "2024-01-01T00:00:00+00:00"} for sid, name in people]
+    batch_put(services.clients.table(services.settings.students_table),
+              [dict(item, **index_attributes(item)) for item in items])
 
 
 def create_session(api, headers, **fields):
