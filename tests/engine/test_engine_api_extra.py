@@ -18,6 +18,7 @@ def image(path):
     return {"Bytes": path.read_bytes()}
 
 
+@pytest.mark.slow
 def test_aws_collection_demo_sequence(face_rekognition, faces_dir):
     rk = face_rekognition
     collection_id = "doc-example-collection-demo"
@@ -91,6 +92,7 @@ def test_search_faces_errors(face_rekognition, faces_dir):
         rk.search_faces(CollectionId="c1", FaceId=face_id, FaceMatchThreshold=101)
 
 
+@pytest.mark.slow
 def test_compare_faces(face_rekognition, faces_dir):
     rk = face_rekognition
     answer = rk.compare_faces(SourceImage=image(photo(faces_dir, "barack_obama", 1)),

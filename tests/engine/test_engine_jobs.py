@@ -37,6 +37,7 @@ def endpoint(aws, clip):
     server.stop()
 
 
+@pytest.mark.slow
 def test_two_jobs_run_at_once_and_the_others_know_their_place(endpoint, monkeypatch):
     rk = boto3.client("rekognition", region_name=REGION, endpoint_url=endpoint.url)
     rk.create_collection(CollectionId="c")
@@ -72,6 +73,7 @@ def test_two_jobs_run_at_once_and_the_others_know_their_place(endpoint, monkeypa
         assert len({p["Person"]["Index"] for p in done["Persons"]}) == 1
 
 
+@pytest.mark.slow
 def test_analyses_at_once_share_the_workers(clip):
     """Two analyses in threads, one pool: each gets half the workers, both finish."""
     settings = video.VideoSettings(workers=2, min_segment_s=0.5, max_segment_s=0.5)

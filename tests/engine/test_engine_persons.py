@@ -56,6 +56,7 @@ def _identity(track, refs):
     return name
 
 
+@pytest.mark.slow
 def test_one_person_per_face_across_look_down_cut_and_seat_change(faces_dir, hall_video):
     settings = video.VideoSettings(workers=2, min_segment_s=6.0)
     assert len(video.plan_segments(video.probe(hall_video), settings)) == 2

@@ -29,6 +29,7 @@ def registered(faces_dir, names):
     return faces, np.asarray([f["Descriptor"] for f in faces], np.float32)
 
 
+@pytest.mark.slow
 def test_a_person_at_26_px_is_found_and_matched(faces_dir, tmp_path):
     """john_simm at 26 px (registered from another photo), a stranger at 26 px
     beside him, john_savage at 60 px: simm and savage are matched, the stranger
@@ -98,6 +99,7 @@ def crops(tmp_path_factory):
     return faces_dir, seats, found
 
 
+@pytest.mark.slow
 def test_calibration_on_small_video_crops(crops):
     """No small crop of one person reaches similarity 80 with any photo of another."""
     faces_dir, seats, found = crops
