@@ -72,8 +72,9 @@ class Authenticator:
 
     def _locked(self, until):
         minutes = max(1, math.ceil((until - self._users._clock()) / 60))
+        unit = "minute" if minutes == 1 else "minutes"
         return TooManyAttempts(
-            f"Too many failed sign-ins. Try again in {minutes} minute(s).",
+            f"Too many failed sign-ins. Try again in {minutes} {unit}.",
             code="account_locked", headers={"Retry-After": str(minutes * 60)})
 
     def identify(self, authorization_header):

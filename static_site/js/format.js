@@ -104,9 +104,12 @@ export function formatDayOf(iso) {
 
 export const STATUS_LABELS = {
   AWAITING_UPLOAD: "Waiting for upload",
+  CONVERTING: "Converting",
   PROCESSING: "Processing",
   COMPLETED: "Completed",
   FAILED: "Failed",
   PRESENT: "Present",
+  LATE: "Late",
   ABSENT: "Absent",
+  EXCUSED: "Excused",
 };

@@ -2,7 +2,7 @@
 // confirmation dialogs and toasts. All text goes in as text.
 import { h, clear } from "./dom.js";
 import { STATUS_LABELS } from "./format.js";
-import { unlessSignedOut, isSignedOut as isSignedOutError } from "./api.js";
+import { unlessSignedOut, isSignedOut as isSignedOutError } from "./signedout.js";
 
 export function pageHeader(title, { subtitle, actions = [], back } = {}) {
   return h("header", { class: "page-header" },

@@ -1,16 +1,18 @@
 """Fixtures of the browser tier: Debian's Chromium through Playwright, against
-one running stack per module with the users of tests/support/browser.py."""
+one running stack per module with its users."""
 import pytest
 
-from tests.support.browser import (ADMIN, TEACHER, UPLOADER, PageWatch, Shots, launch,
-                                   require_browser)
+from tests.support.browser import ADMIN, TEACHER, PageWatch, Shots, launch, require_browser
 from tests.support.stack import boto_client, running_stack
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+def stack(tmp_path_factory, request):
+    """The stack for one module, with the module's ``STACK_USERS`` (email, password,
+    role), by default the teacher and admin of tests/support/browser.py."""
+    users = getattr(request.module, "STACK_USERS", (TEACHER, ADMIN))
     with running_stack(tmp_path_factory.mktemp("browser-stack")) as running:
-        for email, password, role in (TEACHER, ADMIN, UPLOADER):
+        for email, password, role in users:
             running.add_user(email, password, role)
         yield running
 

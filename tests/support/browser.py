@@ -24,7 +24,6 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 # The users the browser tests' stack starts with: (email, password, role).
 TEACHER = ("teacher@example.org", "teacher password 1", "teacher")
 ADMIN = ("admin@example.org", "admin password 12", "admin")
-UPLOADER = ("uploader@example.org", "uploader password 1", "teacher")
 
 
 def require_browser():

@@ -49,7 +49,7 @@ export async function render(main, { sessionId }, { setTitle }) {
     }
     if (stopped) return;
     draw(data);
-    if (data.session.status === "PROCESSING" || data.session.status === "AWAITING_UPLOAD") {
+    if (["AWAITING_UPLOAD", "CONVERTING", "PROCESSING"].includes(data.session.status)) {
       timer = setTimeout(load, POLL_MS);
     }
   }
@@ -91,7 +91,7 @@ export async function render(main, { sessionId }, { setTitle }) {
     const timelineBox = h("div", { class: "timeline" });
     main.append(h("section", { class: "card panel", "aria-labelledby": "timeline-title" },
       h("h2", { class: "panel__title", id: "timeline-title" }, "When each person was seen"),
-      h("p", { class: "panel__lead" }, "Each dot is a sighting in the video; the bar runs from the first to the last."),
+      h("p", { class: "panel__lead" }, "Each mark is a sighting in the video (on a small screen, close ones merge into one); the band runs from the first to the last."),
       timelineBox));
     main.append(
       rowsTable("Present", present, session, onCorrected, "No one was recognised in this recording."),
@@ -136,6 +136,12 @@ export async function render(main, { sessionId }, { setTitle }) {
   }
 
   function statusPanel(session) {
+    if (session.status === "CONVERTING") {
+      const percent = Number.isFinite(session.conversion_percent) ? ` (${session.conversion_percent}%)` : "";
+      return notice("info", `Rollcall is converting the recording${percent}`,
+        h("p", { class: "with-spinner" }, spinner("Converting"),
+          "This kind of video is turned into one the face search reads first. This page updates by itself; you can leave it and come back."));
+    }
     if (session.status === "PROCESSING") {
       return notice("info", "Rollcall is watching the recording",
         h("p", { class: "with-spinner" }, spinner("Processing"),
@@ -149,6 +155,7 @@ export async function render(main, { sessionId }, { setTitle }) {
           background.element, h("div", { class: "form-actions" }, cancelBackground));
       }
       const stoppedUpload = uploads.interruptedFor(sessionId);
+      reupload.label(stoppedUpload ? "Carry on with the upload" : "Upload the video again");
       if (stoppedUpload && !reupload.busy()) {
         const share = stoppedUpload.size ? Math.floor((100 * stoppedUpload.sent) / stoppedUpload.size) : 0;
         return notice("info", `The upload stopped at ${share}%`,
@@ -160,9 +167,10 @@ export async function render(main, { sessionId }, { setTitle }) {
           h("p", { class: "with-spinner" }, spinner("Starting"),
             "The video has arrived. This page updates by itself."));
       }
-      return notice("info", "Waiting for the recording",
-        h("p", { class: "with-spinner" }, spinner("Waiting"),
-          "The video has not arrived yet. If the upload was interrupted, use “Upload the video again” below."),
+      // Nothing is running here: no spinner, but what to do.
+      return notice("info", "No video yet",
+        h("p", {}, "The video of this session has not arrived. Choose it below; an upload "
+          + "running on another computer shows here when it arrives."),
         reupload.element);
     }
     if (session.status === "FAILED") {

@@ -6,13 +6,13 @@ import { formatDate, today, daysAgo } from "../format.js";
 import { pageHeader, badge, emptyState, loading, notice, toast, toastError, setBusy,
   field, clearErrors, showApiError, showFormError, formErrorSlot } from "../ui.js";
 import { downloadCsv, safeName } from "../downloads.js";
+import * as uploads from "../uploader.js";
 
 const REFRESH_MS = 3000;
 
 export async function render(main) {
   let timer = null;
   let stopped = false;
-  let known = null; // the sessions last listed
   const list = h("div", { class: "sessions-list" });
 
   async function refresh() {
@@ -27,7 +27,6 @@ export async function render(main) {
       return;
     }
     if (stopped) return;
-    known = sessions;
     clear(list).append(sessions.length ? table(sessions, refresh) : await firstSteps());
     if (stopped) return;
     if (sessions.some(isMoving)) {
@@ -43,7 +42,7 @@ export async function render(main) {
       actions: [h("a", { class: "btn btn--primary", href: "#/upload" }, "Upload a recording")],
     }),
     list,
-    exportPanel(() => known));
+    exportPanel());
   return () => { stopped = true; clearTimeout(timer); };
 }
 
@@ -71,7 +70,7 @@ async function firstSteps() {
 const UPLOAD_GRACE_MS = 15 * 60 * 1000;
 
 function isMoving(session) {
-  if (session.status === "PROCESSING") return true;
+  if (session.status === "PROCESSING" || session.status === "CONVERTING") return true;
   return session.status === "AWAITING_UPLOAD"
     && Date.now() - new Date(session.created_at).getTime() < UPLOAD_GRACE_MS;
 }
@@ -93,7 +92,10 @@ function table(sessions, refresh) {
     const titleCell = h("td", { class: "cell-title", "data-label": "Session" }, h("span", {},
       h("a", { class: "row-link", href }, session.title || "Untitled session"),
       session.course ? h("span", { class: "course-tag" }, session.course) : null));
-    const status = h("div", { class: "status-block" }, badge(session.status));
+    const sending = session.status === "AWAITING_UPLOAD" && uploads.job(session.session_id)
+      && uploads.job(session.session_id).state === "uploading";
+    const status = h("div", { class: "status-block" },
+      sending ? h("span", { class: "badge badge--processing" }, "Uploading") : badge(session.status));
     const statusCell = h("td", { "data-label": "Status" }, status);
     if (session.status === "FAILED" && session.error_kind === "file") {
       // Retrying the same file cannot help: the session's page takes another.
@@ -129,9 +131,19 @@ function table(sessions, refresh) {
       h("tbody", {}, rows)));
 }
 
-/** The students x sessions matrix for a date range, as CSV. `listed()` answers
- * the sessions on the page (null if they could not be loaded). */
-function exportPanel(listed) {
+/** True when the API lists no completed session from `from` to `to` (on its
+ * first page; a full page with more to come counts as "some"). */
+async function noneTaken(from, to) {
+  try {
+    const answer = await api.get(`/sessions?${new URLSearchParams({ from, to, limit: "200" })}`);
+    return !answer.next_cursor && !answer.sessions.some((s) => s.status === "COMPLETED");
+  } catch {
+    return false; // unknown: let the download say what it says
+  }
+}
+
+/** The students x sessions matrix for a date range, as CSV. */
+function exportPanel() {
   const from = h("input", { type: "date", required: true, value: daysAgo(30) });
   const to = h("input", { type: "date", required: true, value: today() });
   const submit = h("button", { type: "submit", class: "btn btn--secondary" }, "Download CSV");
@@ -147,12 +159,12 @@ function exportPanel(listed) {
     if (!from.value) return showApiError(form, { field: "from", message: "Choose the first day." });
     if (!to.value) return showApiError(form, { field: "to", message: "Choose the last day." });
     if (from.value > to.value) return showApiError(form, { field: "to", message: "The last day must not be before the first." });
-    const sessions = listed();
-    if (sessions && !sessions.some((s) => s.status === "COMPLETED" && s.date >= from.value && s.date <= to.value)) {
+    setBusy(submit, true, "Preparing…");
+    if (await noneTaken(from.value, to.value)) {
       // An empty spreadsheet would say less than this.
+      setBusy(submit, false);
       return showFormError(form, `There are no sessions in this range (${formatDate(from.value)} to ${formatDate(to.value)}) with attendance taken.`);
     }
-    setBusy(submit, true, "Preparing…");
     try {
       const query = new URLSearchParams({ from: from.value, to: to.value });
       await downloadCsv(`/attendance/export.csv?${query}`, safeName("attendance", from.value, "to", to.value) + ".csv");
