@@ -22,16 +22,11 @@ from ops.archive import (FORMAT_VERSION, PHOTOS_DIR, ArchiveError, Target, expor
                          import_archive)
 from ops.provision import Provisioner
 
+pytestmark = pytest.mark.engine
+
 PEOPLE = {"p-1": ("Barack Obama", ["barack_obama/1.jpg", "barack_obama/2.jpg"]),
           "p-2": ("Kit Harington", ["kit_harington/1.jpg"]),
           "p-3": ("Joe Biden", ["joe_biden/1.jpg"])}
-
-
-@pytest.fixture
-def engine(services, face_rekognition):
-    services.clients.register("rekognition", face_rekognition)
-    face_rekognition.create_collection(CollectionId=services.settings.face_collection)
-    return face_rekognition
 
 
 def _upload(services, data):
@@ -118,6 +113,7 @@ def _fresh_world(services, engine):
     return Target(services.settings, services.clients)
 
 
+@pytest.mark.slow
 def test_export_then_import_into_a_fresh_world_gives_the_same_school(school, engine, tmp_path):
     source = Target(school.settings, school.clients)
     before = _world(source)
@@ -220,6 +216,7 @@ def test_a_missing_photo_and_bad_rows_are_reported_and_the_rest_imported(school,
     assert {k: len(v) for k, v in _faces(target).items()} == {"p-1": 1, "p-2": 1}
 
 
+@pytest.mark.slow
 def test_an_interrupted_import_finishes_on_the_next_run_without_stray_faces(
         school, engine, tmp_path, monkeypatch):
     source = Target(school.settings, school.clients)
