@@ -7,6 +7,8 @@ import pytest
 
 from tests.support.clips import encode
 
+pytestmark = pytest.mark.engine
+
 REGION = "us-east-1"
 
 
