@@ -63,6 +63,12 @@ class Settings:
     region: str = "us-east-1"
     #: Private bucket the static site is published to (CloudFront serves it).
     site_bucket: str = ""
+    #: SQS queue the completion asks for the face crops on (chalicelib/evidence.py).
+    evidence_queue: str = ""
+    #: Days a video is kept after its session completed (0 = as long as the session).
+    video_retention_days: int = 30
+    #: Days face crops are kept after completion (0 = as long as the session).
+    crop_retention_days: int = 0
 
     @property
     def tz(self):
@@ -114,6 +120,9 @@ def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
         max_photo_bytes=_number(env, "MAX_PHOTO_BYTES", 5 * 1024 ** 2, int,
                                 1024, 15 * 1024 ** 2),
         site_bucket=env.get("SITE_BUCKET", ""),
+        evidence_queue=env.get("EVIDENCE_QUEUE", ""),
+        video_retention_days=_number(env, "VIDEO_RETENTION_DAYS", 30, int, 0, 3650),
+        crop_retention_days=_number(env, "CROP_RETENTION_DAYS", 0, int, 0, 3650),
         region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
         **{field: env[var] for field, var in _REQUIRED},
     )

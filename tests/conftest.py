@@ -54,6 +54,15 @@ def faces_dir():
     return path
 
 
+@pytest.fixture(scope="module")
+def faces_dir_module():
+    """The face set, once per module (for module-scoped fixtures); skip without it."""
+    path = shared_faces_dir()
+    if not (path / "people").is_dir():
+        pytest.skip(f"face photos not found in {path}")
+    return path
+
+
 # -- AWS (moto) and the app ------------------------------------------------------
 
 @pytest.fixture

@@ -113,3 +113,6 @@ export const STATUS_LABELS = {
   ABSENT: "Absent",
   EXCUSED: "Excused",
 };
+
+/** One letter per status, as the class register shows it. */
+export const STATUS_LETTERS = { PRESENT: "P", LATE: "L", ABSENT: "A", EXCUSED: "E" };

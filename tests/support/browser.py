@@ -104,3 +104,31 @@ class PageWatch:
         assert not self.dialogs, f"a dialog opened: {self.dialogs}"
         assert not self.errors, "\n".join(self.errors)
         assert not self.blocked, f"requests left 127.0.0.1: {self.blocked}"
+
+
+#: How long a browser test waits for a session to be processed.
+PROCESSING_TIMEOUT_MS = 150_000
+
+
+def sign_in(page, stack, user, password=None):
+    """Sign ``user`` (email, password, role) in on the site's login page."""
+    page.goto(stack.site_url + "#/login")
+    page.get_by_label("Email").fill(user[0])
+    page.get_by_label("Password").fill(password or user[1])
+    page.get_by_role("button", name="Sign in").click()
+
+
+def nav(page, name):
+    """Follow a link of the main navigation (pages may have the same link too)."""
+    page.get_by_role("navigation", name="Main").get_by_role("link", name=name).click()
+
+
+def register(page, full_name, student_id, photo):
+    """Fill and send the People page's registration form."""
+    form = page.locator(".register-form")
+    form.get_by_label("Full name").fill(full_name)
+    form.get_by_label("ID", exact=True).fill(student_id)
+    form.get_by_label("Photo").set_input_files(str(photo))
+    from playwright.sync_api import expect
+    expect(form.locator(".photo-picker__preview")).to_be_visible()
+    form.get_by_role("button", name="Register").click()

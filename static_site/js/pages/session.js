@@ -3,7 +3,7 @@
 // report and a timeline of sightings.
 import { h, clear, fill } from "../dom.js";
 import * as api from "../api.js";
-import { formatDate, formatDateTime, formatMs, formatSimilarity } from "../format.js";
+import { formatDate, formatDateTime, formatMs } from "../format.js";
 import { pageHeader, badge, notice, spinner, loading, pageError, toast, toastError, setBusy,
   confirmDialog, formDialog } from "../ui.js";
 import { videoUploadForm, jobProgress, wasJustUploaded } from "../videoupload.js";
@@ -11,6 +11,11 @@ import * as uploads from "../uploader.js";
 import * as auth from "../auth.js";
 import { downloadCsv, safeName } from "../downloads.js";
 import { drawTimeline } from "../timeline.js";
+import { correctionDialog } from "../correction.js";
+import { faceCompare, matchWords, seenWords, explained, MATCH_HELP, notThisPersonButton,
+  sightingViewer, strangerGallery } from "../evidence.js";
+
+const ATTENDED = ["PRESENT", "LATE"];
 
 const POLL_MS = 2500;
 
@@ -38,6 +43,8 @@ export async function render(main, { sessionId }, { setTitle }) {
     if (!reupload.busy()) load(); // started, finished, stopped or cancelled: show the new state
   });
 
+  let cropPolls = 0;
+
   async function load() {
     clearTimeout(timer);
     let data;
@@ -49,7 +56,11 @@ export async function render(main, { sessionId }, { setTitle }) {
     }
     if (stopped) return;
     draw(data);
-    if (["AWAITING_UPLOAD", "CONVERTING", "PROCESSING"].includes(data.session.status)) {
+    // The crops are cut after completion: follow them until they are there (for
+    // five minutes at most; a reload looks again).
+    const cropsComing = data.session.status === "COMPLETED"
+      && data.session.evidence_status === "pending" && cropPolls++ < 120;
+    if (["AWAITING_UPLOAD", "CONVERTING", "PROCESSING"].includes(data.session.status) || cropsComing) {
       timer = setTimeout(load, POLL_MS);
     }
   }
@@ -58,8 +69,8 @@ export async function render(main, { sessionId }, { setTitle }) {
     setTitle(session.title || "Session");
     if (observer) observer.disconnect();
     const rows = attendance || [];
-    const present = rows.filter((row) => row.status === "PRESENT");
-    const absent = rows.filter((row) => row.status === "ABSENT");
+    const present = rows.filter((row) => ATTENDED.includes(row.status));
+    const absent = rows.filter((row) => !ATTENDED.includes(row.status));
 
     const csv = h("button", { type: "button", class: "btn btn--secondary" }, "Download CSV");
     csv.addEventListener("click", async () => {
@@ -83,19 +94,32 @@ export async function render(main, { sessionId }, { setTitle }) {
         subtitle: [formatDate(session.date), session.course].filter(Boolean).join(" · "),
         actions,
       }),
+      classLine(session),
       sessionStatus(session),
       statusPanel(session),
       done ? stats(session, present, absent) : null);
 
     if (!done) return;
     const timelineBox = h("div", { class: "timeline" });
+    const viewer = sightingViewer();
     main.append(h("section", { class: "card panel", "aria-labelledby": "timeline-title" },
       h("h2", { class: "panel__title", id: "timeline-title" }, "When each person was seen"),
-      h("p", { class: "panel__lead" }, "Each mark is a sighting in the video (on a small screen, close ones merge into one); the band runs from the first to the last."),
-      timelineBox));
+      h("p", { class: "panel__lead" }, "Each mark is a sighting in the video (on a small screen, close ones merge into one); the band runs from the first to the last. Click a mark to see the face."),
+      timelineBox, viewer.element));
+    timelineBox.addEventListener("click", (event) => {
+      const mark = event.target.closest(".timeline__mark");
+      const lane = mark && mark.closest("[data-student-id]");
+      const row = lane && rows.find((r) => r.student_id === lane.dataset.studentId);
+      if (!row) return;
+      for (const chosen of timelineBox.querySelectorAll(".timeline__mark--chosen")) chosen.classList.remove("timeline__mark--chosen");
+      mark.classList.add("timeline__mark--chosen");
+      viewer.show(row, Number(mark.dataset.ms));
+    });
     main.append(
-      rowsTable("Present", present, session, onCorrected, "No one was recognised in this recording."),
-      rowsTable("Absent", absent, session, onCorrected, "Everyone registered was there."));
+      rowsTable("Present", present, session, onCorrected, "No one was recognised in this recording.", load),
+      rowsTable("Absent", absent, session, onCorrected, "Everyone registered was there.", load),
+      seenNotEnrolled(session),
+      strangerGallery(session, load));
     if (!drawTimeline(timelineBox, rows)) {
       timelineBox.append(h("p", { class: "muted" }, "No one was seen in this recording."));
     } else {
@@ -113,8 +137,10 @@ export async function render(main, { sessionId }, { setTitle }) {
       const index = rows.findIndex((r) => r.student_id === row.student_id);
       if (index >= 0) rows[index] = row;
       const c = { ...session.counts };
-      c.present = rows.filter((r) => r.status === "PRESENT").length;
+      c.present = rows.filter((r) => ATTENDED.includes(r.status)).length;
+      c.late = rows.filter((r) => r.status === "LATE").length;
       c.absent = rows.filter((r) => r.status === "ABSENT").length;
+      c.excused = rows.filter((r) => r.status === "EXCUSED").length;
       draw({ session: { ...session, counts: c }, attendance: rows });
     }
   }
@@ -132,13 +158,15 @@ export async function render(main, { sessionId }, { setTitle }) {
       arrived ? h("span", { class: "badge badge--processing" }, "Uploaded")
         : sending ? h("span", { class: "badge badge--processing" }, "Uploading") : badge(session.status),
       h("span", { class: "muted" }, session.status === "AWAITING_UPLOAD" && !arrived
-        ? `Created ${formatDateTime(session.created_at)}` : `Uploaded ${formatDateTime(session.created_at)}`));
+        ? `Created ${formatDateTime(session.created_at)}` : `Uploaded ${formatDateTime(session.created_at)}`),
+      session.media ? h("span", { class: "muted media-line" }, mediaWords(session.media)) : null);
   }
 
   function statusPanel(session) {
     if (session.status === "CONVERTING") {
       const percent = Number.isFinite(session.conversion_percent) ? ` (${session.conversion_percent}%)` : "";
-      return notice("info", `Rollcall is converting the recording${percent}`,
+      const from = session.media && session.media.codec_name ? `${session.media.codec_name} → H.264` : "to H.264";
+      return notice("info", `Converting the video (${from})${percent}…`,
         h("p", { class: "with-spinner" }, spinner("Converting"),
           "This kind of video is turned into one the face search reads first. This page updates by itself; you can leave it and come back."));
     }
@@ -235,6 +263,12 @@ function uploadAgainForm(sessionId, onUploaded) {
 function editButton(session, onChanged) {
   const button = h("button", { type: "button", class: "btn btn--secondary" }, "Edit…");
   button.addEventListener("click", async () => {
+    // The classes it may move to: the user's own (an admin's: all, or none).
+    let classes = [];
+    try { classes = await api.getAll("/classes", "classes"); } catch { classes = []; }
+    const options = classes.map((c) => ({ value: c.class_id, label: c.name }));
+    if (auth.isAdmin()) options.unshift({ value: "", label: "No class (everyone)" });
+    const offset = session.start_offset_seconds ? String(Math.round(session.start_offset_seconds / 60)) : "";
     const changed = await formDialog({
       title: "Edit the session",
       confirmLabel: "Save",
@@ -242,11 +276,21 @@ function editButton(session, onChanged) {
         { name: "title", label: "Title", value: session.title || "", required: true, maxlength: 200 },
         { name: "date", label: "Date of the class", type: "date", value: session.date || "", required: true },
         { name: "course", label: "Course", value: session.course || "", maxlength: 100 },
+        { name: "class_id", label: "Class", value: session.class_id || "", options },
+        { name: "start_offset_seconds", label: "Class starts after (minutes into the video)", type: "number",
+          value: offset, min: 0, max: 360 },
       ],
       check: (values) => (!values.title.trim() ? ["title", "Give the session a title."]
         : !values.date ? ["date", "Choose the date of the class."] : null),
-      submit: (values) => api.patch(`/sessions/${api.seg(session.session_id)}`,
-        { title: values.title.trim(), date: values.date, course: values.course.trim() }),
+      submit: (values) => {
+        const body = { title: values.title.trim(), date: values.date, course: values.course.trim() };
+        if ((values.class_id || null) !== (session.class_id || null)) body.class_id = values.class_id || null;
+        if (values.start_offset_seconds !== offset) {
+          body.start_offset_seconds = values.start_offset_seconds === "" ? null
+            : Math.round(Number(values.start_offset_seconds) * 60);
+        }
+        return api.patch(`/sessions/${api.seg(session.session_id)}`, body);
+      },
     });
     if (!changed) return;
     toast("The session is saved.");
@@ -291,10 +335,10 @@ function stats(session, present, absent) {
     stat("present", present.length, "present"),
     stat("absent", absent.length, "absent"),
     stat("registered", roster),
-    stat("unrecognised faces", c.unrecognised ?? 0, "muted"));
+    stat("unrecognised people", c.unrecognised ?? 0, "muted"));
 }
 
-function rowsTable(title, rows, session, onCorrected, emptyText) {
+function rowsTable(title, rows, session, onCorrected, emptyText, onChanged) {
   const isPresent = title === "Present";
   const id = `table-${title.toLowerCase()}`;
   const body = rows.map((row) => {
@@ -302,30 +346,43 @@ function rowsTable(title, rows, session, onCorrected, emptyText) {
       isPresent ? "Mark absent" : "Mark present");
     action.setAttribute("aria-label", `${isPresent ? "Mark absent" : "Mark present"}: ${row.full_name}`);
     action.addEventListener("click", () => correct(row, isPresent ? "ABSENT" : "PRESENT", session, onCorrected, action));
+    const more = h("button", { type: "button", class: "btn btn--small btn--ghost",
+      "aria-label": `Correct: ${row.full_name}` }, "Other…");
+    more.addEventListener("click", async () => {
+      const updated = await correctionDialog({ sessionId: session.session_id, studentId: row.student_id,
+        name: row.full_name, current: row.status });
+      if (updated) onCorrected(updated);
+    });
     const nameCell = h("td", { class: "cell-name", "data-label": "Name" },
-      h("a", { href: `#/students/${api.seg(row.student_id)}` }, row.full_name || row.student_id));
+      h("a", { href: `#/students/${api.seg(row.student_id)}` }, row.full_name || row.student_id),
+      row.status === "LATE" || row.status === "EXCUSED" ? [" ", badge(row.status)] : null);
     if (row.source === "manual") {
       nameCell.append(h("div", { class: "correction" },
         h("span", { class: "badge badge--manual" }, "Corrected"), " ",
         h("span", { class: "correction__text" },
           `${row.reason || "No reason given"}${row.corrected_by ? ` (${row.corrected_by})` : ""}`)));
     }
+    // A row the video matched can be turned down: "Not this person".
+    const second = isPresent && row.moments ? notThisPersonButton(row, session, onChanged) : null;
     return h("tr", { dataset: { studentId: row.student_id } },
+      h("td", { class: "cell-faces", "data-label": "Faces" }, faceCompare(row, session)),
       nameCell,
       h("td", { class: "cell-id", "data-label": "ID" }, row.student_id),
       h("td", { class: "num", "data-label": "First seen" }, formatMs(row.first_seen_ms)),
-      h("td", { class: "num", "data-label": "Similarity" }, formatSimilarity(row.similarity)),
-      h("td", { class: "num", "data-label": "Sightings" }, String(row.sightings ?? 0)),
-      h("td", { class: "cell-action" }, action));
+      h("td", { class: "num", "data-label": "Match" },
+        row.similarity === null || row.similarity === undefined ? "—" : explained(matchWords(row.similarity), MATCH_HELP)),
+      h("td", { class: "num", "data-label": "Seen" }, seenWords(row)),
+      h("td", { class: "cell-action" }, action, " ", more, second ? [" ", second] : null));
   });
   return h("section", { class: ["card", "table-card", `attendance-${title.toLowerCase()}`], "aria-labelledby": id },
     h("h2", { class: "panel__title table-card__title", id },
       title, h("span", { class: ["count", `count--${title.toLowerCase()}`] }, String(rows.length))),
     rows.length ? h("table", { class: "table table--attendance" },
       h("thead", {}, h("tr", {},
+        h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Registered photo and face in the video")),
         h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "ID"),
-        h("th", { scope: "col", class: "num" }, "First seen"), h("th", { scope: "col", class: "num" }, "Similarity"),
-        h("th", { scope: "col", class: "num" }, "Sightings"), h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Correct")))),
+        h("th", { scope: "col", class: "num" }, "First seen"), h("th", { scope: "col", class: "num" }, "Match"),
+        h("th", { scope: "col", class: "num" }, "Seen"), h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Correct")))),
       h("tbody", {}, body)) : h("p", { class: "table-card__empty muted" }, emptyText));
 }
 
@@ -349,4 +406,67 @@ async function correct(row, status, session, onCorrected, button) {
     toastError(error);
     setBusy(button, false);
   }
+}
+
+/** The session's class (with a link to its register), or "no class". */
+function classLine(session) {
+  const line = h("p", { class: "session-class muted" });
+  if (!session.class_id) {
+    line.append("No class: taken against everyone registered.");
+    return line;
+  }
+  const link = h("a", { href: `#/classes/${api.seg(session.class_id)}/register` }, "the class register");
+  line.append("Class: ", h("span", { class: "session-class__name" }, "…"), " · see ", link,
+    session.start_offset_seconds ? ` · starts ${formatMs(session.start_offset_seconds * 1000)} into the video` : "");
+  api.get(`/classes/${api.seg(session.class_id)}`)
+    .then(({ class: klass }) => { line.querySelector(".session-class__name").textContent = klass.name; })
+    .catch(() => { line.querySelector(".session-class__name").textContent = "(unavailable)"; });
+  return line;
+}
+
+/** People recognised who are not on the class's roster: never counted, one click enrols them. */
+function seenNotEnrolled(session) {
+  const people = session.seen_not_enrolled || [];
+  if (!people.length || !session.class_id) return null;
+  return h("section", { class: "card table-card seen-not-enrolled", "aria-labelledby": "seen-title" },
+    h("h2", { class: "panel__title table-card__title", id: "seen-title" }, "Seen, not on this roster",
+      h("span", { class: "count" }, String(people.length))),
+    h("p", { class: "panel__lead" }, "Recognised in the recording but not enrolled in this class; they are not counted here. Enrolling them counts them in later sessions."),
+    h("table", { class: "table" },
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "ID"),
+        h("th", { scope: "col", class: "num" }, "First seen"), h("th", { scope: "col", class: "num" }, "Similarity"),
+        h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Enrol")))),
+      h("tbody", {}, people.map((person) => {
+        const enrol = h("button", { type: "button", class: "btn btn--small btn--secondary",
+          "aria-label": `Enrol ${person.full_name}` }, "Enrol in the class");
+        enrol.addEventListener("click", async () => {
+          setBusy(enrol, true, "Enrolling…");
+          try {
+            const answer = await api.post(`/classes/${api.seg(session.class_id)}/students`, { student_id: person.student_id });
+            toast(answer.result === "added" ? `${person.full_name} enrolled.` : `${person.full_name} was already enrolled.`);
+            enrol.textContent = "Enrolled";
+          } catch (error) {
+            toastError(error);
+            setBusy(enrol, false);
+          }
+        });
+        return h("tr", { dataset: { studentId: person.student_id } },
+          h("td", {}, person.full_name), h("td", { class: "cell-id" }, person.student_id),
+          h("td", { class: "num" }, formatMs(person.first_seen_ms)),
+          h("td", { class: "num" }, formatSimilarity(person.similarity)),
+          h("td", { class: "cell-action" }, enrol));
+      }))));
+}
+
+
+/** What the uploaded file holds, as a teacher reads it: "HEVC (H.265), 1920×1080, 30 fps, 52 min". */
+function mediaWords(media) {
+  const parts = [media.codec_name || media.codec];
+  if (media.width && media.height) parts.push(`${media.width}×${media.height}`);
+  if (media.fps) parts.push(`${Math.round(media.fps)} fps`);
+  if (media.duration_s) {
+    const minutes = Math.floor(media.duration_s / 60);
+    parts.push(minutes ? `${minutes} min ${Math.round(media.duration_s % 60)} s` : `${Math.round(media.duration_s)} s`);
+  }
+  return `${(media.container || "").toUpperCase()} · ${parts.join(", ")}`;
 }
