@@ -72,7 +72,7 @@ def bench_snapshot(students, video_mb):
 
 
 def bench_stack():
-    from tests.stack_support import make_stack
+    from tests.support.stack import make_stack
 
     with tempfile.TemporaryDirectory() as tmp:
         for label in ("first start (provisions everything)", "second start (state loaded)"):

@@ -1,32 +1,48 @@
 """Shared fixtures: fresh AWS (moto) resources and a fresh app per test.
 
 Nothing is shared between tests: each gets its own ``mock_aws`` world, its
-own provisioned tables and buckets, and its own :class:`Services` graph.
+own provisioned tables and buckets, its own clients and :class:`Services`
+graph (only the boto3 session that makes the clients is kept per process).
+Fakes for the Rekognition calls moto does not answer are in tests/fakes/,
+helpers that are not fixtures in tests/support/.
+
+Tiers (markers declared in pytest.ini): ``engine`` tests run the built-in
+dlib face engine, ``stack`` tests start the one-machine stack's processes,
+``browser`` tests drive Chromium, ``slow`` tests are left out of
+``pytest -m "not slow"``.
 """
+import dataclasses
+import json
 import os
-import pathlib
 
 import boto3
 import pytest
-from botocore.stub import Stubber
 from chalice.test import Client
 from moto import mock_aws
+from moto.server import ThreadedMotoServer
 
 import app as app_module
+from chalicelib import passwords
 from chalicelib.clients import ClientFactory
-from ops.provision import Provisioner
+from chalicelib.dynamo import batch_put
 from chalicelib.services import Services
 from chalicelib.settings import load_settings
+from ops.provision import Provisioner
 from ops.stage_config import PROJECT_DIR, stage_environment
+from tests.fakes.drivers import upload_photo as _upload_photo
+from tests.fakes.face_collection import FakeFaceCollection, face, png_bytes
+from tests.fakes.video_search import FakeVideoSearch
+from tests.support import aws as aws_support
+from tests.support.aws import REGION, STAGE, expect_new_collection, stubbed_rekognition
+from tests.support.aws_stage import ACCOUNT, REGION as STAGE_REGION
+from tests.support.face_set import shared_faces_dir
 
-STAGE = "dev"
-REGION = "us-east-1"
 
-
-def shared_faces_dir():
-    """Where the labelled face photos live: ``../shared/faces`` beside the repo."""
-    return pathlib.Path(os.environ.get("ROLLCALL_FACES_DIR",
-                                       PROJECT_DIR.parent / "shared" / "faces"))
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch):
+    """scrypt at 1/32 of its cost: the same code path, but every sign-in of a test
+    would otherwise spend a good part of a second on purpose."""
+    monkeypatch.setattr(passwords, "METHOD", "scrypt:1024:8:1")
 
 
 @pytest.fixture
@@ -37,6 +53,17 @@ def faces_dir():
                     "(the shared/ folder beside the repo, or set ROLLCALL_FACES_DIR)")
     return path
 
+
+@pytest.fixture(scope="module")
+def faces_dir_module():
+    """The face set, once per module (for module-scoped fixtures); skip without it."""
+    path = shared_faces_dir()
+    if not (path / "people").is_dir():
+        pytest.skip(f"face photos not found in {path}")
+    return path
+
+
+# -- AWS (moto) and the app ------------------------------------------------------
 
 @pytest.fixture
 def aws_env(monkeypatch):
@@ -67,27 +94,7 @@ def settings(aws_env):
 
 @pytest.fixture
 def clients(aws):
-    return ClientFactory(region=REGION)
-
-
-def stubbed_rekognition():
-    """A Rekognition client whose collection calls are answered by a Stubber.
-
-    moto has no CreateCollection; tests that do not need real faces use this.
-    """
-    client = boto3.client("rekognition", region_name=REGION)
-    stubber = Stubber(client)
-    stubber.activate()
-    return client, stubber
-
-
-def expect_new_collection(stubber, collection_id):
-    stubber.add_client_error("describe_collection", "ResourceNotFoundException",
-                             expected_params={"CollectionId": collection_id})
-    stubber.add_response("create_collection", {"StatusCode": 200,
-                                               "CollectionArn": "arn:test",
-                                               "FaceModelVersion": "6.0"},
-                         expected_params={"CollectionId": collection_id})
+    return ClientFactory(region=REGION, session_factory=aws_support.shared_boto3_session)
 
 
 @pytest.fixture
@@ -115,6 +122,8 @@ def api(services):
         yield client
 
 
+# -- users -------------------------------------------------------------------------
+
 @pytest.fixture
 def make_user(services):
     """Create a user: ``make_user(email, password, role)``."""
@@ -127,8 +136,6 @@ def make_user(services):
 @pytest.fixture
 def login(api):
     """Sign in through the API and answer the Authorization header."""
-    import json
-
     def do_login(user):
         response = api.http.post("/auth/login", headers={"Content-Type": "application/json"},
                                  body=json.dumps({"email": user["email"],
@@ -149,25 +156,137 @@ def admin_headers(make_user, login):
     return login(make_user("admin@example.org", "admin password 12", "admin"))
 
 
-# -- built-in face endpoint (issue 8) -------------------------------------------
+# -- photos ------------------------------------------------------------------------
 
 @pytest.fixture
-def face_endpoint(aws):
-    """The built-in face engine's Rekognition endpoint, inside this test's moto world.
+def upload_photo(api, admin_headers, services):
+    """``upload_photo(data, content_type="image/jpeg", headers=admin)``: the photo key.
 
-    It reads images and videos through moto's in-process S3 and publishes to
-    moto's SNS; its collections live in memory. The dlib models load once per
-    process (and once per worker process for videos), not once per test.
+    Asks for a presigned upload and puts ``data`` at its key, as a browser
+    would (registering people is the admin's).
     """
-    from local.engine.rekognition_server import RekognitionServer
-    server = RekognitionServer(s3_client=boto3.client("s3", region_name=REGION),
-                               sns_client=boto3.client("sns", region_name=REGION),
-                               region=REGION).start()
-    yield server
+    def upload(data, content_type="image/jpeg", headers=admin_headers):
+        return _upload_photo(api, headers, services, data, content_type)
+    return upload
+
+
+@pytest.fixture
+def bucket_keys(services):
+    """``bucket_keys()``: every key in the photos bucket, sorted."""
+    def keys():
+        listing = services.clients.client("s3").list_objects_v2(
+            Bucket=services.settings.photos_bucket)
+        return sorted(o["Key"] for o in listing.get("Contents", []))
+    return keys
+
+
+# -- students (through the API, photos described to the fake) ------------------------
+
+@pytest.fixture
+def photos_bucket(services):
+    return services.settings.photos_bucket
+
+
+@pytest.fixture
+def photo_of(fake_rekognition, upload_photo):
+    """Upload a PNG photo of ``person`` (one good face unless ``faces`` says otherwise)."""
+    def make(person=None, faces=None, size=(640, 480)):
+        faces = [face(person)] if faces is None else faces
+        return upload_photo(fake_rekognition.describe(png_bytes(*size), faces), "image/png")
+    return make
+
+
+@pytest.fixture
+def register(api, admin_headers):
+    """``register(student_id, full_name, photo_key)``: the ``POST /students`` answer."""
+    def do_register(student_id, full_name, photo_key, headers=admin_headers):
+        return api.http.post("/students", headers=headers, body=json.dumps(
+            {"student_id": student_id, "full_name": full_name, "photo_key": photo_key}))
+    return do_register
+
+
+@pytest.fixture
+def add_photo(api, admin_headers):
+    """``add_photo(student_id, photo_key)``: the ``POST /students/{id}/photos`` answer."""
+    def do_add(student_id, photo_key):
+        return api.http.post(f"/students/{student_id}/photos", headers=admin_headers,
+                             body=json.dumps({"photo_key": photo_key}))
+    return do_add
+
+
+# -- Rekognition fakes (tests/fakes) ---------------------------------------------------
+
+@pytest.fixture
+def fake_rekognition(services):
+    """The fake photo-side Rekognition, in this test's services (before first use)."""
+    fake = FakeFaceCollection(services.clients.client("s3"))
+    services.clients.register("rekognition", fake)
+    return fake
+
+
+@pytest.fixture
+def video_search(services):
+    """The fake face search, answering every Rekognition call of this test."""
+    fake = FakeVideoSearch(services.clients.client("s3"))
+    services.clients.register("rekognition", fake)
+    return fake
+
+
+@pytest.fixture
+def polling(services, video_search):
+    """The app without a completion topic: the S3 handler polls (without sleeping)."""
+    fresh = Services(settings=dataclasses.replace(services.settings, completion_topic=""),
+                     clients=services.clients)
+    fresh.face_search.sleep = lambda seconds: None
+    app_module.reset_services(fresh)
+    return fresh
+
+
+# -- outside the app ---------------------------------------------------------------
+
+@pytest.fixture
+def moto_server():
+    """A moto server on a free port of 127.0.0.1 (in this process): its URL."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
     server.stop()
 
 
 @pytest.fixture
-def face_rekognition(face_endpoint):
-    """A plain boto3 Rekognition client talking to :func:`face_endpoint`."""
-    return boto3.client("rekognition", region_name=REGION, endpoint_url=face_endpoint.url)
+def table(aws):
+    """A DynamoDB table ``things`` (key ``id``) holding 250 items t000..t249."""
+    dynamodb = aws_support.shared_boto3_session().resource("dynamodb")
+    made = dynamodb.create_table(
+        TableName="things", BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
+    batch_put(made, [{"id": f"t{n:03}", "n": n} for n in range(250)])
+    return made
+
+
+# -- a deployed-style stage (tests/support/aws_stage.py) ---------------------------
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    """Fake credentials and a region; no stage variable, no endpoint; restored after."""
+    saved = dict(os.environ)
+    names = set(stage_environment("dev")) | set(stage_environment("prod", account=ACCOUNT))
+    for key in list(os.environ):
+        if key in names or key == "SITE_ORIGIN" or key.startswith("AWS_"):
+            del os.environ[key]
+    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_REGION": STAGE_REGION, "AWS_DEFAULT_REGION": STAGE_REGION,
+                       "AWS_CONFIG_FILE": os.devnull,
+                       "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
+    yield os.environ
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture
+def moto_world(clean_env):
+    """A fresh moto world; a boto3 session in the stage's region."""
+    with mock_aws():
+        yield boto3.session.Session(region_name=STAGE_REGION)

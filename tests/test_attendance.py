@@ -5,9 +5,9 @@ import json
 import pytest
 
 from chalicelib.attendance import MAX_TIMELINE, best_match, decide, thin_timeline
-from test_attendance_fakes import (  # noqa: F401 - fixtures
-    add_students, by_student, create_session, run_session, s3_event, seen, session_detail,
-    sighting, sns_event, upload_video, video_search)
+from tests.fakes.drivers import (add_students, by_student, create_session, run_session,
+                                 s3_event, session_detail, sns_event, upload_video)
+from tests.fakes.video_search import seen, sighting
 
 pytestmark = pytest.mark.usefixtures("video_search")
 
@@ -133,6 +133,7 @@ def test_a_duplicated_message_leaves_one_set_of_rows_and_writes_nothing(
     assert writes == []
 
 
+@pytest.mark.slow
 def test_a_roster_of_1000_students_is_written_with_batch_writes(
         api, admin_headers, services, video_search):
     add_students(services, [(f"st{n:04d}", f"Student {n:04d}") for n in range(1000)])

@@ -8,7 +8,7 @@ import pytest
 from chalicelib.schema import table_specs
 from ops.provision import (CREATED, UNCHANGED, UPDATED, Provisioner, StageError,
                            noncurrent_days_option)
-from conftest import REGION, expect_new_collection, stubbed_rekognition
+from tests.support.aws import REGION, expect_new_collection, stubbed_rekognition
 
 
 def _provision(settings, clients, new_collection=False, **options):

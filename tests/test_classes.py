@@ -7,9 +7,9 @@ import json
 import pytest
 
 from chalicelib.dynamo import batch_put
-from test_attendance_fakes import (  # noqa: F401 - fixtures
-    add_students, by_student, create_session, run_session, s3_event, seen, session_detail,
-    sns_event, upload_video, video_search)
+from tests.fakes.drivers import (add_students, by_student, create_session, run_session,
+                                 s3_event, session_detail, sns_event, upload_video)
+from tests.fakes.video_search import seen
 
 pytestmark = pytest.mark.usefixtures("video_search")
 

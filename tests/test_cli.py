@@ -5,18 +5,10 @@ import sys
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from ops.stage_config import PROJECT_DIR, stage_environment
 
-
-@pytest.fixture
-def moto_server():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+pytestmark = pytest.mark.slow  # a moto server and a CLI process
 
 
 def run_cli(env, *args, stdin=""):

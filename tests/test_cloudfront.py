@@ -10,8 +10,8 @@ import boto3
 import pytest
 from moto.moto_api import state_manager
 
-from aws_stage_support import (ACCOUNT, REGION, clean_env, moto_world,  # noqa: F401
-                               rekognition_stub, self_signed_certificate)
+from tests.support.aws_stage import (ACCOUNT, REGION, rekognition_stub,
+                                     self_signed_certificate)
 from ops import cdn
 from ops.provision import (ABSENT, CREATED, DELETED, PENDING, UNCHANGED, UPDATED,
                            for_stage)

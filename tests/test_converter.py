@@ -96,6 +96,7 @@ def test_a_recording_rekognition_cannot_read_becomes_h264_mp4(world, container, 
     assert finished[0]["source"] == "aws.mediaconvert"
 
 
+@pytest.mark.slow
 def test_output_is_at_most_1080p_and_15_to_30_fps(world):
     info = put_clip(world["s3"], "videos/s2/video.mov",
                     encode("mov", "libx265", tag="hvc1", width=2560, height=1440, fps=10,

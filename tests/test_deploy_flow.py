@@ -10,8 +10,7 @@ import subprocess
 import boto3
 import pytest
 
-from aws_stage_support import (ACCOUNT, REGION, clean_env, moto_world,  # noqa: F401
-                               rekognition_stub)
+from tests.support.aws_stage import ACCOUNT, REGION, rekognition_stub
 from ops import deploy as deploying
 from ops import provision
 

@@ -6,7 +6,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from aws_stage_support import ACCOUNT, clean_env  # noqa: F401
+from tests.support.aws_stage import ACCOUNT
 from ops import chalice_project
 from ops.chalice_project import project_digest, render_policy, render_project
 from ops.stage_config import (StageError, apply_stage_environment, derived_name,

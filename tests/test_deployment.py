@@ -255,6 +255,7 @@ def test_autogen_policy_is_off_for_every_stage():
         assert merged.get("autogen_policy") is False, stage
 
 
+@pytest.mark.slow
 def test_make_package_builds_the_terraform_artefact_without_an_account(tmp_path):
     """`make package` renders the project with Terraform's account reference and
     packages it, with no credentials and no region anywhere."""

@@ -1,20 +1,7 @@
 """The DynamoDB helpers every store uses: all pages, batches, retries."""
-import boto3
 import pytest
 
-from chalicelib.dynamo import batch_get, batch_put
-from conftest import REGION
-
-
-@pytest.fixture
-def table(aws):
-    dynamodb = boto3.resource("dynamodb", region_name=REGION)
-    made = dynamodb.create_table(
-        TableName="things", BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
-    batch_put(made, [{"id": f"t{n:03}", "n": n} for n in range(250)])
-    return made
+from chalicelib.dynamo import batch_get
 
 
 def test_batch_get_reads_every_key_past_the_100_a_call_limit(table):

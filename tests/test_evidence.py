@@ -20,18 +20,11 @@ from PIL import Image
 
 from chalicelib import evidence
 from chalicelib.evidence import Cut, crop_region, cut_from, plan
+from tests.fakes.drivers import add_students, by_student, session_detail
+from tests.fakes.evidence import SIZE, complete, deliver_evidence, ratio_box
+from tests.fakes.video_search import MP4_BYTES, seen, sighting
 from tests.support.video_maker import make_video
-from test_attendance_fakes import (MP4_BYTES, add_students, by_student, create_session,
-                                   s3_event, seen, session_detail, sighting, sns_event,
-                                   upload_video, video_search)  # noqa: F401 (fixture)
 
-SIZE = (640, 360)
-
-
-def ratio_box(ltrb, size=SIZE):
-    """Pixel (l, t, r, b) -> the face search's (left, top, width, height) ratios."""
-    l, t, r, b = ltrb
-    return (l / size[0], t / size[1], (r - l) / size[0], (b - t) / size[1])
 
 
 def faces_in(jpeg):
@@ -55,15 +48,6 @@ def two_people(tmp_path_factory, faces_dir_module):
              height=100),
     ], size=SIZE, fps=10, duration_s=4.0)
     return path, meta
-
-
-@pytest.fixture(scope="module")
-def faces_dir_module():
-    from conftest import shared_faces_dir
-    path = shared_faces_dir()
-    if not (path / "people").is_dir():
-        pytest.skip(f"face photos not found in {path}")
-    return path
 
 
 # -- geometry (pure) -----------------------------------------------------------------
@@ -140,35 +124,6 @@ def test_the_video_is_read_from_s3_in_ranges(services, two_people):
 
 
 # -- the hand-off, through the handlers ---------------------------------------------
-def evidence_messages(services):
-    sqs = services.clients.client("sqs")
-    url = sqs.get_queue_url(QueueName=services.settings.evidence_queue)["QueueUrl"]
-    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
-    bodies = [m["Body"] for m in got.get("Messages", [])]
-    for message in got.get("Messages", []):
-        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-    return bodies
-
-
-def deliver_evidence(api, services):
-    """What Lambda's SQS event source does: hand the queued messages to cut_evidence."""
-    bodies = evidence_messages(services)
-    if bodies:
-        api.lambda_.invoke("cut_evidence", api.events.generate_sqs_event(
-            message_bodies=bodies, queue_name=services.settings.evidence_queue))
-    return bodies
-
-
-def complete(api, headers, services, fake, persons, video_bytes, **fields):
-    fake.persons = list(persons)
-    session = create_session(api, headers, **fields)["session"]
-    upload_video(services, session, data=video_bytes)
-    s3_event(api, services, session["video_key"])
-    job_id = session_detail(api, headers, session["session_id"])["session"]["job_id"]
-    sns_event(api, fake.message(job_id))
-    return session["session_id"], job_id
-
-
 def test_completed_first_then_crops_stored_privately_and_linked(api, admin_headers, services,
                                                                video_search, two_people):
     path, meta = two_people

@@ -8,7 +8,8 @@ import re
 import pytest
 
 from chalicelib.reports import safe_cell, to_csv, video_time
-from test_attendance_fakes import add_students, run_session, seen, video_search  # noqa: F401
+from tests.fakes.drivers import add_students, run_session
+from tests.fakes.video_search import seen
 
 pytestmark = pytest.mark.usefixtures("video_search")
 

@@ -6,7 +6,7 @@ import boto3
 from chalicelib.schema import ATTENDANCE_BY_STUDENT_INDEX, table_specs
 from ops.provision import (CREATED, Provisioner,
                                   UNCHANGED)
-from conftest import REGION, stubbed_rekognition, expect_new_collection
+from tests.support.aws import REGION, expect_new_collection, stubbed_rekognition
 
 
 def test_provisioning_twice_creates_once_then_changes_nothing(aws, settings, clients):

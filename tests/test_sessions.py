@@ -10,9 +10,9 @@ import pytz
 
 from chalicelib.dynamo import batch_put
 from chalicelib.sessions import index_attributes
-from test_attendance_fakes import (  # noqa: F401 - fixtures
-    MP4_BYTES, add_students, create_session, polling, run_session, s3_event, seen,
-    session_detail, sns_event, upload_video, video_search)
+from tests.fakes.drivers import (add_students, create_session, run_session, s3_event,
+                                 session_detail, sns_event, upload_video)
+from tests.fakes.video_search import MP4_BYTES, seen
 
 pytestmark = pytest.mark.usefixtures("video_search")
 
@@ -205,7 +205,7 @@ def test_an_event_for_an_unknown_key_or_session_changes_nothing(
 
 def test_a_refused_start_ends_failed_with_what_to_do(api, admin_headers, services,
                                                      video_search):
-    video_search.fail_start = "LimitExceededException"
+    video_search.fail["StartFaceSearch"] = "LimitExceededException"
     session = create_session(api, admin_headers)["session"]
     upload_video(services, session)
     s3_event(api, services, session["video_key"])

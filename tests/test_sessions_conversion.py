@@ -13,8 +13,9 @@ import app as app_module
 from chalicelib.conversion import Converter
 from chalicelib.services import Services
 from local.convert.server import ConverterServer
-from test_attendance_fakes import (create_session, s3_event, seen, session_detail,  # noqa: F401
-                                   sns_event, upload_video, video_search)
+from tests.fakes.drivers import (create_session, s3_event, session_detail, sns_event,
+                                 upload_video)
+from tests.fakes.video_search import seen
 from tests.support.clips import encode
 
 REGION = "us-east-1"

@@ -1,6 +1,6 @@
 """Students through the HTTP API: photos, registration rules, rollback, list, delete.
 
-Rekognition is :class:`FakeRekognition` (moto has none of the face calls);
+Rekognition is the ``fake_rekognition`` fixture (moto has none of the face calls);
 ``test_students_engine.py`` repeats the key rules with real photos against
 the built-in face engine.
 """
@@ -17,71 +17,10 @@ from chalicelib.dynamo import batch_put
 from chalicelib.faces import FaceCollection
 from chalicelib.students import index_attributes
 from chalicelib.students import Students
-from test_students_fakes import FakeRekognition, face, jpeg_bytes, png_bytes
+from tests.fakes.face_collection import face, jpeg_bytes, png_bytes
 
 
 # -- helpers ------------------------------------------------------------------
-@pytest.fixture
-def rekognition(services):
-    """The fake Rekognition, in this test's services (before first use)."""
-    fake = FakeRekognition(services.clients.client("s3"))
-    services.clients.register("rekognition", fake)
-    return fake
-
-
-@pytest.fixture
-def photos_bucket(services):
-    return services.settings.photos_bucket
-
-
-@pytest.fixture
-def bucket_keys(services, photos_bucket):
-    def keys():
-        s3 = services.clients.client("s3")
-        return sorted(o["Key"] for o in
-                      s3.list_objects_v2(Bucket=photos_bucket).get("Contents", []))
-    return keys
-
-
-@pytest.fixture
-def upload(api, admin_headers, services, photos_bucket):
-    """Ask for a presigned upload and put ``data`` at its key (as a browser would)."""
-    def do_upload(data, content_type="image/png", headers=admin_headers):
-        answer = api.http.post("/uploads/photo", headers=headers,
-                               body=json.dumps({"content_type": content_type}))
-        assert answer.status_code == 200, answer.body
-        key = answer.json_body["photo_key"]
-        services.clients.client("s3").put_object(Bucket=photos_bucket, Key=key, Body=data,
-                                                 ContentType=content_type)
-        return key
-    return do_upload
-
-
-@pytest.fixture
-def photo_of(rekognition, upload):
-    """Upload a photo of ``person`` (one good face unless ``faces`` says otherwise)."""
-    def make(person=None, faces=None, size=(640, 480)):
-        faces = [face(person)] if faces is None else faces
-        return upload(rekognition.describe(png_bytes(*size), faces))
-    return make
-
-
-@pytest.fixture
-def register(api, admin_headers):
-    def do_register(student_id, full_name, photo_key, headers=admin_headers):
-        return api.http.post("/students", headers=headers, body=json.dumps(
-            {"student_id": student_id, "full_name": full_name, "photo_key": photo_key}))
-    return do_register
-
-
-@pytest.fixture
-def add_photo(api, admin_headers):
-    def do_add(student_id, photo_key):
-        return api.http.post(f"/students/{student_id}/photos", headers=admin_headers,
-                             body=json.dumps({"photo_key": photo_key}))
-    return do_add
-
-
 def error_of(response):
     return response.json_body["error"]
 
@@ -142,7 +81,7 @@ def test_photo_upload_needs_sign_in(api):
 
 # -- registration ---------------------------------------------------------------
 def test_teacher_registers_a_student_with_one_face(
-        register, photo_of, rekognition, services, bucket_keys):
+        register, photo_of, fake_rekognition, services, bucket_keys):
     key = photo_of("ada")
     answer = register("S-001", "  Ada Lovelace  ", key)
     assert answer.status_code == 201, answer.body
@@ -162,37 +101,38 @@ def test_teacher_registers_a_student_with_one_face(
     assert link_lifetime(student["photo_url"]) == pytest.approx(300, abs=5)
     # The face's ExternalImageId is the student_id; the record keeps its face id.
     item = services.students.get("S-001")
-    assert item["face_ids"] == rekognition.faces_of("S-001")
+    assert item["face_ids"] == fake_rekognition.faces_of("S-001")
     assert item["photo_keys"] == [stored_key]
     assert "face_ids" not in student
-    index_call = rekognition.calls.index("IndexFaces")
-    assert rekognition.calls[:index_call] == ["DetectFaces", "SearchFacesByImage"]
+    index_call = fake_rekognition.operations.index("IndexFaces")
+    assert fake_rekognition.operations[:index_call] == ["DetectFaces", "SearchFacesByImage"]
 
 
-def test_index_faces_keeps_the_largest_face_only_and_filters_quality(services, rekognition):
+def test_index_faces_keeps_the_largest_face_only_and_filters_quality(services,
+                                                                   fake_rekognition):
     """IndexFaces is called with MaxFaces=1 and QualityFilter=AUTO."""
     seen = {}
-    real = rekognition.index_faces
+    real = fake_rekognition.index_faces
 
     def spy(**params):
         seen.update(params)
         return real(**params)
-    rekognition.index_faces = spy
+    fake_rekognition.index_faces = spy
     s3 = services.clients.client("s3")
     bucket = services.settings.photos_bucket
-    s3.put_object(Bucket=bucket, Key="k.png", Body=rekognition.describe(png_bytes(),
-                                                                        [face("x")]))
+    s3.put_object(Bucket=bucket, Key="k.png",
+                  Body=fake_rekognition.describe(png_bytes(), [face("x")]))
     services.faces.index(bucket, "k.png", "S1")
     assert seen["MaxFaces"] == 1 and seen["QualityFilter"] == "AUTO"
     assert seen["ExternalImageId"] == "S1"
 
 
 def test_a_unicode_name_is_kept_and_never_used_as_the_face_id(register, photo_of,
-                                                            rekognition):
+                                                            fake_rekognition):
     answer = register("x.y_z-1:2", "Zoë 李小龍 O'Brien", photo_of("zoe"))
     assert answer.status_code == 201
     assert answer.json_body["student"]["full_name"] == "Zoë 李小龍 O'Brien"
-    assert {f["external_id"] for f in rekognition.faces.values()} == {"x.y_z-1:2"}
+    assert {f["external_id"] for f in fake_rekognition.faces.values()} == {"x.y_z-1:2"}
 
 
 BAD_FIELDS = [
@@ -206,14 +146,14 @@ BAD_FIELDS = [
 
 
 def test_bad_fields_are_400_naming_the_field_and_change_nothing(
-        register, photo_of, rekognition, services):
+        register, photo_of, fake_rekognition, services):
     photo = photo_of("ada")
     for field, value in BAD_FIELDS:
         body = {"student_id": "S1", "full_name": "Ada", "photo_key": photo, field: value}
         answer = register(body["student_id"], body["full_name"], body["photo_key"])
         assert answer.status_code == 400, (field, value)
         assert error_of(answer)["details"]["field"] == field
-    assert rekognition.calls == [] and services.students.list_all() == []
+    assert fake_rekognition.operations == [] and services.students.list_all() == []
 
 
 def test_a_200_character_name_and_64_character_id_are_fine(register, photo_of):
@@ -221,8 +161,8 @@ def test_a_200_character_name_and_64_character_id_are_fine(register, photo_of):
     assert answer.status_code == 201
 
 
-def nothing_left(services, rekognition, bucket_keys, student_id, keep_keys=()):
-    assert rekognition.faces_of(student_id) == []
+def nothing_left(services, fake_rekognition, bucket_keys, student_id, keep_keys=()):
+    assert fake_rekognition.faces_of(student_id) == []
     assert services.students.get(student_id) is None
     assert bucket_keys() == sorted(keep_keys)
     return True
@@ -240,14 +180,14 @@ UNUSABLE = [
 
 
 def test_photo_without_one_usable_face_is_422_and_leaves_nothing(
-        register, photo_of, services, rekognition, bucket_keys):
+        register, photo_of, services, fake_rekognition, bucket_keys):
     for faces, code, words in UNUSABLE:
         answer = register("S1", "Ada", photo_of(faces=faces))
         assert answer.status_code == 422, code
         assert error_of(answer)["code"] == code
         assert words in error_of(answer)["message"]
         assert error_of(answer)["details"]["field"] == "photo_key"
-        assert nothing_left(services, rekognition, bucket_keys, "S1")
+        assert nothing_left(services, fake_rekognition, bucket_keys, "S1")
 
 
 def test_low_confidence_detections_do_not_count_as_faces(register, photo_of):
@@ -284,18 +224,18 @@ BAD_FILES = [
 
 
 def test_bad_files_are_422_bad_photo_and_are_deleted(
-        register, upload, services, rekognition, bucket_keys):
+        register, upload_photo, services, fake_rekognition, bucket_keys):
     for data, content_type, words in BAD_FILES:
-        answer = register("S1", "Ada", upload(data, content_type))
+        answer = register("S1", "Ada", upload_photo(data, content_type))
         assert answer.status_code == 422, words
         assert error_of(answer)["code"] == "bad_photo"
         assert words in error_of(answer)["message"]
-        assert nothing_left(services, rekognition, bucket_keys, "S1")
-    assert rekognition.calls == []
+        assert nothing_left(services, fake_rekognition, bucket_keys, "S1")
+    assert fake_rekognition.operations == []
 
 
 def test_a_photo_that_was_never_uploaded_is_422(register, api, admin_headers,
-                                               rekognition):
+                                               fake_rekognition):
     key = api.http.post("/uploads/photo", headers=admin_headers,
                         body=json.dumps({"content_type": "image/png"})).json_body["photo_key"]
     answer = register("S1", "Ada", key)
@@ -303,15 +243,15 @@ def test_a_photo_that_was_never_uploaded_is_422(register, api, admin_headers,
     assert "Upload it again" in error_of(answer)["message"]
 
 
-def test_a_jpeg_photo_is_measured_too(register, upload, rekognition):
-    photo = rekognition.describe(jpeg_bytes(800, 600), [face("a", width=0.15, height=0.15)])
-    answer = register("S1", "Ada", upload(photo, "image/jpeg"))
+def test_a_jpeg_photo_is_measured_too(register, upload_photo, fake_rekognition):
+    photo = fake_rekognition.describe(jpeg_bytes(800, 600), [face("a", width=0.15, height=0.15)])
+    answer = register("S1", "Ada", upload_photo(photo, "image/jpeg"))
     # sqrt(0.15 * 800 * 0.15 * 600) = 104 px: fine; the size came from the JPEG header.
     assert answer.status_code == 201, answer.body
 
 
 def test_the_same_face_under_another_id_is_409_naming_that_student(
-        register, photo_of, services, rekognition, bucket_keys):
+        register, photo_of, services, fake_rekognition, bucket_keys):
     first = register("S1", "Ada Lovelace", photo_of("ada"))
     kept = first.json_body["student"]["photo_keys"]
     answer = register("S2", "Someone Else", photo_of("ada"))
@@ -320,14 +260,14 @@ def test_the_same_face_under_another_id_is_409_naming_that_student(
     assert error["code"] == "face_already_registered"
     assert "Ada Lovelace" in error["message"] and "S1" in error["message"]
     assert error["details"]["student_id"] == "S1"
-    assert nothing_left(services, rekognition, bucket_keys, "S2", keep_keys=kept)
-    assert len(rekognition.faces_of("S1")) == 1
+    assert nothing_left(services, fake_rekognition, bucket_keys, "S2", keep_keys=kept)
+    assert len(fake_rekognition.faces_of("S1")) == 1
 
 
 def test_duplicate_id_is_409_and_leaves_the_first_student_alone(
-        register, photo_of, services, rekognition, bucket_keys):
+        register, photo_of, services, fake_rekognition, bucket_keys):
     first = register("S1", "Ada", photo_of("ada")).json_body["student"]
-    faces_before = dict(rekognition.faces)
+    faces_before = dict(fake_rekognition.faces)
     table = services.clients.table(services.settings.students_table)
     table.scan = lambda **kw: pytest.fail("a registration must never scan the table")
     answer = register("S1", "Bob", photo_of("bob"))
@@ -335,27 +275,27 @@ def test_duplicate_id_is_409_and_leaves_the_first_student_alone(
     assert error_of(answer)["code"] == "duplicate_student_id"
     assert error_of(answer)["details"]["field"] == "student_id"
     assert services.students.get("S1")["full_name"] == "Ada"
-    assert rekognition.faces == faces_before
+    assert fake_rekognition.faces == faces_before
     assert bucket_keys() == first["photo_keys"]  # Bob's upload is gone too
 
 
 def test_the_conditional_write_decides_a_race_for_one_id(
-        register, photo_of, services, rekognition, bucket_keys):
+        register, photo_of, services, fake_rekognition, bucket_keys):
     """Another registration of S1 lands between our checks and our write."""
     rival = {"student_id": "S1", "full_name": "Rival", "photo_keys": [], "face_ids": [],
              "created_at": "2024-01-01T00:00:00+00:00"}
-    real_index = rekognition.index_faces
+    real_index = fake_rekognition.index_faces
 
     def index_then_rival_writes(**params):
         answer = real_index(**params)
         services.students.store.create(dict(rival))
         return answer
-    rekognition.index_faces = index_then_rival_writes
+    fake_rekognition.index_faces = index_then_rival_writes
     answer = register("S1", "Ada", photo_of("ada"))
     assert answer.status_code == 409 and error_of(answer)["code"] == "duplicate_student_id"
     stored = services.students.get("S1")
     assert {k: stored[k] for k in rival} == rival  # untouched (plus its index keys)
-    assert rekognition.faces == {} and bucket_keys() == []
+    assert fake_rekognition.faces == {} and bucket_keys() == []
 
 
 # Each step of a registration, and how to make exactly that step fail.
@@ -372,11 +312,11 @@ FAILURES = {
 
 @pytest.mark.parametrize("step", list(FAILURES))
 def test_a_failure_at_any_step_undoes_every_earlier_step(
-        step, register, photo_of, services, rekognition, bucket_keys):
+        step, register, photo_of, services, fake_rekognition, bucket_keys):
     key = photo_of("ada")
     kind, target = FAILURES[step]
     if kind == "rekognition":
-        rekognition.fail[target] = "InternalServerError"
+        fake_rekognition.fail[target] = "InternalServerError"
     elif kind == "s3":
         fail_once(services.clients.client("s3"), target)
     else:
@@ -386,15 +326,15 @@ def test_a_failure_at_any_step_undoes_every_earlier_step(
     assert answer.status_code == 500
     assert error_of(answer)["code"] == "internal_error"
     assert "injected" not in answer.body.decode()
-    assert nothing_left(services, rekognition, bucket_keys, "S1")
+    assert nothing_left(services, fake_rekognition, bucket_keys, "S1")
     # And the same request then works: nothing in the way was left behind.
     retry = register("S1", "Ada", photo_of("ada"))
     assert retry.status_code == 201, retry.body
 
 
 def test_a_failing_undo_step_does_not_stop_the_others(
-        register, photo_of, services, rekognition, bucket_keys):
-    rekognition.fail["DeleteFaces"] = "InternalServerError"  # undoing the face fails
+        register, photo_of, services, fake_rekognition, bucket_keys):
+    fake_rekognition.fail["DeleteFaces"] = "InternalServerError"  # undoing the face fails
     fail_once(services.clients.table(services.settings.students_table).meta.client,
               "before-call.dynamodb.PutItem")
     answer = register("S1", "Ada", photo_of("ada"))
@@ -402,13 +342,13 @@ def test_a_failing_undo_step_does_not_stop_the_others(
     assert services.students.get("S1") is None
     assert bucket_keys() == []  # photo and upload still removed
     # The face that could not be removed names nobody, so it blocks nothing.
-    assert len(rekognition.faces_of("S1")) == 1
+    assert len(fake_rekognition.faces_of("S1")) == 1
     assert register("S2", "Ada", photo_of("ada")).status_code == 201
 
 
 # -- adding photos ---------------------------------------------------------------
 def test_a_second_photo_of_the_same_person_is_added(
-        register, add_photo, photo_of, services, rekognition, bucket_keys):
+        register, add_photo, photo_of, services, fake_rekognition, bucket_keys):
     register("S1", "Ada", photo_of("ada"))
     answer = add_photo("S1", photo_of("ada"))
     assert answer.status_code == 200, answer.body
@@ -417,11 +357,11 @@ def test_a_second_photo_of_the_same_person_is_added(
     assert all(k.startswith("photos/students/") for k in student["photo_keys"])
     assert bucket_keys() == sorted(student["photo_keys"])
     assert sorted(services.students.get("S1")["face_ids"]) == sorted(
-        rekognition.faces_of("S1"))
+        fake_rekognition.faces_of("S1"))
 
 
 def test_a_photo_of_someone_else_is_face_mismatch(
-        register, add_photo, photo_of, services, rekognition, bucket_keys):
+        register, add_photo, photo_of, services, fake_rekognition, bucket_keys):
     kept = register("S1", "Ada", photo_of("ada")).json_body["student"]["photo_keys"]
     register("S2", "Bob", photo_of("bob"))
     before = services.students.get("S1")
@@ -431,7 +371,7 @@ def test_a_photo_of_someone_else_is_face_mismatch(
         assert error_of(answer)["code"] == "face_mismatch"
         assert "Ada" in error_of(answer)["message"]
     assert services.students.get("S1") == before
-    assert len(rekognition.faces_of("S1")) == 1
+    assert len(fake_rekognition.faces_of("S1")) == 1
     assert set(kept) <= set(bucket_keys()) and len(bucket_keys()) == 2
 
 
@@ -442,7 +382,7 @@ def test_added_photos_follow_the_photo_rules(register, add_photo, photo_of, buck
     assert bucket_keys() == kept
 
 
-def test_at_most_five_photos(register, add_photo, photo_of, services, rekognition,
+def test_at_most_five_photos(register, add_photo, photo_of, services, fake_rekognition,
                              bucket_keys):
     register("S1", "Ada", photo_of("ada"))
     for _ in range(4):
@@ -452,55 +392,55 @@ def test_at_most_five_photos(register, add_photo, photo_of, services, rekognitio
     assert error_of(answer)["code"] == "too_many_photos"
     assert "5 photos" in error_of(answer)["message"]
     assert len(services.students.get("S1")["photo_keys"]) == 5
-    assert len(rekognition.faces_of("S1")) == 5 and len(bucket_keys()) == 5
+    assert len(fake_rekognition.faces_of("S1")) == 5 and len(bucket_keys()) == 5
 
 
 def test_the_limit_holds_when_photos_race(register, add_photo, photo_of, services,
-                                          rekognition, bucket_keys):
+                                          fake_rekognition, bucket_keys):
     """The record filled up between our count and our write: the update's condition says no."""
     register("S1", "Ada", photo_of("ada"))
     for _ in range(3):
         add_photo("S1", photo_of("ada"))
     store = services.students.store
-    real_index = rekognition.index_faces
+    real_index = fake_rekognition.index_faces
 
     def index_then_rival_adds(**params):
         answer = real_index(**params)
-        rekognition.index_faces = real_index
+        fake_rekognition.index_faces = real_index
         store.append_photo("S1", "photos/students/rival.png", ["rival-face"], 5)
         return answer
-    rekognition.index_faces = index_then_rival_adds
+    fake_rekognition.index_faces = index_then_rival_adds
     answer = add_photo("S1", photo_of("ada"))
     assert answer.status_code == 409 and error_of(answer)["code"] == "too_many_photos"
     item = services.students.get("S1")
     assert len(item["photo_keys"]) == 5
-    assert len(rekognition.faces_of("S1")) == 4  # our new face was undone
+    assert len(fake_rekognition.faces_of("S1")) == 4  # our new face was undone
     assert len(bucket_keys()) == 4  # 4 real photos (the rival's key is only a name)
 
 
 def test_adding_to_a_student_deleted_meanwhile_is_404_and_undone(
-        register, add_photo, photo_of, services, rekognition, bucket_keys):
+        register, add_photo, photo_of, services, fake_rekognition, bucket_keys):
     register("S1", "Ada", photo_of("ada"))
-    real_index = rekognition.index_faces
+    real_index = fake_rekognition.index_faces
 
     def index_then_deleted(**params):
         answer = real_index(**params)
         services.students.store.delete("S1")
         return answer
-    rekognition.index_faces = index_then_deleted
+    fake_rekognition.index_faces = index_then_deleted
     answer = add_photo("S1", photo_of("ada"))
     assert answer.status_code == 404
     assert services.students.get("S1") is None  # not recreated by the update
-    assert len(rekognition.faces_of("S1")) == 1 and len(bucket_keys()) == 1
+    assert len(fake_rekognition.faces_of("S1")) == 1 and len(bucket_keys()) == 1
 
 
 @pytest.mark.parametrize("step", ["index the face", "copy the photo", "update the record"])
 def test_a_failed_addition_is_undone(step, register, add_photo, photo_of, services,
-                                     rekognition, bucket_keys):
+                                     fake_rekognition, bucket_keys):
     kept = register("S1", "Ada", photo_of("ada")).json_body["student"]["photo_keys"]
     before = services.students.get("S1")
     if step == "index the face":
-        rekognition.fail["IndexFaces"] = "InternalServerError"
+        fake_rekognition.fail["IndexFaces"] = "InternalServerError"
     elif step == "copy the photo":
         fail_once(services.clients.client("s3"), "before-call.s3.CopyObject")
     else:
@@ -508,7 +448,7 @@ def test_a_failed_addition_is_undone(step, register, add_photo, photo_of, servic
                   "before-call.dynamodb.UpdateItem")
     assert add_photo("S1", photo_of("ada")).status_code == 500
     assert services.students.get("S1") == before
-    assert len(rekognition.faces_of("S1")) == 1 and bucket_keys() == kept
+    assert len(fake_rekognition.faces_of("S1")) == 1 and bucket_keys() == kept
 
 
 def test_adding_to_an_unknown_student_is_404(add_photo, photo_of):
@@ -530,6 +470,7 @@ def test_one_student_and_404(api, admin_headers, register, photo_of):
         assert gone.status_code == 404 and error_of(gone)["code"] == "unknown_student"
 
 
+@pytest.mark.slow
 def test_a_roster_of_1000_is_listed_completely_sorted_with_photo_links(
         api, admin_headers, services):
     """1,000 records of about 1.5 kB, through the name index in pages of 200."""
@@ -582,7 +523,7 @@ def test_list_sorts_by_name_ignoring_case_and_accents(api, admin_headers, servic
 
 # -- deleting ----------------------------------------------------------------------
 def test_admin_deletes_faces_record_and_photos(
-        api, admin_headers, register, add_photo, photo_of, services, rekognition,
+        api, admin_headers, register, add_photo, photo_of, services, fake_rekognition,
         bucket_keys):
     register("S1", "Ada", photo_of("ada"))
     add_photo("S1", photo_of("ada"))
@@ -592,7 +533,7 @@ def test_admin_deletes_faces_record_and_photos(
                               "full_name": "Ada", "status": "PRESENT"})
     answer = api.http.delete("/students/S1", headers=admin_headers)
     assert answer.status_code == 204
-    assert rekognition.faces_of("S1") == [] and len(rekognition.faces_of("S2")) == 1
+    assert fake_rekognition.faces_of("S1") == [] and len(fake_rekognition.faces_of("S2")) == 1
     assert services.students.get("S1") is None
     assert bucket_keys() == kept
     # Past attendance keeps the name it was taken under.
@@ -612,13 +553,13 @@ def test_teachers_may_not_delete(api, teacher_headers, register, photo_of, servi
 
 
 def test_a_failed_delete_can_be_retried(api, admin_headers, register, photo_of, services,
-                                        rekognition, bucket_keys):
+                                        fake_rekognition, bucket_keys):
     register("S1", "Ada", photo_of("ada"))
     fail_once(services.clients.client("s3"), "before-call.s3.DeleteObjects")
     assert api.http.delete("/students/S1", headers=admin_headers).status_code == 500
     assert services.students.get("S1") is not None  # the record goes last
     assert api.http.delete("/students/S1", headers=admin_headers).status_code == 204
-    assert rekognition.faces_of("S1") == [] and bucket_keys() == []
+    assert fake_rekognition.faces_of("S1") == [] and bucket_keys() == []
 
 
 def test_upload_keys_follow_the_pattern_the_registration_accepts(services):
