@@ -184,7 +184,7 @@ def main(argv=None):
     parser.add_argument("--registrations", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args(argv)
-    from tests.stack_support import make_stack
+    from tests.support.stack import make_stack
 
     people = identities()
     print(f"{len(people)} identities from {FACES_DIR / 'people'}; {os.cpu_count()} CPUs; "

@@ -27,8 +27,8 @@ import urllib.parse
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser_support import CHROMIUM, launch  # noqa: E402
-from tests.stack_support import boto_client, running_stack  # noqa: E402
+from tests.support.browser import CHROMIUM, launch  # noqa: E402
+from tests.support.stack import boto_client, running_stack  # noqa: E402
 
 USER = ("bench@example.org", "bench password 123", "teacher")
 HEAD = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"

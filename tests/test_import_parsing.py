@@ -13,7 +13,7 @@ import zipfile
 import pytest
 
 from ops import publish
-from test_review_findings import require_node
+from tests.support.node import require_node
 
 JS_DIR = publish.SOURCE_DIR / "js"
 

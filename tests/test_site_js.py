@@ -4,13 +4,11 @@ A photo link only becomes an ``<img src>`` if it is http(s); a malformed
 address sends the browser to a page instead of leaving it stuck.
 """
 import json
-import os
-import shutil
 import subprocess
 
-import pytest
 
 from ops import publish
+from tests.support.node import require_node
 
 JS_DIR = publish.SOURCE_DIR / "js"
 
@@ -44,16 +42,6 @@ for (const url of JSON.parse(process.argv[3])) {
 }
 console.log(JSON.stringify(out));
 """
-
-
-def require_node():
-    """Node runs the site's own modules here; ``make test`` installs it (fail in CI)."""
-    node = shutil.which("node")
-    if node is None:
-        if os.environ.get("CI"):
-            pytest.fail("node is not installed: run 'make browser'", pytrace=False)
-        pytest.skip("node is not installed: run 'make browser'")
-    return node
 
 
 def avatars(tmp_path, urls):

@@ -1,13 +1,11 @@
 """The upload page reads a chosen recording's headers in the browser (node runs the
 site's module on clips PyAV writes) and says before sending when it will be converted."""
 import json
-import shutil
 import subprocess
-
-import pytest
 
 from ops import publish
 from tests.support.clips import encode
+from tests.support.node import require_node
 
 SCRIPT = r"""
 import { readFileSync } from "node:fs";
@@ -22,9 +20,7 @@ console.log(JSON.stringify(out));
 
 
 def probe_in_node(tmp_path, clips):
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is not installed: run 'make browser'", pytrace=False)
+    node = require_node()
     paths = []
     for name, data in clips.items():
         (tmp_path / name).write_bytes(data)

@@ -7,9 +7,8 @@ import json
 
 import pytest
 
-from test_students import (add_photo, bucket_keys, error_of, fail_once, photo_of,  # noqa: F401
-                           photos_bucket, register, rekognition, upload)
-from test_students_fakes import face
+from tests.fakes.face_collection import face
+from tests.support.failures import FAILURES, error_of, fail_once
 
 
 def enrol(services, class_id, student_id, full_name):
@@ -56,12 +55,12 @@ def replace_main(api, admin_headers):
 
 # -- rename ------------------------------------------------------------------------
 def test_rename_changes_the_record_and_keeps_the_name_on_past_attendance(
-        api, admin_headers, register, photo_of, patch_student, services, rekognition):
+        api, admin_headers, register, photo_of, patch_student, services, fake_rekognition):
     register("S1", "Ada Byron", photo_of("ada"))
     attendance = services.clients.table(services.settings.attendance_table)
     attendance.put_item(Item={"session_id": "sess1", "student_id": "S1",
                               "full_name": "Ada Byron", "status": "PRESENT"})
-    faces_before = dict(rekognition.faces)
+    faces_before = dict(fake_rekognition.faces)
     answer = patch_student("S1", {"full_name": "  Ada Lovelace "})
     assert answer.status_code == 200, answer.body
     assert answer.json_body["student"]["full_name"] == "Ada Lovelace"
@@ -71,7 +70,7 @@ def test_rename_changes_the_record_and_keeps_the_name_on_past_attendance(
     # History keeps the name the row was taken under; faces are keyed by ID.
     row = attendance.get_item(Key={"session_id": "sess1", "student_id": "S1"})["Item"]
     assert row["full_name"] == "Ada Byron"
-    assert rekognition.faces == faces_before
+    assert fake_rekognition.faces == faces_before
 
 
 def test_email_is_set_and_removed(register, photo_of, patch_student, services):
@@ -97,14 +96,14 @@ def test_bad_changes_are_400_naming_the_field(register, photo_of, patch_student,
     assert services.students.get("S1")["full_name"] == "Ada"
 
 
-def test_renaming_nobody_is_404_and_creates_nothing(patch_student, services, rekognition):
+def test_renaming_nobody_is_404_and_creates_nothing(patch_student, services, fake_rekognition):
     answer = patch_student("S9", {"full_name": "Ghost"})
     assert answer.status_code == 404 and error_of(answer)["code"] == "unknown_student"
     assert services.students.get("S9") is None
 
 
 def test_a_rename_racing_a_delete_does_not_recreate_the_record(
-        register, photo_of, patch_student, services, rekognition):
+        register, photo_of, patch_student, services, fake_rekognition):
     register("S1", "Ada", photo_of("ada"))
     store = services.students.store
     real = store.update_details
@@ -142,7 +141,7 @@ def test_photos_of_nobody_is_404(api, admin_headers):
 
 # -- who may edit ------------------------------------------------------------------------
 def test_a_teacher_edits_people_of_their_classes_only(
-        api, make_user, login, register, photo_of, services, rekognition):
+        api, make_user, login, register, photo_of, services, fake_rekognition):
     teacher = login(make_user("t@example.org", "teacher password 1", "teacher"))
     ours = services.classes.create(name="7B", term=None, teachers=["t@example.org"],
                                    schedule=None, late_threshold_minutes=10)
@@ -164,7 +163,7 @@ def test_a_teacher_edits_people_of_their_classes_only(
 
 
 def test_a_rename_shows_on_the_class_roster_and_in_the_name_search(
-        api, admin_headers, register, photo_of, patch_student, services, rekognition):
+        api, admin_headers, register, photo_of, patch_student, services, fake_rekognition):
     a_class = services.classes.create(name="7B", term=None, teachers=[], schedule=None,
                                       late_threshold_minutes=10)
     register("S1", "Ada Byron", photo_of("ada"))
@@ -178,7 +177,7 @@ def test_a_rename_shows_on_the_class_roster_and_in_the_name_search(
 
 
 def test_removing_a_photo_removes_its_face_and_file(
-        register, add_photo, photo_of, photos_of, remove_photo, services, rekognition,
+        register, add_photo, photo_of, photos_of, remove_photo, services, fake_rekognition,
         bucket_keys):
     register("S1", "Ada", photo_of("ada"))
     add_photo("S1", photo_of("ada"))
@@ -195,13 +194,13 @@ def test_removing_a_photo_removes_its_face_and_file(
     assert middle["photo_key"] not in [b["photo_key"] for b in after["face_boxes"]]
     assert len(after["face_boxes"]) == 2
     # The face is gone from the collection, the file from the bucket.
-    assert removed_face not in rekognition.faces
-    assert sorted(rekognition.faces_of("S1")) == sorted(after["face_ids"])
+    assert removed_face not in fake_rekognition.faces
+    assert sorted(fake_rekognition.faces_of("S1")) == sorted(after["face_ids"])
     assert bucket_keys() == sorted(after["photo_keys"])
 
 
 def test_the_last_photo_cannot_be_removed(register, photo_of, photos_of, remove_photo,
-                                          services, rekognition, bucket_keys):
+                                          services, fake_rekognition, bucket_keys):
     register("S1", "Ada", photo_of("ada"))
     before = services.students.get("S1")
     [only] = photos_of("S1")
@@ -210,7 +209,7 @@ def test_the_last_photo_cannot_be_removed(register, photo_of, photos_of, remove_
     assert error_of(answer)["code"] == "last_photo"
     assert "at least one" in error_of(answer)["message"]
     assert services.students.get("S1") == before
-    assert rekognition.faces_of("S1") == before["face_ids"]
+    assert fake_rekognition.faces_of("S1") == before["face_ids"]
     assert bucket_keys() == before["photo_keys"]
 
 
@@ -224,7 +223,7 @@ def test_removing_an_unknown_photo_is_404(register, add_photo, photo_of, remove_
 
 
 def test_two_removals_racing_for_the_last_two_photos_leave_one(
-        register, add_photo, photo_of, photos_of, remove_photo, services, rekognition,
+        register, add_photo, photo_of, photos_of, remove_photo, services, fake_rekognition,
         bucket_keys):
     """Both read two photos; the conditional write lets only the first through."""
     register("S1", "Ada", photo_of("ada"))
@@ -242,13 +241,13 @@ def test_two_removals_racing_for_the_last_two_photos_leave_one(
     assert answer.status_code == 409 and error_of(answer)["code"] == "photos_changed"
     item = services.students.get("S1")
     assert item["photo_keys"] == [second["photo_key"]]
-    assert rekognition.faces_of("S1") == item["face_ids"]
+    assert fake_rekognition.faces_of("S1") == item["face_ids"]
     assert bucket_keys() == [second["photo_key"]]
 
 
 # -- replacing the main photo ------------------------------------------------------------
 def test_replacing_the_main_photo(register, add_photo, photo_of, replace_main, photos_of,
-                                  services, rekognition, bucket_keys):
+                                  services, fake_rekognition, bucket_keys):
     register("S1", "Ada", photo_of("ada"))
     add_photo("S1", photo_of("ada"))
     before = services.students.get("S1")
@@ -262,14 +261,14 @@ def test_replacing_the_main_photo(register, add_photo, photo_of, replace_main, p
     after = services.students.get("S1")
     assert after["photo_keys"][1] == before["photo_keys"][1]
     assert after["photo_keys"][0] not in before["photo_keys"]
-    assert before["face_ids"][0] not in rekognition.faces
-    assert sorted(rekognition.faces_of("S1")) == sorted(after["face_ids"])
+    assert before["face_ids"][0] not in fake_rekognition.faces
+    assert sorted(fake_rekognition.faces_of("S1")) == sorted(after["face_ids"])
     assert bucket_keys() == sorted(after["photo_keys"])
     assert [p["main"] for p in photos_of("S1")] == [True, False]
 
 
 def test_another_photo_of_theirs_becomes_the_main_one(
-        api, admin_headers, register, add_photo, photo_of, photos_of, services, rekognition):
+        api, admin_headers, register, add_photo, photo_of, photos_of, services, fake_rekognition):
     register("S1", "Ada", photo_of(faces=[face("ada", left=0.1, top=0.1, width=0.3,
                                                 height=0.3)]))
     add_photo("S1", photo_of("ada"))
@@ -285,7 +284,7 @@ def test_another_photo_of_theirs_becomes_the_main_one(
     order = [2, 0, 1]
     assert after["photo_keys"] == [before["photo_keys"][i] for i in order]
     assert after["face_ids"] == [before["face_ids"][i] for i in order]
-    assert sorted(rekognition.faces_of("S1")) == sorted(before["face_ids"])
+    assert sorted(fake_rekognition.faces_of("S1")) == sorted(before["face_ids"])
     assert [p["photo_id"] for p in photos_of("S1")][0] == third["photo_id"]
     for body, status in (({"photo_id": "0" * 32 + ".png"}, 404),
                          ({"photo_id": third["photo_id"], "photo_key": photo_of("ada")}, 400),
@@ -306,24 +305,24 @@ def test_the_main_photo_can_be_replaced_with_five_photos(
 
 
 def test_a_replacement_of_someone_else_is_refused_and_leaves_nothing(
-        register, photo_of, replace_main, services, rekognition, bucket_keys):
+        register, photo_of, replace_main, services, fake_rekognition, bucket_keys):
     register("S1", "Ada", photo_of("ada"))
     before = services.students.get("S1")
     for photo, code in ((photo_of("bob"), "face_mismatch"), (photo_of(faces=[]), "no_face")):
         answer = replace_main("S1", photo)
         assert answer.status_code == 422 and error_of(answer)["code"] == code
     assert services.students.get("S1") == before
-    assert rekognition.faces_of("S1") == before["face_ids"]
+    assert fake_rekognition.faces_of("S1") == before["face_ids"]
     assert bucket_keys() == before["photo_keys"]
 
 
 @pytest.mark.parametrize("step", ["index the face", "copy the photo", "write the record"])
 def test_a_failed_replacement_is_undone(step, register, photo_of, replace_main, services,
-                                        rekognition, bucket_keys):
+                                        fake_rekognition, bucket_keys):
     register("S1", "Ada", photo_of("ada"))
     before = services.students.get("S1")
     if step == "index the face":
-        rekognition.fail["IndexFaces"] = "InternalServerError"
+        fake_rekognition.fail["IndexFaces"] = "InternalServerError"
     elif step == "copy the photo":
         fail_once(services.clients.client("s3"), "before-call.s3.CopyObject")
     else:
@@ -331,7 +330,7 @@ def test_a_failed_replacement_is_undone(step, register, photo_of, replace_main, 
                   "before-call.dynamodb.UpdateItem")
     assert replace_main("S1", photo_of("ada")).status_code == 500
     assert services.students.get("S1") == before
-    assert rekognition.faces_of("S1") == before["face_ids"]
+    assert fake_rekognition.faces_of("S1") == before["face_ids"]
     assert bucket_keys() == before["photo_keys"]
 
 
@@ -348,9 +347,7 @@ def test_editing_needs_sign_in(api):
 @pytest.mark.parametrize("step", ["inspect the upload", "detect faces", "search the collection",
                                   "index the face", "copy the photo", "write the record"])
 def test_a_row_failing_at_any_step_leaves_nothing_and_the_batch_goes_on(
-        step, api, admin_headers, register, photo_of, services, rekognition, bucket_keys):
-    from test_students import FAILURES
-
+        step, api, admin_headers, register, photo_of, services, fake_rekognition, bucket_keys):
     people = [("S1", "Ada", "ada"), ("S2", "Bob", "bob"), ("S3", "Carol", "carol")]
     photos = {sid: photo_of(person) for sid, _, person in people}
     answers = {}
@@ -358,7 +355,7 @@ def test_a_row_failing_at_any_step_leaves_nothing_and_the_batch_goes_on(
         if sid == "S2":  # exactly this row's request fails at this step
             kind, target = FAILURES[step]
             if kind == "rekognition":
-                rekognition.fail[target] = "InternalServerError"
+                fake_rekognition.fail[target] = "InternalServerError"
             elif kind == "s3":
                 fail_once(services.clients.client("s3"), target)
             else:
@@ -366,7 +363,7 @@ def test_a_row_failing_at_any_step_leaves_nothing_and_the_batch_goes_on(
                           target)
         answers[sid] = register(sid, name, photos[sid]).status_code
     assert answers == {"S1": 201, "S2": 500, "S3": 201}
-    assert services.students.get("S2") is None and rekognition.faces_of("S2") == []
+    assert services.students.get("S2") is None and fake_rekognition.faces_of("S2") == []
     kept = [k for sid in ("S1", "S3") for k in services.students.get(sid)["photo_keys"]]
     assert bucket_keys() == sorted(kept)  # S2's upload and copy are gone too
     # Running the import again: S1 and S3 are found as they are (the page skips
@@ -378,7 +375,7 @@ def test_a_row_failing_at_any_step_leaves_nothing_and_the_batch_goes_on(
     assert register("S2", "Bob", photo_of("bob")).status_code == 201
 
 
-def test_four_registrations_at_once_two_for_one_id(photo_of, services, rekognition,
+def test_four_registrations_at_once_two_for_one_id(photo_of, services, fake_rekognition,
                                                   bucket_keys):
     """As the import sends them: 4 in flight; the ID's conditional put decides the pair."""
     import concurrent.futures
@@ -400,6 +397,6 @@ def test_four_registrations_at_once_two_for_one_id(photo_of, services, rekogniti
     assert sorted(outcomes) == ["S1", "S2", "S3", "duplicate"]
     items = [services.students.get(sid) for sid in ("S1", "S2", "S3")]
     for item in items:
-        assert rekognition.faces_of(item["student_id"]) == item["face_ids"]
+        assert fake_rekognition.faces_of(item["student_id"]) == item["face_ids"]
     # The loser's face, copy and upload are gone: only the winners' photos remain.
     assert bucket_keys() == sorted(k for item in items for k in item["photo_keys"])

@@ -11,27 +11,13 @@ import time
 import urllib.parse
 
 import pytest
-from botocore.exceptions import ClientError
 
 from chalicelib.dynamo import batch_put
 from chalicelib.faces import FaceCollection
 from chalicelib.students import index_attributes
 from chalicelib.students import Students
 from tests.fakes.face_collection import face, jpeg_bytes, png_bytes
-
-
-# -- helpers ------------------------------------------------------------------
-def error_of(response):
-    return response.json_body["error"]
-
-
-def fail_once(client, event, code="InternalError"):
-    """Make the next call of ``event`` on ``client`` fail, as AWS would."""
-    def handler(**kwargs):
-        client.meta.events.unregister(event, handler)
-        raise ClientError({"Error": {"Code": code, "Message": "injected failure"}},
-                          event.rsplit(".", 1)[-1])
-    client.meta.events.register(event, handler)
+from tests.support.failures import FAILURES, error_of, fail_once
 
 
 # -- presigned upload -----------------------------------------------------------
@@ -298,16 +284,6 @@ def test_the_conditional_write_decides_a_race_for_one_id(
     assert fake_rekognition.faces == {} and bucket_keys() == []
 
 
-# Each step of a registration, and how to make exactly that step fail.
-FAILURES = {
-    "inspect the upload": ("s3", "before-call.s3.HeadObject"),
-    "detect faces": ("rekognition", "DetectFaces"),
-    "search the collection": ("rekognition", "SearchFacesByImage"),
-    "index the face": ("rekognition", "IndexFaces"),
-    "copy the photo": ("s3", "before-call.s3.CopyObject"),
-    "delete the upload": ("s3", "before-call.s3.DeleteObjects"),
-    "write the record": ("dynamodb", "before-call.dynamodb.PutItem"),
-}
 
 
 @pytest.mark.parametrize("step", list(FAILURES))

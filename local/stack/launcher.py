@@ -23,7 +23,7 @@ by its name and to ``<data>/logs/<part>.log``. Ctrl-C or SIGTERM stops every
 part (the AWS state is saved as moto stops). Ports and the data directory
 come from flags or ``ROLLCALL_*`` variables (see ``--help``).
 
-Tests use :class:`Stack` directly (see ``tests/stack_support.py``).
+Tests use :class:`Stack` directly (see ``tests/support/stack.py``).
 
 ``python -m local.stack cli user set-password EMAIL`` runs the user CLI
 (``ops.cli``) against a running stack.

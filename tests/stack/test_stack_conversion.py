@@ -5,9 +5,12 @@ import fractions
 import time
 
 import av
+import pytest
 import requests
 
-from stack_support import presigned_post, running_stack
+from tests.support.stack import presigned_post, running_stack
+
+pytestmark = [pytest.mark.stack, pytest.mark.engine, pytest.mark.slow]
 
 PEOPLE = [("S-1", "Barack Obama", "barack_obama/1.jpg", "barack_obama/2.jpg"),
           ("S-2", "Rose Leslie", "rose_leslie/1.jpg", "rose_leslie/2.jpg"),

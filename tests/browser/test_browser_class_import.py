@@ -12,7 +12,9 @@ import zipfile
 import pytest
 import requests
 
-from tests.browser_support import PageWatch, Shots, launch, require_browser
+from tests.support.browser import PageWatch, Shots, launch, require_browser
+
+pytestmark = [pytest.mark.browser, pytest.mark.stack, pytest.mark.engine, pytest.mark.slow]
 
 sync_api = require_browser()
 expect = sync_api.expect
@@ -23,7 +25,7 @@ TEACHER = ("teacher@example.org", "teacher password 1", "teacher")
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    from tests.stack_support import running_stack
+    from tests.support.stack import running_stack
 
     with running_stack(tmp_path_factory.mktemp("class-import-stack")) as running:
         for user in (ADMIN, TEACHER):
@@ -47,7 +49,7 @@ def page(stack, request):
 
 
 def admin_api(stack):
-    from tests.stack_support import presigned_post
+    from tests.support.stack import presigned_post
 
     http = requests.Session()
     token = http.post(f"{stack.api_url}/auth/login",

@@ -12,7 +12,9 @@ import zipfile
 import pytest
 from PIL import Image
 
-from tests.browser_support import PageWatch, Shots, launch, require_browser
+from tests.support.browser import PageWatch, Shots, launch, require_browser
+
+pytestmark = [pytest.mark.browser, pytest.mark.stack, pytest.mark.engine, pytest.mark.slow]
 
 sync_api = require_browser()
 expect = sync_api.expect
@@ -39,7 +41,7 @@ PROCESSING_MS = 240_000
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    from tests.stack_support import running_stack
+    from tests.support.stack import running_stack
 
     with running_stack(tmp_path_factory.mktemp("import-stack")) as running:
         running.add_user(*ADMIN)
