@@ -1,7 +1,7 @@
 """Rollcall: routes and event handlers. Each is a few lines; the work is in chalicelib/."""
 import os
 
-from chalice import Chalice, CORSConfig, Response
+from chalice import Chalice, CORSConfig, Rate, Response
 
 from chalicelib import http, inputs
 from chalicelib import sessions as session_rules
@@ -190,3 +190,9 @@ def on_face_search_complete(event):
     message = session_rules.parse_completion_message(event.message, services().logger)
     if message is not None:
         services().sessions.on_completion_message(message)
+
+
+@app.schedule(Rate(5, unit=Rate.MINUTES))
+def check_processing_sessions(event):
+    """The watchdog: a session stuck PROCESSING is checked against its job."""
+    services().sessions.sweep()

@@ -25,13 +25,24 @@ backoff inside its Lambda timeout. If the time runs out the session stays
 PROCESSING with its job id, and it is finished by whichever comes next: a
 redelivered S3 event (polls again, starts nothing new), or ``GET
 /sessions/{id}``, which looks at the job once (see :meth:`SessionWorkflow.detail`).
+
+Watchdog: nothing may stay PROCESSING for ever (a completion message lost, a
+handler that failed past its retries, a face engine that died). A session
+PROCESSING for longer than ``PROCESSING_CHECK_SECONDS`` is checked against
+its job by :meth:`SessionWorkflow.check_processing`, from the scheduled
+``check_processing_sessions`` and from ``GET /sessions/{id}`` (at most once
+a minute per session, whoever asks): a job that ended is finished as its
+message would have; a failed, unknown or never-started job ends the session
+FAILED with a retryable reason.
 """
+import collections
 import datetime
 import json
 import re
 import uuid
 
 from boto3.dynamodb.conditions import Attr
+from botocore.exceptions import ClientError
 
 from chalicelib import attendance
 from chalicelib.dynamo import batch_get, conditional_update, from_dynamo, scan_all, utc_now
@@ -48,6 +59,13 @@ SESSION_ID_PATTERN = r"[0-9a-f]{32}"
 VIDEO_PREFIX = "videos/"
 #: A presigned video upload stays usable this long (large files, slow links).
 UPLOAD_EXPIRES_IN = 3600
+
+#: A stuck session's job is looked at no more often than this (whoever asks).
+CHECK_EVERY_SECONDS = 60
+#: GetFaceSearch errors saying the job does not exist (any more).
+_LOST_JOB_CODES = ("ResourceNotFoundException", "InvalidParameterException")
+_LOST_JOB = ("The face search of this video stopped without an answer (it was lost on our "
+             "side). Retry this session.")
 
 _INTERNAL_ERROR = ("Attendance could not be recorded because of an error on our side. "
                    "Retry this session; if it fails again, tell your administrator.")
@@ -113,10 +131,21 @@ class SessionStore:
         return conditional_update(self._table, {"session_id": session_id}, values, condition,
                                   remove, now=self._now)
 
+    def processing(self):
+        """Every PROCESSING session (the watchdog's pages; few at any time)."""
+        return scan_all(self._table, FilterExpression=Attr("status").eq(PROCESSING))
+
+    def claim_check(self, session_id, now, not_since):
+        """Note a look at a PROCESSING session's job, unless one was made after
+        ``not_since``: the item, or None (someone else looks, or it moved on)."""
+        return self._update(session_id, {"checked_at": now},
+                            Attr("status").eq(PROCESSING)
+                            & (Attr("checked_at").not_exists() | Attr("checked_at").lt(not_since)))
+
     def mark_processing(self, session_id, attempt, job_id):
         """PROCESSING with ``job_id``, unless a retry or an end came first."""
         return self._update(session_id, {"status": PROCESSING, "job_id": job_id, "error": None,
-                                         "error_kind": None},
+                                         "error_kind": None, "processing_since": self._now()},
                             Attr("attempt").eq(attempt)
                             & Attr("status").is_in([AWAITING_UPLOAD, PROCESSING]))
 
@@ -136,7 +165,8 @@ class SessionStore:
     def begin_retry(self, session_id, attempt):
         """FAILED -> PROCESSING with the next attempt number; None if not FAILED."""
         return self._update(session_id, {"status": PROCESSING, "attempt": attempt + 1,
-                                         "job_id": None, "error": None, "error_kind": None},
+                                         "job_id": None, "error": None, "error_kind": None,
+                                         "processing_since": self._now()},
                             Attr("status").eq(FAILED) & Attr("attempt").eq(attempt))
 
     def begin_upload(self, session_id, attempt, video_key):
@@ -213,11 +243,16 @@ class SessionWorkflow:
         """The session and its rows sorted by name.
 
         In polling mode a PROCESSING session's job is looked at once here, so a
-        job that outlived the S3 handler's timeout still completes.
+        job that outlived the S3 handler's timeout still completes; in both
+        modes a session stuck PROCESSING is checked (:meth:`check_processing`).
         """
         item = self.require(session_id)
-        if item["status"] == PROCESSING and item.get("job_id") and not self.face_search.notifies:
-            self._look_at_job(item)
+        if item["status"] == PROCESSING:
+            if item.get("job_id") and not self.face_search.notifies:
+                self._look_at_job(item)
+                item = self.require(session_id)
+            if item["status"] == PROCESSING:
+                self.check_processing(item)
             item = self.require(session_id)
         return {"session": public_session(item),
                 "attendance": self.attendance.rows(session_id)}
@@ -279,6 +314,57 @@ class SessionWorkflow:
         total = len(history)
         return {"history": history, "present": present, "total": total,
                 "rate": round(present / total, 4) if total else None}
+
+    # -- the watchdog -------------------------------------------------------------
+    def sweep(self, now=None):
+        """Check every session stuck PROCESSING; how many ended in each status."""
+        ended = collections.Counter()
+        for item in self.store.processing():
+            ended[str(self.check_processing(item, now))] += 1
+        if ended:
+            self.log.info("checked processing sessions", extra={"outcomes": dict(ended)})
+        return dict(ended)
+
+    def check_processing(self, item, now=None):
+        """A session PROCESSING for longer than the bound is checked against its job
+        (at most once per :data:`CHECK_EVERY_SECONDS`); answers its status after."""
+        if item.get("status") != PROCESSING:
+            return item.get("status")
+        now = now or datetime.datetime.now(datetime.timezone.utc)
+        bound = self.settings.processing_check_seconds
+        since = _parse_time(item.get("processing_since") or item.get("updated_at"))
+        if since is not None and (now - since).total_seconds() < bound:
+            return PROCESSING
+        stamp = now.isoformat(timespec="seconds")
+        not_since = (now - datetime.timedelta(seconds=min(bound, CHECK_EVERY_SECONDS))
+                     ).isoformat(timespec="seconds")
+        claimed = self.store.claim_check(item["session_id"], stamp, not_since)
+        if claimed is None:
+            return PROCESSING  # looked at a moment ago, or it just moved on
+        return self._watch(claimed) or PROCESSING
+
+    def _watch(self, item):
+        session_id, attempt = item["session_id"], int(item.get("attempt", 0))
+        job_id = item.get("job_id")
+        if job_id:
+            try:
+                result = self.face_search.read(job_id, _BEST)
+            except ClientError as error:
+                if error.response["Error"]["Code"] not in _LOST_JOB_CODES:
+                    self.log.exception("could not look at a stuck session's job",
+                                       extra={"session_id": session_id, "job_id": job_id})
+                    return PROCESSING
+                result = None
+            except Exception:  # noqa: BLE001 - the next check tries again
+                self.log.exception("could not look at a stuck session's job",
+                                   extra={"session_id": session_id, "job_id": job_id})
+                return PROCESSING
+            if result is not None:
+                return self._finish(item, result)
+        self.log.warning("session stuck processing: its face search is lost",
+                         extra={"session_id": session_id, "job_id": job_id})
+        self.store.mark_failed(session_id, attempt, _LOST_JOB)
+        return FAILED
 
     # -- events -------------------------------------------------------------------
     def on_video_uploaded(self, bucket, key, budget_seconds):
@@ -412,6 +498,13 @@ class SessionWorkflow:
         unrecognised = int((item.get("counts") or {}).get("unrecognised", 0))
         self.store.set_counts(session_id, attendance.counts(self.attendance.rows(session_id),
                                                            unrecognised))
+
+
+def _parse_time(text):
+    try:
+        return datetime.datetime.fromisoformat(text) if text else None
+    except (TypeError, ValueError):
+        return None
 
 
 # -- reading events ---------------------------------------------------------------

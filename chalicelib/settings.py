@@ -55,6 +55,8 @@ class Settings:
     region: str = "us-east-1"
     #: Private bucket the static site is published to (CloudFront serves it).
     site_bucket: str = ""
+    #: A session PROCESSING longer than this has its job looked at (lost or failed: FAILED).
+    processing_check_seconds: int = 900
 
     @property
     def tz(self):
@@ -105,6 +107,8 @@ def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
         max_photo_bytes=_number(env, "MAX_PHOTO_BYTES", 5 * 1024 ** 2, int,
                                 1024, 15 * 1024 ** 2),
         site_bucket=env.get("SITE_BUCKET", ""),
+        processing_check_seconds=_number(env, "PROCESSING_CHECK_SECONDS", 900, int, 1,
+                                         7 * 24 * 3600),
         region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
         **{field: env[var] for field, var in _REQUIRED},
     )

@@ -93,3 +93,74 @@ def test_a_registration_answered_201_survives_every_process_killed_at_once(tmp_p
         assert refused["error"]["details"]["student_id"] == "S-0001"
     finally:
         stack.stop()
+
+
+def _children(pid):
+    """Pids whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_killed_engine_is_restarted_leaves_no_worker_and_its_session_ends_retryable(
+        tmp_path, faces_dir):
+    from tests.support.video_maker import make_video
+
+    data_dir = tmp_path / "data"
+    video = tmp_path / "long.mp4"
+    make_video(str(video), [{"image": str(faces_dir / "people/rose_leslie/2.jpg"),
+                             "label": "x", "start_s": 0.0, "end_s": 40.0, "x": 40, "y": 40,
+                             "height": 120, "drift": 3}],
+               size=(640, 360), fps=10, duration_s=40.0)
+    stack = make_stack(data_dir, extra_env={"PROCESSING_CHECK_SECONDS": "2"})
+    stack.start()
+    try:
+        admin = stack.first_admin
+        api = Api(stack).sign_in(admin["email"], admin["password"])
+        created = api.call("POST", "/sessions", {"title": "Long", "content_type": "video/mp4"},
+                           expect=201)
+        session_id = created["session"]["session_id"]
+        sent = presigned_post(created["upload"], video.read_bytes(), "long.mp4", "video/mp4",
+                              origin=stack.site_url)
+        assert sent.status_code in (200, 201, 204), sent.text
+        faces = next(part for part in stack.parts if part.name == "faces")
+        engine = faces.proc.pid
+        # Analysing: the engine has started its worker processes.
+        workers = wait_for(lambda: _children(engine), 120, interval=0.2,
+                           what="the engine's worker processes")
+        os.kill(engine, signal.SIGKILL)
+        # The launcher sees it, kills what it left (the workers) and starts it again.
+        wait_for(lambda: faces.proc.pid != engine and faces.running(), 60,
+                 what="the engine to be started again")
+        wait_for(lambda: not any(_alive(pid) for pid in workers), 30,
+                 what="the orphaned workers to be gone")
+        assert all(part.running() for part in stack.parts if part.name != "provision")
+        assert "faces stopped unexpectedly" in stack.out.text()
+
+        def ended():
+            session = api.call("GET", f"/sessions/{session_id}")["session"]
+            return session if session["status"] != "PROCESSING" else None
+        session = wait_for(ended, 120, interval=1, what="the session to leave PROCESSING")
+        assert session["status"] == "FAILED" and session["error_kind"] == "retry", session
+        # And it can be retried: the face search starts again.
+        api.call("POST", f"/sessions/{session_id}/retry", expect=202)
+    finally:
+        stack.stop()
+    assert not any(_alive(pid) for pid in workers)

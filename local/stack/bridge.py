@@ -16,6 +16,10 @@ the Chalice app declares (``app.event_sources``), the bridge
 * deletes a message only after the handler returned; a failure is logged and
   the message comes back after a short back-off.
 
+Scheduled functions (``@app.schedule``, EventBridge rules on AWS) run here on
+a timer: at their rate, but at least every ``--schedule-seconds`` (so the
+watchdog of stuck sessions acts within a minute on one machine).
+
 Nothing here is deployed; the app's code does not know it is running locally.
 """
 import argparse
@@ -32,7 +36,7 @@ import uuid
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from chalice.app import S3EventConfig, SNSEventConfig
+from chalice.app import Rate, S3EventConfig, ScheduledEventConfig, SNSEventConfig
 from chalice.local import LambdaContext
 
 from ops.stage_config import apply_stage_environment, load_config
@@ -96,6 +100,63 @@ def routes_from_app(app_module, stage="dev", config=None):
         timeout, memory = lambda_settings(stage, source.name, config)
         routes.append(Route(source, handler, timeout, memory))
     return routes
+
+
+_RATE_SECONDS = {"MINUTES": 60, "HOURS": 3600, "DAYS": 86400}
+
+
+class Schedule:
+    """One scheduled function of the app and how often it runs here."""
+
+    def __init__(self, source, handler, every_seconds):
+        self.source = source
+        self.handler = handler
+        self.every_seconds = every_seconds
+
+    @property
+    def name(self):
+        return self.source.name
+
+
+def schedules_from_app(app_module, longest_seconds=60.0):
+    """A :class:`Schedule` for each ``@app.schedule`` function of ``app_module.app``."""
+    found = []
+    for source in app_module.app.event_sources:
+        if not isinstance(source, ScheduledEventConfig):
+            continue
+        handler = getattr(app_module, source.handler_string.rsplit(".", 1)[-1])
+        expression = source.schedule_expression
+        every = longest_seconds
+        if isinstance(expression, Rate):
+            every = min(every, expression.value * _RATE_SECONDS[expression.unit.upper()])
+        found.append(Schedule(source, handler, every))
+    return found
+
+
+def scheduled_event(schedule):
+    """The event EventBridge hands a scheduled Lambda."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event",
+            "source": "aws.events", "account": "123456789012", "time": now,
+            "region": "us-east-1", "resources": [f"arn:aws:events:us-east-1:123456789012:"
+                                                  f"rule/{schedule.name}"], "detail": {}}
+
+
+def run_schedules(schedules, stop):
+    """Run each schedule at its interval until ``stop`` is set (one thread, in turn)."""
+    due = {schedule.name: time.monotonic() + schedule.every_seconds for schedule in schedules}
+    while schedules and not stop.is_set():
+        for schedule in schedules:
+            if time.monotonic() < due[schedule.name]:
+                continue
+            due[schedule.name] = time.monotonic() + schedule.every_seconds
+            try:
+                schedule.handler(scheduled_event(schedule),
+                                 LambdaContext(schedule.name, 512, max_runtime_ms=60_000))
+            except Exception:
+                log.exception("%s (scheduled) failed; it runs again in %.0f s",
+                              schedule.name, schedule.every_seconds)
+        stop.wait(min(s.every_seconds for s in schedules) / 4)
 
 
 # -- events as Lambda receives them ----------------------------------------------
@@ -331,6 +392,8 @@ def main(argv=None):
     parser.add_argument("--app", default="app", help="module holding the Chalice app")
     parser.add_argument("--wait-seconds", type=int, default=5,
                         help="SQS long-poll time (also bounds how long a stop takes)")
+    parser.add_argument("--schedule-seconds", type=float, default=60.0,
+                        help="scheduled functions run at least this often")
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(message)s")
     logging.getLogger("botocore").setLevel(logging.WARNING)  # "found credentials..." noise
@@ -350,13 +413,19 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     bridge.start()
+    schedules = schedules_from_app(app_module, args.schedule_seconds)
+    timer = threading.Thread(target=run_schedules, args=(schedules, stopping),
+                             name="bridge-schedules", daemon=True)
+    timer.start()
     described = ", ".join(
         f"{r.name} <- " + (f"s3://{r.source.bucket}/{r.source.prefix or ''}" if r.kind == "s3"
                            else f"sns:{r.source.topic}") for r in routes)
-    print(f"ready: {described or 'the app declares no S3 or SNS events'}", flush=True)
+    print(f"ready: {described or 'the app declares no S3 or SNS events'}"
+          + "".join(f"; {s.name} every {s.every_seconds:g} s" for s in schedules), flush=True)
     while not stopping.wait(0.5):
         pass
     bridge.stop()
+    timer.join(60)
     print("stopped", flush=True)
     return 0
 
