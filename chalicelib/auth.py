@@ -1,21 +1,22 @@
 """Sign-in and the per-request identity check.
 
-:class:`Authenticator` answers ``POST /auth/login``: the same answer and the
-same amount of work for an unknown email and a wrong password, and a lock
-after repeated failures. :meth:`Authenticator.identify` checks the bearer
+:class:`Authenticator` answers ``POST /auth/login``: the same answer, and the
+same work (one password hash, the same conditional writes), for an unknown
+email, a wrong password and a locked account, so none can be told from the
+others; at most a few passwords are checked per account before it locks for
+a while (see :mod:`chalicelib.users`). :meth:`Authenticator.identify` checks the bearer
 token of every other request; it runs in the app's HTTP middleware (not an
 API Gateway authorizer) so that 401 and 403 answers carry CORS headers.
 """
-import math
-
 from chalicelib import passwords
-from chalicelib.errors import NotAllowed, TooManyAttempts, NotSignedIn
+from chalicelib.errors import NotAllowed, NotSignedIn
 from chalicelib.tokens import InvalidToken
 
 #: Routes anyone may call (resource paths as Chalice names them).
 PUBLIC_ROUTES = frozenset({"/auth/login", "/health"})
 
-_BAD_CREDENTIALS = "The email or password is not right."
+_BAD_CREDENTIALS = ("The email or password is not right. After several failed sign-ins an "
+                    "account waits a little before it can sign in again.")
 
 
 class Authenticator:
@@ -25,33 +26,30 @@ class Authenticator:
         self._log = logger
 
     def login(self, email, password):
-        """A token for valid credentials; 401 otherwise; 429 while locked."""
+        """A token for valid credentials of an unlocked account; 401 otherwise."""
         user = self._users.get(email)
-        if user is None:
+        # Taken before the password is checked: a burst of guesses cannot all be checked.
+        taken = self._users.take_attempt(email)
+        if user is None or taken is None:
             passwords.burn_time(password)
-            raise NotSignedIn(_BAD_CREDENTIALS, code="invalid_credentials")
-        locked_until = self._users.locked_until(user)
-        if locked_until:
-            passwords.burn_time(password)
-            raise self._locked(locked_until)
+            if user is not None and self._log:
+                self._log.warning("sign-in refused: account locked", extra={"user": user["email"]})
+            raise self._refused()
         if not passwords.verify_password(user["password_hash"], password):
-            locked_until = self._users.record_failure(user["email"])
+            locked_until = self._users.record_failure(user, taken)
             if self._log:
                 self._log.warning("sign-in failed", extra={"user": user["email"],
-                                                           "locked": bool(locked_until)})
-            if locked_until:
-                raise self._locked(locked_until)
-            raise NotSignedIn(_BAD_CREDENTIALS, code="invalid_credentials")
-        self._users.clear_failures(user)
+                                                           "locked_until": locked_until})
+            raise self._refused()
+        if not self._users.succeed(user):
+            raise self._refused()  # locked by concurrent failures meanwhile
         token, expires_at = self._tokens.issue(user)
         return {"token": token, "expires_at": expires_at,
                 "user": {"email": user["email"], "role": user["role"]}}
 
-    def _locked(self, until):
-        minutes = max(1, math.ceil((until - self._users._clock()) / 60))
-        return TooManyAttempts(
-            f"Too many failed sign-ins. Try again in {minutes} minute(s).",
-            code="account_locked", headers={"Retry-After": str(minutes * 60)})
+    @staticmethod
+    def _refused():
+        return NotSignedIn(_BAD_CREDENTIALS, code="invalid_credentials")
 
     def identify(self, authorization_header):
         """The signed-in user ``{"email", "role"}`` for a request, or 401.
