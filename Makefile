@@ -31,22 +31,26 @@ provision: install
 	$(PY) -m ops.provision --stage $(STAGE)
 
 # -- AWS (see docs/OPERATIONS.md) ------------------------------------------------
-.PHONY: deploy destroy package
+.PHONY: deploy destroy package smoke
 
+# Provision (tables, buckets, CloudFront, ...), chalice deploy, publish the site;
+# ends with the site's and the API's URLs. A second run changes nothing.
 deploy: install
-	$(PY) -m ops.provision --stage $(STAGE)
-	$(VENV)/bin/chalice deploy --stage $(STAGE)
-	$(MAKE) publish STAGE=$(STAGE)
+	$(PY) -m ops.deploy deploy --stage $(STAGE)
 
+# Asks first; says what could not be deleted yet (a distribution disables slowly).
 destroy: install
-	@read -r -p "This deletes the $(STAGE) API, and every student, photo, video and record of it. Type '$(STAGE)' to go on: " answer && [ "$$answer" = "$(STAGE)" ] || { echo "Nothing was deleted."; exit 1; }
-	$(VENV)/bin/chalice delete --stage $(STAGE)
-	$(PY) -m ops.provision --stage $(STAGE) --destroy --yes
+	$(PY) -m ops.deploy destroy --stage $(STAGE)
 
+# The Terraform artefact, without an account or credentials.
 package: install
-	$(VENV)/bin/chalice package --stage $(STAGE) --pkg-format terraform build/terraform-$(STAGE)
+	$(PY) -m ops.deploy package --stage $(STAGE) build/terraform-$(STAGE)
 
-# -- the web app (static_site/, issue 6) ------------------------------------------
+# Checks a deployed stage end to end without touching its data.
+smoke: install
+	$(PY) -m ops.smoke --stage $(STAGE)
+
+# -- the web app (static_site/) --------------------------------------------------
 .PHONY: site publish browser
 SITE_OUT ?= build/site
 API_URL ?= http://127.0.0.1:8001

@@ -3,9 +3,12 @@ import os
 
 from chalice import Chalice, CORSConfig, Rate, Response
 
+from chalicelib import classes as class_rules
 from chalicelib import http, inputs
 from chalicelib import sessions as session_rules
+from chalicelib.access import is_admin, require_admin
 from chalicelib.auth import require_role
+from chalicelib.errors import UnknownStudent
 from chalicelib.services import Services
 
 app = Chalice(app_name="rollcall")
@@ -33,6 +36,15 @@ def current_user():
     return http.current_user(app.current_request)
 
 
+def query():
+    return app.current_request.query_params or {}
+
+
+def page_args():
+    """``limit`` and ``cursor`` of a paged list."""
+    return inputs.read_page(app.current_request)
+
+
 @app.middleware("http")
 def rollcall_http(request, get_response):
     return http.handle_request(
@@ -50,7 +62,9 @@ def health():
 
 @app.route("/auth/login", methods=["POST"])
 def login():
-    return services().authenticator.login(**inputs.read_login(app.current_request))
+    # The site shows dates and times in the deployment's zone.
+    return dict(services().authenticator.login(**inputs.read_login(app.current_request)),
+                time_zone=services().settings.time_zone)
 
 
 @app.route("/auth/me", methods=["GET"])
@@ -58,10 +72,132 @@ def me():
     return current_user()
 
 
+@app.route("/auth/password", methods=["POST"])
+def change_own_password():
+    return services().authenticator.change_password(
+        services().accounts, current_user()["email"],
+        **inputs.read_password_change(app.current_request))
+
+
+# -- accounts (admins) ---------------------------------------------------------------
 @app.route("/users", methods=["GET"])
 def list_users():
     require_role(current_user(), "admin")
-    return {"users": services().users.list()}
+    users, next_cursor = services().users.page(**page_args())
+    return {"users": users, "next_cursor": next_cursor}
+
+
+@app.route("/users", methods=["POST"])
+def add_user():
+    require_admin(current_user())
+    fields = inputs.read_new_user(app.current_request)
+    return Response(body=services().accounts.add(**fields), status_code=201)
+
+
+@app.route("/users/{email}/reset", methods=["POST"])
+def reset_user(email):
+    require_admin(current_user())
+    return services().accounts.reset(email)
+
+
+@app.route("/users/{email}", methods=["PATCH"])
+def change_user(email):
+    user = current_user()
+    require_admin(user)
+    fields = inputs.read_user_change(app.current_request)
+    return {"user": services().accounts.set_disabled(user["email"], email, **fields)}
+
+
+# -- classes and rosters -------------------------------------------------------------
+@app.route("/classes", methods=["POST"])
+def create_class():
+    require_admin(current_user())
+    fields = inputs.read_new_class(app.current_request)
+    return Response(body={"class": services().classes.create(**fields)}, status_code=201)
+
+
+@app.route("/classes", methods=["GET"])
+def list_classes():
+    user, archived = current_user(), query().get("archived") in ("1", "true")
+    if is_admin(user):
+        classes, next_cursor = services().classes.page_all(archived=archived, **page_args())
+    else:
+        classes, next_cursor = services().classes.page_of_teacher(
+            user["email"], archived=archived, **page_args())
+    return {"classes": classes, "next_cursor": next_cursor}
+
+
+@app.route("/classes/{class_id}", methods=["GET"])
+def get_class(class_id):
+    return {"class": class_rules.public_class(
+        services().access.class_for(current_user(), class_id))}
+
+
+@app.route("/classes/{class_id}", methods=["PATCH"])
+def change_class(class_id):
+    user = current_user()
+    services().access.class_for(user, class_id)
+    changes = inputs.read_class_changes(app.current_request)
+    if not is_admin(user) and set(changes) - class_rules.TEACHER_FIELDS:
+        require_admin(user)
+    return {"class": services().classes.change(class_id, changes)}
+
+
+@app.route("/classes/{class_id}", methods=["DELETE"])
+def delete_class(class_id):
+    require_admin(current_user())
+    services().classes.delete(class_id)
+    return Response(body="", status_code=204)
+
+
+@app.route("/classes/{class_id}/students", methods=["GET"])
+def class_roster(class_id):
+    services().access.class_for(current_user(), class_id)
+    people, next_cursor = services().classes.roster_page(class_id, **page_args())
+    return {"students": people, "next_cursor": next_cursor}
+
+
+@app.route("/classes/{class_id}/students/{student_id}", methods=["PUT"])
+def enrol_student(class_id, student_id):
+    user = current_user()
+    class_item = services().access.class_for(user, class_id)
+    result, student = services().classes.enrol(class_item, student_id, user["email"])
+    if student is None:
+        raise UnknownStudent(f"There is no student with ID {student_id}.")
+    return Response(body={"result": result, "student_id": student_id,
+                          "full_name": student.get("full_name")},
+                    status_code=201 if result == class_rules.ADDED else 200)
+
+
+@app.route("/classes/{class_id}/students/{student_id}", methods=["DELETE"])
+def unenrol_student(class_id, student_id):
+    class_item = services().access.class_for(current_user(), class_id)
+    services().classes.unenrol(class_item, student_id)
+    return Response(body="", status_code=204)
+
+
+@app.route("/classes/{class_id}/roster/import", methods=["POST"])
+def import_roster(class_id):
+    user = current_user()
+    class_item = services().access.class_for(user, class_id)
+    fields = inputs.read_import(app.current_request)
+    return services().classes.import_ids(class_item, fields["text"], fields["column"],
+                                         user["email"])
+
+
+@app.route("/classes/{class_id}/attendance", methods=["GET"])
+def class_register(class_id):
+    class_item = services().access.class_for(current_user(), class_id)
+    start, end = inputs.read_date_range(app.current_request)
+    grid = services().reports.class_grid(class_id, start, end)
+    return dict(grid, **{"class": class_rules.public_class(class_item)})
+
+
+@app.route("/classes/{class_id}/attendance.csv", methods=["GET"])
+def class_register_csv(class_id):
+    class_item = services().access.class_for(current_user(), class_id)
+    start, end = inputs.read_date_range(app.current_request)
+    return Response(**services().reports.class_grid_csv(class_item, start, end))
 
 
 # -- students ----------------------------------------------------------------------
@@ -72,23 +208,56 @@ def new_photo_upload():
 
 @app.route("/students", methods=["POST"])
 def register_student():
+    """Anyone signed in registers newcomers; ``class_id`` (one of the user's
+    classes) enrols them at once, so a teacher sees whom they registered."""
+    user, fields = current_user(), inputs.read_new_student(app.current_request)
+    class_id = fields.pop("class_id")
+    class_item = services().access.class_for(user, class_id) if class_id else None
     students = services().students
-    item = students.register(**inputs.read_new_student(app.current_request))
+    item = students.register(**fields)
+    if class_item is not None:
+        services().classes.enrol(class_item, item["student_id"], user["email"])
     return Response(body={"student": students.view(item)}, status_code=201)
 
 
 @app.route("/students", methods=["GET"])
 def list_students():
-    return {"students": services().students.list_views()}
+    """People by name, paged; ``q`` an ID or name prefix; ``class_id`` one class's."""
+    user, wanted = current_user(), inputs.read_people_query(app.current_request)
+    text, class_id = wanted["text"], wanted["class_id"]
+    within = None
+    if class_id:
+        services().access.class_for(user, class_id)
+        within = services().classes.members.roster(class_id)
+    elif not is_admin(user):
+        within = [e for cid in services().access.class_ids(user)
+                  for e in services().classes.members.roster(cid)]
+    return services().students.page_views(query=text, within=within, **page_args())
 
 
 @app.route("/students/{student_id}", methods=["GET"])
 def get_student(student_id):
+    services().access.check_student(current_user(), student_id)
     return {"student": services().students.describe(student_id)}
+
+
+@app.route("/students/{student_id}/classes", methods=["GET"])
+def student_classes(student_id):
+    """The classes a person is enrolled in (a teacher: those of theirs)."""
+    user = current_user()
+    mine = services().access.check_student(user, student_id)
+    services().students.require(student_id)
+    ids = services().classes.members.class_ids_of_student(student_id)
+    if mine is not None:
+        ids = [cid for cid in ids if cid in mine]
+    items = services().classes.store.get_many(ids).values()
+    return {"classes": sorted((class_rules.public_class(c) for c in items),
+                              key=lambda c: c["name"].casefold())}
 
 
 @app.route("/students/{student_id}/photos", methods=["POST"])
 def add_student_photo(student_id):
+    services().access.check_student(current_user(), student_id)
     students = services().students
     item = students.add_photo(student_id, **inputs.read_added_photo(app.current_request))
     return {"student": students.view(item)}
@@ -105,36 +274,88 @@ def delete_student(student_id):
 @app.route("/sessions", methods=["POST"])
 def create_session():
     fields = inputs.read_new_session(app.current_request)
-    return Response(body=services().sessions.create(**fields), status_code=201)
+    return Response(body=services().sessions.create(user=current_user(), **fields),
+                    status_code=201)
 
 
 @app.route("/sessions", methods=["GET"])
 def list_sessions():
-    return {"sessions": services().sessions.list()}
+    """Newest first, paged; ``class_id`` (or ``none``), ``from`` and ``to`` narrow it."""
+    start, end = inputs.read_date_range(app.current_request)
+    sessions, next_cursor = services().sessions.page(
+        current_user(), class_id=query().get("class_id") or None, start=start, end=end,
+        **page_args())
+    return {"sessions": sessions, "next_cursor": next_cursor}
 
 
 @app.route("/sessions/{session_id}", methods=["GET"])
 def get_session(session_id):
-    return services().sessions.detail(session_id)
+    return services().sessions.detail(session_id, current_user())
+
+
+@app.route("/sessions/{session_id}", methods=["PATCH"])
+def change_session(session_id):
+    changes = inputs.read_session_changes(app.current_request)
+    return {"session": services().sessions.change(session_id, changes, current_user())}
 
 
 @app.route("/sessions/{session_id}/attendance/{student_id}", methods=["PATCH"])
 def correct_attendance(session_id, student_id):
     fields = inputs.read_correction(app.current_request)
-    row = services().sessions.correct(session_id, student_id,
-                                      user_email=current_user()["email"], **fields)
+    user = current_user()
+    row = services().sessions.correct(session_id, student_id, user_email=user["email"],
+                                      user=user, **fields)
     return {"row": row}
 
 
 @app.route("/sessions/{session_id}/retry", methods=["POST"])
 def retry_session(session_id):
-    return Response(body={"session": services().sessions.retry(session_id)}, status_code=202)
+    return Response(body={"session": services().sessions.retry(session_id,
+                                                               user=current_user())},
+                    status_code=202)
 
 
 @app.route("/sessions/{session_id}/upload", methods=["POST"])
 def new_session_upload(session_id):
     fields = inputs.read_new_upload(app.current_request)
-    return services().sessions.new_upload(session_id, **fields)
+    return services().sessions.new_upload(session_id, user=current_user(), **fields)
+
+
+# Resumable uploads of the video: start, resume (the parts S3 has), sign parts, complete.
+# Each first checks that the signed-in user may see the session (else 404).
+def _session_for_upload(session_id):
+    services().sessions.require(session_id, current_user())
+    return services().multipart
+
+
+@app.route("/sessions/{session_id}/multipart", methods=["POST"])
+def start_multipart_upload(session_id):
+    fields = inputs.read_multipart_start(app.current_request)
+    upload = _session_for_upload(session_id).start(session_id, **fields)
+    return Response(body=upload, status_code=201)
+
+
+@app.route("/sessions/{session_id}/multipart", methods=["GET"])
+def current_multipart_upload(session_id):
+    return _session_for_upload(session_id).current(session_id)
+
+
+@app.route("/sessions/{session_id}/multipart/parts", methods=["POST"])
+def sign_upload_parts(session_id):
+    fields = inputs.read_part_request(app.current_request)
+    return {"urls": _session_for_upload(session_id).sign_parts(session_id, **fields)}
+
+
+@app.route("/sessions/{session_id}/multipart/complete", methods=["POST"])
+def complete_multipart_upload(session_id):
+    fields = inputs.read_multipart_completion(app.current_request)
+    return _session_for_upload(session_id).complete(session_id, **fields)
+
+
+@app.route("/sessions/{session_id}/multipart", methods=["DELETE"])
+def abort_multipart_upload(session_id):
+    _session_for_upload(session_id).abort(session_id)
+    return Response(body="", status_code=204)
 
 
 @app.route("/sessions/{session_id}", methods=["DELETE"])
@@ -146,24 +367,26 @@ def delete_session(session_id):
 
 @app.route("/students/{student_id}/attendance", methods=["GET"])
 def student_attendance(student_id):
+    mine = services().access.check_student(current_user(), student_id)
     student = services().students.describe(student_id)
-    return dict(student=student, **services().sessions.student_history(student_id))
+    return dict(student=student, **services().sessions.student_history(student_id, mine))
 
 
 @app.route("/sessions/{session_id}/export.csv", methods=["GET"])
 def export_session_csv(session_id):
-    return Response(**services().reports.session_csv(session_id))
+    return Response(**services().reports.session_csv(session_id, current_user()))
 
 
 @app.route("/attendance/export.csv", methods=["GET"])
 def export_matrix_csv():
     start, end = inputs.read_date_range(app.current_request)
-    return Response(**services().reports.matrix_csv(start, end))
+    return Response(**services().reports.matrix_csv(start, end, query().get("class_id") or None,
+                                                    current_user()))
 
 
 @app.route("/sessions/{session_id}/report", methods=["GET"])
 def session_report(session_id):
-    return Response(**services().reports.session_html(session_id))
+    return Response(**services().reports.session_html(session_id, current_user()))
 
 
 # -- events: S3 upload -> face search -> completion ---------------------------------

@@ -7,6 +7,15 @@ at or above the threshold; a student is PRESENT with at least
 ``min_sightings`` sightings. Only the best match counts, so a face that
 resembles two students is never counted for both.
 
+Statuses (:func:`automatic_status`, pure as well): ABSENT below
+``min_sightings``; LATE when seen enough but first seen strictly after
+``late_after_ms`` (the session's start offset plus the class's late
+threshold; a first sighting exactly at it is on time); PRESENT otherwise.
+EXCUSED is never automatic: only a teacher's correction sets it.
+
+Someone matched who is not on the roster (a person of another class) is kept
+apart in ``Decision.outside``: never a row, never counted present or absent.
+
 :class:`AttendanceStore` keeps one row per (session_id, student_id). The key
 is deterministic, so writing the same result twice leaves one set of rows,
 and rows that would not change are not written at all. A manual correction
@@ -26,7 +35,12 @@ from chalicelib.schema import ATTENDANCE_BY_STUDENT_INDEX
 from chalicelib.statuses import AttendanceStatus, RowSource
 from chalicelib.students import name_sort_key  # the roster's own order: accents folded
 
-PRESENT, ABSENT = AttendanceStatus
+PRESENT, LATE, ABSENT, EXCUSED = (AttendanceStatus.PRESENT, AttendanceStatus.LATE,
+                                  AttendanceStatus.ABSENT, AttendanceStatus.EXCUSED)
+#: Every status a row may have; only PRESENT, LATE and ABSENT are ever automatic.
+STATUSES = tuple(AttendanceStatus)
+#: Statuses that mean the person attended.
+ATTENDED = (PRESENT, LATE)
 AUTO, MANUAL = RowSource
 #: The timeline keeps at most this many sighting timestamps per row.
 MAX_TIMELINE = 200
@@ -52,6 +66,8 @@ class Evidence:
 class Decision:
     evidence: dict  # student_id -> Evidence (only students seen at least once)
     unrecognised: int  # tracked people never matched to a roster student
+    #: student_id -> Evidence of people matched who are not on the roster.
+    outside: dict = dataclasses.field(default_factory=dict)
 
 
 def best_match(entry):
@@ -76,7 +92,13 @@ def decide(persons, roster_ids, threshold):
 
     ``persons`` are GetFaceSearch ``Persons`` entries from every page, or their
     :func:`best_match` tuples. Entries may repeat a (timestamp, person index)
-    pair; they collapse to one.
+    pair; they collapse to one. Rules:
+
+    * a moment's best match at or above ``threshold`` is a sighting of that id;
+    * sightings of roster ids are ``evidence``; of other ids, ``outside``
+      (the caller keeps only those who are registered: a deleted person's
+      face may still match);
+    * ``unrecognised`` counts the tracks with no sighting of a roster id.
     """
     best = {}  # (timestamp, track) -> (similarity, student_id)
     tracks = set()
@@ -90,14 +112,45 @@ def decide(persons, roster_ids, threshold):
         if student_id and (moment not in best or similarity > best[moment][0]):
             best[moment] = (similarity, student_id)
     evidence = collections.defaultdict(Evidence)
+    outside = collections.defaultdict(Evidence)
     recognised = set()
     for (timestamp, track), (similarity, student_id) in best.items():
-        if similarity < threshold or student_id not in roster_ids:
+        if similarity < threshold:
             continue
-        recognised.add(track)
-        seen = evidence[student_id].seen
+        if student_id in roster_ids:
+            recognised.add(track)
+            seen = evidence[student_id].seen
+        else:
+            seen = outside[student_id].seen
         seen[timestamp] = max(seen.get(timestamp, 0.0), similarity)
-    return Decision(evidence=dict(evidence), unrecognised=len(tracks - recognised))
+    return Decision(evidence=dict(evidence), unrecognised=len(tracks - recognised),
+                    outside=dict(outside))
+
+
+def automatic_status(seen, min_sightings, late_after_ms=None):
+    """ABSENT, LATE or PRESENT for sightings ``{timestamp ms: similarity}`` (rules
+    in the module docstring). ``late_after_ms`` None: no lateness (no class)."""
+    if len(seen) < min_sightings:
+        return ABSENT
+    if late_after_ms is not None and min(seen) > late_after_ms:
+        return LATE
+    return PRESENT
+
+
+def seen_not_enrolled(decision, registered, min_sightings):
+    """``decision.outside`` as the session lists it: registered people seen at least
+    ``min_sightings`` times, by first sighting. ``registered``: id -> student item."""
+    listed = []
+    for student_id, evidence in decision.outside.items():
+        student = registered.get(student_id)
+        if student is None or evidence.sightings < min_sightings:
+            continue
+        listed.append({"student_id": student_id,
+                       "full_name": student.get("full_name") or student_id,
+                       "first_seen_ms": min(evidence.seen),
+                       "similarity": round(max(evidence.seen.values()), 2),
+                       "sightings": evidence.sightings})
+    return sorted(listed, key=lambda p: (p["first_seen_ms"], p["student_id"]))
 
 
 def thin_timeline(timestamps, limit=MAX_TIMELINE):
@@ -109,10 +162,10 @@ def thin_timeline(timestamps, limit=MAX_TIMELINE):
     return [timestamps[round(i * step)] for i in range(limit)]
 
 
-def automatic_row(session_id, student, evidence, min_sightings):
+def automatic_row(session_id, student, evidence, min_sightings, late_after_ms=None):
     """The automatic result for one student (status fields filled in by merge)."""
     seen = evidence.seen if evidence else {}
-    status = PRESENT if len(seen) >= min_sightings else ABSENT
+    status = automatic_status(seen, min_sightings, late_after_ms)
     return {
         "session_id": session_id,
         "student_id": student["student_id"],
@@ -139,10 +192,14 @@ def merge(automatic, existing):
     return row
 
 
-def counts(rows, unrecognised=0):
-    present = sum(1 for row in rows if row.get("status") == PRESENT)
-    return {"roster": len(rows), "present": present, "absent": len(rows) - present,
-            "unrecognised": int(unrecognised)}
+def counts(rows, unrecognised=0, not_enrolled=0):
+    """``present`` counts everyone who attended (on time or late); ``late`` and
+    ``excused`` are part of present and of absent-or-excused respectively."""
+    statuses = [row.get("status") for row in rows]
+    present = sum(1 for status in statuses if status in ATTENDED)
+    return {"roster": len(rows), "present": present, "late": statuses.count(LATE),
+            "absent": statuses.count(ABSENT), "excused": statuses.count(EXCUSED),
+            "unrecognised": int(unrecognised), "not_enrolled": int(not_enrolled)}
 
 
 def public_row(item):
@@ -167,7 +224,7 @@ class AttendanceStore:
         return sorted(rows, key=lambda r: name_sort_key(
             {"full_name": r["full_name"] or "", "student_id": r["student_id"]}))
 
-    def record_automatic(self, session_id, roster, decision, min_sightings):
+    def record_automatic(self, session_id, roster, decision, min_sightings, late_after_ms=None):
         """Write the automatic result for ``roster``; answer every row of the session.
 
         Existing manual rows keep their status; rows that would not change are
@@ -181,7 +238,7 @@ class AttendanceStore:
         for student in roster:
             automatic = automatic_row(session_id, student,
                                       decision.evidence.get(student["student_id"]),
-                                      min_sightings)
+                                      min_sightings, late_after_ms)
             row = to_dynamo(merge(automatic, existing.get(student["student_id"])))
             if existing.get(student["student_id"]) != row:
                 changed.append(row)

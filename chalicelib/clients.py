@@ -5,6 +5,7 @@ and the per-service ``AWS_ENDPOINT_URL_<SERVICE>`` variables, which is how the
 one-machine stack points the same code at moto server and the built-in face
 engine. Tests call :meth:`ClientFactory.reset` (or build a fresh factory).
 """
+import os
 import threading
 
 import boto3
@@ -14,6 +15,21 @@ from botocore.config import Config
 # endpoint fails fast instead of hanging a Lambda until its timeout.
 _BOTO_CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"},
                       connect_timeout=5, read_timeout=60)
+# Presigned URLs and POSTs signed with SigV4 (SigV2 is refused in newer
+# regions and deprecated everywhere), naming the bucket's regional virtual
+# host (bucket.s3.<region>.amazonaws.com), never the global endpoint, which
+# redirects browsers (breaking CORS) until DNS has caught up. A local
+# endpoint (moto server) is addressed by path: "bucket.localhost" resolves nowhere.
+_S3_CONFIG = _BOTO_CONFIG.merge(Config(
+    signature_version="s3v4",
+    s3={"addressing_style": "virtual", "us_east_1_regional_endpoint": "regional"}))
+_S3_LOCAL_CONFIG = _BOTO_CONFIG.merge(Config(signature_version="s3v4",
+                                             s3={"addressing_style": "path"}))
+
+
+def _s3_config():
+    local = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    return _S3_LOCAL_CONFIG if local else _S3_CONFIG
 
 
 class ClientFactory:
@@ -30,13 +46,19 @@ class ClientFactory:
             self._session = self._session_factory(region_name=self._region)
         return self._session
 
-    def client(self, service_name):
-        """A cached low-level client for ``service_name`` (thread-safe)."""
+    def client(self, service_name, region=None):
+        """A cached low-level client for ``service_name`` (thread-safe).
+
+        ``region``: another region than the factory's, for a service that
+        lives in one place (ACM certificates for CloudFront are in us-east-1).
+        """
+        key = service_name if region is None else (service_name, region)
         with self._lock:
-            if service_name not in self._clients:
-                self._clients[service_name] = self._get_session().client(
-                    service_name, config=_BOTO_CONFIG)
-            return self._clients[service_name]
+            if key not in self._clients:
+                config = _s3_config() if service_name == "s3" else _BOTO_CONFIG
+                self._clients[key] = self._get_session().client(
+                    service_name, config=config, region_name=region)
+            return self._clients[key]
 
     def table(self, table_name):
         """A cached ``boto3`` DynamoDB Table resource."""

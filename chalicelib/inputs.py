@@ -11,11 +11,19 @@ import json
 import re
 import unicodedata
 
-from chalicelib.errors import InvalidInput, TooLarge
+from chalicelib.classes import DEFAULT_LATE_MINUTES, MAX_LATE_MINUTES, MAX_TEACHERS
+from chalicelib.dynamo import MAX_PAGE_SIZE
+from chalicelib.errors import InvalidInput, NotFound, TooLarge
+from chalicelib.multipart import MAX_PART_BYTES, MAX_PARTS, MAX_URLS_PER_REQUEST
 from chalicelib.statuses import AttendanceStatus
+from chalicelib.users import EMAIL_PATTERN, ROLES, normalise_email
 from chalicelib.students import MAX_NAME_LENGTH, STUDENT_ID_PATTERN, UPLOAD_KEY_PATTERN
 from chalicelib.uploads import PHOTO_TYPES, VIDEO_TYPES
 
+#: A list's page size when ``?limit=`` is not given.
+DEFAULT_PAGE_SIZE = 50
+#: A pasted or uploaded roster (IDs, or a CSV of them) may be larger than other bodies.
+MAX_IMPORT_BODY_BYTES = 256 * 1024
 #: JSON bodies are small (names, ids, keys); files never pass through the API.
 MAX_JSON_BODY_BYTES = 64 * 1024
 
@@ -139,10 +147,12 @@ def read_photo_upload(request):
 
 
 def read_new_student(request):
-    """``POST /students``: ID, name and the uploaded photo's key."""
+    """``POST /students``: ID, name and the uploaded photo's key; ``class_id``
+    (optional) is the class to enrol the newcomer in."""
     body = json_body(request)
     return {"student_id": read_student_id(body), "full_name": read_full_name(body),
-            "photo_key": read_photo_key(body)}
+            "photo_key": read_photo_key(body),
+            "class_id": optional_string(body, "class_id", max_length=32) or None}
 
 
 def read_added_photo(request):
@@ -151,8 +161,36 @@ def read_added_photo(request):
 
 
 # -- sessions -----------------------------------------------------------------------
+#: The most a session's start may be into its video (the longest video is hours).
+MAX_START_OFFSET_SECONDS = 6 * 3600
+
+
+def _read_class_id(body):
+    value = body.get("class_id")
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{32}", value):
+        # Not a class id anybody could have: as unknown as a missing class.
+        raise NotFound("There is no such class (it may have been deleted).",
+                       code="class_not_found", details={"field": "class_id"})
+    return value
+
+
+def _read_start_offset(body):
+    value = body.get("start_offset_seconds")
+    if value is None:
+        return None
+    if not (isinstance(value, int) and not isinstance(value, bool)
+            and 0 <= value <= MAX_START_OFFSET_SECONDS):
+        raise InvalidInput("'start_offset_seconds' must be a whole number of seconds from 0 to "
+                         f"{MAX_START_OFFSET_SECONDS}: when the class starts in the video.",
+                         code="invalid_field", details={"field": "start_offset_seconds"})
+    return value
+
+
 def read_new_session(request):
-    """``POST /sessions``: title, optional date and course, the video's type."""
+    """``POST /sessions``: title, optional date, course, class and start offset, the
+    video's type."""
     body = json_body(request)
     date = body.get("date")
     return {
@@ -160,7 +198,35 @@ def read_new_session(request):
         "date": None if date in (None, "") else parse_date(date, "date"),
         "course": optional_string(body, "course", max_length=100) or None,
         "content_type": require_choice(body, "content_type", VIDEO_TYPES),
+        "class_id": _read_class_id(body),
+        "start_offset_seconds": _read_start_offset(body),
     }
+
+
+def read_session_changes(request):
+    """``PATCH /sessions/{id}``: any of title, date, course, class_id, start_offset_seconds
+    (at least one)."""
+    body = json_body(request)
+    known = ("title", "date", "course", "class_id", "start_offset_seconds")
+    unknown = sorted(set(body) - set(known))
+    if unknown:
+        raise InvalidInput(f"'{unknown[0]}' cannot be changed here; send only "
+                           f"{', '.join(known)}.", code="invalid_field",
+                           details={"field": unknown[0]})
+    changes = {}
+    if "title" in body:
+        changes["title"] = require_string(body, "title", max_length=200)
+    if "date" in body:
+        changes["date"] = parse_date(body["date"], "date")
+    if "course" in body:
+        changes["course"] = optional_string(body, "course", max_length=100) or None
+    if "class_id" in body:
+        changes["class_id"] = _read_class_id(body)
+    if "start_offset_seconds" in body:
+        changes["start_offset_seconds"] = _read_start_offset(body)
+    if not changes:
+        raise InvalidInput("Nothing to change: send at least one field.", code="missing_field")
+    return changes
 
 
 def read_new_upload(request):
@@ -186,3 +252,204 @@ def read_date_range(request):
         raise InvalidInput("'from' must not be after 'to'.", code="invalid_field",
                            details={"field": "from"})
     return start, end
+
+
+# -- resumable video uploads --------------------------------------------------------
+def _require_int(body, name, low, high):
+    value = body.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidInput(f"'{name}' must be a whole number from {low} to {high}.",
+                         code="invalid_field", details={"field": name})
+    return value
+
+
+def _require_upload_id(body):
+    value = body.get("upload_id")
+    if not isinstance(value, str) or not 1 <= len(value) <= 1024:
+        raise InvalidInput("'upload_id' is required.", code="missing_field",
+                         details={"field": "upload_id"})
+    return value
+
+
+def read_multipart_start(request):
+    """``POST .../multipart``: the file's size in bytes."""
+    body = json_body(request)
+    return {"size": _require_int(body, "size", 1, MAX_PARTS * MAX_PART_BYTES)}
+
+
+def read_part_request(request):
+    """``POST .../multipart/parts``: the upload and the part numbers to sign."""
+    body = json_body(request)
+    numbers = body.get("part_numbers")
+    if (not isinstance(numbers, list) or not 1 <= len(numbers) <= MAX_URLS_PER_REQUEST
+            or len(set(map(repr, numbers))) != len(numbers)):
+        raise InvalidInput(f"'part_numbers' must list 1 to {MAX_URLS_PER_REQUEST} different "
+                         "part numbers.", code="invalid_field",
+                         details={"field": "part_numbers"})
+    checked = [_require_int({"part_numbers": n}, "part_numbers", 1, MAX_PARTS) for n in numbers]
+    return {"upload_id": _require_upload_id(body), "part_numbers": checked}
+
+
+def read_multipart_completion(request):
+    """``POST .../multipart/complete``: the upload, and the ETag of each part seen."""
+    body = json_body(request)
+    parts = body.get("parts", [])
+    if not isinstance(parts, list) or len(parts) > MAX_PARTS:
+        raise InvalidInput("'parts' must be a list of {part_number, etag}.", code="invalid_field",
+                         details={"field": "parts"})
+    etags = {}
+    for part in parts:
+        if not isinstance(part, dict) or not isinstance(part.get("etag"), str):
+            raise InvalidInput("'parts' must be a list of {part_number, etag}.",
+                             code="invalid_field", details={"field": "parts"})
+        etags[_require_int(part, "part_number", 1, MAX_PARTS)] = part["etag"][:200]
+    return {"upload_id": _require_upload_id(body), "etags": etags}
+
+
+# -- lists ------------------------------------------------------------------------
+def read_page(request):
+    """``?limit=`` (1..200, default 50) and the opaque ``?cursor=`` of a paged list."""
+    query = request.query_params or {}
+    raw = query.get("limit")
+    limit = DEFAULT_PAGE_SIZE
+    if raw not in (None, ""):
+        if not (raw.isdigit() and 1 <= int(raw) <= MAX_PAGE_SIZE):
+            raise InvalidInput(f"'limit' must be a whole number from 1 to {MAX_PAGE_SIZE}.",
+                               code="invalid_field", details={"field": "limit"})
+        limit = int(raw)
+    return {"limit": limit, "cursor": query.get("cursor") or None}
+
+
+def read_people_query(request):
+    """``GET /students``: ``q`` (an ID or name prefix) and ``class_id``, both optional."""
+    query = request.query_params or {}
+    text = (query.get("q") or "").strip() or None
+    if text is not None and len(text) > 100:
+        raise InvalidInput("'q' may have at most 100 characters.", code="invalid_field",
+                           details={"field": "q"})
+    return {"text": text, "class_id": query.get("class_id") or None}
+
+
+# -- accounts ---------------------------------------------------------------------
+def read_new_user(request):
+    """``POST /users``: the new account's email and role."""
+    body = json_body(request)
+    return {"email": require_string(body, "email", max_length=320),
+            "role": require_choice(body, "role", ROLES)}
+
+
+def read_user_change(request):
+    """``PATCH /users/{email}``: ``disabled`` true or false."""
+    body = json_body(request)
+    if not isinstance(body.get("disabled"), bool):
+        raise InvalidInput("'disabled' must be true or false.", code="invalid_field",
+                           details={"field": "disabled"})
+    return {"disabled": body["disabled"]}
+
+
+def read_password_change(request):
+    """``POST /auth/password``: the current password and the new one (never trimmed)."""
+    body = json_body(request)
+    return {"current": require_string(body, "current_password", max_length=256, strip=False),
+            "new": require_string(body, "new_password", max_length=256, strip=False)}
+
+
+# -- classes ----------------------------------------------------------------------
+def _read_teachers(body):
+    teachers = body.get("teachers")
+    if not isinstance(teachers, list) or len(teachers) > MAX_TEACHERS:
+        raise InvalidInput(f"'teachers' must be a list of at most {MAX_TEACHERS} emails.",
+                         code="invalid_field", details={"field": "teachers"})
+    emails = []
+    for value in teachers:
+        if not isinstance(value, str) or not re.fullmatch(EMAIL_PATTERN,
+                                                          normalise_email(value)):
+            raise InvalidInput("'teachers' must hold email addresses.", code="invalid_field",
+                             details={"field": "teachers"})
+        if normalise_email(value) not in emails:
+            emails.append(normalise_email(value))
+    return emails
+
+
+def _read_schedule(body):
+    schedule = body.get("schedule")
+    if schedule is None:
+        return None
+    bad = InvalidInput("'schedule' must be {\"start_time\": \"HH:MM\", \"length_minutes\": "
+                     "1 to 720}, or null.", code="invalid_field", details={"field": "schedule"})
+    if not isinstance(schedule, dict) or set(schedule) - {"start_time", "length_minutes"}:
+        raise bad
+    start, length = schedule.get("start_time"), schedule.get("length_minutes")
+    if start is not None and not (isinstance(start, str)
+                                  and re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", start)):
+        raise bad
+    if length is not None and not (isinstance(length, int) and not isinstance(length, bool)
+                                   and 1 <= length <= 720):
+        raise bad
+    return {"start_time": start, "length_minutes": length}
+
+
+def _read_late(body):
+    value = body.get("late_threshold_minutes")
+    if not (isinstance(value, int) and not isinstance(value, bool)
+            and 0 <= value <= MAX_LATE_MINUTES):
+        raise InvalidInput(f"'late_threshold_minutes' must be a whole number from 0 to "
+                         f"{MAX_LATE_MINUTES}.", code="invalid_field",
+                         details={"field": "late_threshold_minutes"})
+    return value
+
+
+def read_new_class(request):
+    """``POST /classes``: name, term, teachers, schedule hints, late threshold."""
+    body = json_body(request)
+    fields = {"name": require_string(body, "name", max_length=120),
+              "term": optional_string(body, "term", max_length=60) or None,
+              "teachers": _read_teachers(body) if "teachers" in body else [],
+              "schedule": _read_schedule(body),
+              "late_threshold_minutes": (_read_late(body) if "late_threshold_minutes" in body
+                                         else DEFAULT_LATE_MINUTES)}
+    return fields
+
+
+def read_class_changes(request):
+    """``PATCH /classes/{id}``: only the fields present are changed."""
+    body = json_body(request)
+    known = {"name", "term", "teachers", "schedule", "late_threshold_minutes", "archived"}
+    unknown = set(body) - known
+    if unknown:
+        field = sorted(unknown)[0]
+        raise InvalidInput(f"'{field}' cannot be changed here.", code="invalid_field",
+                         details={"field": field})
+    changes = {}
+    if "name" in body:
+        changes["name"] = require_string(body, "name", max_length=120)
+    if "term" in body:
+        changes["term"] = optional_string(body, "term", max_length=60) or None
+    if "teachers" in body:
+        changes["teachers"] = _read_teachers(body)
+    if "schedule" in body:
+        changes["schedule"] = _read_schedule(body)
+    if "late_threshold_minutes" in body:
+        changes["late_threshold_minutes"] = _read_late(body)
+    if "archived" in body:
+        if not isinstance(body["archived"], bool):
+            raise InvalidInput("'archived' must be true or false.", code="invalid_field",
+                             details={"field": "archived"})
+        changes["archived"] = body["archived"]
+    if not changes:
+        raise InvalidInput("Nothing to change: send at least one field.", code="missing_field")
+    return changes
+
+
+def read_import(request):
+    """``POST /classes/{id}/roster/import``: the pasted or uploaded text, and which
+    CSV column holds the IDs (a header name or a 1-based number; optional)."""
+    body = json_body(request, max_bytes=MAX_IMPORT_BODY_BYTES)
+    text = require_string(body, "text", max_length=MAX_IMPORT_BODY_BYTES, strip=False)
+    column = body.get("column")
+    if column is not None and not (
+            (isinstance(column, str) and 0 < len(column) <= 100)
+            or (isinstance(column, int) and not isinstance(column, bool) and 1 <= column <= 100)):
+        raise InvalidInput("'column' must be a header name or a column number from 1.",
+                         code="invalid_field", details={"field": "column"})
+    return {"text": text, "column": column}

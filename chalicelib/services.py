@@ -7,19 +7,22 @@ token secret.
 """
 from functools import cached_property
 
+from chalicelib.access import Access
 from chalicelib.attendance import AttendanceStore
+from chalicelib.classes import Classes, ClassStore, Memberships
 from chalicelib.auth import Authenticator
 from chalicelib.clients import ClientFactory
 from chalicelib.face_search import FaceSearch
 from chalicelib.faces import FaceCollection
 from chalicelib.logs import get_logger
+from chalicelib.multipart import MultipartUploads
 from chalicelib.reports import Reports
 from chalicelib.sessions import SessionStore, SessionWorkflow
 from chalicelib.settings import load_settings
 from chalicelib.students import StudentStore, Students
 from chalicelib.tokens import SsmSecret, TokenService
 from chalicelib.uploads import Uploads
-from chalicelib.users import UserStore
+from chalicelib.users import Accounts, UserStore
 
 
 class Services:
@@ -86,13 +89,44 @@ class Services:
         return AttendanceStore(self.clients.table(self.settings.attendance_table))
 
     @cached_property
+    def session_store(self):
+        return SessionStore(self.clients.table(self.settings.sessions_table))
+
+    @cached_property
     def sessions(self):
-        # The roster is the students service: get(student_id) and list_all().
-        return SessionWorkflow(store=SessionStore(self.clients.table(self.settings.sessions_table)),
+        # The roster is the students service (get, get_many, list_all) for a
+        # session without a class, the class's enrolment otherwise.
+        return SessionWorkflow(store=self.session_store,
                                attendance_store=self.attendance, face_search=self.face_search,
                                videos=self.videos, roster=self.students,
-                               settings=self.settings, logger=self.logger)
+                               settings=self.settings, logger=self.logger,
+                               classes=self.classes, access=self.access)
+
+    @cached_property
+    def multipart(self):
+        """Resumable uploads of session videos (the sessions table holds the live one)."""
+        s = self.settings
+        return MultipartUploads(sessions_table=self.clients.table(s.sessions_table),
+                                s3_client=self.clients.client("s3"), bucket=s.videos_bucket,
+                                max_bytes=s.max_video_bytes)
 
     @cached_property
     def reports(self):
-        return Reports(self.sessions, self.attendance, self.students, self.settings)
+        return Reports(self.sessions, self.attendance, self.students, self.settings,
+                       access=self.access, classes=self.classes)
+
+    # -- classes, access, accounts ------------------------------------------------
+    @cached_property
+    def classes(self):
+        return Classes(ClassStore(self.clients.table(self.settings.classes_table)),
+                       Memberships(self.clients.table(self.settings.members_table)),
+                       students=self.students, users=self.users,
+                       sessions_of_class=self.session_store.class_has_sessions)
+
+    @cached_property
+    def access(self):
+        return Access(self.classes)
+
+    @cached_property
+    def accounts(self):
+        return Accounts(self.users)

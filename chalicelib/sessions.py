@@ -15,10 +15,18 @@ Lifecycle (``status``)::
   (read every result page, decide, write rows, count), retry, correction,
   deletion and one student's history.
 
-Roster: a session is taken against the students registered **when the face
-search completes** (a student registered while the video was processing is
-counted, as absent if not seen). Each row keeps the name the student had at
-that moment, so deleting or renaming a student later does not change history.
+Roster: a session is taken against its roster **when the face search
+completes**: the people enrolled in its class at that moment, or, for a
+session without a class (an admin's "everyone" session, or one from before
+classes), every registered person. Someone enrolled or registered while the
+video was processing is counted (as absent if not seen). Each row keeps the
+name the person had at that moment, so deleting or renaming them later does
+not change history. A registered person recognised who is not on the roster
+is listed apart on the session (``seen_not_enrolled``), never counted.
+
+Lateness: the class's ``late_threshold_minutes`` (read at completion, kept on
+the session) after the session's start, which is the video's start plus the
+teacher's optional ``start_offset_seconds``.
 
 Without a completion topic (or role) the S3 handler polls GetFaceSearch with
 backoff inside its Lambda timeout. If the time runs out the session stays
@@ -41,14 +49,18 @@ import json
 import re
 import uuid
 
-from boto3.dynamodb.conditions import Attr
+from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from chalicelib import attendance
-from chalicelib.dynamo import batch_get, conditional_update, from_dynamo, scan_all, utc_now
-from chalicelib.errors import UnknownSession, UnknownStudent, WrongState
+from chalicelib.classes import DEFAULT_LATE_MINUTES
+from chalicelib.dynamo import (batch_get, conditional_update, from_dynamo, query_all,
+                               scan_all, to_dynamo, utc_now)
+from chalicelib.errors import InvalidInput, NotFound, UnknownSession, UnknownStudent, WrongState
 from chalicelib.face_search import FaceSearchProblem
-from chalicelib.statuses import AttendanceStatus, ErrorKind, JobStatus, SessionStatus
+from chalicelib.paging import decode_cursor, encode_cursor, query_page
+from chalicelib.schema import LISTED, SESSIONS_BY_CLASS_INDEX, SESSIONS_BY_DAY_INDEX
+from chalicelib.statuses import ErrorKind, JobStatus, SessionStatus
 from chalicelib.students import is_student_id
 from chalicelib.uploads import VIDEO_TYPES, UploadProblem
 
@@ -73,10 +85,26 @@ _INTERNAL_ERROR = ("Attendance could not be recorded because of an error on our 
 #: Results are kept as (timestamp, track, best student, similarity) while read.
 _BEST = attendance.best_match
 
-_ZERO_COUNTS = {"roster": 0, "present": 0, "absent": 0, "unrecognised": 0}
+_ZERO_COUNTS = {"roster": 0, "present": 0, "late": 0, "absent": 0, "excused": 0,
+                "unrecognised": 0, "not_enrolled": 0}
 _SESSION_FIELDS = ("session_id", "title", "course", "date", "status", "error", "error_kind",
-                   "created_at", "updated_at", "video_key", "job_id")
+                   "created_at", "updated_at", "video_key", "job_id", "class_id",
+                   "start_offset_seconds", "late_threshold_minutes")
+#: ``error_kind`` of a FAILED session: the file itself is wrong (upload another;
+#: retrying cannot help), or something else failed (retrying may help).
 FILE_ERROR, RETRY_ERROR = ErrorKind.FILE, ErrorKind.RETRY
+
+
+#: ``class_key`` of a session that belongs to no class (an "everyone" session).
+NO_CLASS = "-"
+
+
+def index_attributes(item):
+    """The list indexes' attributes (provisioning backfills older sessions):
+    the class (or ``-``) and a unique day key, ``date#created_at#session_id``."""
+    return {LISTED: "session", "class_key": item.get("class_id") or NO_CLASS,
+            "day_key": f"{item.get('date') or ''}#{item.get('created_at') or ''}"
+                       f"#{item['session_id']}"}
 
 
 def public_session(item):
@@ -84,6 +112,7 @@ def public_session(item):
     item = from_dynamo(item)
     session = {field: item.get(field) for field in _SESSION_FIELDS}
     session["counts"] = dict(_ZERO_COUNTS, **(item.get("counts") or {}))
+    session["seen_not_enrolled"] = item.get("seen_not_enrolled") or []
     return session
 
 
@@ -108,6 +137,7 @@ class SessionStore:
         now = self._now()
         item = dict(item, created_at=now, updated_at=now, status=AWAITING_UPLOAD,
                     error=None, job_id=None, attempt=0, counts=dict(_ZERO_COUNTS))
+        item.update(index_attributes(item))
         self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(session_id)")
         return item
 
@@ -121,10 +151,48 @@ class SessionStore:
         return {item["session_id"]: item for item in items}
 
     def list_all(self):
-        """Every session (all pages), newest first: by date, then by creation."""
+        """Every session (all pages), newest first: by date, then by creation.
+
+        A whole-table scan: only for an admin's full export."""
         items = list(scan_all(self._table))
         return sorted(items, key=lambda s: (s.get("date", ""), s.get("created_at", "")),
                       reverse=True)
+
+    KEY_ATTRIBUTES = ("session_id", "day_key")
+
+    def page(self, *, class_key=None, start=None, end=None, limit, cursor):
+        """Sessions newest first, a page at a time: of one class (``class_key``, or
+        :data:`NO_CLASS`) or of all (``None``), dated between ``start`` and ``end``."""
+        low, high = (start or "0000"), f"{end or '9999-99-99'}#\uffff"
+        if class_key is None:
+            partition, index = (LISTED, "session"), SESSIONS_BY_DAY_INDEX
+        else:
+            partition, index = ("class_key", class_key), SESSIONS_BY_CLASS_INDEX
+        return query_page(
+            self._table, limit=limit, cursor=cursor,
+            key_attributes=self.KEY_ATTRIBUTES + (partition[0],),
+            fixed=dict([partition]), bounds=("day_key", low, high), IndexName=index,
+            KeyConditionExpression=Key(partition[0]).eq(partition[1])
+            & Key("day_key").between(low, high), ScanIndexForward=False)
+
+    def of_class(self, class_key, start=None, end=None):
+        """Every session of a class between two dates, oldest first (all pages)."""
+        low, high = (start or "0000"), f"{end or '9999-99-99'}#\uffff"
+        return list(query_all(self._table, IndexName=SESSIONS_BY_CLASS_INDEX,
+                              KeyConditionExpression=Key("class_key").eq(class_key)
+                              & Key("day_key").between(low, high)))
+
+    def newest(self, class_key, low, high, count):
+        """Up to ``count`` sessions of a class with day keys in [low, high], newest first."""
+        return self._table.query(IndexName=SESSIONS_BY_CLASS_INDEX, ScanIndexForward=False,
+                                 Limit=count, KeyConditionExpression=Key("class_key").eq(
+                                     class_key) & Key("day_key").between(low, high)
+                                 ).get("Items", [])
+
+    def class_has_sessions(self, class_id):
+        answer = self._table.query(IndexName=SESSIONS_BY_CLASS_INDEX, Limit=1,
+                                   KeyConditionExpression=Key("class_key").eq(class_id))
+        return bool(answer.get("Items"))
 
     def _update(self, session_id, values, condition, remove=()):
         """SET ``values`` (and updated_at) if ``condition`` holds; the new item or None."""
@@ -149,9 +217,20 @@ class SessionStore:
                             Attr("attempt").eq(attempt)
                             & Attr("status").is_in([AWAITING_UPLOAD, PROCESSING]))
 
-    def mark_completed(self, session_id, job_id, counts):
-        return self._update(session_id, {"status": COMPLETED, "counts": counts, "error": None},
+    def mark_completed(self, session_id, job_id, counts, extra=None):
+        return self._update(session_id, dict(extra or {}, status=COMPLETED, counts=counts,
+                                             error=None),
                             Attr("job_id").eq(job_id) & Attr("status").eq(PROCESSING))
+
+    def change(self, session_id, values):
+        """SET ``values`` (title, date, class, start offset) and the index keys that
+        follow from them; None if the session is gone."""
+        current = self.get(session_id)
+        if current is None:
+            return None
+        values = dict(values)
+        values.update(index_attributes(dict(current, **values)))
+        return self._update(session_id, values, Attr("session_id").exists())
 
     def mark_failed(self, session_id, attempt, reason, kind=RETRY_ERROR):
         """FAILED with a reason, unless the session moved on (completed, retried)."""
@@ -186,31 +265,69 @@ class SessionWorkflow:
     """The steps from a new session to its attendance; see the module docstring."""
 
     def __init__(self, *, store, attendance_store, face_search, videos, roster, settings,
-                 logger):
+                 logger, classes=None, access=None):
         self.store = store
         self.attendance = attendance_store
         self.face_search = face_search
         self.videos = videos
-        self.roster = roster
+        self.roster = roster  # the students service: get, get_many, list_all
+        self.classes = classes  # chalicelib.classes.Classes
+        self.access = access  # chalicelib.access.Access
         self.settings = settings
         self.log = logger
 
     # -- API ----------------------------------------------------------------------
-    def create(self, *, title, date, course, content_type):
-        """A new AWAITING_UPLOAD session and the presigned POST for its video."""
+    # ``user`` is the signed-in user: each method answers 404 for a session that
+    # user may not see (see chalicelib.access). None only for internal callers.
+    def create(self, *, title, date, course, content_type, class_id=None,
+               start_offset_seconds=None, user=None):
+        """A new AWAITING_UPLOAD session and the presigned POST for its video.
+
+        A teacher's session belongs to one of their classes; only an admin may
+        create one without a class (taken against everyone)."""
+        if class_id is not None:
+            class_item = (self.access.class_for(user, class_id) if user
+                          else self.classes.require(class_id))
+            if class_item.get("archived"):
+                raise WrongState("This class is archived; it takes no new sessions.",
+                               code="class_archived")
+        elif user is not None and user["role"] != "admin":
+            raise InvalidInput("Choose the class this session is for.", code="missing_field",
+                             details={"field": "class_id"})
         if date is None:
             date = datetime.datetime.now(self.settings.tz).date().isoformat()
         session_id = uuid.uuid4().hex
         key = _video_key(session_id, content_type)
         item = self.store.create({"session_id": session_id, "title": title, "course": course,
-                                  "date": date, "video_key": key})
+                                  "date": date, "video_key": key, "class_id": class_id,
+                                  "start_offset_seconds": start_offset_seconds})
         return self._with_upload(item, content_type)
 
-    def new_upload(self, session_id, content_type):
+    def change(self, session_id, changes, user=None):
+        """Change a session's title, date, class or start offset.
+
+        Moving to another class needs access to that class too; only an admin
+        may take a session out of every class."""
+        self.require(session_id, user)
+        if "class_id" in changes:
+            if changes["class_id"] is None:
+                if user is not None and user["role"] != "admin":
+                    raise InvalidInput("Choose the class this session is for.",
+                                     code="missing_field", details={"field": "class_id"})
+            elif user is not None:
+                self.access.class_for(user, changes["class_id"])
+            else:
+                self.classes.require(changes["class_id"])
+        item = self.store.change(session_id, changes)
+        if item is None:
+            raise _no_session()
+        return public_session(item)
+
+    def new_upload(self, session_id, content_type, user=None):
         """A fresh presigned POST for the session's video (another file, or an upload
         that was interrupted): AWAITING_UPLOAD or FAILED only; a FAILED session
         waits for the upload again (its S3 event starts a new face search)."""
-        item = self.require(session_id)
+        item = self.require(session_id, user)
         attempt = int(item.get("attempt", 0))
         key = _video_key(session_id, content_type)
         updated = None
@@ -230,23 +347,64 @@ class SessionWorkflow:
         return {"session": public_session(item), "upload": upload,
                 "max_bytes": self.settings.max_video_bytes, "expires_in": UPLOAD_EXPIRES_IN}
 
-    def require(self, session_id):
+    def require(self, session_id, user=None):
         item = self.store.get(session_id) if re.fullmatch(SESSION_ID_PATTERN, session_id) else None
         if item is None:
-            raise UnknownSession("There is no such session (it may have been deleted).")
+            raise _no_session()
+        if user is not None:
+            self.access.check_session(user, item)
         return item
 
     def list(self):
+        """Every session (a scan): only for an admin's full export."""
         return [public_session(item) for item in self.store.list_all()]
 
-    def detail(self, session_id):
+    def page(self, user, *, class_id=None, start=None, end=None, limit, cursor):
+        """A page of sessions newest first: of one class (``class_id``; ``"none"``
+        for sessions without a class, admins only), or, without ``class_id``, all
+        of them for an admin and those of the teacher's classes for a teacher."""
+        if class_id == "none":
+            if user["role"] != "admin":
+                raise _no_class()
+            items, next_cursor = self.store.page(class_key=NO_CLASS, start=start, end=end,
+                                                 limit=limit, cursor=cursor)
+        elif class_id is not None:
+            self.access.class_for(user, class_id)
+            items, next_cursor = self.store.page(class_key=class_id, start=start, end=end,
+                                                 limit=limit, cursor=cursor)
+        elif user["role"] == "admin":
+            items, next_cursor = self.store.page(start=start, end=end, limit=limit,
+                                                 cursor=cursor)
+        else:
+            items, next_cursor = self._page_of_classes(
+                sorted(self.access.class_ids(user)), start, end, limit, cursor)
+        return [public_session(item) for item in items], next_cursor
+
+    def _page_of_classes(self, class_ids, start, end, limit, cursor):
+        """Newest first across several classes: each class's next page, merged.
+
+        The cursor is the last answered session's day key (unique); each class
+        is read from just after it, so nothing is answered twice."""
+        after = decode_cursor(cursor, ["before"])["before"] if cursor else None
+        end_key = f"{end or '9999-99-99'}#\uffff"
+        high = min(end_key, after) if after else end_key
+        merged = []
+        for class_id in class_ids if high >= (start or "0000") else ():
+            merged.extend(i for i in self.store.newest(class_id, start or "0000", high,
+                                                       limit + 1) if i["day_key"] != after)
+        merged.sort(key=lambda i: i["day_key"], reverse=True)
+        page = merged[:limit]
+        more = len(merged) > limit
+        return page, (encode_cursor({"before": page[-1]["day_key"]}) if more else None)
+
+    def detail(self, session_id, user=None):
         """The session and its rows sorted by name.
 
         In polling mode a PROCESSING session's job is looked at once here, so a
         job that outlived the S3 handler's timeout still completes; in both
         modes a session stuck PROCESSING is checked (:meth:`check_processing`).
         """
-        item = self.require(session_id)
+        item = self.require(session_id, user)
         if item["status"] == PROCESSING:
             if item.get("job_id") and not self.face_search.notifies:
                 self._look_at_job(item)
@@ -257,9 +415,9 @@ class SessionWorkflow:
         return {"session": public_session(item),
                 "attendance": self.attendance.rows(session_id)}
 
-    def retry(self, session_id, budget_seconds=0):
+    def retry(self, session_id, budget_seconds=0, user=None):
         """Start a FAILED session's face search again (409 for any other status)."""
-        item = self.require(session_id)
+        item = self.require(session_id, user)
         attempt = int(item.get("attempt", 0))
         if item["status"] != FAILED or self.store.begin_retry(session_id, attempt) is None:
             raise WrongState(f"Only a failed session can be retried; this one is "
@@ -267,17 +425,23 @@ class SessionWorkflow:
         self._start(self.require(session_id), budget_seconds)
         return public_session(self.require(session_id))
 
-    def correct(self, session_id, student_id, *, status, reason, user_email):
-        """A manual PRESENT/ABSENT kept beside the automatic result."""
-        self.require(session_id)
+    def correct(self, session_id, student_id, *, status, reason, user_email, user=None):
+        """A manual status (PRESENT, LATE, ABSENT or EXCUSED) kept beside the
+        automatic result. A person without a row gets one only if they are on
+        the session's roster: enrolled in its class, or registered for a
+        session without a class."""
+        item = self.require(session_id, user)
         if not is_student_id(student_id):  # could not be a key: never looked up
             raise UnknownStudent("There is no student with that ID.", code="student_not_found")
 
         def name_for_new_row():
             student = self.roster.get(student_id)
+            if student is not None and item.get("class_id") and not self.classes.members.enrolled(
+                    [item["class_id"]], [student_id]):
+                student = None
             if student is None:
-                raise UnknownStudent("That student has no row in this session and is not "
-                                     "registered.", code="student_not_found")
+                raise UnknownStudent("That person has no row in this session and is not on its "
+                                     "roster.", code="student_not_found")
             return student.get("full_name") or student_id
 
         try:
@@ -288,15 +452,18 @@ class SessionWorkflow:
         self._recount(session_id)
         return row
 
-    def delete(self, session_id):
+    def delete(self, session_id, user=None):
         """Remove the video, the rows, then the session (so a failure can be redone)."""
-        self.require(session_id)
+        self.require(session_id, user)
         self.videos.delete_prefix(f"{VIDEO_PREFIX}{session_id}/")
         self.attendance.delete_session(session_id)
         self.store.delete(session_id)
 
-    def student_history(self, student_id):
-        """One student's rows with their sessions, newest first, and the rate."""
+    def student_history(self, student_id, class_ids=None):
+        """One student's rows with their sessions, newest first, and the rate.
+
+        ``class_ids``: only sessions of these classes (a teacher's); None: all.
+        The rate is attended (present or late) over the sessions not excused."""
         rows = self.attendance.history(student_id)
         sessions = self.store.get_many(row["session_id"] for row in rows)
         dated = []
@@ -304,16 +471,16 @@ class SessionWorkflow:
             session = sessions.get(row["session_id"])
             if session is None:
                 continue  # deleted between the two reads
+            if class_ids is not None and session.get("class_id") not in class_ids:
+                continue
             dated.append(((session.get("date") or "", session.get("created_at") or ""), {
                 "session_id": row["session_id"], "title": session.get("title"),
                 "course": session.get("course"), "date": session.get("date"),
+                "class_id": session.get("class_id"),
                 "status": row["status"], "source": row["source"],
                 "similarity": row["similarity"], "first_seen_ms": row["first_seen_ms"]}))
         history = [entry for _, entry in sorted(dated, key=lambda d: d[0], reverse=True)]
-        present = sum(1 for h in history if h["status"] == AttendanceStatus.PRESENT)
-        total = len(history)
-        return {"history": history, "present": present, "total": total,
-                "rate": round(present / total, 4) if total else None}
+        return dict({"history": history}, **attendance_totals(h["status"] for h in history))
 
     # -- the watchdog -------------------------------------------------------------
     def sweep(self, now=None):
@@ -471,13 +638,22 @@ class SessionWorkflow:
                                    "session; if it fails again, upload the video again.")
             return FAILED
         try:
-            roster = self.roster.list_all()
+            roster, late_minutes = self._roster_of(item)
             decision = attendance.decide(result.persons, {s["student_id"] for s in roster},
                                          self.settings.match_threshold)
+            late_after_ms = None
+            if late_minutes is not None:
+                late_after_ms = (int(item.get("start_offset_seconds") or 0) * 1000
+                                 + late_minutes * 60_000)
             rows = self.attendance.record_automatic(session_id, roster, decision,
-                                                    self.settings.min_sightings)
-            done = self.store.mark_completed(session_id, result.job_id,
-                                             attendance.counts(rows, decision.unrecognised))
+                                                    self.settings.min_sightings, late_after_ms)
+            outside = {s["student_id"]: s for s in self.roster.get_many(decision.outside)}
+            apart = attendance.seen_not_enrolled(decision, outside, self.settings.min_sightings)
+            done = self.store.mark_completed(
+                session_id, result.job_id,
+                attendance.counts(rows, decision.unrecognised, len(apart)),
+                extra={"seen_not_enrolled": to_dynamo(apart),
+                       "late_threshold_minutes": late_minutes})
         except Exception:
             self.log.exception("attendance could not be recorded",
                                extra={"session_id": session_id, "job_id": result.job_id})
@@ -491,13 +667,45 @@ class SessionWorkflow:
                                                     "rows": len(rows)})
         return COMPLETED
 
+    def _roster_of(self, item):
+        """The people a session is taken against, now, and the late threshold in
+        minutes (None: no lateness): the class's enrolment, or everyone."""
+        if not item.get("class_id"):
+            return self.roster.list_all(), None
+        class_item = self.classes.store.get(item["class_id"])
+        if class_item is None:  # the class was deleted: nobody is on its roster
+            return [], None
+        late = int(class_item.get("late_threshold_minutes", DEFAULT_LATE_MINUTES))
+        return self.classes.roster_for_completion(item["class_id"]), late
+
     def _recount(self, session_id):
         item = self.store.get(session_id)
         if item is None:
             return
-        unrecognised = int((item.get("counts") or {}).get("unrecognised", 0))
-        self.store.set_counts(session_id, attendance.counts(self.attendance.rows(session_id),
-                                                           unrecognised))
+        old = item.get("counts") or {}
+        self.store.set_counts(session_id, attendance.counts(
+            self.attendance.rows(session_id), int(old.get("unrecognised", 0)),
+            int(old.get("not_enrolled", 0))))
+
+
+def attendance_totals(statuses):
+    """``present`` (attended: on time or late), ``late``, ``excused``, ``total``
+    and ``rate`` = attended / sessions not excused (None when there are none)."""
+    statuses = [s for s in statuses if s]
+    present = sum(1 for s in statuses if s in attendance.ATTENDED)
+    excused = statuses.count(attendance.EXCUSED)
+    counted = len(statuses) - excused
+    return {"present": present, "late": statuses.count(attendance.LATE), "excused": excused,
+            "total": len(statuses), "rate": round(present / counted, 4) if counted else None}
+
+
+def _no_session():
+    return UnknownSession("There is no such session (it may have been deleted).")
+
+
+def _no_class():
+    return NotFound("There is no such class (it may have been deleted).",
+                    code="class_not_found")
 
 
 def _parse_time(text):

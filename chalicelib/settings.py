@@ -18,6 +18,8 @@ _REQUIRED = (
     ("students_table", "STUDENTS_TABLE"),
     ("sessions_table", "SESSIONS_TABLE"),
     ("attendance_table", "ATTENDANCE_TABLE"),
+    ("classes_table", "CLASSES_TABLE"),
+    ("members_table", "MEMBERS_TABLE"),
     ("photos_bucket", "PHOTOS_BUCKET"),
     ("videos_bucket", "VIDEOS_BUCKET"),
     ("face_collection", "FACE_COLLECTION"),
@@ -37,6 +39,9 @@ class Settings:
     students_table: str
     sessions_table: str
     attendance_table: str
+    classes_table: str
+    #: Class memberships: teachers and enrolled people.
+    members_table: str
     photos_bucket: str
     videos_bucket: str
     face_collection: str

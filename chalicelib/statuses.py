@@ -28,8 +28,13 @@ class ErrorKind(StrEnum):
 
 
 class AttendanceStatus(StrEnum):
+    """A row's status. LATE is automatic (first seen after the late threshold);
+    EXCUSED only ever comes from a teacher's correction."""
+
     PRESENT = "PRESENT"
+    LATE = "LATE"
     ABSENT = "ABSENT"
+    EXCUSED = "EXCUSED"
 
 
 class RowSource(StrEnum):

@@ -32,9 +32,14 @@ import time
 import unicodedata
 import uuid
 
+from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from chalicelib.dynamo import from_dynamo, is_conditional_failure, scan_all, to_dynamo, utc_now
+from chalicelib import names
+from chalicelib.dynamo import (batch_get, from_dynamo, is_conditional_failure, query_all,
+                               to_dynamo, utc_now)
+from chalicelib.paging import page_sorted, query_page
+from chalicelib.schema import LISTED, STUDENTS_BY_ID_INDEX, STUDENTS_BY_NAME_INDEX
 from chalicelib.errors import Conflict, DuplicateStudentId, UnknownStudent, Unusable
 from chalicelib.faces import FaceProblem, image_size
 from chalicelib.uploads import PHOTO_TYPES, UploadProblem
@@ -69,6 +74,14 @@ class NoRoom(Exception):
     """The record is gone, or already holds the most photos allowed."""
 
 
+def index_attributes(item):
+    """The attributes the list and search indexes read (provisioning backfills
+    records made before them): a folded name and a lower-cased id, each unique."""
+    return {LISTED: "student",
+            "name_key": names.sort_key(item.get("full_name") or "", item["student_id"]),
+            "id_key": f"{item['student_id'].lower()}{names.SEPARATOR}{item['student_id']}"}
+
+
 class StudentStore:
     """The students table. Every write that must not clobber is conditional."""
 
@@ -82,9 +95,45 @@ class StudentStore:
         return from_dynamo(item) if item else None
 
     def list_all(self):
-        """Every student item (every scan page), sorted by name."""
-        return sorted((from_dynamo(item) for item in scan_all(self._table)),
-                      key=name_sort_key)
+        """Every student item (every page of the name index), sorted by name."""
+        return sorted((from_dynamo(item) for item in query_all(
+            self._table, IndexName=STUDENTS_BY_NAME_INDEX,
+            KeyConditionExpression=Key(LISTED).eq("student"))), key=name_sort_key)
+
+    def get_many(self, student_ids):
+        """The stored items of those ids that exist (BatchGetItem, 100 a call)."""
+        ids = {i for i in student_ids if is_student_id(i)}
+        return [from_dynamo(item) for item in
+                batch_get(self._table, [{"student_id": i} for i in ids])]
+
+    KEY_ATTRIBUTES = ("student_id", LISTED, "name_key")
+
+    def page(self, *, limit, cursor):
+        """People by name, a page at a time (the name index)."""
+        items, next_cursor = query_page(
+            self._table, limit=limit, cursor=cursor, key_attributes=self.KEY_ATTRIBUTES,
+            fixed={LISTED: "student"}, IndexName=STUDENTS_BY_NAME_INDEX,
+            KeyConditionExpression=Key(LISTED).eq("student"))
+        return [from_dynamo(i) for i in items], next_cursor
+
+    def search(self, text, limit):
+        """Up to ``limit`` people whose ID or name starts with ``text`` (case and
+        accents ignored): ID matches first, then by name. Two key-condition
+        queries on the indexes; nothing is scanned."""
+        folded, found = names.fold(text), {}
+        if not folded:
+            return []
+        for index, attribute, prefix in ((STUDENTS_BY_ID_INDEX, "id_key", text.strip().lower()),
+                                         (STUDENTS_BY_NAME_INDEX, "name_key", folded)):
+            if len(found) >= limit or not prefix:
+                continue
+            answer = self._table.query(
+                IndexName=index, Limit=limit,
+                KeyConditionExpression=Key(LISTED).eq("student")
+                & Key(attribute).begins_with(prefix))
+            for item in answer.get("Items", []):
+                found.setdefault(item["student_id"], from_dynamo(item))
+        return list(found.values())[:limit]
 
     def create(self, item):
         """Put a new record; :class:`DuplicateStudent` if the id is taken.
@@ -92,6 +141,7 @@ class StudentStore:
         The conditional write is what decides a duplicate id (two concurrent
         registrations of one id cannot both succeed); nothing is scanned.
         """
+        item = dict(item, **index_attributes(item))
         try:
             self._table.put_item(Item=item,
                                  ConditionExpression="attribute_not_exists(student_id)")
@@ -206,6 +256,9 @@ class Students:
         """Every stored student item, all pages, sorted by name."""
         return self.store.list_all()
 
+    def get_many(self, student_ids):
+        return self.store.get_many(student_ids)
+
     # -- API answers ---------------------------------------------------------
     def view(self, item):
         """The API's ``student``: no face ids, a 5-minute link to the first photo."""
@@ -225,6 +278,29 @@ class Students:
 
     def list_views(self):
         return [self.view(item) for item in self.list_all()]
+
+    def page_views(self, *, limit, cursor, query=None, within=None):
+        """A page of people (``{"students", "next_cursor"}``).
+
+        ``within``: the enrolments a teacher may see (their classes' rosters); the
+        page is taken from those (few) by name. Otherwise everyone, through the
+        name index. ``query`` narrows to an ID or name prefix (one page, no cursor).
+        """
+        if within is not None:
+            if query:
+                folded, lowered = names.fold(query), query.strip().lower()
+                within = [e for e in within if e["name_key"].startswith(folded)
+                          or e["student_id"].lower().startswith(lowered)]
+            unique = {e["student_id"]: e for e in within}.values()
+            page, next_cursor = page_sorted(list(unique), lambda e: e["name_key"],
+                                            limit=limit, cursor=cursor)
+            found = {i["student_id"]: i for i in self.get_many(e["student_id"] for e in page)}
+            items = [found[e["student_id"]] for e in page if e["student_id"] in found]
+        elif query:
+            items, next_cursor = self.store.search(query, limit), None
+        else:
+            items, next_cursor = self.store.page(limit=limit, cursor=cursor)
+        return {"students": [self.view(item) for item in items], "next_cursor": next_cursor}
 
     def require(self, student_id):
         """The stored item, or 404 (ids that cannot exist are not looked up)."""

@@ -24,6 +24,14 @@ def _kinds(extensions):
     return f"{'an' if listed[0] in 'AEFHILMNORSX' else 'a'} {listed}"
 
 
+def size_words(count):
+    """Bytes in the units limits are set in: 5 MiB reads "5 MB" (as on the site)."""
+    for unit, factor in (("GB", 1024 ** 3), ("MB", 1024 ** 2), ("KB", 1024)):
+        if count >= factor:
+            return f"{count / factor:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{count} bytes"
+
+
 class UploadProblem(ValueError):
     """The stored object is missing, too big, or not what it claims to be."""
 
@@ -84,8 +92,7 @@ class Uploads:
         if size == 0:
             raise UploadProblem("The uploaded file is empty.")
         if size > max_bytes:
-            raise UploadProblem(f"The file is {size / 1e6:.1f} MB; the limit is "
-                                f"{max_bytes / 1e6:.1f} MB.")
+            raise UploadProblem(f"The file is {size_words(size)}; the limit is {size_words(max_bytes)}.")
         first = self._s3.get_object(Bucket=self.bucket, Key=key,
                                     Range="bytes=0-31")["Body"].read()
         sniffed = sniff_type(first)

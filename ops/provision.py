@@ -1,49 +1,118 @@
 """Create (idempotently) every resource a stage needs.
 
-``python -m ops.provision --stage dev`` makes the DynamoDB tables, the
-private buckets, the face collection, the completion topic with the role
-Rekognition publishes through, and the token secret. Each step looks before it
-acts, so a second run changes nothing and says so. Names come from the
-stage's environment in ``.chalice/config.json`` (see :mod:`stage_config`).
+``python -m ops.provision --stage prod`` makes the DynamoDB tables, the
+private buckets, the CloudFront distribution that serves the site bucket
+(with its origin access control and the bucket policy that lets only it
+read), the face collection, the completion topic with the role Rekognition
+publishes through, and the token secret. Each step looks before it acts, so a
+second run changes nothing and says so. Names come from the stage (see
+:mod:`ops.stage_config`); the site's origin, unless the stage sets
+``SITE_ORIGIN``, is the distribution's (or its custom domain's), and the
+buckets' CORS is set from it in the same run.
+
+On the one-machine stack (``AWS_ENDPOINT_URL`` set) there is no CloudFront:
+the local site server serves the site and sets ``SITE_ORIGIN`` itself.
 """
 import argparse
+import dataclasses
 import json
+import os
 import secrets
 import sys
+import time
 
 from botocore.exceptions import ClientError
 
 from chalicelib.clients import ClientFactory
-from chalicelib.settings import load_settings
-from ops.stage_config import apply_stage_environment
 from chalicelib.schema import table_specs
+from chalicelib.settings import load_settings
+from ops import cdn
+from ops.stage_config import (StageError, apply_stage_environment, check_site_origin,
+                              current_account, needs_account, session_region, stage_options)
 
 CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
 DELETED, ABSENT = "deleted", "absent"
+#: Destroy could not remove it yet (a distribution must finish disabling first).
+PENDING = "pending"
 
 def _error_code(error):
     return error.response["Error"]["Code"]
 
 
+def _index_request(index_name, keys):
+    return {"IndexName": index_name,
+            "KeySchema": [{"AttributeName": a, "KeyType": t} for a, t, _ in keys],
+            "Projection": {"ProjectionType": "ALL"}}
+
+
+def table_specs_keys(settings, table_name):
+    return [attr for attr, _, _ in table_specs(settings)[table_name]["keys"]]
+
+
+def migrations(settings):
+    """Table name -> the index attributes an item should hold (see :meth:`backfill`)."""
+    from chalicelib.sessions import index_attributes as session_keys
+    from chalicelib.students import index_attributes as student_keys
+    from chalicelib.users import index_attributes as user_keys
+    return {settings.users_table: user_keys, settings.students_table: student_keys,
+            settings.sessions_table: session_keys}
+
+
 class Provisioner:
-    def __init__(self, settings, clients, out=None):
+    """Makes a stage's resources; :attr:`site_origin` is the origin CORS allows.
+
+    ``cloudfront``: serve the site bucket through a distribution (AWS);
+    ``site_origin``: the origin the stage sets, or None to take the
+    distribution's; ``site_domain``/``certificate_arn``: a custom domain for
+    the distribution; ``table_kms``: encrypt tables with a KMS key rather
+    than DynamoDB's default AWS-owned key (KMS charges per request).
+    """
+
+    def __init__(self, settings, clients, out=None, *, cloudfront=False, site_origin=None,
+                 site_domain="", certificate_arn="", table_kms=False):
         self.settings = settings
         self.clients = clients
         self._out = out
         self.report = []
+        self.cloudfront = cloudfront
+        self.site_domain = site_domain
+        self.certificate_arn = certificate_arn
+        self.table_kms = table_kms
+        self.site_origin = site_origin or (None if cloudfront else settings.site_origin)
+        #: The distribution serving the site: {"Id", "ARN", "DomainName"}.
+        self.distribution = None
 
     def _note(self, kind, name, outcome):
         self.report.append((kind, name, outcome))
         if self._out:
-            print(f"{outcome:>9}  {kind:<11} {name}", file=self._out)
+            print(f"{outcome:>9}  {kind:<13} {name}", file=self._out)
+
+    @property
+    def changed(self):
+        return [entry for entry in self.report if entry[2] != UNCHANGED]
+
+    @property
+    def site_url(self):
+        """Where browsers open the site (``None`` without a distribution)."""
+        if self.site_domain:
+            return f"https://{self.site_domain}/"
+        if self.distribution:
+            return f"https://{self.distribution['DomainName']}/"
+        return None
 
     def run(self):
         for name, spec in table_specs(self.settings).items():
             self.ensure_table(name, spec)
-        for bucket in (self.settings.photos_bucket, self.settings.videos_bucket):
-            self.ensure_bucket(bucket)
+        self.backfill()
         if self.settings.site_bucket:
             self.ensure_bucket(self.settings.site_bucket, cors=False)
+            if self.cloudfront:
+                self.ensure_site_distribution()
+        if self.site_origin is None:
+            raise StageError("the site's origin is unknown: set SITE_ORIGIN for the stage or "
+                             "give it a SITE_BUCKET for CloudFront to serve")
+        for bucket in (self.settings.photos_bucket, self.settings.videos_bucket):
+            self.ensure_bucket(bucket)
         self.ensure_collection(self.settings.face_collection)
         if self.settings.completion_topic:
             topic_arn = self.ensure_topic(self.settings.completion_topic)
@@ -58,31 +127,42 @@ class Provisioner:
 
     # -- DynamoDB -------------------------------------------------------------
     def ensure_table(self, name, spec):
+        """The table with its indexes: made if missing; an index missing from an
+        existing table is added (one at a time, as DynamoDB allows) and waited for."""
         dynamodb = self.clients.client("dynamodb")
         try:
-            dynamodb.describe_table(TableName=name)
-            self._note("table", name, UNCHANGED)
-            return
+            current = dynamodb.describe_table(TableName=name)["Table"]
         except ClientError as error:
             if _error_code(error) != "ResourceNotFoundException":
                 raise
+            current = None
+        if current is not None:
+            have = {index["IndexName"] for index in current.get("GlobalSecondaryIndexes", [])}
+            missing = [(n, keys) for n, keys in spec.get("indexes", {}).items() if n not in have]
+            for index_name, keys in missing:
+                dynamodb.update_table(
+                    TableName=name,
+                    AttributeDefinitions=[{"AttributeName": a, "AttributeType": k}
+                                          for a, _, k in keys],
+                    GlobalSecondaryIndexUpdates=[{"Create": _index_request(index_name, keys)}])
+                self._wait_for_index(dynamodb, name, index_name)
+            self._note("table", name, UPDATED if missing else UNCHANGED)
+            return
         attributes = {attr: kind for attr, _, kind in spec["keys"]}
         request = {
             "TableName": name,
             "KeySchema": [{"AttributeName": a, "KeyType": t} for a, t, _ in spec["keys"]],
             "BillingMode": "PAY_PER_REQUEST",
-            "SSESpecification": {"Enabled": True},
         }
+        if self.table_kms:
+            # Without it DynamoDB still encrypts at rest, with a key it owns (free).
+            request["SSESpecification"] = {"Enabled": True, "SSEType": "KMS"}
         indexes = spec.get("indexes", {})
         if indexes:
             request["GlobalSecondaryIndexes"] = []
             for index_name, keys in indexes.items():
                 attributes.update({attr: kind for attr, _, kind in keys})
-                request["GlobalSecondaryIndexes"].append({
-                    "IndexName": index_name,
-                    "KeySchema": [{"AttributeName": a, "KeyType": t} for a, t, _ in keys],
-                    "Projection": {"ProjectionType": "ALL"},
-                })
+                request["GlobalSecondaryIndexes"].append(_index_request(index_name, keys))
         request["AttributeDefinitions"] = [
             {"AttributeName": a, "AttributeType": k} for a, k in attributes.items()]
         dynamodb.create_table(**request)
@@ -90,16 +170,53 @@ class Provisioner:
                                                  WaiterConfig={"Delay": 1, "MaxAttempts": 60})
         self._note("table", name, CREATED)
 
+    def _wait_for_index(self, dynamodb, table, index_name, attempts=600, delay=1.0):
+        for _ in range(attempts):
+            indexes = dynamodb.describe_table(TableName=table)["Table"].get(
+                "GlobalSecondaryIndexes", [])
+            status = next((i.get("IndexStatus") for i in indexes
+                           if i["IndexName"] == index_name), None)
+            if status in (None, "ACTIVE"):
+                return
+            time.sleep(delay)
+        raise RuntimeError(f"index {index_name} of {table} did not become active")
+
+    def backfill(self):
+        """Give items written before the list indexes existed their index keys.
+
+        Items without them are invisible to the paged lists; this scan (an
+        operator's, never a request's) sets the missing attributes, and a second
+        run finds nothing to do.
+        """
+        from chalicelib.dynamo import scan_all
+        for table_name, keys_of in migrations(self.settings).items():
+            table = self.clients.table(table_name)
+            changed = 0
+            for item in scan_all(table):
+                missing = {k: v for k, v in keys_of(item).items() if item.get(k) != v}
+                if not missing:
+                    continue
+                key = {k: item[k] for k in table_specs_keys(self.settings, table_name)}
+                table.update_item(
+                    Key=key, UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in missing),
+                    ExpressionAttributeNames={f"#{k}": k for k in missing},
+                    ExpressionAttributeValues={f":{k}": v for k, v in missing.items()})
+                changed += 1
+            if changed:  # only worth a line when an older table was brought up to date
+                self._note("items", f"{table_name} ({changed})", UPDATED)
+
     # -- S3 ---------------------------------------------------------------------
-    def _cors_rules(self):
-        return [{
-            "AllowedOrigins": [self.settings.site_origin],
-            # POST: the presigned uploads; GET: presigned photo links. Nothing PUTs.
-            "AllowedMethods": ["GET", "POST"],
-            "AllowedHeaders": ["*"],
-            "ExposeHeaders": ["ETag"],
-            "MaxAgeSeconds": 3000,
-        }]
+    def _cors_rules(self, name):
+        """What the site's browser does to a bucket, and nothing more: POST for the
+        presigned uploads, GET for presigned photo links, and on the videos bucket
+        PUT for the parts of resumable uploads, whose ETag the page must read."""
+        videos = name == self.settings.videos_bucket
+        rule = {"AllowedOrigins": [self.site_origin],
+                "AllowedMethods": ["GET", "POST", "PUT"] if videos else ["GET", "POST"],
+                "AllowedHeaders": ["Content-Type"], "MaxAgeSeconds": 3000}
+        if videos:
+            rule["ExposeHeaders"] = ["ETag"]
+        return [rule]
 
     def ensure_bucket(self, name, cors=True):
         """A private, encrypted bucket; browser uploads allowed from the site only."""
@@ -132,8 +249,8 @@ class Provisioner:
                             for rule in current_cors]
         except ClientError:
             current_cors = None
-        if cors and current_cors != self._cors_rules():
-            s3.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": self._cors_rules()})
+        if cors and current_cors != self._cors_rules(name):
+            s3.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": self._cors_rules(name)})
             outcome = outcome if outcome == CREATED else UPDATED
         if outcome == CREATED:
             # Encryption at rest.
@@ -166,6 +283,105 @@ class Provisioner:
                           "Filter": {"Prefix": "photos/uploads/"},
                           "Expiration": {"Days": 1}})
         return rules
+
+    # -- CloudFront -------------------------------------------------------------
+    def ensure_site_distribution(self):
+        """The distribution serving the site bucket, its OAC and the bucket policy.
+
+        Sets :attr:`distribution`, and :attr:`site_origin` when the stage
+        set none: the custom domain's HTTPS origin, else the distribution's.
+        """
+        stage, bucket = self.settings.stage, self.settings.site_bucket
+        if self.site_domain:
+            self.check_certificate()
+        oac_id = self.ensure_origin_access_control(cdn.oac_name(stage))
+        cloudfront = self.clients.client("cloudfront")
+        found = self._find_distribution()
+        desired = cdn.distribution_config(stage, bucket, self.settings.region, oac_id,
+                                          caller_reference=f"rollcall-{stage}-site",
+                                          domain=self.site_domain,
+                                          certificate_arn=self.certificate_arn)
+        if found is None:
+            created = cloudfront.create_distribution(DistributionConfig=desired)["Distribution"]
+            self.distribution = {k: created[k] for k in ("Id", "ARN", "DomainName")}
+            self._note("distribution", created["DomainName"], CREATED)
+        else:
+            self.distribution = {k: found[k] for k in ("Id", "ARN", "DomainName")}
+            answer = cloudfront.get_distribution_config(Id=found["Id"])
+            current = answer["DistributionConfig"]
+            if cdn.differs(current, desired):
+                merged = dict(current, **{k: v for k, v in desired.items()
+                                          if k != "CallerReference"})
+                cloudfront.update_distribution(Id=found["Id"], IfMatch=answer["ETag"],
+                                               DistributionConfig=merged)
+                self._note("distribution", found["DomainName"], UPDATED)
+            else:
+                self._note("distribution", found["DomainName"], UNCHANGED)
+        self.ensure_site_bucket_policy(bucket, self.distribution["ARN"])
+        if self.site_origin is None:
+            self.site_origin = self.site_url.rstrip("/")
+        return self.distribution
+
+    def _find_distribution(self):
+        """The distribution whose origin is the site bucket, if there is one."""
+        origin = cdn.bucket_origin_domain(self.settings.site_bucket, self.settings.region)
+        paginator = self.clients.client("cloudfront").get_paginator("list_distributions")
+        for page in paginator.paginate():
+            for item in page["DistributionList"].get("Items", []) or []:
+                domains = [o.get("DomainName") for o in item["Origins"].get("Items", [])]
+                if origin in domains:
+                    return item
+        return None
+
+    def ensure_origin_access_control(self, name):
+        cloudfront = self.clients.client("cloudfront")
+        paginator = cloudfront.get_paginator("list_origin_access_controls")
+        for page in paginator.paginate():
+            for item in page["OriginAccessControlList"].get("Items", []) or []:
+                if item["Name"] == name:
+                    self._note("origin-access", name, UNCHANGED)
+                    return item["Id"]
+        created = cloudfront.create_origin_access_control(OriginAccessControlConfig={
+            "Name": name, "Description": "Rollcall site bucket, read by CloudFront only",
+            "SigningProtocol": "sigv4", "SigningBehavior": "always",
+            "OriginAccessControlOriginType": "s3"})
+        self._note("origin-access", name, CREATED)
+        return created["OriginAccessControl"]["Id"]
+
+    def ensure_site_bucket_policy(self, bucket, distribution_arn):
+        s3 = self.clients.client("s3")
+        wanted = cdn.bucket_policy(bucket, distribution_arn)
+        try:
+            current = s3.get_bucket_policy(Bucket=bucket)["Policy"]
+        except ClientError as error:
+            if _error_code(error) != "NoSuchBucketPolicy":
+                raise
+            current = None
+        if cdn.same_policy(current, wanted):
+            self._note("bucket-policy", bucket, UNCHANGED)
+            return
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(wanted))
+        self._note("bucket-policy", bucket, CREATED if current is None else UPDATED)
+
+    def check_certificate(self):
+        """The custom domain's certificate exists in us-east-1, is issued, and names it."""
+        arn = self.certificate_arn
+        if not arn:
+            raise StageError(f"site_domain {self.site_domain!r} needs site_certificate_arn "
+                             "(an ACM certificate in us-east-1 for that name)")
+        if f":acm:{cdn.CERTIFICATE_REGION}:" not in arn:
+            raise StageError(f"certificate {arn} must be in {cdn.CERTIFICATE_REGION}: "
+                             "CloudFront uses certificates from that region only")
+        acm = self.clients.client("acm", region=cdn.CERTIFICATE_REGION)
+        try:
+            certificate = acm.describe_certificate(CertificateArn=arn)["Certificate"]
+        except ClientError as error:
+            raise StageError(f"certificate {arn}: {error}") from error
+        if certificate.get("Status") != "ISSUED":
+            raise StageError(f"certificate {arn} is {certificate.get('Status')}, not ISSUED "
+                             "(for DNS validation, add the CNAME record ACM shows)")
+        if not cdn.certificate_covers(certificate, self.site_domain):
+            raise StageError(f"certificate {arn} does not name {self.site_domain}")
 
     # -- Rekognition ------------------------------------------------------------
     def ensure_collection(self, collection_id):
@@ -241,7 +457,14 @@ class Provisioner:
 
     # -- teardown -------------------------------------------------------------------
     def destroy(self):
-        """Remove everything :meth:`run` made, emptying buckets first."""
+        """Remove everything :meth:`run` made, emptying buckets first.
+
+        A distribution must be disabled, and done deploying that, before it
+        can be deleted (minutes on AWS): until then it and its origin access
+        control are reported ``pending`` and a later run deletes them.
+        """
+        if self.cloudfront and self.settings.site_bucket:
+            self._destroy_distribution()
         s3 = self.clients.client("s3")
         buckets = [self.settings.photos_bucket, self.settings.videos_bucket]
         if self.settings.site_bucket:
@@ -296,6 +519,35 @@ class Provisioner:
                      Name=self.settings.token_secret_parameter)
         return self.report
 
+    def _destroy_distribution(self):
+        cloudfront = self.clients.client("cloudfront")
+        found = self._find_distribution()
+        if found is None:
+            self._note("distribution", self.settings.site_bucket, ABSENT)
+        else:
+            answer = cloudfront.get_distribution_config(Id=found["Id"])
+            etag = answer["ETag"]
+            if answer["DistributionConfig"]["Enabled"]:
+                config = dict(answer["DistributionConfig"], Enabled=False)
+                etag = cloudfront.update_distribution(Id=found["Id"], IfMatch=etag,
+                                                      DistributionConfig=config)["ETag"]
+            status = cloudfront.get_distribution(Id=found["Id"])["Distribution"]["Status"]
+            if status != "Deployed":
+                self._note("distribution", found["DomainName"], PENDING)
+                self._note("origin-access", cdn.oac_name(self.settings.stage), PENDING)
+                return
+            cloudfront.delete_distribution(Id=found["Id"], IfMatch=etag)
+            self._note("distribution", found["DomainName"], DELETED)
+        name = cdn.oac_name(self.settings.stage)
+        for page in cloudfront.get_paginator("list_origin_access_controls").paginate():
+            for item in page["OriginAccessControlList"].get("Items", []) or []:
+                if item["Name"] == name:
+                    etag = cloudfront.get_origin_access_control(Id=item["Id"])["ETag"]
+                    cloudfront.delete_origin_access_control(Id=item["Id"], IfMatch=etag)
+                    self._note("origin-access", name, DELETED)
+                    return
+        self._note("origin-access", name, ABSENT)
+
     def _forget(self, delete, kind, name, missing_code, **kwargs):
         try:
             delete(**kwargs)
@@ -304,6 +556,34 @@ class Provisioner:
             if _error_code(error) != missing_code:
                 raise
             self._note(kind, name, ABSENT)
+
+
+def for_stage(stage, session=None, out=None, account=None):
+    """A :class:`Provisioner` for ``stage`` with the current AWS session.
+
+    The region is the session's (environment or profile), the same one
+    ``chalice deploy`` uses; with none set this stops rather than guess.
+    Against a local endpoint (the one-machine stack) there is no CloudFront.
+    """
+    import boto3
+
+    session = session or boto3.session.Session()
+    region = session_region(session)
+    local = bool(os.environ.get("AWS_ENDPOINT_URL"))
+    if account is None and needs_account(stage, environ=os.environ):
+        account = current_account(session)
+    apply_stage_environment(stage, account=account)
+    settings = dataclasses.replace(load_settings(), region=region)
+    options = stage_options(stage)
+    # The operator's environment wins over the config, as for every name.
+    configured = os.environ.get("SITE_ORIGIN")
+    if configured and not local:
+        configured = check_site_origin(configured)
+    return Provisioner(settings, ClientFactory(region=region), out=out,
+                       cloudfront=not local, site_origin=configured or None,
+                       site_domain=options.get("site_domain", ""),
+                       certificate_arn=options.get("site_certificate_arn", ""),
+                       table_kms=bool(options.get("table_kms_encryption", False)))
 
 
 def main(argv=None):
@@ -315,19 +595,27 @@ def main(argv=None):
     parser.add_argument("--yes", action="store_true",
                         help="with --destroy: do not ask for confirmation")
     args = parser.parse_args(argv)
-    apply_stage_environment(args.stage)
-    settings = load_settings()
-    provisioner = Provisioner(settings, ClientFactory(region=settings.region), out=sys.stdout)
-    if not args.destroy:
-        provisioner.run()
-        return 0
-    if not args.yes:
-        print(f"This deletes every student, photo, video and attendance record of stage "
-              f"{args.stage!r}. Type the stage name to go on: ", end="", flush=True)
-        if sys.stdin.readline().strip() != args.stage:
-            print("Nothing was deleted.")
-            return 1
-    provisioner.destroy()
+    try:
+        provisioner = for_stage(args.stage, out=sys.stdout)
+        if not args.destroy:
+            provisioner.run()
+            print(f"site origin: {provisioner.site_origin}")
+            return 0
+        if not args.yes:
+            print(f"This deletes every student, photo, video and attendance record of stage "
+                  f"{args.stage!r}. Type the stage name to go on: ", end="", flush=True)
+            if sys.stdin.readline().strip() != args.stage:
+                print("Nothing was deleted.")
+                return 1
+        report = provisioner.destroy()
+    except StageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    pending = [name for _, name, outcome in report if outcome == PENDING]
+    if pending:
+        print(f"not deleted yet: {', '.join(pending)} (a distribution takes minutes to "
+              f"disable); run the same command again later")
+        return 3
     return 0
 
 

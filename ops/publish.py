@@ -7,20 +7,24 @@ to CSS with libsass, and ``config.js`` rendered with the API's base URL (the
 only thing that differs between stages, so the rest is built once).
 
 ``python -m ops.publish --stage prod`` (``make publish STAGE=prod``)
-reads the deployed API's URL, builds into a temporary folder and uploads every
-file to ``SITE_BUCKET`` with its Content-Type, then removes files a previous
-publish left that this build no longer has.
+reads the deployed API's URL, builds into a temporary folder, moves the
+scripts and styles under ``assets/<content hash>/`` (:func:`fingerprint_site`,
+so CloudFront and browsers may keep them for a year) and uploads every file
+that differs from the bucket's copy to ``SITE_BUCKET`` with its Content-Type,
+then removes files a previous publish left that this build no longer has.
 """
 import argparse
+import hashlib
 import json
 import mimetypes
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 
-from ops.stage_config import PROJECT_DIR, apply_stage_environment
+from ops.stage_config import PROJECT_DIR, StageError, apply_stage_environment, session_region
 
 SOURCE_DIR = PROJECT_DIR / "static_site"
 SCSS_ENTRY = "main.scss"
@@ -42,8 +46,12 @@ CONTENT_TYPES = {
     ".woff2": "font/woff2",
 }
 # Files that name other files or carry the stage's API URL must never be
-# cached for long, or a new publish is not seen; the rest may be, briefly.
+# cached for long, or a new publish is not seen; fingerprinted assets (their
+# name changes with their content) are kept for a year; the rest, briefly.
 NO_CACHE = {"index.html", "config.js"}
+ASSETS_PREFIX = "assets/"
+FINGERPRINTED_DIRS = ("js", "css")
+CACHE_CONTROL_ASSETS = "public, max-age=31536000, immutable"
 
 
 class PublishError(RuntimeError):
@@ -106,6 +114,38 @@ def build_site(out_dir, api_base_url, source_dir=SOURCE_DIR):
     return out_dir
 
 
+def fingerprint_site(site_dir):
+    """Move ``js/`` and ``css/`` under ``assets/<hash>/`` and point index.html there.
+
+    The hash covers every file moved, so any change gives new names and a
+    cached copy is never stale. The modules import each other by relative
+    paths, which keep working as they move together. Answers the prefix.
+    """
+    site_dir = pathlib.Path(site_dir)
+    digest = hashlib.sha256()
+    for name in FINGERPRINTED_DIRS:
+        for key, path in site_files(site_dir / name):
+            digest.update(f"{name}/{key}".encode() + b"\0" + path.read_bytes() + b"\0")
+    prefix = f"{ASSETS_PREFIX}{digest.hexdigest()[:16]}/"
+    (site_dir / prefix).mkdir(parents=True)
+    for name in FINGERPRINTED_DIRS:
+        if (site_dir / name).is_dir():
+            (site_dir / name).rename(site_dir / prefix / name)
+    index = site_dir / "index.html"
+    pattern = re.compile(r'((?:src|href)=")((?:%s)/)' % "|".join(FINGERPRINTED_DIRS))
+    index.write_text(pattern.sub(lambda m: m.group(1) + prefix + m.group(2),
+                                 index.read_text(encoding="utf-8")), encoding="utf-8")
+    return prefix
+
+
+def cache_control(key):
+    if key in NO_CACHE:
+        return "no-cache"
+    if key.startswith(ASSETS_PREFIX):
+        return CACHE_CONTROL_ASSETS
+    return "public, max-age=300"
+
+
 def site_files(site_dir):
     """``(key, path)`` for every file of a built site, keys with ``/``."""
     site_dir = pathlib.Path(site_dir)
@@ -114,23 +154,27 @@ def site_files(site_dir):
 
 
 def upload_site(site_dir, s3_client, bucket, out=None):
-    """Put every file of ``site_dir`` into ``bucket``; drop keys it no longer has.
+    """Make ``bucket`` hold exactly ``site_dir``; answer ``(uploaded, removed)`` keys.
 
-    Answers ``(uploaded, removed)`` key lists.
+    A file whose bytes the bucket already has (its ETag is the MD5 of a
+    single-part upload) is not sent again, so publishing the same build twice
+    changes nothing.
     """
-    uploaded = []
+    present = {}
+    for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        present.update((obj["Key"], obj["ETag"].strip('"')) for obj in page.get("Contents", []))
+    uploaded, keep = [], set()
     for key, path in site_files(site_dir):
-        cache = "no-cache" if key in NO_CACHE else "public, max-age=300"
-        with open(path, "rb") as body:
-            s3_client.put_object(Bucket=bucket, Key=key, Body=body,
-                                 ContentType=content_type(key), CacheControl=cache)
+        keep.add(key)
+        data = path.read_bytes()
+        if present.get(key) == hashlib.md5(data).hexdigest():
+            continue
+        s3_client.put_object(Bucket=bucket, Key=key, Body=data,
+                             ContentType=content_type(key), CacheControl=cache_control(key))
         uploaded.append(key)
         if out:
             print(f"uploaded  {key}  ({content_type(key)})", file=out)
-    keep = set(uploaded)
-    stale = []
-    for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        stale.extend(obj["Key"] for obj in page.get("Contents", []) if obj["Key"] not in keep)
+    stale = sorted(key for key in present if key not in keep)
     for start in range(0, len(stale), 1000):
         s3_client.delete_objects(Bucket=bucket, Delete={
             "Objects": [{"Key": key} for key in stale[start:start + 1000]], "Quiet": True})
@@ -140,13 +184,14 @@ def upload_site(site_dir, s3_client, bucket, out=None):
     return uploaded, stale
 
 
-def deployed_api_url(stage, project_dir=PROJECT_DIR, run=subprocess.run):
+def deployed_api_url(stage, project_dir=PROJECT_DIR, run=subprocess.run, deployed_dir=None):
     """The deployed REST API's URL for ``stage``.
 
     Reads ``.chalice/deployed/<stage>.json`` (written by ``chalice deploy``);
     falls back to asking ``chalice url``.
     """
-    record = pathlib.Path(project_dir) / ".chalice" / "deployed" / f"{stage}.json"
+    deployed_dir = deployed_dir or pathlib.Path(project_dir) / ".chalice" / "deployed"
+    record = pathlib.Path(deployed_dir) / f"{stage}.json"
     if record.is_file():
         with open(record, encoding="utf-8") as handle:
             deployed = json.load(handle)
@@ -164,8 +209,8 @@ def deployed_api_url(stage, project_dir=PROJECT_DIR, run=subprocess.run):
     return url
 
 
-def publish(stage, clients=None, api_url=None, out=sys.stdout):
-    """Build the site for ``stage``'s API and upload it to its site bucket."""
+def publish(stage, clients=None, api_url=None, out=sys.stdout, deployed_dir=None):
+    """Build the site for ``stage``'s API and upload what changed to its site bucket."""
     from chalicelib.clients import ClientFactory
     from chalicelib.settings import load_settings
 
@@ -173,14 +218,21 @@ def publish(stage, clients=None, api_url=None, out=sys.stdout):
     settings = load_settings()
     if not settings.site_bucket:
         raise PublishError(f"stage {stage!r} has no SITE_BUCKET in .chalice/config.json")
-    api_url = api_url or deployed_api_url(stage)
-    clients = clients or ClientFactory(region=settings.region)
+    api_url = api_url or deployed_api_url(stage, deployed_dir=deployed_dir)
+    if clients is None:
+        import boto3
+        clients = ClientFactory(region=session_region(boto3.session.Session()))
     with tempfile.TemporaryDirectory(prefix="rollcall-site-") as tmp:
         site = build_site(pathlib.Path(tmp) / "site", api_url)
+        fingerprint_site(site)
         uploaded, removed = upload_site(site, clients.client("s3"), settings.site_bucket, out)
-    print(f"published {len(uploaded)} file(s) to s3://{settings.site_bucket} "
-          f"for API {api_url}" + (f"; removed {len(removed)} old file(s)" if removed else ""),
-          file=out)
+    if out and not uploaded and not removed:
+        print(f"site unchanged: s3://{settings.site_bucket} already holds this build "
+              f"for API {api_url}", file=out)
+    elif out:
+        print(f"published {len(uploaded)} file(s) to s3://{settings.site_bucket} for API "
+              f"{api_url}" + (f"; removed {len(removed)} old file(s)" if removed else ""),
+              file=out)
     return uploaded, removed
 
 
@@ -201,7 +253,7 @@ def main(argv=None):
             publish(args.stage, api_url=args.api_url)
         else:
             parser.error("give --stage STAGE to publish, or --out DIR to build only")
-    except PublishError as error:
+    except (PublishError, StageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

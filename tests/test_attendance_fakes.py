@@ -142,6 +142,7 @@ import pytest  # noqa: E402
 import app as app_module  # noqa: E402
 from chalicelib.dynamo import batch_put  # noqa: E402
 from chalicelib.services import Services  # noqa: E402
+from chalicelib.students import index_attributes  # noqa: E402
 
 
 @pytest.fixture
@@ -164,9 +165,10 @@ def polling(services, video_search):
 
 def add_students(services, people):
     """Register ``[(student_id, full_name), ...]`` straight into the students table."""
-    batch_put(services.clients.table(services.settings.students_table), [
-        {"student_id": sid, "full_name": name, "photo_keys": [], "face_ids": [],
-         "created_at": "2024-01-01T00:00:00+00:00"} for sid, name in people])
+    items = [{"student_id": sid, "full_name": name, "photo_keys": [], "face_ids": [],
+              "created_at": "2024-01-01T00:00:00+00:00"} for sid, name in people]
+    batch_put(services.clients.table(services.settings.students_table),
+              [dict(item, **index_attributes(item)) for item in items])
 
 
 def create_session(api, headers, **fields):

@@ -62,11 +62,11 @@ def register(api, headers, services, student_id, full_name, path):
     assert response.status_code == 201, response.body
 
 
-def test_a_video_of_registered_people_comes_out_right(api, teacher_headers, services, engine,
+def test_a_video_of_registered_people_comes_out_right(api, admin_headers, services, engine,
                                                       completions, faces_dir, tmp_path):
     people = faces_dir / "people"
     for student_id, (folder, name) in REGISTERED.items():
-        register(api, teacher_headers, services, student_id, name, people / folder / "1.jpg")
+        register(api, admin_headers, services, student_id, name, people / folder / "1.jpg")
     # Other photos than the registered ones; Obama and Simm attend, and one
     # person nobody registered; Biden and Rose Leslie stay away.
     video = tmp_path / "class.mp4"
@@ -79,7 +79,7 @@ def test_a_video_of_registered_people_comes_out_right(api, teacher_headers, serv
              height=80),
     ], size=(640, 360), fps=10, duration_s=5.0)
 
-    created = api.http.post("/sessions", headers=teacher_headers, body=json.dumps(
+    created = api.http.post("/sessions", headers=admin_headers, body=json.dumps(
         {"title": "Civics", "date": "2024-10-07", "content_type": "video/mp4"}))
     assert created.status_code == 201, created.body
     session = created.json_body["session"]
@@ -88,11 +88,11 @@ def test_a_video_of_registered_people_comes_out_right(api, teacher_headers, serv
         Bucket=services.settings.videos_bucket, Key=created.json_body["upload"]["fields"]["key"],
         Body=video.read_bytes(), ContentType="video/mp4")
     s3_event(api, services, session["video_key"])
-    assert session_detail(api, teacher_headers,
+    assert session_detail(api, admin_headers,
                           session["session_id"])["session"]["status"] == "PROCESSING"
 
     sns_event(api, completions())
-    detail = session_detail(api, teacher_headers, session["session_id"])
+    detail = session_detail(api, admin_headers, session["session_id"])
     assert detail["session"]["status"] == "COMPLETED", detail["session"]["error"]
     rows = by_student(detail)
     assert {sid: row["status"] for sid, row in rows.items()} == {
@@ -106,7 +106,7 @@ def test_a_video_of_registered_people_comes_out_right(api, teacher_headers, serv
     assert detail["session"]["counts"]["unrecognised"] >= 1  # the stranger
 
 
-def test_a_real_recording_comes_out_right(api, teacher_headers, services, engine, completions,
+def test_a_real_recording_comes_out_right(api, admin_headers, services, engine, completions,
                                           faces_dir, tmp_path):
     """The real clip in shared/faces/videos, not one we made: its label file says who is in it."""
     clip = faces_dir / "videos" / "short_hamilton_clip.mp4"
@@ -116,10 +116,10 @@ def test_a_real_recording_comes_out_right(api, teacher_headers, services, engine
     roster = {"lmm": "lin_manuel_miranda", "biden": "joe_biden", "rose": "rose_leslie"}
     assert set(label["present"]) == {"lin_manuel_miranda"}
     for student_id, folder in roster.items():
-        register(api, teacher_headers, services, student_id, folder.replace("_", " ").title(),
+        register(api, admin_headers, services, student_id, folder.replace("_", " ").title(),
                  people / folder / "1.jpg")
 
-    created = api.http.post("/sessions", headers=teacher_headers, body=json.dumps(
+    created = api.http.post("/sessions", headers=admin_headers, body=json.dumps(
         {"title": "Rehearsal", "content_type": "video/mp4"})).json_body
     services.clients.client("s3").put_object(
         Bucket=services.settings.videos_bucket, Key=created["upload"]["fields"]["key"],
@@ -127,7 +127,7 @@ def test_a_real_recording_comes_out_right(api, teacher_headers, services, engine
     s3_event(api, services, created["session"]["video_key"])
     sns_event(api, completions())
 
-    detail = session_detail(api, teacher_headers, created["session"]["session_id"])
+    detail = session_detail(api, admin_headers, created["session"]["session_id"])
     assert detail["session"]["status"] == "COMPLETED", detail["session"]["error"]
     rows = by_student(detail)
     assert {sid: row["status"] for sid, row in rows.items()} == {

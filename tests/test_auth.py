@@ -27,9 +27,11 @@ def test_login_answers_a_token_that_identifies_the_user(api, make_user, services
     assert claims["sub"] == "teacher@example.org"
     assert claims["role"] == "teacher"
     assert 0 < claims["exp"] - claims["iat"] <= 12 * 3600
+    assert response.json_body["time_zone"] == services.settings.time_zone  # for the site
     me = api.http.get("/auth/me", headers={"Authorization": f"Bearer {token}"})
     assert me.status_code == 200
-    assert me.json_body == {"email": "teacher@example.org", "role": "teacher"}
+    assert me.json_body == {"email": "teacher@example.org", "role": "teacher",
+                            "must_change_password": False}
 
 
 def test_wrong_password_and_unknown_email_get_the_same_answer_and_work(

@@ -1,9 +1,11 @@
 """The AWS deployment without an account: the IAM policy and the package.
 
 The policy test reads the code the Lambdas run, lists every boto3 call it
-makes, maps each to the IAM action it needs, and checks that
-``.chalice/policy-<stage>.json`` grants exactly those actions (nothing more)
-on the stage's own tables, buckets and collection.
+makes, maps each to the IAM action it needs, and checks that the policy
+rendered for the stage (``.chalice/policy.template.json`` filled with the
+stage's resolved names, what ``make deploy`` and ``make package`` hand to
+Chalice) grants exactly those actions (nothing more) on exactly the stage's
+own tables, buckets and collection.
 """
 import ast
 import json
@@ -16,7 +18,11 @@ import botocore.session
 import pytest
 from botocore import xform_name
 
+from ops.chalice_project import TERRAFORM_ACCOUNT, render_policy
 from ops.stage_config import PROJECT_DIR, load_config, stage_environment, stages
+
+#: The account names are resolved for (moto's default).
+ACCOUNT = "123456789012"
 
 #: Services the Lambda code may talk to.
 SERVICES = ("dynamodb", "s3", "rekognition", "sns", "ssm", "sts", "iam")
@@ -34,9 +40,14 @@ SPECIAL_ACTIONS = {
     ("s3", "delete_objects"): "s3:DeleteObject",
     ("s3", "copy_object"): "s3:PutObject",  # and s3:GetObject on the source
     ("s3", "generate_presigned_post"): "s3:PutObject",
+    ("s3", "create_multipart_upload"): "s3:PutObject",
+    ("s3", "complete_multipart_upload"): "s3:PutObject",
+    ("s3", "list_parts"): "s3:ListMultipartUploadParts",
+    ("s3", "abort_multipart_upload"): "s3:AbortMultipartUpload",
     ("sts", "get_caller_identity"): None,  # needs no permission
 }
-PRESIGNED_URL_ACTIONS = {"get_object": "s3:GetObject", "put_object": "s3:PutObject"}
+PRESIGNED_URL_ACTIONS = {"get_object": "s3:GetObject", "put_object": "s3:PutObject",
+                         "upload_part": "s3:PutObject"}
 #: What every Lambda needs to write its logs (Chalice adds these only when it
 #: writes the policy itself, and ours is hand-written).
 LOG_ACTIONS = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
@@ -112,9 +123,13 @@ def boto3_calls(files=None):
     return found, actions
 
 
-def load_policy(stage):
-    path = PROJECT_DIR / ".chalice" / f"policy-{stage}.json"
-    return json.loads(path.read_text(encoding="utf-8"))
+def resolved_environment(stage, account=ACCOUNT):
+    return stage_environment(stage, account=account)
+
+
+def load_policy(stage, account=ACCOUNT):
+    """The policy ``make deploy`` gives the stage's Lambdas in ``account``."""
+    return render_policy(resolved_environment(stage, account))
 
 
 def policy_actions(policy):
@@ -146,10 +161,11 @@ def test_policy_grants_exactly_the_calls_the_code_makes(stage):
 
 @pytest.mark.parametrize("stage", stages())
 def test_policy_resources_are_the_stages_own(stage):
-    env = stage_environment(stage)
+    env = resolved_environment(stage)
     allowed_fragments = {
         "dynamodb": [f":table/{env[t]}" for t in ("USERS_TABLE", "STUDENTS_TABLE",
-                                                  "SESSIONS_TABLE", "ATTENDANCE_TABLE")],
+                                                  "SESSIONS_TABLE", "ATTENDANCE_TABLE",
+                                                  "CLASSES_TABLE", "MEMBERS_TABLE")],
         "s3": [f":::{env['PHOTOS_BUCKET']}", f":::{env['VIDEOS_BUCKET']}"],
         "rekognition": [f":collection/{env['FACE_COLLECTION']}"],
         "ssm": [f":parameter{env['TOKEN_SECRET_PARAMETER']}"],
@@ -178,25 +194,32 @@ def test_policy_resources_are_the_stages_own(stage):
                 "StringEquals": {"iam:PassedToService": "rekognition.amazonaws.com"}}
 
 
-#: What the Lambda code does to each table. The users table is read at sign-in,
-#: its failure counter updated and its list scanned for admins; accounts are
-#: made and removed only by the CLI, with an operator's credentials, so the
-#: Lambda may not put or delete users (it could otherwise mint an admin).
+#: What the Lambda code does to each table. Users: read at sign-in, the failure
+#: counter updated, accounts added by admins (PutItem, conditional on a new
+#: email) and listed through the index; never deleted by the Lambda (the CLI,
+#: with an operator's credentials, removes accounts). Whole-table scans: only
+#: the sessions table, for an admin's full export.
 TABLE_ACTIONS = {
-    "USERS_TABLE": {"GetItem", "UpdateItem", "Scan"},
-    "STUDENTS_TABLE": {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Scan"},
+    "USERS_TABLE": {"GetItem", "PutItem", "UpdateItem"},
+    "STUDENTS_TABLE": {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchGetItem"},
     "SESSIONS_TABLE": {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Scan",
                        "BatchGetItem"},
     "ATTENDANCE_TABLE": {"Query", "PutItem", "UpdateItem", "BatchWriteItem"},
+    "CLASSES_TABLE": {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchGetItem"},
+    "MEMBERS_TABLE": {"Query", "PutItem", "DeleteItem", "BatchGetItem", "BatchWriteItem"},
 }
 
 
 @pytest.mark.parametrize("stage", stages())
 def test_each_table_gets_only_what_the_code_does_to_it(stage):
-    from chalicelib.schema import ATTENDANCE_BY_STUDENT_INDEX
-    env = stage_environment(stage)
+    from chalicelib import schema
+    env = resolved_environment(stage)
     expected = {env[table]: actions for table, actions in TABLE_ACTIONS.items()}
-    expected[f"{env['ATTENDANCE_TABLE']}/index/{ATTENDANCE_BY_STUDENT_INDEX}"] = {"Query"}
+    # Every index is only ever queried.
+    settings = type("Names", (), {name.lower(): env[name] for name in TABLE_ACTIONS})
+    for table, spec in schema.table_specs(settings).items():
+        for index in spec.get("indexes", {}):
+            expected[f"{table}/index/{index}"] = {"Query"}
     granted = {}
     for statement in load_policy(stage)["Statement"]:
         actions = statement["Action"]
@@ -217,15 +240,16 @@ def test_autogen_policy_is_off_for_every_stage():
         assert merged.get("autogen_policy") is False, stage
 
 
-def test_chalice_packages_for_terraform(tmp_path):
-    """`chalice package --pkg-format terraform` builds; the artefact is what we expect."""
+def test_make_package_builds_the_terraform_artefact_without_an_account(tmp_path):
+    """`make package` renders the project with Terraform's account reference and
+    packages it, with no credentials and no region anywhere."""
     out = tmp_path / "tf"
     env = {"PATH": str(pathlib.Path(sys.executable).parent) + ":/usr/bin:/bin",
-           "HOME": str(tmp_path), "AWS_DEFAULT_REGION": "us-east-1"}
-    result = subprocess.run([str(pathlib.Path(sys.executable).parent / "chalice"), "package",
-                             "--stage", "prod", "--pkg-format", "terraform", str(out)],
-                            cwd=PROJECT_DIR, env=env, capture_output=True, text=True,
-                            timeout=600)
+           "HOME": str(tmp_path), "AWS_CONFIG_FILE": str(tmp_path / "none"),
+           "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+    result = subprocess.run([sys.executable, "-m", "ops.deploy", "package", "--stage", "prod",
+                             str(out)], cwd=PROJECT_DIR, env=env, capture_output=True,
+                            text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     terraform = json.loads((out / "chalice.tf.json").read_text())
     resources = terraform["resource"]
@@ -236,13 +260,18 @@ def test_chalice_packages_for_terraform(tmp_path):
     assert by_handler["app.on_face_search_complete"]["memory_size"] == \
         config["on_face_search_complete"]["lambda_memory_size"]
     assert "app.on_video_uploaded" in by_handler
+    env_prod = resolved_environment("prod", TERRAFORM_ACCOUNT)
+    assert env_prod["VIDEOS_BUCKET"] == \
+        "rollcall-prod-${data.aws_caller_identity.chalice.account_id}-videos"
+    assert by_handler["app.app"]["environment"]["variables"]["PHOTOS_BUCKET"] == \
+        env_prod["PHOTOS_BUCKET"]
     notifications = resources["aws_s3_bucket_notification"]
+    assert all("$" not in name for name in notifications)  # valid resource names
     rendered = json.dumps(notifications)
-    env_prod = stage_environment("prod")
     assert env_prod["VIDEOS_BUCKET"] in rendered and '"videos/"' in rendered
     assert env_prod["COMPLETION_TOPIC"] in json.dumps(resources["aws_sns_topic_subscription"])
-    role_policy = json.loads(next(iter(resources["aws_iam_role_policy"].values()))["policy"])
-    assert role_policy == load_policy("prod")
+    role_policy = json.loads(resources["aws_iam_role_policy"]["api_handler_role"]["policy"])
+    assert role_policy == load_policy("prod", TERRAFORM_ACCOUNT)
     with zipfile.ZipFile(out / "deployment.zip") as archive:
         names = archive.namelist()
     assert "app.py" in names and "chalicelib/students.py" in names

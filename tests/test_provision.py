@@ -42,11 +42,15 @@ def test_buckets_are_private_encrypted_and_cors_limited(provisioned, settings):
     assert all(block["PublicAccessBlockConfiguration"].values())
 
 
-def test_browsers_may_only_post_uploads_and_get_photos(provisioned, settings):
+def test_browsers_may_only_post_uploads_get_photos_and_put_video_parts(provisioned, settings):
     s3 = boto3.client("s3", region_name=REGION)
-    for bucket in (settings.photos_bucket, settings.videos_bucket):
-        [rule] = s3.get_bucket_cors(Bucket=bucket)["CORSRules"]
-        assert sorted(rule["AllowedMethods"]) == ["GET", "POST"]
+    [photos] = s3.get_bucket_cors(Bucket=settings.photos_bucket)["CORSRules"]
+    assert sorted(photos["AllowedMethods"]) == ["GET", "POST"]
+    assert not photos.get("ExposeHeaders")
+    [videos] = s3.get_bucket_cors(Bucket=settings.videos_bucket)["CORSRules"]
+    assert sorted(videos["AllowedMethods"]) == ["GET", "POST", "PUT"]
+    assert videos["ExposeHeaders"] == ["ETag"]  # the page completes an upload with them
+    assert videos["AllowedHeaders"] == ["Content-Type"]
 
 
 def test_unused_photo_uploads_expire_but_registered_photos_do_not(provisioned, settings):

@@ -10,7 +10,7 @@ from ops.stage_config import stage_environment, stages
 def test_every_stage_configures_every_setting():
     assert {"dev", "prod"} <= set(stages())
     for stage in stages():
-        settings = load_settings(stage_environment(stage))
+        settings = load_settings(stage_environment(stage, account="123456789012"))
         assert settings.stage == stage
         assert settings.match_threshold == 80.0 and settings.min_sightings == 2
 

@@ -43,9 +43,9 @@ def bucket_keys(services, photos_bucket):
 
 
 @pytest.fixture
-def upload(api, teacher_headers, services, photos_bucket):
+def upload(api, admin_headers, services, photos_bucket):
     """Ask for a presigned upload and put ``data`` at its key (as a browser would)."""
-    def do_upload(data, content_type="image/png", headers=teacher_headers):
+    def do_upload(data, content_type="image/png", headers=admin_headers):
         answer = api.http.post("/uploads/photo", headers=headers,
                                body=json.dumps({"content_type": content_type}))
         assert answer.status_code == 200, answer.body
@@ -66,17 +66,17 @@ def photo_of(rekognition, upload):
 
 
 @pytest.fixture
-def register(api, teacher_headers):
-    def do_register(student_id, full_name, photo_key, headers=teacher_headers):
+def register(api, admin_headers):
+    def do_register(student_id, full_name, photo_key, headers=admin_headers):
         return api.http.post("/students", headers=headers, body=json.dumps(
             {"student_id": student_id, "full_name": full_name, "photo_key": photo_key}))
     return do_register
 
 
 @pytest.fixture
-def add_photo(api, teacher_headers):
+def add_photo(api, admin_headers):
     def do_add(student_id, photo_key):
-        return api.http.post(f"/students/{student_id}/photos", headers=teacher_headers,
+        return api.http.post(f"/students/{student_id}/photos", headers=admin_headers,
                              body=json.dumps({"photo_key": photo_key}))
     return do_add
 
@@ -96,8 +96,8 @@ def fail_once(client, event, code="InternalError"):
 
 # -- presigned upload -----------------------------------------------------------
 def test_photo_upload_is_a_presigned_post_limited_to_one_key_type_and_size(
-        api, teacher_headers, services, photos_bucket):
-    answer = api.http.post("/uploads/photo", headers=teacher_headers,
+        api, admin_headers, services, photos_bucket):
+    answer = api.http.post("/uploads/photo", headers=admin_headers,
                            body=json.dumps({"content_type": "image/jpeg"}))
     assert answer.status_code == 200
     body = answer.json_body
@@ -117,16 +117,16 @@ def test_photo_upload_is_a_presigned_post_limited_to_one_key_type_and_size(
     left = (expires - datetime.datetime.utcnow()).total_seconds()
     assert 240 < left <= 301
     # Each request gets its own key: one upload cannot overwrite another's.
-    again = api.http.post("/uploads/photo", headers=teacher_headers,
+    again = api.http.post("/uploads/photo", headers=admin_headers,
                           body=json.dumps({"content_type": "image/png"}))
     assert again.json_body["photo_key"] != key and again.json_body["photo_key"].endswith(".png")
 
 
-def test_photo_upload_refuses_other_types(api, teacher_headers):
+def test_photo_upload_refuses_other_types(api, admin_headers):
     for body in ({}, {"content_type": "image/gif"}, {"content_type": "video/mp4"},
                  {"content_type": 3}, {"content_type": ["image/png"]},
                  {"content_type": {"a": 1}}):
-        answer = api.http.post("/uploads/photo", headers=teacher_headers,
+        answer = api.http.post("/uploads/photo", headers=admin_headers,
                                body=json.dumps(body))
         assert answer.status_code == 400, body
         assert error_of(answer)["details"]["field"] == "content_type"
@@ -293,9 +293,9 @@ def test_bad_files_are_422_bad_photo_and_are_deleted(
     assert rekognition.calls == []
 
 
-def test_a_photo_that_was_never_uploaded_is_422(register, api, teacher_headers,
+def test_a_photo_that_was_never_uploaded_is_422(register, api, admin_headers,
                                                rekognition):
-    key = api.http.post("/uploads/photo", headers=teacher_headers,
+    key = api.http.post("/uploads/photo", headers=admin_headers,
                         body=json.dumps({"content_type": "image/png"})).json_body["photo_key"]
     answer = register("S1", "Ada", key)
     assert answer.status_code == 422 and error_of(answer)["code"] == "bad_photo"
@@ -516,20 +516,20 @@ def test_adding_to_an_unknown_student_is_404(add_photo, photo_of):
 
 
 # -- reading -----------------------------------------------------------------------
-def test_one_student_and_404(api, teacher_headers, register, photo_of):
+def test_one_student_and_404(api, admin_headers, register, photo_of):
     register("S1", "Ada", photo_of("ada"))
-    answer = api.http.get("/students/S1", headers=teacher_headers)
+    answer = api.http.get("/students/S1", headers=admin_headers)
     assert answer.status_code == 200
     assert set(answer.json_body["student"]) == {
         "student_id", "full_name", "photo_keys", "photo_count", "face_count",
         "created_at", "photo_url", "face_box"}
     for missing in ("S2", "not%20an%20id"):
-        gone = api.http.get(f"/students/{missing}", headers=teacher_headers)
+        gone = api.http.get(f"/students/{missing}", headers=admin_headers)
         assert gone.status_code == 404 and error_of(gone)["code"] == "unknown_student"
 
 
 def test_a_roster_of_1000_is_listed_completely_sorted_with_photo_links(
-        api, teacher_headers, services):
+        api, admin_headers, services):
     """1,000 records of about 1.5 kB: more than one 1 MB scan page."""
     table = services.clients.table(services.settings.students_table)
     names = [f"Student {n:04d}" for n in range(1000)]
@@ -541,7 +541,7 @@ def test_a_roster_of_1000_is_listed_completely_sorted_with_photo_links(
     pages = []
     real_scan = table.scan
     table.scan = lambda **kw: pages.append(kw) or real_scan(**kw)
-    answer = api.http.get("/students", headers=teacher_headers)
+    answer = api.http.get("/students", headers=admin_headers)
     assert answer.status_code == 200
     students = answer.json_body["students"]
     assert len(pages) >= 2  # the list went past the first page
@@ -560,14 +560,14 @@ def link_lifetime(url):
     return int(query["Expires"][0]) - time.time()
 
 
-def test_list_sorts_by_name_ignoring_case_and_accents(api, teacher_headers, services):
+def test_list_sorts_by_name_ignoring_case_and_accents(api, admin_headers, services):
     for sid, name in [("1", "zoe"), ("2", "Émile"), ("3", "Adam"), ("4", "eve"),
                       ("5", "Emma")]:
         services.students.store.create({"student_id": sid, "full_name": name,
                                         "photo_keys": [], "face_ids": [],
                                         "created_at": "2024-01-01T00:00:00+00:00"})
     names = [s["full_name"] for s in
-             api.http.get("/students", headers=teacher_headers).json_body["students"]]
+             api.http.get("/students", headers=admin_headers).json_body["students"]]
     assert names == ["Adam", "Émile", "Emma", "eve", "zoe"]
     assert [s["full_name"] for s in services.students.list_all()] == names
 
@@ -620,7 +620,7 @@ def test_upload_keys_follow_the_pattern_the_registration_accepts(services):
 
 
 def test_the_indexed_face_box_is_kept_and_answered_for_the_thumbnail(
-        api, teacher_headers, register, add_photo, photo_of, services):
+        api, admin_headers, register, add_photo, photo_of, services):
     # A full-length photo: the face is a small box near the top.
     answer = register("S-box", "Ada", photo_of(faces=[face("ada", left=0.42, top=0.08,
                                                             width=0.16, height=0.12)],
@@ -628,7 +628,7 @@ def test_the_indexed_face_box_is_kept_and_answered_for_the_thumbnail(
     assert answer.status_code == 201, answer.body
     box = {"left": 0.42, "top": 0.08, "width": 0.16, "height": 0.12}
     assert answer.json_body["student"]["face_box"] == pytest.approx(box)
-    listed = api.http.get("/students", headers=teacher_headers).json_body["students"]
+    listed = api.http.get("/students", headers=admin_headers).json_body["students"]
     assert listed[0]["face_box"] == pytest.approx(box)
     # Another photo keeps its own box; the thumbnail (first photo) keeps its one.
     added = add_photo("S-box", photo_of(faces=[face("ada", left=0.1, top=0.1, width=0.5,
@@ -641,11 +641,11 @@ def test_the_indexed_face_box_is_kept_and_answered_for_the_thumbnail(
 
 
 def test_a_record_from_before_face_boxes_answers_null_and_takes_photos(
-        api, teacher_headers, register, add_photo, photo_of, services):
+        api, admin_headers, register, add_photo, photo_of, services):
     register("S-old", "Ada", photo_of("ada"))
     table = services.clients.table(services.settings.students_table)
     table.update_item(Key={"student_id": "S-old"}, UpdateExpression="REMOVE face_boxes")
-    got = api.http.get("/students/S-old", headers=teacher_headers).json_body["student"]
+    got = api.http.get("/students/S-old", headers=admin_headers).json_body["student"]
     assert got["face_box"] is None
     added = add_photo("S-old", photo_of("ada"))
     assert added.status_code == 200, added.body

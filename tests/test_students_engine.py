@@ -25,9 +25,9 @@ def engine(services, face_rekognition):
 
 
 @pytest.fixture
-def upload(api, teacher_headers, services):
+def upload(api, admin_headers, services):
     def do_upload(data, content_type="image/jpeg"):
-        answer = api.http.post("/uploads/photo", headers=teacher_headers,
+        answer = api.http.post("/uploads/photo", headers=admin_headers,
                                body=json.dumps({"content_type": content_type}))
         key = answer.json_body["photo_key"]
         services.clients.client("s3").put_object(
@@ -81,9 +81,9 @@ def jpeg(image):
 
 
 def test_a_real_person_registered_once_with_more_photos_then_deleted(
-        engine, api, teacher_headers, admin_headers, upload, photo, services,
+        engine, api, admin_headers, upload, photo, services,
         collection_faces, bucket_keys):
-    answer = post(api, teacher_headers, "/students", {
+    answer = post(api, admin_headers, "/students", {
         "student_id": "obama", "full_name": "Barack Obama",
         "photo_key": upload(photo("people/barack_obama/1.jpg"))})
     assert answer.status_code == 201, answer.body
@@ -92,7 +92,7 @@ def test_a_real_person_registered_once_with_more_photos_then_deleted(
     assert services.students.get("obama")["face_ids"] == [face_id]
 
     # Another photo of the same man under another id: already registered.
-    again = post(api, teacher_headers, "/students", {
+    again = post(api, admin_headers, "/students", {
         "student_id": "B-44", "full_name": "Someone Else",
         "photo_key": upload(photo("people/barack_obama/2.jpg"))})
     assert again.status_code == 409, again.body
@@ -102,7 +102,7 @@ def test_a_real_person_registered_once_with_more_photos_then_deleted(
     assert services.students.get("B-44") is None
 
     # His second photo (as an RGBA PNG) is added to his record.
-    added = post(api, teacher_headers, "/students/obama/photos", {
+    added = post(api, admin_headers, "/students/obama/photos", {
         "photo_key": upload(photo("variants/barack_obama/obama2_rgba_32bit.png"),
                             "image/png")})
     assert added.status_code == 200, added.body
@@ -110,19 +110,19 @@ def test_a_real_person_registered_once_with_more_photos_then_deleted(
     assert added.json_body["student"]["face_count"] == 2
 
     # Someone else's photo is not his.
-    other = post(api, teacher_headers, "/students/obama/photos", {
+    other = post(api, admin_headers, "/students/obama/photos", {
         "photo_key": upload(photo("people/joe_biden/2.jpg"))})
     assert other.status_code == 422 and other.json_body["error"]["code"] == "face_mismatch"
     assert [e for e, _ in collection_faces()] == ["obama", "obama"]
     assert len(bucket_keys()) == 2
 
     # A different person registers fine beside him.
-    biden = post(api, teacher_headers, "/students", {
+    biden = post(api, admin_headers, "/students", {
         "student_id": "biden", "full_name": "Joe Biden",
         "photo_key": upload(photo("people/joe_biden/2.jpg"))})
     assert biden.status_code == 201, biden.body
 
-    listed = api.http.get("/students", headers=teacher_headers).json_body["students"]
+    listed = api.http.get("/students", headers=admin_headers).json_body["students"]
     assert [s["student_id"] for s in listed] == ["obama", "biden"]
 
     assert api.http.delete("/students/obama", headers=admin_headers).status_code == 204
@@ -131,7 +131,7 @@ def test_a_real_person_registered_once_with_more_photos_then_deleted(
 
 
 def test_real_photos_without_one_usable_face_are_refused_and_leave_nothing(
-        engine, api, teacher_headers, upload, photo, collection_faces, bucket_keys):
+        engine, api, admin_headers, upload, photo, collection_faces, bucket_keys):
     portrait = Image.open(io.BytesIO(photo("people/barack_obama/1.jpg")))
     cases = [
         ("group/two_people.jpg", photo("group/two_people.jpg"), "several_faces"),
@@ -143,7 +143,7 @@ def test_real_photos_without_one_usable_face_are_refused_and_leave_nothing(
          "no_face"),
     ]
     for label, data, code in cases:
-        answer = post(api, teacher_headers, "/students", {
+        answer = post(api, admin_headers, "/students", {
             "student_id": "S1", "full_name": "Test", "photo_key": upload(data)})
         assert answer.status_code == 422, (label, answer.body)
         assert answer.json_body["error"]["code"] == code, label

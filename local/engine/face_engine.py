@@ -18,7 +18,7 @@ curve::
     similarity(d) = 100 / (1 + exp((d - D50) / SCALE)),  D50 = 0.6473, SCALE = 0.05
 
 chosen so that ``similarity(MATCH_DISTANCE) == 80`` with ``MATCH_DISTANCE =
-0.578``. Calibration on /work/shared/faces (70 photos of 11 people, each photo
+0.578``. Calibration on the shared face set (``../shared/faces``: 70 photos of 11 people, each photo
 detected, aligned and described by this module; the calibration test in
 ``tests/test_face_engine.py`` recomputes it): same person, 261 pairs,
 distance 0.183 .. 0.548 (mean 0.332); different people, 2154 pairs, 0.608 ..
@@ -72,6 +72,25 @@ class Models:
 
 _models = None
 _models_lock = threading.Lock()
+
+
+_mouth_predictor = None
+
+
+def mouth_predictor():
+    """dlib's 68-point shape predictor (for the mouth corners), loaded on first use.
+
+    Only photos need it (DetectFaces, IndexFaces, CompareFaces report 5
+    landmarks); video workers never load it, so they do not hold its 100 MB."""
+    global _mouth_predictor
+    if _mouth_predictor is None:
+        with _models_lock:
+            if _mouth_predictor is None:
+                import dlib
+                import face_recognition_models as weights
+                _mouth_predictor = dlib.shape_predictor(
+                    weights.pose_predictor_model_location())
+    return _mouth_predictor
 
 
 def models():
@@ -151,6 +170,21 @@ def detect(image, upsample=0, adjust_threshold=0.0):
             for r, s, v in zip(rects, scores, views)]
 
 
+def detect_scaled(gray, scale, adjust_threshold=0.0):
+    """HOG on the image enlarged (or shrunk) by ``scale``; boxes in the image's pixels.
+
+    The detector's window is 80 px and it finds faces from about 72 px up at
+    scale 1: a face of ``n`` px needs ``scale >= 72 / n`` (3 for 24 px),
+    which costs ``scale**2`` times the pixels."""
+    import cv2
+    if abs(scale - 1.0) < 0.05:
+        return detect(gray, 0, adjust_threshold)
+    big = cv2.resize(gray, None, fx=scale, fy=scale,
+                     interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
+    return [Detection(tuple(v / scale for v in d.box), d.score, d.view)
+            for d in detect(big, 0, adjust_threshold)]
+
+
 def detect_in_region(gray, box, target_face=90, margin=0.6, adjust_threshold=0.0):
     """Find the face near ``box`` in a region scaled so a face is ~target_face px.
 
@@ -192,6 +226,29 @@ def face_chip(rgb, shape):
     """The aligned 150x150 face dlib's ResNet expects."""
     import dlib
     return dlib.get_face_chip(rgb, shape, 150, 0.25)
+
+
+def chip_of(rgb, box, small_px=60, target_px=100):
+    """The aligned chip of the face in ``box``.
+
+    A face under ``small_px`` is first enlarged (bicubic) so it is about
+    ``target_px`` across: the 5-point predictor and the chip's resampling
+    then work on smooth pixels instead of a few blocky ones (same-person
+    distances at 24-26 px drop by about 0.02)."""
+    import cv2
+    l, t, r, b = box
+    size = max(r - l, b - t, 1.0)
+    if size >= small_px:
+        return face_chip(rgb, shape_of(rgb, box))
+    m = 0.5 * size
+    h, w = rgb.shape[:2]
+    x0, y0 = max(0, int(l - m)), max(0, int(t - m))
+    x1, y1 = min(w, int(r + m) + 1), min(h, int(b + m) + 1)
+    scale = target_px / size
+    roi = cv2.resize(np.ascontiguousarray(rgb[y0:y1, x0:x1]), None, fx=scale, fy=scale,
+                     interpolation=cv2.INTER_CUBIC)
+    inner = ((l - x0) * scale, (t - y0) * scale, (r - x0) * scale, (b - y0) * scale)
+    return face_chip(roi, shape_of(roi, inner))
 
 
 def describe_chip(chip):
@@ -239,13 +296,32 @@ def confidence(score):
     return float(100.0 / (1.0 + math.exp(-4.0 * (score + 0.5))))
 
 
-def landmarks(shape):
-    """Eye centres and nose tip from the 5-point shape, as pixel (x, y) pairs."""
+def landmarks(shape, mouth=None):
+    """Rekognition's 5 default landmarks as pixel (x, y) pairs.
+
+    Eye centres and nose from the 5-point shape (the one the descriptor's
+    alignment uses); mouth corners from ``mouth``, a 68-point shape of the same
+    face (points 48 and 54), when given. Left = on the image's left."""
     pts = [(shape.part(i).x, shape.part(i).y) for i in range(5)]
     eye_a = ((pts[0][0] + pts[1][0]) / 2.0, (pts[0][1] + pts[1][1]) / 2.0)
     eye_b = ((pts[2][0] + pts[3][0]) / 2.0, (pts[2][1] + pts[3][1]) / 2.0)
-    left, right = sorted((eye_a, eye_b))        # left = the eye on the image's left
-    return {"eyeLeft": left, "eyeRight": right, "nose": pts[4]}
+    left, right = sorted((eye_a, eye_b))
+    marks = {"eyeLeft": left, "eyeRight": right}
+    if mouth is not None:
+        corners = sorted([(mouth.part(48).x, mouth.part(48).y),
+                          (mouth.part(54).x, mouth.part(54).y)])
+        marks["mouthLeft"], marks["mouthRight"] = corners
+    marks["nose"] = pts[4]
+    return marks
+
+
+def mouth_shape(rgb, box):
+    """The 68-point shape of the face in ``box`` (for its mouth corners)."""
+    import dlib
+    l, t, r, b = (int(round(v)) for v in box)
+    m = models()
+    with m.lock:
+        return mouth_predictor()(rgb, dlib.rectangle(l, t, r, b))
 
 
 def pose(marks):
@@ -300,6 +376,7 @@ class Face:
     pose: dict
     quality: dict
     descriptor: np.ndarray = field(default=None, repr=False)
+    shape: object = field(default=None, repr=False)     # dlib's 5-point shape
 
     @property
     def confidence(self):
@@ -327,9 +404,10 @@ def find_faces(rgb, describe=True, upsample=1, max_pixels=MAX_DETECT_PIXELS):
     for det in found:
         box = tuple(v / scale for v in det.box)
         shape = shape_of(rgb, box)
-        marks = landmarks(shape)
+        marks = landmarks(shape, mouth_shape(rgb, box))
         face = Face(box=box, score=det.score, view=det.view, landmarks=marks,
                     pose=pose(marks), quality=quality(gray, box))
+        face.shape = shape
         if describe:
             face.descriptor = describe_chip(face_chip(rgb, shape))
         faces.append(face)

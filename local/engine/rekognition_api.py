@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from botocore.exceptions import ClientError
 
-from local.engine import face_engine, video
+from local.engine import face_engine, persons, video
 from local.engine.collections_store import CollectionStore, JobStore
 from local.engine.face_engine import FACE_MODEL_VERSION
 from local.engine.service_model import RekognitionError, invalid, operation_model, validate
@@ -43,7 +43,8 @@ _QUALITY_BARS["AUTO"] = _QUALITY_BARS["MEDIUM"]
 
 _OPERATIONS = ("CreateCollection", "DescribeCollection", "ListCollections",
                "DeleteCollection", "IndexFaces", "ListFaces", "DeleteFaces", "DetectFaces",
-               "SearchFacesByImage", "StartFaceSearch", "GetFaceSearch")
+               "SearchFaces", "SearchFacesByImage", "CompareFaces", "StartFaceSearch",
+               "GetFaceSearch")
 
 
 def _encode_token(payload):
@@ -61,13 +62,7 @@ def _decode_token(token, expect_keys):
                                "NextToken is not a token this endpoint gave out") from None
 
 
-def _ratio_box(box, width, height):
-    """Pixel (l, t, r, b) -> Rekognition's BoundingBox (ratios of the image)."""
-    l, t, r, b = box
-    l, t = max(0.0, l), max(0.0, t)
-    r, b = min(float(width), r), min(float(height), b)
-    return {"Width": round((r - l) / width, 6), "Height": round((b - t) / height, 6),
-            "Left": round(l / width, 6), "Top": round(t / height, 6)}
+_ratio_box = persons.ratio_box
 
 
 def _face_detail(face, width, height):
@@ -76,6 +71,12 @@ def _face_detail(face, width, height):
     return {"BoundingBox": _ratio_box(face.box, width, height),
             "Landmarks": marks, "Pose": face.pose, "Quality": face.quality,
             "Confidence": round(face.confidence, 4)}
+
+
+def _compared_face(face, width, height):
+    """Rekognition's ComparedFace shape (CompareFaces' faces)."""
+    detail = _face_detail(face, width, height)
+    return {k: detail[k] for k in ("BoundingBox", "Confidence", "Landmarks", "Pose", "Quality")}
 
 
 def _public_face(record):
@@ -111,7 +112,7 @@ class RekognitionApi:
     """The operations. ``s3`` and ``sns`` are boto3 clients (moto on one machine)."""
 
     def __init__(self, s3, sns, data_dir=None, video_settings=None, region="us-east-1",
-                 max_video_bytes=MAX_VIDEO_BYTES):
+                 max_video_bytes=MAX_VIDEO_BYTES, max_jobs=None):
         self.s3 = s3
         self.sns = sns
         self.region = region
@@ -120,8 +121,17 @@ class RekognitionApi:
         self.video_settings = video_settings or video.VideoSettings.from_env()
         self.max_video_bytes = max_video_bytes
         self._scratch = os.path.join(data_dir, "tmp") if data_dir else None
-        # One job at a time: each uses every worker process already.
-        self._runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="face-search")
+        # Several jobs at once (ROLLCALL_FACE_MAX_JOBS, default 2): their
+        # segments share the worker processes in turns (video.analyse); the
+        # others wait in order, and GetFaceSearch tells them their place.
+        self.max_jobs = max_jobs or int(os.environ.get("ROLLCALL_FACE_MAX_JOBS") or 2)
+        if self.max_jobs < 1:
+            raise ValueError("max_jobs must be 1 or more")
+        self._runner = ThreadPoolExecutor(max_workers=self.max_jobs,
+                                          thread_name_prefix="face-search")
+        self._queue_lock = threading.Lock()
+        self._waiting = []              # JobIds submitted, not started, in order
+        self._progress = {}             # JobId -> (segments done, segments) while running
         self._closed = threading.Event()
 
     def close(self):
@@ -268,13 +278,60 @@ class RekognitionApi:
         if not found:
             raise invalid("There are no faces in the image. Should be at least 1.")
         face = found[0]                                # the largest
-        shape = face_engine.shape_of(rgb, face.box)
-        descriptor = face_engine.describe_chip(face_engine.face_chip(rgb, shape))
+        descriptor = face_engine.describe_chip(face_engine.face_chip(rgb, face.shape))
         matches = self._matches([descriptor], faces, matrix,
                                 req.get("FaceMatchThreshold", 80.0), req.get("MaxFaces", 80))
         return {"SearchedFaceBoundingBox": _ratio_box(face.box, w, h),
                 "SearchedFaceConfidence": round(face.confidence, 4),
                 "FaceMatches": matches, "FaceModelVersion": FACE_MODEL_VERSION}
+
+    def op_SearchFaces(self, req):
+        """Faces of the collection like one of its own faces (the face itself left out)."""
+        faces, matrix = self.collections.snapshot(req["CollectionId"])
+        index = next((i for i, f in enumerate(faces) if f["FaceId"] == req["FaceId"]), None)
+        if index is None:
+            raise invalid(f"faceId {req['FaceId']} was not found in the collection.")
+        dist = face_engine.distances(matrix[index], matrix)
+        others = [i for i in range(len(faces)) if i != index]
+        matches = persons.face_matches(dist[others], [faces[i] for i in others],
+                                   req.get("FaceMatchThreshold", 80.0), req.get("MaxFaces", 80))
+        return {"SearchedFaceId": req["FaceId"], "FaceMatches": matches,
+                "FaceModelVersion": FACE_MODEL_VERSION}
+
+    def op_CompareFaces(self, req):
+        """The source image's largest face against the target's 100 largest.
+
+        As in Rekognition, an image without a (quality) face is
+        InvalidParameterException, faces are ordered by similarity, and those
+        under SimilarityThreshold (default 80) are UnmatchedFaces."""
+        source, target = self._image(req["SourceImage"]), self._image(req["TargetImage"])
+        bar = _QUALITY_BARS.get(req.get("QualityFilter", "NONE"))
+        sh, sw = source.shape[:2]
+        th, tw = target.shape[:2]
+        source_faces = face_engine.find_faces(source, describe=False)
+        target_faces = face_engine.find_faces(target, describe=False)[:100]
+        if bar:
+            source_faces = [f for f in source_faces if not _quality_reasons(f, bar)]
+            target_faces = [f for f in target_faces if not _quality_reasons(f, bar)]
+        if not source_faces or not target_faces:
+            raise invalid("Request has invalid parameters: no face was detected in the "
+                          + ("source" if not source_faces else "target") + " image")
+        face = source_faces[0]
+        descriptor = face_engine.describe_chip(face_engine.face_chip(source, face.shape))
+        chips = [face_engine.face_chip(target, f.shape) for f in target_faces]
+        sims = np.atleast_1d(face_engine.similarity(
+            face_engine.distances(descriptor, np.stack(face_engine.describe_chips(chips)))))
+        threshold = req.get("SimilarityThreshold", 80.0)
+        matched, unmatched = [], []
+        for f, sim in sorted(zip(target_faces, sims), key=lambda p: -p[1]):
+            detail = _compared_face(f, tw, th)
+            if sim >= threshold:
+                matched.append({"Similarity": round(float(sim), 4), "Face": detail})
+            else:
+                unmatched.append(detail)
+        return {"SourceImageFace": {"BoundingBox": _ratio_box(face.box, sw, sh),
+                                    "Confidence": round(face.confidence, 4)},
+                "FaceMatches": matched, "UnmatchedFaces": unmatched}
 
     @staticmethod
     def _matches(descriptors, faces, matrix, threshold, limit=None):
@@ -282,13 +339,7 @@ class RekognitionApi:
         if not len(faces) or not descriptors:
             return []
         best = np.min(np.stack([face_engine.distances(d, matrix) for d in descriptors]), axis=0)
-        sims = face_engine.similarity(best)
-        sims = np.atleast_1d(sims)
-        order = [int(i) for i in np.argsort(-sims) if sims[i] >= threshold]
-        if limit is not None:
-            order = order[:limit]
-        return [{"Similarity": round(float(sims[i]), 4), "Face": _public_face(faces[i])}
-                for i in order]
+        return persons.face_matches(best, faces, threshold, limit)
 
     # -- face search in stored video ------------------------------------------------
 
@@ -322,6 +373,8 @@ class RekognitionApi:
                     "JobStatus": "IN_PROGRESS", "Params": params, "Created": time.time()}
         job, is_new = self.jobs.claim_token(token, make_job)
         if is_new:
+            with self._queue_lock:
+                self._waiting.append(job["JobId"])
             self._runner.submit(self._run_job, job["JobId"])
         return {"JobId": job["JobId"]}
 
@@ -334,7 +387,33 @@ class RekognitionApi:
         except ClientError as exc:
             raise _unreadable_s3_object(exc, obj) from None
 
+    def _status_message(self, job_id):
+        """Where an IN_PROGRESS job stands: its place in the queue, or its progress."""
+        with self._queue_lock:
+            if job_id in self._waiting:
+                place = self._waiting.index(job_id) + 1
+                return (f"Queued: position {place} of {len(self._waiting)} waiting "
+                        f"({self.max_jobs} analysed at a time)")
+            done, total = self._progress.get(job_id, (0, 0))
+        return f"Analysing: {done} of {total} parts done" if total else "Analysing"
+
     def _run_job(self, job_id):
+        with self._queue_lock:
+            if job_id in self._waiting:
+                self._waiting.remove(job_id)
+        try:
+            self._run_started_job(job_id)
+        finally:
+            with self._queue_lock:
+                self._progress.pop(job_id, None)
+
+    def _track_progress(self, job_id):
+        def progress(done, total):
+            with self._queue_lock:
+                self._progress[job_id] = (done, total)
+        return progress
+
+    def _run_started_job(self, job_id):
         job = dict(self.jobs.get(job_id))
         params = job["Params"]
         obj = params["Video"]["S3Object"]
@@ -348,10 +427,12 @@ class RekognitionApi:
             extra = {"VersionId": obj["Version"]} if obj.get("Version") else None
             self.s3.download_file(obj["Bucket"], obj["Name"], path, ExtraArgs=extra)
             faces, matrix = self.collections.snapshot(params["CollectionId"])
-            info, tracks = video.analyse(path, self.video_settings)
+            info, tracks = video.analyse(path, self.video_settings,
+                                         progress=self._track_progress(job_id),
+                                         reference=matrix)
             job["VideoMetadata"] = info.metadata()
-            job["Persons"] = self._persons(tracks, info, faces, matrix,
-                                           params["FaceMatchThreshold"])
+            job["Persons"] = persons.entries(tracks, info, faces, matrix,
+                                             params["FaceMatchThreshold"])
             job["JobStatus"] = "SUCCEEDED"
         except video.VideoError as exc:
             job["JobStatus"], job["StatusMessage"] = "FAILED", str(exc)
@@ -375,20 +456,6 @@ class RekognitionApi:
         self.jobs.put(job)
         log.info("face search %s %s", job_id, job["JobStatus"])
         self._notify(job)
-
-    def _persons(self, tracks, info, faces, matrix, threshold):
-        persons = []
-        for index, track in enumerate(tracks):
-            descriptors = [np.asarray(d, np.float32) for d in track["descriptors"]]
-            matches = self._matches(descriptors, faces, matrix, threshold)
-            for t_ms, box, conf in track["entries"]:
-                bbox = _ratio_box(box, info.width, info.height)
-                persons.append({"Timestamp": int(t_ms),
-                                "Person": {"Index": index, "BoundingBox": bbox,
-                                           "Face": {"BoundingBox": bbox,
-                                                    "Confidence": round(conf, 4)}},
-                                "FaceMatches": matches})
-        return persons
 
     def _notify(self, job):
         channel = job["Params"].get("NotificationChannel")
@@ -416,6 +483,8 @@ class RekognitionApi:
             answer["JobTag"] = job["Params"]["JobTag"]
         if job.get("StatusMessage"):
             answer["StatusMessage"] = job["StatusMessage"]
+        elif job["JobStatus"] == "IN_PROGRESS":
+            answer["StatusMessage"] = self._status_message(job["JobId"])
         if job["JobStatus"] != "SUCCEEDED":
             return answer
         sort_by = req.get("SortBy", "TIMESTAMP")

@@ -118,12 +118,14 @@ class RekognitionServer:
     in memory, a directory persists them across restarts. ``workers`` is the
     number of processes a video is analysed with (default: ROLLCALL_FACE_WORKERS,
     else the CPU count); the other ROLLCALL_FACE_* variables tune the video
-    analysis (see :class:`local.engine.video.VideoSettings`).
+    analysis (see :class:`local.engine.video.VideoSettings`). ``max_jobs``
+    face searches run at once (default: ROLLCALL_FACE_MAX_JOBS, else 2); the
+    others wait in order and report their place in ``StatusMessage``.
     """
 
     def __init__(self, host="127.0.0.1", port=0, data_dir=None, s3_client=None,
                  sns_client=None, workers=None, region=None, video_settings=None,
-                 max_video_bytes=MAX_VIDEO_BYTES):
+                 max_video_bytes=MAX_VIDEO_BYTES, max_jobs=None):
         import boto3
         self.region = region or os.environ.get("AWS_REGION") or os.environ.get(
             "AWS_DEFAULT_REGION") or "us-east-1"
@@ -136,7 +138,7 @@ class RekognitionServer:
             video_settings = VideoSettings.from_env(workers=workers)
         self.api = RekognitionApi(s3_client, sns_client, data_dir=data_dir,
                                   video_settings=video_settings, region=self.region,
-                                  max_video_bytes=max_video_bytes)
+                                  max_video_bytes=max_video_bytes, max_jobs=max_jobs)
         self._httpd = None
         self._thread = None
 
@@ -178,11 +180,14 @@ def main(argv=None):
                         help="keep collections and jobs here (default: in memory)")
     parser.add_argument("--workers", type=int, default=None,
                         help="processes per video analysis (default: CPU count)")
+    parser.add_argument("--max-jobs", type=int, default=None,
+                        help="face searches run at once (default: 2)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.data_dir:
         os.makedirs(args.data_dir, exist_ok=True)
-    server = RekognitionServer(args.host, args.port, args.data_dir, workers=args.workers)
+    server = RekognitionServer(args.host, args.port, args.data_dir, workers=args.workers,
+                               max_jobs=args.max_jobs)
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())

@@ -26,7 +26,7 @@ from collections import deque
 import cv2
 import numpy as np
 
-from local.engine import face_engine
+from local.engine import face_engine, persons
 from local.engine.boxes import iou
 
 _TEMPLATE_PX = 32          # templates are shrunk to this width (speed)
@@ -40,6 +40,20 @@ _MIN_CHANGE_AREA = 6       # changed pixels at quarter size (~100 px at full siz
 _REGION_MARGIN = 48        # px around a change, so a face at its edge is whole
 _MAX_CHANGED = 0.25        # over this share of changed pixels: scan the whole frame
 _MAX_CHANGED_REGIONS = 0.5 # ... or when the regions to search cover this much
+
+
+_CLEAR_MATCH = 0.45         # descriptor distances that need no second frame:
+_CLEAR_STRANGER = 0.72      # (same person 0.18-0.55, different 0.61+ on the photos)
+_SAME_CHIP = 0.95           # chip correlation above which a face is "the same as before"
+_DESCRIBED_KEPT = 256       # described faces remembered per segment
+
+
+def _chip_key(chip):
+    """A 32x32 gray, zero-mean, unit-norm copy of an aligned chip (for correlation)."""
+    gray = cv2.resize(cv2.cvtColor(np.asarray(chip), cv2.COLOR_RGB2GRAY), (32, 32),
+                      interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+    gray -= gray.mean()
+    return gray / max(1e-6, float(np.linalg.norm(gray)))
 
 
 def _merge_boxes(boxes):
@@ -79,7 +93,7 @@ class Track:
         self.misses = 0
         self.template = None
         self.template_scale = 1.0
-        self.chips = []                 # (quality, k, chip), best first
+        self.chips = []                 # (quality, k, chip, face px), best first
 
     @property
     def size(self):
@@ -98,8 +112,10 @@ class Track:
 class SegmentTracker:
     """Tracks the faces of one run of consecutive samples (see the module doc)."""
 
-    def __init__(self, settings, first_k=0, cut_before=None, cut_after=False):
+    def __init__(self, settings, first_k=0, cut_before=None, cut_after=False, reference=None):
         self.settings = settings
+        self.reference = None if reference is None or not len(reference) else \
+            np.asarray(reference, np.float32).reshape(-1, 128)
         self.first_k = first_k
         # whether a neighbouring segment (another worker) continues the video
         self.cut_before = first_k > 0 if cut_before is None else cut_before
@@ -107,11 +123,14 @@ class SegmentTracker:
         self.scan_every = max(1, int(round(settings.scan_interval_s * settings.sample_fps)))
         full = max(settings.full_scan_interval_s, settings.scan_interval_s)
         self.full_every = self.scan_every * max(1, int(round(full / settings.scan_interval_s)))
+        # how much a scan enlarges the frame so the smallest faces asked for are found
+        self.scan_scale = max(1.0, 72.0 / settings.min_face_px)
         self._scan_small = None         # the last scan's frame, small and blurred
         self._scan_k = None             # sample of the last look for new faces
         self._full_k = None             # ... and of the last whole-frame search
         self.active = []
         self.done = []
+        self._described = []            # (box, chip key, descriptors, sizes) of closed tracks
         # gray frames since the last scan, for tracing new tracks backwards
         self.history = deque(maxlen=self.scan_every + 1)
         self.last = None                # the last sample, if it was not a scan
@@ -168,12 +187,13 @@ class SegmentTracker:
         regions = None
         if previous is not None and k - self._full_k < self.full_every:
             regions = self._changed_regions(small, previous, gray.shape)
+        scale = self.scan_scale
         if regions is None:
             self._full_k = k
-            return face_engine.detect(gray, 1), True
+            return face_engine.detect_scaled(gray, scale), True
         found = []
         for x0, y0, x1, y1 in regions:
-            for d in face_engine.detect(gray[y0:y1, x0:x1], 1):
+            for d in face_engine.detect_scaled(gray[y0:y1, x0:x1], scale):
                 found.append(face_engine.Detection(
                     (d.box[0] + x0, d.box[1] + y0, d.box[2] + x0, d.box[3] + y0),
                     d.score, d.view))
@@ -181,6 +201,11 @@ class SegmentTracker:
 
     def _changed_regions(self, small, previous, shape):
         """Full-resolution boxes around changed pixels, or None for "scan it all"."""
+        # the room's light swings: compare at equal overall brightness, so a
+        # dimmed hall is not "changed everywhere" (a whole-frame search)
+        gain = float(small.mean()) / max(1.0, float(previous.mean()))
+        if abs(gain - 1.0) > 0.01:
+            previous = cv2.convertScaleAbs(previous, alpha=gain)
         mask = (cv2.absdiff(small, previous) > _CHANGE_LEVEL).astype(np.uint8)
         s = float(_CHANGE_SCALE)
         for track in self.active:                  # known faces are followed already
@@ -315,26 +340,69 @@ class SegmentTracker:
         keep = self.settings.descriptors_per_track
         if len(track.chips) >= keep and q <= track.chips[-1][0] * 1.05:
             return
-        chip = face_engine.face_chip(rgb, face_engine.shape_of(rgb, det.box))
-        track.chips.append((q, k, chip))
+        chip = face_engine.chip_of(rgb, det.box)
+        track.chips.append((q, k, chip, size))
         track.chips.sort(key=lambda c: -c[0])
         del track.chips[keep:]
 
     def _close(self, track, at_cut=False):
-        chips = [c for _, _, c in track.chips]
+        chips = [c for _, _, c, _ in track.chips]
+        sizes = [float(round(s, 1)) for _, _, _, s in track.chips]
         if at_cut or (self.cut_before and track.first_k <= self.first_k + self.settings.max_misses):
             # it may go on in the neighbouring segment, which describes it too:
             # half each, so a stitched track is still described only a few times
             chips = chips[:max(1, len(chips) // 2)]
-        descriptors = face_engine.describe_chips(chips)
+            sizes = sizes[:len(chips)]
+        descriptors = self._described_before(track, chips)
+        if descriptors is None:
+            descriptors = self._describe(chips, sizes)
+            if chips:
+                self._described.append((track.box, _chip_key(chips[0]), descriptors, sizes))
+                del self._described[:-_DESCRIBED_KEPT]
+        else:
+            sizes = sizes[:1] * len(descriptors)
         track.entries.sort(key=lambda e: e[0])
         self.done.append({
             "first_k": track.first_k, "last_k": track.last_k,
             "first_ms": track.entries[0][0], "last_ms": track.entries[-1][0],
             "entries": track.entries,
-            "descriptors": [d.tolist() for d in descriptors]})
+            "descriptors": [d.tolist() for d in descriptors],
+            "sizes": sizes})
         track.chips = []
         track.template = None
+
+    def _describe(self, chips, sizes):
+        """Descriptors of a track's best chips; often the first is enough.
+
+        With the collection at hand, a face big enough to be described
+        reliably whose first descriptor is clearly someone (distance under
+        _CLEAR_MATCH) or clearly nobody (over _CLEAR_STRANGER) needs no
+        second opinion. Small faces always get all their chips: their
+        evidence is the mean of several (persons.person_distances)."""
+        if (self.reference is None or len(chips) <= 1
+                or min(sizes) < persons.RELIABLE_FACE_PX):
+            return face_engine.describe_chips(chips)
+        first = face_engine.describe_chips(chips[:1])
+        nearest = float(face_engine.distances(first[0], self.reference).min())
+        if nearest <= _CLEAR_MATCH or nearest >= _CLEAR_STRANGER:
+            return first
+        return first + face_engine.describe_chips(chips[1:])
+
+    def _described_before(self, track, chips):
+        """Descriptors of a face already described here that looks the same, or None.
+
+        Someone who looked down and up again, in the same place, shows the
+        same aligned face: if the new track's best chip correlates at
+        _SAME_CHIP or more with a chip described in the same place, the
+        earlier descriptors are reused (the ResNet is most of the engine's
+        time). Different people's aligned chips correlate far less."""
+        if not chips:
+            return None
+        key = _chip_key(chips[0])
+        for box, other, descriptors, _ in reversed(self._described):
+            if iou(box, track.box) >= 0.3 and float(np.dot(key, other)) >= _SAME_CHIP:
+                return [d.copy() for d in descriptors]
+        return None
 
     def finish(self):
         """Close every track; the segment's tracks as plain, picklable dicts.

@@ -19,7 +19,7 @@ import queue
 import sys
 import threading
 import types
-from concurrent.futures import CancelledError, ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, CancelledError, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 
@@ -51,17 +51,25 @@ class VideoSettings:
     workers: worker processes (0 = analyse in the calling thread); default
         the CPU count.
     min_segment_s: shortest segment worth a worker of its own.
+    max_segment_s: longest segment: a long video is cut into pieces of at
+        most this, so analyses running at once share the workers in turns.
+    min_face_px: the smallest face (box width, px of the video) looked for;
+        scans enlarge the frame by 72 / min_face_px (3x for 24 px), which
+        costs the square of that in detector time.
     """
     sample_fps: float = 2.0
     scan_interval_s: float = 2.0
-    full_scan_interval_s: float = 10.0
+    full_scan_interval_s: float = 20.0
     max_misses: int = 2
     descriptors_per_track: int = 2
     workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     min_segment_s: float = 8.0
+    min_face_px: float = 24.0
+    max_segment_s: float = 120.0
 
     def __post_init__(self):
-        for name in ("sample_fps", "scan_interval_s", "full_scan_interval_s", "min_segment_s"):
+        for name in ("sample_fps", "scan_interval_s", "full_scan_interval_s", "min_segment_s",
+                     "min_face_px", "max_segment_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be more than 0, not {getattr(self, name)!r}")
         if self.max_misses < 0 or self.descriptors_per_track < 1 or self.workers < 0:
@@ -76,7 +84,8 @@ class VideoSettings:
         for name, field_type in (("sample_fps", float), ("scan_interval_s", float),
                                  ("full_scan_interval_s", float),
                                  ("max_misses", int), ("descriptors_per_track", int),
-                                 ("workers", int), ("min_segment_s", float)):
+                                 ("workers", int), ("min_segment_s", float),
+                                 ("min_face_px", float), ("max_segment_s", float)):
             key = "ROLLCALL_FACE_" + name.upper()
             raw = environ.get(key)
             if raw not in (None, ""):
@@ -247,11 +256,12 @@ def sampled_frames(path, sample_fps, first_k=0, end_k=None, queue_size=4):
 
 # -- segments and the worker pool ------------------------------------------------
 
-def _analyse_segment(path, settings_dict, first_k, end_k, cut_after=False):
+def _analyse_segment(path, settings_dict, first_k, end_k, cut_after=False, reference=None):
     """Worker entry point: track faces in samples [first_k, end_k)."""
     from local.engine.tracking import SegmentTracker
     settings = VideoSettings(**settings_dict)
-    tracker = SegmentTracker(settings, first_k=first_k, cut_after=cut_after)
+    tracker = SegmentTracker(settings, first_k=first_k, cut_after=cut_after,
+                             reference=reference)
     for k, t, rgb in sampled_frames(path, settings.sample_fps, first_k, end_k):
         tracker.add(k, t, rgb)
     return tracker.finish()
@@ -330,35 +340,79 @@ def shutdown_pool():
 
 
 def plan_segments(info, settings):
-    """Sample ranges [(first_k, end_k)], one per worker when the video is long enough."""
+    """Sample ranges [(first_k, end_k)]: one per worker when the video is long
+    enough, and none longer than ``max_segment_s``."""
     total = int(math.floor(info.duration_s * settings.sample_fps + 1e-6)) + 1
     pieces = max(1, min(max(1, settings.workers),
-                        int(info.duration_s // max(settings.min_segment_s, 1e-3))))
+                        int(info.duration_s // max(settings.min_segment_s, 1e-3))),
+                 int(math.ceil(info.duration_s / max(settings.max_segment_s, 1e-3))))
     bounds = [round(i * total / pieces) for i in range(pieces + 1)]
     return [(bounds[i], bounds[i + 1]) for i in range(pieces) if bounds[i + 1] > bounds[i]]
 
 
-def analyse(path, settings=None):
+# Analyses running now (each in its own thread of the endpoint): each keeps at
+# most workers / running segments in the pool, so they share it in turns
+# instead of the last one waiting for every segment of the others.
+_running = 0
+_running_lock = threading.Lock()
+
+
+def _share(workers):
+    with _running_lock:
+        return max(1, workers // max(1, _running))
+
+
+def _run_in_pool(pool, path, settings, settings_dict, segments, progress, reference):
+    global _running
+    with _running_lock:
+        _running += 1
+    try:
+        results = [None] * len(segments)
+        waiting = list(enumerate(segments))
+        flying = {}
+        while waiting or flying:
+            while waiting and len(flying) < _share(settings.workers):
+                i, (a, b) = waiting.pop(0)
+                flying[pool.submit(_analyse_segment, str(path), settings_dict, a, b,
+                                   i < len(segments) - 1, reference)] = i
+            done, _ = wait(list(flying), return_when=FIRST_COMPLETED)
+            for future in done:
+                results[flying.pop(future)] = future.result()
+            if progress is not None:
+                progress(sum(r is not None for r in results), len(segments))
+        return results
+    finally:
+        with _running_lock:
+            _running -= 1
+
+
+def analyse(path, settings=None, progress=None, reference=None):
     """Every face track in the video: (VideoInfo, [tracks sorted by first sighting]).
 
     Each track is a dict: ``entries`` [(timestamp_ms, (l, t, r, b) px,
-    confidence)], ``descriptors`` [128-D arrays] and ``first_ms``/``last_ms``.
+    confidence)], ``descriptors`` [128-D arrays], ``sizes`` (face px of each
+    descriptor) and ``first_ms``/``last_ms``. ``progress(done, total)`` is
+    called as segments finish. ``reference`` (the collection's descriptors,
+    an N x 128 array) lets a track whose first descriptor is clearly someone,
+    or clearly nobody, skip describing its other frames.
     """
     settings = settings or VideoSettings()
     info = probe(path)
     segments = plan_segments(info, settings)
     settings_dict = asdict(settings)
     if settings.workers <= 0:
-        results = [_analyse_segment(str(path), settings_dict, a, b, i < len(segments) - 1)
-                   for i, (a, b) in enumerate(segments)]
+        results = []
+        for i, (a, b) in enumerate(segments):
+            results.append(_analyse_segment(str(path), settings_dict, a, b,
+                                            i < len(segments) - 1, reference))
+            if progress is not None:
+                progress(i + 1, len(segments))
     else:
         for attempt in (1, 2):
             pool = worker_pool(settings.workers)
             try:
-                futures = [pool.submit(_analyse_segment, str(path), settings_dict, a, b,
-                                       i < len(segments) - 1)
-                           for i, (a, b) in enumerate(segments)]
-                results = [f.result() for f in futures]
+                results = _run_in_pool(pool, path, settings, settings_dict, segments, progress,
+                                       reference)
                 break
             except (BrokenProcessPool, CancelledError, RuntimeError):
                 # a worker died (killed, out of memory) or the engine is
@@ -394,6 +448,7 @@ def stitch(results, segments, settings):
             a, b = ending[i], starting[j]
             a["entries"].extend(b["entries"])
             a["descriptors"].extend(b["descriptors"])
+            a.setdefault("sizes", []).extend(b.get("sizes", []))
             a["last_k"], a["last_ms"] = b["last_k"], b["last_ms"]
             joined.add(id(b))
         merged.extend(t for t in results[seg_index] if id(t) not in joined)

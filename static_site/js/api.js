@@ -23,6 +23,19 @@ export class SignedOut extends ApiError {
   }
 }
 
+/** True for the error of a call that sent the app to the sign-in page. */
+export function isSignedOut(error) {
+  return Boolean(error) && error.code === "signed_out";
+}
+
+/**
+ * The one way to show a failure: `show(error)` unless it is a sign-out (the
+ * sign-in page already says why). `catch (error) { unlessSignedOut(error, toastError) }`.
+ */
+export function unlessSignedOut(error, show) {
+  if (!isSignedOut(error)) show(error);
+}
+
 let onSignedOut = () => {};
 export function whenSignedOut(handler) {
   onSignedOut = handler;

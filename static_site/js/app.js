@@ -1,9 +1,11 @@
 // Rollcall's web app: a hash router over a few pages. Each page module
 // exports render(main, params) and may answer a cleanup function (timers).
 import * as auth from "./auth.js";
-import { whenSignedOut, API_BASE } from "./api.js";
+import { whenSignedOut, unlessSignedOut, API_BASE } from "./api.js";
 import { h, clear } from "./dom.js";
-import { notice } from "./ui.js";
+import { notice, confirmDialog } from "./ui.js";
+import * as uploads from "./uploader.js";
+import * as uploadBar from "./uploadbar.js";
 import * as loginPage from "./pages/login.js";
 import * as sessionsPage from "./pages/sessions.js";
 import * as sessionPage from "./pages/session.js";
@@ -77,6 +79,8 @@ async function route() {
     return;
   }
   showChrome(!current.public, current.nav);
+  uploadBar.draw();
+  uploadBar.follow();
   document.title = `${current.title} · Rollcall`;
   // Each visit renders into its own view: a page still loading when the
   // person (or a 401) moves on writes into a view that is no longer shown.
@@ -93,9 +97,9 @@ async function route() {
     if (stillHere()) cleanup = done;
     else if (typeof done === "function") done(); // left before it finished loading
   } catch (error) {
-    if (error.code !== "signed_out") {
+    unlessSignedOut(error, () => {
       clear(view).append(notice("error", "This page could not be shown", h("p", {}, error.message)));
-    }
+    });
   }
   if (current.public) expiredMessage = null;
   // Screen readers and keyboards start at the new content, unless the page
@@ -111,7 +115,17 @@ whenSignedOut((message) => {
   if (location.hash !== "#/login") location.hash = "#/login";
 });
 
-document.getElementById("sign-out").addEventListener("click", () => {
+document.getElementById("sign-out").addEventListener("click", async () => {
+  // Uploads go on the signed-in person's account: signing out stops them.
+  if (uploads.active().length) {
+    const ok = await confirmDialog({
+      title: "Stop the upload and sign out?",
+      message: "The video has not finished uploading. Signing out stops it.",
+      confirmLabel: "Stop and sign out", danger: true,
+    });
+    if (!ok) return;
+    await Promise.all(uploads.active().map((job) => uploads.cancel(job.sessionId)));
+  }
   auth.clear();
   sessionStorage.clear();
   location.hash = "#/login";
@@ -122,6 +136,7 @@ document.querySelector(".skip-link").addEventListener("click", (event) => {
   main.focus();
 });
 
+uploadBar.start(document.getElementById("upload-status"));
 window.addEventListener("hashchange", route);
 if (!API_BASE) {
   clear(main).append(notice("error", "Rollcall is not configured",

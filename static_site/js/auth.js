@@ -38,9 +38,17 @@ export function isAdmin() {
   return Boolean(who && who.role === "admin");
 }
 
+/** The time zone dates and times are shown in: the deployment's (sent at
+ * sign-in), else the browser's. */
+export function timeZone() {
+  const saved = current();
+  return (saved && saved.time_zone) || undefined;
+}
+
 export function save(answer) {
   localStorage.setItem(KEY, JSON.stringify({
     token: answer.token, expires_at: answer.expires_at, user: answer.user,
+    time_zone: answer.time_zone || null,
   }));
 }
 

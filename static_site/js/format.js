@@ -1,24 +1,59 @@
 // Turning API values into words and numbers a teacher reads at a glance.
+// Dates read the same everywhere (the report too): "Mon 2 Mar 2026", and
+// times "Mon 2 Mar 2026, 20:45" in the deployment's time zone.
+import { timeZone } from "./auth.js";
 
-const dateFormat = new Intl.DateTimeFormat(undefined, {
-  weekday: "short", day: "numeric", month: "short", year: "numeric", timeZone: "UTC",
-});
-const dateTimeFormat = new Intl.DateTimeFormat(undefined, {
-  day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit",
-});
+const WEEKDAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
-/** "2025-11-25" -> "Tue, 25 Nov 2025" (a calendar date: no time zone shift). */
+function plainDate(year, month, day) {
+  const weekday = new Date(Date.UTC(year, month - 1, day)).getUTCDay();
+  return `${WEEKDAYS[weekday]} ${day} ${MONTHS[month - 1]} ${year}`;
+}
+
+/** "2025-11-25" -> "Tue 25 Nov 2025" (a calendar date: no time zone shift). */
 export function formatDate(isoDate) {
   if (!isoDate) return "—";
   const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(isoDate);
   if (!match) return isoDate;
-  return dateFormat.format(new Date(Date.UTC(+match[1], +match[2] - 1, +match[3])));
+  return plainDate(+match[1], +match[2], +match[3]);
 }
 
+/** An instant ("2026-11-29T20:45:54+00:00") as "Sun 29 Nov 2026, 20:45" in the configured zone. */
 export function formatDateTime(iso) {
   if (!iso) return "—";
   const when = new Date(iso);
-  return Number.isNaN(when.getTime()) ? iso : dateTimeFormat.format(when);
+  if (Number.isNaN(when.getTime())) return iso;
+  let parts;
+  try {
+    parts = new Intl.DateTimeFormat("en-GB", { year: "numeric", month: "numeric", day: "numeric",
+      hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: timeZone() }).formatToParts(when);
+  } catch {
+    parts = new Intl.DateTimeFormat("en-GB", { year: "numeric", month: "numeric", day: "numeric",
+      hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).formatToParts(when); // unknown zone
+  }
+  const part = (type) => parts.find((p) => p.type === type).value;
+  return `${plainDate(+part("year"), +part("month"), +part("day"))}, ${part("hour")}:${part("minute")}`;
+}
+
+/** Today in the configured zone as YYYY-MM-DD (the date input's format). */
+export function today() {
+  return isoDay(new Date());
+}
+
+/** A day `days` before today, YYYY-MM-DD. */
+export function daysAgo(days) {
+  return isoDay(new Date(Date.now() - days * 86_400_000));
+}
+
+function isoDay(when) {
+  let text;
+  try {
+    text = new Intl.DateTimeFormat("en-CA", { year: "numeric", month: "2-digit", day: "2-digit", timeZone: timeZone() }).format(when);
+  } catch {
+    text = new Intl.DateTimeFormat("en-CA", { year: "numeric", month: "2-digit", day: "2-digit" }).format(when);
+  }
+  return text;
 }
 
 /** Milliseconds into the video -> "1:05" (or "1:02:05" past an hour). */
@@ -39,26 +74,38 @@ export function formatRate(rate) {
   return rate === null || rate === undefined ? "—" : `${Math.round(rate * 100)}%`;
 }
 
+/** Sizes in the units the limits are set in (5 MiB is "5 MB", not "5.2 MB"). */
 export function formatBytes(bytes) {
   if (!Number.isFinite(bytes)) return "";
   const units = ["bytes", "KB", "MB", "GB"];
   let value = bytes;
   let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) { value /= 1000; unit += 1; }
-  return `${unit ? value.toFixed(value < 10 ? 1 : 0) : value} ${units[unit]}`;
+  while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+  const shown = unit ? value.toFixed(value < 10 ? 1 : 0).replace(/\.0$/, "") : value;
+  return `${shown} ${units[unit]}`;
 }
 
-/** Today's date in the browser's zone as YYYY-MM-DD (the date input's format). */
-export function today() {
-  const now = new Date();
-  const pad = (n) => String(n).padStart(2, "0");
-  return `${now.getFullYear()}-${pad(now.getMonth() + 1)}-${pad(now.getDate())}`;
+/** "1 photo", "3 photos". */
+export function plural(count, word, many = `${word}s`) {
+  return `${count} ${count === 1 ? word : many}`;
+}
+
+/** "seen once", "seen 3 times". */
+export function seenTimes(count) {
+  return count === 1 ? "seen once" : `seen ${count} times`;
+}
+
+/** The calendar day of an instant, in the configured zone: "Mon 2 Mar 2026". */
+export function formatDayOf(iso) {
+  if (!iso) return "—";
+  const when = new Date(iso);
+  return Number.isNaN(when.getTime()) ? iso : formatDate(isoDay(when));
 }
 
 export const STATUS_LABELS = {
   AWAITING_UPLOAD: "Waiting for upload",
   PROCESSING: "Processing",
-  COMPLETED: "Done",
+  COMPLETED: "Completed",
   FAILED: "Failed",
   PRESENT: "Present",
   ABSENT: "Absent",

@@ -3,6 +3,7 @@
 import { h } from "./dom.js";
 import * as api from "./api.js";
 import { uploadFile } from "./s3upload.js";
+import { formatBytes } from "./format.js";
 
 const PHOTO_TYPES = { jpg: "image/jpeg", jpeg: "image/jpeg", png: "image/png" };
 
@@ -51,8 +52,7 @@ export async function uploadPhoto(file) {
   }
   const answer = await api.post("/uploads/photo", { content_type: contentType });
   if (answer.max_bytes && file.size > answer.max_bytes) {
-    const mb = (n) => (n / 1e6).toFixed(1);
-    throw new api.ApiError(413, "too_large", `The photo is ${mb(file.size)} MB; the limit is ${mb(answer.max_bytes)} MB. Choose a smaller photo.`, { field: "photo" });
+    throw new api.ApiError(413, "too_large", `The photo is ${formatBytes(file.size)}; the limit is ${formatBytes(answer.max_bytes)}. Choose a smaller photo.`, { field: "photo" });
   }
   try {
     await uploadFile(answer.upload, file);

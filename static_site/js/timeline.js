@@ -2,7 +2,7 @@
 // person, a faint bar from first to last sighting and a mark per sighting
 // (row.seen_ms). Drawn as SVG at the container's width; names are text nodes.
 import { s, clear } from "./dom.js";
-import { formatMs } from "./format.js";
+import { formatMs, seenTimes } from "./format.js";
 
 const LANE = 30;
 const TOP = 8;
@@ -11,6 +11,21 @@ const AXIS = 28;
 // whole width for it and for the plot (beside the plot it was cut short).
 const STACK_BELOW = 520;
 const STACKED_LANE = 46;
+
+// Sightings nearer than this (pixels) are one bar on narrow screens.
+const BAR_GAP = 10;
+
+/** Sorted positions grouped into [first, last] runs whose neighbours are within `gap`. */
+export function runs(positions, gap) {
+  const sorted = [...positions].sort((a, b) => a - b);
+  const out = [];
+  for (const p of sorted) {
+    const last = out.at(-1);
+    if (last && p - last[1] <= gap) last[1] = p;
+    else out.push([p, p]);
+  }
+  return out;
+}
 
 function niceStep(totalMs, width) {
   const targetTicks = Math.max(2, Math.floor(width / 90));
@@ -67,15 +82,24 @@ export function drawTimeline(container, rows) {
       : s("text", { class: "timeline__name", x: labelWidth, y: mid + 4, "text-anchor": "end" },
         shorten(row.full_name || row.student_id, Math.floor(labelWidth / 8.2)));
     const group = s("g", { class: `timeline__lane timeline__lane--${kind}`, dataset: { studentId: row.student_id } },
-      s("title", {}, `${row.full_name}: seen ${row.sightings ?? row.seen_ms.length} time(s), `
+      s("title", {}, `${row.full_name}: ${seenTimes(row.sightings ?? row.seen_ms.length)}, `
         + `from ${formatMs(row.first_seen_ms ?? row.seen_ms[0])} to ${formatMs(row.last_seen_ms ?? row.seen_ms.at(-1))}`),
       name);
     const first = Math.min(...row.seen_ms);
     const last = Math.max(...row.seen_ms);
     group.append(s("rect", { class: "timeline__span", x: x(first) - 3, y: mid - 7,
       width: Math.max(6, x(last) - x(first) + 6), height: 14, rx: 7 }));
-    for (const ms of row.seen_ms) {
-      group.append(s("circle", { class: "timeline__mark", cx: x(ms), cy: mid, r: 4 }));
+    if (stacked) {
+      // On a phone the dots would run into a blur: sightings closer than a
+      // few pixels merge into one bar.
+      for (const [from, to] of runs(row.seen_ms.map(x), BAR_GAP)) {
+        group.append(s("rect", { class: "timeline__bar", x: from - 3, y: mid - 5,
+          width: Math.max(6, to - from + 6), height: 10, rx: 3 }));
+      }
+    } else {
+      for (const ms of row.seen_ms) {
+        group.append(s("circle", { class: "timeline__mark", cx: x(ms), cy: mid, r: 4 }));
+      }
     }
     svg.append(group);
   });

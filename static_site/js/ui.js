@@ -2,6 +2,7 @@
 // confirmation dialogs and toasts. All text goes in as text.
 import { h, clear } from "./dom.js";
 import { STATUS_LABELS } from "./format.js";
+import { unlessSignedOut, isSignedOut as isSignedOutError } from "./api.js";
 
 export function pageHeader(title, { subtitle, actions = [], back } = {}) {
   return h("header", { class: "page-header" },
@@ -146,8 +147,78 @@ export function confirmDialog({ title, message, confirmLabel = "Confirm", danger
     dialog.addEventListener("close", () => { dialog.remove(); resolve(answer); });
     document.body.append(dialog);
     dialog.showModal();
-    (reason || confirm).focus();
+    // A dangerous action starts on Cancel: Enter must not delete at once.
+    (reason || (danger ? cancel : confirm)).focus();
   });
+}
+
+/**
+ * A dialog with a small form. `fields`: [{name, label, value, type, required,
+ * maxlength}]; `check(values)` answers [field, message] or null; `submit(values)`
+ * calls the API. Resolves to what `submit` answered, or null when cancelled.
+ * The dialog stays open, with what was typed, while an error is shown.
+ */
+export function formDialog({ title, fields, confirmLabel = "Save", check = () => null, submit }) {
+  return new Promise((resolve) => {
+    const inputs = {};
+    const cancel = h("button", { type: "button", class: "btn btn--ghost" }, "Cancel");
+    const confirm = h("button", { type: "submit", class: "btn btn--primary" }, confirmLabel);
+    const form = h("form", { method: "dialog", class: "dialog__form", novalidate: true },
+      h("h2", { class: "dialog__title" }, title),
+      formErrorSlot(),
+      fields.map((spec) => {
+        const input = h("input", { type: spec.type || "text", value: spec.value || "", required: spec.required,
+          maxlength: spec.maxlength, autocomplete: "off" });
+        inputs[spec.name] = input;
+        return field({ name: spec.name, label: spec.label, input });
+      }),
+      h("div", { class: "dialog__actions" }, cancel, confirm));
+    const dialog = h("dialog", { class: "dialog", "aria-label": title }, form);
+    let answer = null;
+    cancel.addEventListener("click", () => dialog.close());
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      clearErrors(form);
+      const values = Object.fromEntries(Object.entries(inputs).map(([name, input]) => [name, input.value]));
+      const problem = check(values);
+      if (problem) return showFieldError(form, ...problem);
+      setBusy(confirm, true, "Saving…");
+      lockForm(form, true);
+      try {
+        answer = await submit(values);
+        dialog.close();
+      } catch (error) {
+        lockForm(form, false);
+        unlessSignedOut(error, () => showApiError(form, error));
+        if (isSignedOutError(error)) dialog.close();
+      } finally {
+        setBusy(confirm, false);
+      }
+    });
+    dialog.addEventListener("close", () => { dialog.remove(); resolve(answer); });
+    document.body.append(dialog);
+    dialog.showModal();
+    Object.values(inputs)[0].focus();
+  });
+}
+
+/**
+ * Lock a form's fields while it is being checked or sent (what was typed
+ * stays); `except` stays usable (a Cancel button).
+ */
+export function lockForm(form, locked, except = []) {
+  for (const control of form.querySelectorAll("input, select, textarea, button")) {
+    if (except.includes(control)) continue;
+    if (locked) {
+      if (control.disabled) continue;
+      control.dataset.locked = "true";
+      control.disabled = true;
+    } else if (control.dataset.locked) {
+      delete control.dataset.locked;
+      control.disabled = false;
+    }
+  }
+  form.setAttribute("aria-busy", String(Boolean(locked)));
 }
 
 // -- toasts ------------------------------------------------------------------
@@ -157,6 +228,11 @@ export function toast(message, kind = "success") {
   box.append(item);
   setTimeout(() => item.classList.add("toast--leaving"), 4200);
   setTimeout(() => item.remove(), 4700);
+}
+
+/** An API failure as an error toast (nothing for a sign-out). */
+export function toastError(error) {
+  unlessSignedOut(error, () => toast(error.message, "error"));
 }
 
 /** True for an absolute http(s) URL: the only kind of URL from data put in src/href. */

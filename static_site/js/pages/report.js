@@ -12,7 +12,7 @@ export async function render(main, { sessionId }) {
   try {
     html = await api.get(`${path}/report`, { as: "text" });
   } catch (error) {
-    if (error.code !== "signed_out") pageError(main, error, { href: `#${path}`, label: "Back to the session" });
+    api.unlessSignedOut(error, () => pageError(main, error, { href: `#${path}`, label: "Back to the session" }));
     return;
   }
   const frame = h("iframe", { class: "report-frame", title: "Printable attendance report",

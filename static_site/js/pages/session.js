@@ -3,10 +3,12 @@
 // report and a timeline of sightings.
 import { h, clear, fill } from "../dom.js";
 import * as api from "../api.js";
-import { formatBytes, formatDate, formatDateTime, formatMs, formatSimilarity } from "../format.js";
-import { pageHeader, badge, notice, spinner, loading, pageError, toast, setBusy, confirmDialog,
-  field, clearErrors, showApiError, showFieldError, formErrorSlot } from "../ui.js";
-import { videoType, videoDropzone, uploadProgress, markUploaded, wasJustUploaded, NOT_A_VIDEO } from "../videoupload.js";
+import { formatDate, formatDateTime, formatMs, formatSimilarity } from "../format.js";
+import { pageHeader, badge, notice, spinner, loading, pageError, toast, toastError, setBusy,
+  confirmDialog, formDialog } from "../ui.js";
+import { videoUploadForm, jobProgress, wasJustUploaded } from "../videoupload.js";
+import * as uploads from "../uploader.js";
+import * as auth from "../auth.js";
 import { downloadCsv, safeName } from "../downloads.js";
 import { drawTimeline } from "../timeline.js";
 
@@ -20,6 +22,21 @@ export async function render(main, { sessionId }, { setTitle }) {
   // Kept across redraws (polling redraws the page): a chosen file or an upload
   // in flight survives them.
   const reupload = uploadAgainForm(sessionId, () => load());
+  // An upload of this session running in the background (started on the
+  // upload page, say): its progress, kept across redraws too.
+  const background = jobProgress();
+  const cancelBackground = h("button", { type: "button", class: "btn btn--ghost" }, "Cancel upload");
+  cancelBackground.addEventListener("click", () => uploads.cancel(sessionId));
+  let lastState = uploads.job(sessionId) && uploads.job(sessionId).state;
+  const stopFollowing = uploads.onChange((job) => {
+    if (job && job.sessionId !== sessionId) return;
+    if (job && job.state === "uploading" && lastState === "uploading") {
+      background.show(job);
+      return;
+    }
+    lastState = job && job.state;
+    if (!reupload.busy()) load(); // started, finished, stopped or cancelled: show the new state
+  });
 
   async function load() {
     clearTimeout(timer);
@@ -27,7 +44,7 @@ export async function render(main, { sessionId }, { setTitle }) {
     try {
       data = await api.get(path);
     } catch (error) {
-      if (error.code !== "signed_out" && !stopped) pageError(main, error);
+      if (!stopped) api.unlessSignedOut(error, () => pageError(main, error));
       return;
     }
     if (stopped) return;
@@ -50,13 +67,15 @@ export async function render(main, { sessionId }, { setTitle }) {
       try {
         await downloadCsv(`${path}/export.csv`, `${safeName(session.date, session.title)}.csv`);
       } catch (error) {
-        if (error.code !== "signed_out") toast(error.message, "error");
+        toastError(error);
       } finally {
         setBusy(csv, false);
       }
     });
     const done = session.status === "COMPLETED";
     const actions = done ? [csv, h("a", { class: "btn btn--secondary", href: `#${path}/report` }, "Printable report")] : [];
+    actions.push(editButton(session, (changed) => draw({ session: changed, attendance })));
+    if (auth.isAdmin()) actions.push(deleteButton(session));
 
     fill(main,
       pageHeader(session.title || "Untitled session", {
@@ -100,11 +119,18 @@ export async function render(main, { sessionId }, { setTitle }) {
     }
   }
 
+  function uploading() {
+    const job = uploads.job(sessionId);
+    return Boolean(job && job.state === "uploading");
+  }
+
   function sessionStatus(session) {
     // The file this page just sent has arrived: the S3 event is on its way.
     const arrived = session.status === "AWAITING_UPLOAD" && wasJustUploaded(session.session_id) && !reupload.busy();
+    const sending = session.status === "AWAITING_UPLOAD" && uploading();
     return h("div", { class: "session-status" },
-      arrived ? h("span", { class: "badge badge--processing" }, "Uploaded") : badge(session.status),
+      arrived ? h("span", { class: "badge badge--processing" }, "Uploaded")
+        : sending ? h("span", { class: "badge badge--processing" }, "Uploading") : badge(session.status),
       h("span", { class: "muted" }, session.status === "AWAITING_UPLOAD" && !arrived
         ? `Created ${formatDateTime(session.created_at)}` : `Uploaded ${formatDateTime(session.created_at)}`));
   }
@@ -116,6 +142,19 @@ export async function render(main, { sessionId }, { setTitle }) {
           "Faces are being found and matched. This page updates by itself; you can leave it and come back."));
     }
     if (session.status === "AWAITING_UPLOAD") {
+      if (uploading() && !reupload.busy()) {
+        background.show(uploads.job(sessionId));
+        return notice("info", "Uploading the video",
+          h("p", {}, "It carries on while you use other pages; the header shows how far it is."),
+          background.element, h("div", { class: "form-actions" }, cancelBackground));
+      }
+      const stoppedUpload = uploads.interruptedFor(sessionId);
+      if (stoppedUpload && !reupload.busy()) {
+        const share = stoppedUpload.size ? Math.floor((100 * stoppedUpload.sent) / stoppedUpload.size) : 0;
+        return notice("info", `The upload stopped at ${share}%`,
+          h("p", {}, `Choose the same file (${stoppedUpload.fileName}) to carry on from there; another file starts over.`),
+          reupload.element);
+      }
       if (wasJustUploaded(session.session_id) && !reupload.busy()) {
         return notice("info", "Uploaded; starting the face search…",
           h("p", { class: "with-spinner" }, spinner("Starting"),
@@ -142,7 +181,7 @@ export async function render(main, { sessionId }, { setTitle }) {
           toast("Processing the recording again.");
           load();
         } catch (error) {
-          if (error.code !== "signed_out") toast(error.message, "error");
+          toastError(error);
           setBusy(retry, false);
         }
       });
@@ -154,7 +193,13 @@ export async function render(main, { sessionId }, { setTitle }) {
 
   loading(main, "Loading the session…");
   await load();
-  return () => { stopped = true; clearTimeout(timer); if (observer) observer.disconnect(); };
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+    if (observer) observer.disconnect();
+    stopFollowing();
+    reupload.release(); // the upload itself goes on
+  };
 }
 
 /**
@@ -162,61 +207,71 @@ export async function render(main, { sessionId }, { setTitle }) {
  * session (POST .../upload) and send it with a progress bar.
  */
 function uploadAgainForm(sessionId, onUploaded) {
-  let chosen = null;
-  let controller = null;
-  let busy = false;
-  const picker = videoDropzone((file) => {
-    clearErrors(form);
-    chosen = file;
-    picker.show(file);
-    if (file && !videoType(file)) showFieldError(form, "video", NOT_A_VIDEO);
+  return videoUploadForm({
+    className: "reupload",
+    ariaLabel: "Upload the video again",
+    label: "Video file",
+    submitLabel: "Upload the video again",
+    fieldFor: { content_type: "video" },
+    prepare: (contentType) => api.post(`/sessions/${api.seg(sessionId)}/upload`, { content_type: contentType }),
+    onSent() {
+      onUploaded();
+    },
+    // Once the API answered, the session waits for an upload (no longer
+    // FAILED): show its new state; this form (and its message) stays.
+    onFailed: (error, answer) => { if (answer) onUploaded(); },
   });
-  const sender = uploadProgress();
-  const submit = h("button", { type: "submit", class: "btn btn--primary" }, "Upload the video again");
-  const cancel = h("button", { type: "button", class: "btn btn--ghost", hidden: true }, "Cancel upload");
-  const videoField = field({ name: "video", label: "Video file", input: picker.input });
-  videoField.querySelector(".field__label").after(picker.dropzone);
-  picker.dropzone.append(picker.input);
-  const form = h("form", { class: "reupload", novalidate: true, "aria-label": "Upload the video again" },
-    formErrorSlot(), videoField, sender.element, h("div", { class: "form-actions" }, submit, cancel));
-  cancel.addEventListener("click", () => controller && controller.abort());
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(form);
-    if (!chosen) return showFieldError(form, "video", "Choose the video of the class first.");
-    const contentType = videoType(chosen);
-    if (!contentType) return showFieldError(form, "video", NOT_A_VIDEO);
-    busy = true;
-    setBusy(submit, true, "Uploading…");
-    let reset = false; // the session now waits for an upload (no longer FAILED)
+}
+
+/** "Edit…": title, date and course in a dialog (PATCH /sessions/{id}). */
+function editButton(session, onChanged) {
+  const button = h("button", { type: "button", class: "btn btn--secondary" }, "Edit…");
+  button.addEventListener("click", async () => {
+    const changed = await formDialog({
+      title: "Edit the session",
+      confirmLabel: "Save",
+      fields: [
+        { name: "title", label: "Title", value: session.title || "", required: true, maxlength: 200 },
+        { name: "date", label: "Date of the class", type: "date", value: session.date || "", required: true },
+        { name: "course", label: "Course", value: session.course || "", maxlength: 100 },
+      ],
+      check: (values) => (!values.title.trim() ? ["title", "Give the session a title."]
+        : !values.date ? ["date", "Choose the date of the class."] : null),
+      submit: (values) => api.patch(`/sessions/${api.seg(session.session_id)}`,
+        { title: values.title.trim(), date: values.date, course: values.course.trim() }),
+    });
+    if (!changed) return;
+    toast("The session is saved.");
+    onChanged({ ...session, ...changed.session });
+  });
+  return button;
+}
+
+/** "Delete…" (admins): the video, the attendance and the session go. */
+function deleteButton(session) {
+  const button = h("button", { type: "button", class: "btn btn--danger-ghost" }, "Delete…");
+  button.addEventListener("click", async () => {
+    const ok = await confirmDialog({
+      title: `Delete “${session.title || "this session"}”?`,
+      message: "Its video and attendance are removed for good. This cannot be undone.",
+      confirmLabel: "Delete", danger: true,
+    });
+    if (!ok) return;
+    setBusy(button, true, "Deleting…");
     try {
-      const answer = await api.post(`/sessions/${api.seg(sessionId)}/upload`, { content_type: contentType });
-      reset = true;
-      if (answer.max_bytes && chosen.size > answer.max_bytes) {
-        throw Object.assign(new Error(`The video is ${formatBytes(chosen.size)}; the limit is ${formatBytes(answer.max_bytes)}. Trim or compress it first.`), { field: "video" });
+      if (uploads.job(session.session_id) || uploads.interruptedFor(session.session_id)) {
+        await uploads.cancel(session.session_id);
       }
-      controller = new AbortController();
-      cancel.hidden = false;
-      await sender.send(answer.upload, chosen, controller.signal);
-      markUploaded(sessionId);
-      toast("Uploaded; starting the face search…");
-      chosen = null;
-      picker.show(null);
-      form.reset();
+      await api.del(`/sessions/${api.seg(session.session_id)}`);
+      uploads.unwatch(session.session_id);
+      toast(`“${session.title}” was deleted.`);
+      location.hash = "#/sessions";
     } catch (error) {
-      if (error.code === "signed_out") return;
-      if (error.name === "AbortError") showFieldError(form, "video", "The upload was cancelled. Nothing was processed.");
-      else showApiError(form, error, { content_type: "video", video: "video" });
-      if (reset) onUploaded(); // show its new state; this form (and its message) stays
-      return;
-    } finally {
-      busy = false;
-      cancel.hidden = true;
-      setBusy(submit, false);
+      toastError(error);
+      setBusy(button, false);
     }
-    onUploaded();
   });
-  return { element: form, busy: () => busy };
+  return button;
 }
 
 function stats(session, present, absent) {
@@ -283,7 +338,7 @@ async function correct(row, status, session, onCorrected, button) {
     toast(`${updated.full_name} is now marked ${status === "PRESENT" ? "present" : "absent"}.`);
     onCorrected(updated);
   } catch (error) {
-    if (error.code !== "signed_out") toast(error.message, "error");
+    toastError(error);
     setBusy(button, false);
   }
 }

@@ -2,9 +2,9 @@
 // session is processing the list refreshes by itself.
 import { h, clear } from "../dom.js";
 import * as api from "../api.js";
-import { formatDate, today } from "../format.js";
-import { pageHeader, badge, emptyState, loading, pageError, notice, toast, setBusy,
-  field, clearErrors, showApiError, formErrorSlot } from "../ui.js";
+import { formatDate, today, daysAgo } from "../format.js";
+import { pageHeader, badge, emptyState, loading, notice, toast, toastError, setBusy,
+  field, clearErrors, showApiError, showFormError, formErrorSlot } from "../ui.js";
 import { downloadCsv, safeName } from "../downloads.js";
 
 const REFRESH_MS = 3000;
@@ -12,6 +12,7 @@ const REFRESH_MS = 3000;
 export async function render(main) {
   let timer = null;
   let stopped = false;
+  let known = null; // the sessions last listed
   const list = h("div", { class: "sessions-list" });
 
   async function refresh() {
@@ -20,12 +21,13 @@ export async function render(main) {
     try {
       ({ sessions } = await api.get("/sessions"));
     } catch (error) {
-      if (error.code !== "signed_out" && !stopped) {
-        clear(list).append(notice("error", "The sessions could not be loaded", error.message));
+      if (!stopped) {
+        api.unlessSignedOut(error, () => clear(list).append(notice("error", "The sessions could not be loaded", error.message)));
       }
       return;
     }
     if (stopped) return;
+    known = sessions;
     clear(list).append(sessions.length ? table(sessions, refresh) : await firstSteps());
     if (stopped) return;
     if (sessions.some(isMoving)) {
@@ -41,7 +43,7 @@ export async function render(main) {
       actions: [h("a", { class: "btn btn--primary", href: "#/upload" }, "Upload a recording")],
     }),
     list,
-    exportPanel());
+    exportPanel(() => known));
   return () => { stopped = true; clearTimeout(timer); };
 }
 
@@ -106,7 +108,7 @@ function table(sessions, refresh) {
           toast(`Processing “${session.title}” again.`);
           refresh();
         } catch (error) {
-          if (error.code !== "signed_out") toast(error.message, "error");
+          toastError(error);
           setBusy(retry, false);
         }
       });
@@ -127,11 +129,10 @@ function table(sessions, refresh) {
       h("tbody", {}, rows)));
 }
 
-/** The students x sessions matrix for a date range, as CSV. */
-function exportPanel() {
-  const start = new Date();
-  start.setDate(start.getDate() - 30);
-  const from = h("input", { type: "date", required: true, value: start.toISOString().slice(0, 10) });
+/** The students x sessions matrix for a date range, as CSV. `listed()` answers
+ * the sessions on the page (null if they could not be loaded). */
+function exportPanel(listed) {
+  const from = h("input", { type: "date", required: true, value: daysAgo(30) });
   const to = h("input", { type: "date", required: true, value: today() });
   const submit = h("button", { type: "submit", class: "btn btn--secondary" }, "Download CSV");
   const form = h("form", { class: "export-form", novalidate: true },
@@ -146,12 +147,17 @@ function exportPanel() {
     if (!from.value) return showApiError(form, { field: "from", message: "Choose the first day." });
     if (!to.value) return showApiError(form, { field: "to", message: "Choose the last day." });
     if (from.value > to.value) return showApiError(form, { field: "to", message: "The last day must not be before the first." });
+    const sessions = listed();
+    if (sessions && !sessions.some((s) => s.status === "COMPLETED" && s.date >= from.value && s.date <= to.value)) {
+      // An empty spreadsheet would say less than this.
+      return showFormError(form, `There are no sessions in this range (${formatDate(from.value)} to ${formatDate(to.value)}) with attendance taken.`);
+    }
     setBusy(submit, true, "Preparing…");
     try {
       const query = new URLSearchParams({ from: from.value, to: to.value });
       await downloadCsv(`/attendance/export.csv?${query}`, safeName("attendance", from.value, "to", to.value) + ".csv");
     } catch (error) {
-      if (error.code !== "signed_out") showApiError(form, error);
+      api.unlessSignedOut(error, () => showApiError(form, error));
     } finally {
       setBusy(submit, false);
     }

@@ -3,9 +3,9 @@
 import { h, clear } from "../dom.js";
 import * as api from "../api.js";
 import * as auth from "../auth.js";
-import { formatDate, formatDateTime, formatMs, formatRate, formatSimilarity } from "../format.js";
-import { pageHeader, badge, loading, pageError, toast, field, clearErrors, showApiError,
-  showFieldError, formErrorSlot, setBusy, confirmDialog, avatar, emptyState } from "../ui.js";
+import { plural, formatDate, formatDateTime, formatMs, formatRate, formatSimilarity } from "../format.js";
+import { pageHeader, badge, loading, pageError, toast, toastError, field, clearErrors, showApiError,
+  showFieldError, formErrorSlot, setBusy, lockForm, confirmDialog, avatar, emptyState } from "../ui.js";
 import { photoPicker, uploadPhoto } from "../photo.js";
 import { PHOTO_ERRORS } from "./students.js";
 
@@ -16,7 +16,7 @@ export async function render(main, { studentId }, { setTitle }) {
   try {
     data = await api.get(`${path}/attendance`);
   } catch (error) {
-    if (error.code !== "signed_out") pageError(main, error, { href: "#/students", label: "Back to people" });
+    api.unlessSignedOut(error, () => pageError(main, error, { href: "#/students", label: "Back to people" }));
     return;
   }
   const { student, history, present, total, rate } = data;
@@ -39,7 +39,7 @@ export async function render(main, { studentId }, { setTitle }) {
         toast(`${student.full_name} was deleted.`);
         location.hash = "#/students";
       } catch (error) {
-        if (error.code !== "signed_out") toast(error.message, "error");
+        toastError(error);
         setBusy(remove, false);
       }
     });
@@ -51,7 +51,7 @@ export async function render(main, { studentId }, { setTitle }) {
     avatar(student, "large"),
     h("div", { class: "profile__text" },
       h("dl", { class: "facts" },
-        h("div", {}, h("dt", {}, "Student ID"), h("dd", { class: "cell-id" }, student.student_id)),
+        h("div", {}, h("dt", {}, "ID"), h("dd", { class: "cell-id" }, student.student_id)),
         h("div", {}, h("dt", {}, "Registered"), h("dd", {}, formatDateTime(student.created_at))),
         h("div", {}, h("dt", {}, "Photos"), h("dd", {}, `${student.photo_count ?? 0} of 5`)))),
     h("div", { class: ["rate", !total && "rate--none"] },
@@ -102,15 +102,19 @@ function addPhotoForm(student, path) {
     clearErrors(form);
     if (!picker.file()) return showFieldError(form, "photo", "Choose a photo first.");
     setBusy(submit, true, "Uploading…");
+    lockForm(form, true);
     try {
       const photoKey = await uploadPhoto(picker.file());
       submit.textContent = "Checking the face…";
       const { student: updated } = await api.post(`${path}/photos`, { photo_key: photoKey });
-      toast(`Photo added: ${updated.full_name} now has ${updated.photo_count} photo(s).`);
+      toast(`Photo added: ${updated.full_name} now has ${plural(updated.photo_count, "photo")}.`);
+      lockForm(form, false);
       picker.reset();
       window.dispatchEvent(new HashChangeEvent("hashchange")); // redraw with the new count
     } catch (error) {
-      if (error.code !== "signed_out") showApiError(form, error, PHOTO_ERRORS);
+      lockForm(form, false);
+      setBusy(submit, false);
+      api.unlessSignedOut(error, () => showApiError(form, error, PHOTO_ERRORS));
     } finally {
       setBusy(submit, false);
     }

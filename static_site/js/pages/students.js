@@ -3,9 +3,9 @@
 // message is shown beside the field it concerns.
 import { h, clear } from "../dom.js";
 import * as api from "../api.js";
-import { formatDate } from "../format.js";
+import { formatDayOf } from "../format.js";
 import { pageHeader, emptyState, loading, notice, toast, field, clearErrors, showApiError,
-  showFieldError, formErrorSlot, setBusy, avatar } from "../ui.js";
+  showFieldError, formErrorSlot, setBusy, lockForm, avatar } from "../ui.js";
 import { photoPicker, uploadPhoto } from "../photo.js";
 
 /** Server field names and error codes -> the form field that shows the message. */
@@ -58,7 +58,7 @@ export async function render(main) {
           h("a", { class: "row-link", href: `#/students/${api.seg(student.student_id)}` }, student.full_name)),
         h("td", { class: "cell-id", "data-label": "ID" }, student.student_id),
         h("td", { class: "num", "data-label": "Photos" }, String(student.photo_count ?? (student.photo_keys || []).length)),
-        h("td", { "data-label": "Registered" }, formatDate((student.created_at || "").slice(0, 10)))))))));
+        h("td", { class: "cell-date", "data-label": "Registered" }, formatDayOf(student.created_at))))))));
   }
   search.addEventListener("input", drawList);
 
@@ -71,20 +71,27 @@ export async function render(main) {
   try {
     await reload();
   } catch (error) {
-    if (error.code !== "signed_out") clear(main).append(notice("error", "The people could not be loaded", error.message));
+    api.unlessSignedOut(error, () => clear(main).append(notice("error", "The people could not be loaded", error.message)));
     return;
   }
+  const register = registrationForm(async (student) => {
+    toast(`${student.full_name} is registered.`);
+    await reload().catch(() => {});
+  });
+  // On a phone the list comes first; the form opens from this button.
+  const open = h("button", { type: "button", class: "btn btn--primary register-open",
+    "aria-expanded": "false", "aria-controls": "register-panel" }, "Register a person");
+  open.addEventListener("click", () => {
+    const folded = register.classList.toggle("register--folded");
+    open.setAttribute("aria-expanded", String(!folded));
+    if (!folded) register.querySelector("input").focus();
+  });
   clear(main).append(
     h("div", { class: "page-header" },
       h("div", { class: "page-header__row" },
         h("div", {}, h("h1", { class: "page-title" }, "People"), summary),
-        searchBox)),
-    h("div", { class: "students-layout" },
-      listBox,
-      registrationForm(async (student) => {
-        toast(`${student.full_name} is registered.`);
-        await reload().catch(() => {});
-      })));
+        h("div", { class: "page-header__actions" }, searchBox, open))),
+    h("div", { class: "students-layout" }, listBox, register));
 }
 
 function registrationForm(onRegistered) {
@@ -99,7 +106,7 @@ function registrationForm(onRegistered) {
   const form = h("form", { class: "register-form", novalidate: true },
     formErrorSlot(),
     field({ name: "full_name", label: "Full name", input: name }),
-    field({ name: "student_id", label: "Student ID", input: studentId,
+    field({ name: "student_id", label: "ID", input: studentId,
       hint: "Letters, digits and . _ - : (up to 64). It cannot be changed later." }),
     photoField,
     submit);
@@ -113,24 +120,30 @@ function registrationForm(onRegistered) {
     }
     if (!picker.file()) return showFieldError(form, "photo", "Choose a photo of the person's face.");
     setBusy(submit, true, "Uploading the photo…");
+    // Nothing can be changed while the face is checked; a refusal leaves it all as typed.
+    lockForm(form, true);
+    let student = null;
     try {
       const photoKey = await uploadPhoto(picker.file());
       submit.textContent = "Checking the face…";
-      const { student } = await api.post("/students", {
+      ({ student } = await api.post("/students", {
         student_id: studentId.value.trim(), full_name: name.value.trim(), photo_key: photoKey,
-      });
-      form.reset();
-      picker.reset();
-      await onRegistered(student);
-      name.focus();
+      }));
     } catch (error) {
-      if (error.code !== "signed_out") showApiError(form, error, FIELD_FOR);
-    } finally {
+      lockForm(form, false);
       setBusy(submit, false);
+      api.unlessSignedOut(error, () => showApiError(form, error, FIELD_FOR));
+      return;
     }
+    lockForm(form, false);
+    setBusy(submit, false);
+    form.reset();
+    picker.reset();
+    await onRegistered(student);
+    name.focus();
   });
 
-  return h("aside", { class: "card panel register", "aria-labelledby": "register-title" },
+  return h("aside", { class: "card panel register register--folded", id: "register-panel", "aria-labelledby": "register-title" },
     h("h2", { class: "panel__title", id: "register-title" }, "Register a person"),
     form);
 }

@@ -1,0 +1,195 @@
+"""Benchmark: the built-in face engine in a lecture hall (small faces, 720p and 1080p).
+
+Makes lecture-hall videos from the real photos in ../shared/faces
+(tests/support/lecture_hall.py: 35 seats in 5 rows, faces 24-60 px, people
+looking down, arriving late, leaving early; H.264 CRF 28; the light swings
++-15 % and dims 25 % for 8 s), registers 9 people from their photo 1 (2 of
+them are not in the hall; 3 people in the hall are not registered) and
+prints, for each video:
+
+- present/absent recall and precision over the registered people (present =
+  at least ``--min-sightings`` sightings, as the app decides);
+- wrong identities: persons matched to someone other than who sits where
+  the person was seen (entries and persons);
+- unrecognised people counted (Person.Index without a match, as the app
+  counts them) against the true number of unregistered people on screen;
+- persons reported against seats (one index per person);
+- wall time, x real time, decode-only time and the engine's ratio to it,
+  peak memory (this process and its workers).
+
+``--long`` adds a 10-minute 720p video for memory growth (peak memory at
+1, 5 and 10 minutes of the same hall). Asserts nothing: it prints figures.
+"""
+import argparse
+import os
+import pathlib
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.face_engine import PeakRss, decode_only  # noqa: E402
+from chalicelib import attendance  # noqa: E402
+from local.engine import face_engine, persons, video  # noqa: E402
+from tests.support import lecture_hall  # noqa: E402
+
+FACES = pathlib.Path(os.environ.get("ROLLCALL_FACES_DIR", ROOT.parent / "shared" / "faces"))
+THRESHOLD = 80.0
+
+
+def collection():
+    faces = []
+    for who in lecture_hall.ENROLLED:
+        rgb = face_engine.decode_image((FACES / "people" / who / "1.jpg").read_bytes())
+        d = face_engine.find_faces(rgb)[0].descriptor
+        faces.append({"FaceId": f"face-{who}", "ExternalImageId": who,
+                      "Descriptor": [float(v) for v in d]})
+    matrix = np.asarray([f["Descriptor"] for f in faces], np.float32)
+    return faces, matrix
+
+
+def evaluate(entries, truth, seats, info, min_sightings):
+    """The figures of one run (see the module doc)."""
+    enrolled = set(lecture_hall.ENROLLED)
+    on_screen = {s["identity"] for s in seats}
+    decision = attendance.decide(entries, enrolled, THRESHOLD)
+    present = {who for who, ev in decision.evidence.items() if ev.sightings >= min_sightings}
+    truly = enrolled & on_screen
+    tp = len(present & truly)
+    recall = tp / max(1, len(truly))
+    precision = tp / max(1, len(present))
+    wrong_entries, wrong_persons, phantom = 0, set(), 0
+    index_seats = {}
+    for e in entries:
+        b = e["Person"]["BoundingBox"]
+        box = (b["Left"] * info.width, b["Top"] * info.height,
+               (b["Left"] + b["Width"]) * info.width, (b["Top"] + b["Height"]) * info.height)
+        seat = lecture_hall.seat_at(truth, e["Timestamp"], box)
+        if seat is None:
+            phantom += 1
+            continue
+        index_seats.setdefault(e["Person"]["Index"], set()).add(seat)
+        name = attendance.best_match(e)[2]
+        if name and name != seats[seat]["identity"]:
+            wrong_entries += 1
+            wrong_persons.add(e["Person"]["Index"])
+    strangers_true = sum(1 for s in seats if s["identity"] not in enrolled)
+    seats_seen = {s for v in index_seats.values() for s in v}
+    split = sum(1 for n in seats_seen
+                if sum(1 for v in index_seats.values() if n in v) > 1)
+    return {"recall": recall, "precision": precision, "present": sorted(present),
+            "missed": sorted(truly - present), "false": sorted(present - truly),
+            "wrong_entries": wrong_entries, "wrong_persons": len(wrong_persons),
+            "unrecognised": decision.unrecognised, "strangers_true": strangers_true,
+            "persons": len({e["Person"]["Index"] for e in entries}), "seats": len(seats),
+            "seats_seen": len(seats_seen), "seats_split": split,
+            "phantom_entries": phantom}
+
+
+def cpu_seconds():
+    """CPU time (user + system) of this process and its live children (the workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in [os.getpid()] + PeakRss._children(os.getpid()):
+        try:
+            fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def run(path, seats, truth, settings, faces, matrix, min_sightings, decode=True):
+    decode_wall = None
+    if decode:
+        decode_wall = min(decode_only(path, settings.sample_fps)[0] for _ in range(2))
+    with PeakRss() as rss:
+        start, cpu = time.perf_counter(), cpu_seconds()
+        info, tracks = video.analyse(path, settings, reference=matrix)
+        entries = persons.entries(tracks, info, faces, matrix, THRESHOLD)
+        wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    figures = evaluate(entries, truth, seats, info, min_sightings)
+    figures.update(wall=wall, cpu=cpu, decode=decode_wall, peak_mb=rss.peak / 2 ** 20,
+                   duration=info.duration_s, tracks=len(tracks))
+    return figures
+
+
+def report(name, f):
+    print(f"\n== {name}")
+    print(f"registered present/absent: recall {f['recall']:.3f}, precision {f['precision']:.3f}"
+          f" (missed {f['missed'] or 'none'}, wrongly present {f['false'] or 'none'})")
+    print(f"wrong identities: {f['wrong_persons']} persons, {f['wrong_entries']} entries")
+    print(f"unrecognised people: {f['unrecognised']} counted, {f['strangers_true']} true")
+    print(f"persons (Person.Index): {f['persons']} for {f['seats']} seats "
+          f"({f['seats_seen']} seen, {f['seats_split']} split over several indexes; "
+          f"{f['tracks']} tracks; {f['phantom_entries']} entries on no seat)")
+    line = f"wall {f['wall']:.1f} s for {f['duration']:.0f} s: {f['duration'] / f['wall']:.1f}x real time"
+    if f["decode"]:
+        line += (f"; decode only {f['decode']:.1f} s ({f['duration'] / f['decode']:.1f}x), "
+                 f"engine/decode {f['wall'] / f['decode']:.2f}")
+    print(line)
+    print(f"CPU time (process + workers): {f['cpu']:.1f} s, i.e. "
+          f"{f['duration'] / max(1e-9, f['cpu']) * (os.cpu_count() or 1):.1f}x real time on "
+          f"{os.cpu_count()} otherwise idle cores")
+    print(f"peak memory (process + workers): {f['peak_mb']:.0f} MB")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--sizes", default="720,1080", help="video heights, e.g. 720,1080")
+    parser.add_argument("--long", action="store_true", help="also 10 minutes at 720p")
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--min-sightings", type=int, default=2)
+    parser.add_argument("--keep", default=None, help="keep the videos in this folder")
+    args = parser.parse_args(argv)
+    if not (FACES / "people").is_dir():
+        print(f"face photos not found in {FACES}; set ROLLCALL_FACES_DIR")
+        return 1
+    settings = video.VideoSettings.from_env(workers=args.workers or max(1, os.cpu_count() or 1))
+    out = pathlib.Path(args.keep or tempfile.mkdtemp(prefix="hall-bench-"))
+    out.mkdir(parents=True, exist_ok=True)
+    faces, matrix = collection()
+    video.worker_pool(settings.workers) if settings.workers > 0 else face_engine.models()
+    print(f"{os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f}; settings: "
+          f"{settings}")
+    for height in [int(h) for h in args.sizes.split(",") if h]:
+        size = (height * 16 // 9, height)
+        seats = lecture_hall.hall(FACES, duration_s=args.duration, size=size)
+        path = out / f"hall{height}_{int(args.duration)}s.mp4"
+        t0 = time.perf_counter()
+        if not path.exists() or not (out / f"{path.name}.truth.npy").exists():
+            truth = lecture_hall.write(path, seats, size=size, duration_s=args.duration)
+            np.save(out / f"{path.name}.truth.npy", np.array(truth, dtype=object),
+                    allow_pickle=True)
+        truth = list(np.load(out / f"{path.name}.truth.npy", allow_pickle=True))
+        print(f"\n{path.name}: {size[0]}x{size[1]}, {args.duration:.0f} s, 15 fps, CRF 28, "
+              f"{len(seats)} seats, faces {min(s['face_px'] for s in seats)}-"
+              f"{max(s['face_px'] for s in seats)} px (made in {time.perf_counter() - t0:.0f} s)",
+              flush=True)
+        figures = run(path, seats, truth, settings, faces, matrix, args.min_sightings)
+        report(f"{size[0]}x{size[1]}, {args.duration:.0f} s (load average now "
+               f"{os.getloadavg()[0]:.1f})", figures)
+    if args.long:
+        size = (1280, 720)
+        print("\n10-minute run (720p): peak memory as the video grows")
+        for minutes in (1, 5, 10):
+            seats = lecture_hall.hall(FACES, duration_s=60.0 * minutes, size=size)
+            path = out / f"hall720_{minutes}min.mp4"
+            truth = lecture_hall.write(path, seats, size=size, duration_s=60.0 * minutes)
+            figures = run(path, seats, truth, settings, faces, matrix, args.min_sightings,
+                          decode=(minutes == 10))
+            report(f"1280x720, {minutes} min", figures)
+            path.unlink()
+    if not args.keep:
+        shutil.rmtree(out, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,398 @@
+"""Classes, their teachers and their rosters.
+
+Class item (the classes table, key ``class_id``)::
+
+    {class_id, name, term, teachers: [email, ..], schedule: {start_time, length_minutes},
+     late_threshold_minutes, archived, enrolled, created_at, updated_at,
+     listed: "class", name_key}
+
+Memberships (the members table, key ``(class_id, member)``)::
+
+    {class_id, member: "teacher#<email>"}
+    {class_id, member: "student#<student_id>", student_id, full_name, name_key,
+     enrolled_at, enrolled_by}
+
+Invariants:
+
+* The class item's ``teachers`` is the truth of who teaches it: access checks
+  read it (one consistent GetItem). The ``teacher#`` rows mirror it for "a
+  teacher's classes" (the ``by_member`` index). A change writes in the order
+  that fails closed: links of removed teachers go first, then the class, then
+  links of added teachers; saving the same teachers again repairs any gap.
+* An enrolment is one conditional put, so two concurrent adds of one person
+  answer "added" once and "already enrolled" once; ``enrolled`` on the class
+  is counted by the write that won.
+* A class with sessions is not deleted (archive it); deleting removes its
+  memberships first, then the class.
+"""
+import csv
+import re
+import uuid
+
+from boto3.dynamodb.conditions import Attr, Key
+from botocore.exceptions import ClientError
+
+from chalicelib import names
+from chalicelib.dynamo import (batch_delete, batch_get, from_dynamo, is_conditional_failure,
+                               query_all, utc_now)
+from chalicelib.errors import InvalidInput, NotFound, WrongState
+from chalicelib.paging import page_sorted, query_page
+from chalicelib.schema import CLASSES_BY_NAME_INDEX, LISTED, MEMBERS_BY_MEMBER_INDEX
+from chalicelib.students import STUDENT_ID_PATTERN, is_student_id
+from chalicelib.users import normalise_email
+
+CLASS_ID_PATTERN = r"[0-9a-f]{32}"
+DEFAULT_LATE_MINUTES = 10
+MAX_LATE_MINUTES = 240
+MAX_TEACHERS = 20
+#: Lines one roster import may hold (the JSON body limit allows about this many).
+MAX_IMPORT_LINES = 5000
+TEACHER, STUDENT = "teacher#", "student#"
+
+#: Fields of ``PATCH /classes/{id}`` a class's own teacher may change; the rest are admins'.
+TEACHER_FIELDS = frozenset({"schedule", "late_threshold_minutes"})
+
+ADDED, ALREADY, UNKNOWN, INVALID, HEADER = (
+    "added", "already_enrolled", "unknown_id", "invalid", "header")
+
+
+def is_class_id(value):
+    return bool(re.fullmatch(CLASS_ID_PATTERN, value or ""))
+
+
+def public_class(item):
+    item = from_dynamo(item)
+    return {"class_id": item["class_id"], "name": item["name"], "term": item.get("term"),
+            "teachers": sorted(item.get("teachers") or []),
+            "schedule": item.get("schedule"),
+            "late_threshold_minutes": int(item.get("late_threshold_minutes",
+                                                   DEFAULT_LATE_MINUTES)),
+            "archived": bool(item.get("archived")), "enrolled": int(item.get("enrolled", 0)),
+            "created_at": item.get("created_at"), "updated_at": item.get("updated_at")}
+
+
+def public_enrolment(item):
+    item = from_dynamo(item)
+    return {"student_id": item["student_id"], "full_name": item.get("full_name"),
+            "enrolled_at": item.get("enrolled_at"), "enrolled_by": item.get("enrolled_by")}
+
+
+_ID_HEADERS = ("student_id", "student id", "id", "student", "studentid")
+
+
+def parse_id_list(text, column=None):
+    """``[(line number, value, student_id or None, result or None)]`` for each
+    non-blank line: one ID a line, or a CSV column (by header or number;
+    without either, a header named like "student id", else the first column).
+
+    A line that is not a possible ID is INVALID; a detected header is HEADER.
+    """
+    lines = text.splitlines()
+    if len([ln for ln in lines if ln.strip()]) > MAX_IMPORT_LINES:
+        raise InvalidInput(f"A roster import holds at most {MAX_IMPORT_LINES} lines; split it.",
+                         code="invalid_field", details={"field": "text"})
+    rows = [(number, next(csv.reader([line]), [])) for number, line in enumerate(lines, 1)
+            if line.strip()]
+    index, header_line = 0, None
+    if rows:
+        first = [cell.strip().casefold() for cell in rows[0][1]]
+        if isinstance(column, int):
+            index = column - 1
+        elif isinstance(column, str):
+            if column.strip().casefold() not in first:
+                raise InvalidInput(f"No column is named '{column}' in the first line.",
+                                 code="invalid_field", details={"field": "column"})
+            index, header_line = first.index(column.strip().casefold()), rows[0][0]
+        else:
+            found = next((i for i, cell in enumerate(first) if cell in _ID_HEADERS), None)
+            if found is not None:
+                index, header_line = found, rows[0][0]
+    parsed = []
+    for number, cells in rows:
+        value = cells[index].strip() if index < len(cells) else ""
+        if number == header_line:
+            parsed.append((number, value, None, HEADER))
+        elif re.fullmatch(STUDENT_ID_PATTERN, value):
+            parsed.append((number, value, value, None))
+        else:
+            parsed.append((number, value, None, INVALID))
+    return parsed
+
+
+# -- stores ----------------------------------------------------------------------
+class ClassStore:
+    """The classes table."""
+
+    KEY_ATTRIBUTES = ("class_id", LISTED, "name_key")
+
+    def __init__(self, table, now=utc_now):
+        self._table = table
+        self._now = now
+
+    def create(self, item):
+        now = self._now()
+        item = dict(item, created_at=now, updated_at=now, archived=False, enrolled=0,
+                    listed="class", name_key=names.sort_key(item["name"], item["class_id"]))
+        self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(class_id)")
+        return item
+
+    def get(self, class_id):
+        if not is_class_id(class_id):
+            return None
+        return self._table.get_item(Key={"class_id": class_id}, ConsistentRead=True).get("Item")
+
+    def get_many(self, class_ids):
+        return {item["class_id"]: item
+                for item in batch_get(self._table, [{"class_id": c} for c in set(class_ids)])}
+
+    def update(self, class_id, values):
+        """SET ``values`` (None answers: the class is gone)."""
+        values = dict(values, updated_at=self._now())
+        if "name" in values:
+            values["name_key"] = names.sort_key(values["name"], class_id)
+        try:
+            return self._table.update_item(
+                Key={"class_id": class_id},
+                UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in values),
+                ConditionExpression=Attr("class_id").exists(),
+                ExpressionAttributeNames={f"#{k}": k for k in values},
+                ExpressionAttributeValues={f":{k}": v for k, v in values.items()},
+                ReturnValues="ALL_NEW")["Attributes"]
+        except ClientError as error:
+            if is_conditional_failure(error):
+                return None
+            raise
+
+    def count_enrolled(self, class_id, change):
+        self._table.update_item(Key={"class_id": class_id},
+                                UpdateExpression="ADD enrolled :n",
+                                ConditionExpression=Attr("class_id").exists(),
+                                ExpressionAttributeValues={":n": change})
+
+    def page(self, *, limit, cursor, archived=False):
+        """Classes by name, a page at a time (archived ones only when asked)."""
+        query = {"IndexName": CLASSES_BY_NAME_INDEX,
+                 "KeyConditionExpression": Key(LISTED).eq("class")}
+        if not archived:
+            query["FilterExpression"] = Attr("archived").ne(True)
+        return query_page(self._table, limit=limit, cursor=cursor,
+                          key_attributes=self.KEY_ATTRIBUTES, fixed={LISTED: "class"}, **query)
+
+    def delete(self, class_id):
+        self._table.delete_item(Key={"class_id": class_id})
+
+
+class Memberships:
+    """The members table: teacher links and enrolments (see the module docstring)."""
+
+    def __init__(self, table, now=utc_now):
+        self._table = table
+        self._now = now
+
+    # teachers
+    def link_teacher(self, class_id, email):
+        self._table.put_item(Item={"class_id": class_id, "member": TEACHER + email})
+
+    def unlink_teacher(self, class_id, email):
+        self._table.delete_item(Key={"class_id": class_id, "member": TEACHER + email})
+
+    def class_ids_of_teacher(self, email):
+        """The ids of the classes ``email`` teaches (the by_member index)."""
+        return [item["class_id"] for item in query_all(
+            self._table, IndexName=MEMBERS_BY_MEMBER_INDEX,
+            KeyConditionExpression=Key("member").eq(TEACHER + normalise_email(email)))]
+
+    # people
+    def enrol(self, class_id, student, by):
+        """True if ``student`` was enrolled now, False if already enrolled."""
+        try:
+            self._table.put_item(
+                Item={"class_id": class_id, "member": STUDENT + student["student_id"],
+                      "student_id": student["student_id"],
+                      "full_name": student.get("full_name") or student["student_id"],
+                      "name_key": names.sort_key(student.get("full_name") or "",
+                                                 student["student_id"]),
+                      "enrolled_at": self._now(), "enrolled_by": by},
+                ConditionExpression="attribute_not_exists(member)")
+        except ClientError as error:
+            if is_conditional_failure(error):
+                return False
+            raise
+        return True
+
+    def unenrol(self, class_id, student_id):
+        """True if the person was enrolled (and is not now)."""
+        try:
+            self._table.delete_item(Key={"class_id": class_id, "member": STUDENT + student_id},
+                                    ConditionExpression="attribute_exists(member)")
+        except ClientError as error:
+            if is_conditional_failure(error):
+                return False
+            raise
+        return True
+
+    def roster(self, class_id):
+        """Every enrolment of a class (all pages)."""
+        return list(query_all(self._table, KeyConditionExpression=(
+            Key("class_id").eq(class_id) & Key("member").begins_with(STUDENT))))
+
+    def enrolled(self, class_ids, student_ids):
+        """The (class_id, student_id) pairs among these that are enrolments."""
+        keys = [{"class_id": c, "member": STUDENT + s} for c in set(class_ids)
+                for s in set(student_ids)]
+        return {(item["class_id"], item["member"][len(STUDENT):])
+                for item in batch_get(self._table, keys)}
+
+    def class_ids_of_student(self, student_id):
+        return [item["class_id"] for item in query_all(
+            self._table, IndexName=MEMBERS_BY_MEMBER_INDEX,
+            KeyConditionExpression=Key("member").eq(STUDENT + student_id))]
+
+    def delete_class(self, class_id):
+        keys = [{"class_id": item["class_id"], "member": item["member"]}
+                for item in query_all(self._table,
+                                      KeyConditionExpression=Key("class_id").eq(class_id),
+                                      ProjectionExpression="class_id, #m",
+                                      ExpressionAttributeNames={"#m": "member"})]
+        batch_delete(self._table, keys)
+
+
+# -- the service -------------------------------------------------------------------
+class Classes:
+    """Classes, teachers and rosters; who may do what is checked by the caller
+    (:class:`chalicelib.access.Access`) before any of these run."""
+
+    def __init__(self, store, members, students, users, sessions_of_class):
+        self.store = store
+        self.members = members
+        self._students = students  # get(student_id), get_many(ids)
+        self._users = users  # UserStore
+        # class_id -> True if any session belongs to the class (one keyed read).
+        self._has_sessions = sessions_of_class
+
+    def require(self, class_id):
+        item = self.store.get(class_id)
+        if item is None:
+            raise NotFound("There is no such class (it may have been deleted).",
+                           code="class_not_found")
+        return item
+
+    def create(self, *, name, term, teachers, schedule, late_threshold_minutes):
+        self._check_teachers(teachers)
+        item = self.store.create({"class_id": uuid.uuid4().hex, "name": name, "term": term,
+                                  "teachers": teachers, "schedule": schedule,
+                                  "late_threshold_minutes": late_threshold_minutes})
+        for email in teachers:
+            self.members.link_teacher(item["class_id"], email)
+        return public_class(item)
+
+    def change(self, class_id, changes):
+        item = self.require(class_id)
+        before = set(item.get("teachers") or [])
+        if "teachers" in changes:
+            self._check_teachers(changes["teachers"])
+            for email in before - set(changes["teachers"]):
+                self.members.unlink_teacher(class_id, email)  # revoke first
+        updated = self.store.update(class_id, changes)
+        if updated is None:
+            raise NotFound("There is no such class (it may have been deleted).",
+                           code="class_not_found")
+        for email in changes.get("teachers", ()):
+            self.members.link_teacher(class_id, email)  # idempotent: repairs a gap
+        return public_class(updated)
+
+    def delete(self, class_id):
+        self.require(class_id)
+        if self._has_sessions(class_id):
+            raise WrongState("This class has sessions, so it cannot be deleted (its attendance "
+                           "would be lost). Archive it instead, or delete its sessions first.",
+                           code="class_has_sessions")
+        self.members.delete_class(class_id)
+        self.store.delete(class_id)
+
+    def _check_teachers(self, emails):
+        for email in emails:
+            if self._users.get(email) is None:
+                raise InvalidInput(f"There is no account {email}. Add it on the Users page "
+                                 "first.", code="unknown_teacher", details={"field": "teachers"})
+
+    # -- lists -------------------------------------------------------------------
+    def page_all(self, *, limit, cursor, archived=False):
+        items, next_cursor = self.store.page(limit=limit, cursor=cursor, archived=archived)
+        return [public_class(i) for i in items], next_cursor
+
+    def page_of_teacher(self, email, *, limit, cursor, archived=False):
+        """A teacher's classes by name (they are few: read whole, answered in pages)."""
+        classes = self.store.get_many(self.members.class_ids_of_teacher(email)).values()
+        # The class's own list of teachers is the truth; a stale link shows nothing.
+        mine = [c for c in classes if normalise_email(email) in (c.get("teachers") or [])
+                and (archived or not c.get("archived"))]
+        page, next_cursor = page_sorted(mine, lambda c: c["name_key"], limit=limit,
+                                        cursor=cursor)
+        return [public_class(c) for c in page], next_cursor
+
+    # -- rosters -----------------------------------------------------------------
+    def roster_page(self, class_id, *, limit, cursor):
+        items = self.members.roster(class_id)
+        page, next_cursor = page_sorted(items, lambda e: e["name_key"], limit=limit,
+                                        cursor=cursor)
+        return [public_enrolment(e) for e in page], next_cursor
+
+    def enrol(self, class_item, student_id, by):
+        """``(result, enrolment or None)``: ADDED, ALREADY or UNKNOWN."""
+        self._refuse_archived(class_item)
+        student = self._students.get(student_id) if is_student_id(student_id) else None
+        if student is None:
+            return UNKNOWN, None
+        added = self.members.enrol(class_item["class_id"], student, by)
+        if added:
+            self.store.count_enrolled(class_item["class_id"], 1)
+        return (ADDED if added else ALREADY), student
+
+    def unenrol(self, class_item, student_id):
+        self._refuse_archived(class_item)
+        if not (is_student_id(student_id)
+                and self.members.unenrol(class_item["class_id"], student_id)):
+            raise NotFound(f"{student_id} is not enrolled in this class.",
+                           code="not_enrolled")
+        self.store.count_enrolled(class_item["class_id"], -1)
+
+    def import_ids(self, class_item, text, column, by):
+        """One result per non-blank line: added, already enrolled, unknown ID, invalid."""
+        self._refuse_archived(class_item)
+        parsed = parse_id_list(text, column)
+        wanted = {sid for _, _, sid, _ in parsed if sid}
+        known = {s["student_id"]: s for s in self._students.get_many(wanted)}
+        already = {sid for _, sid in self.members.enrolled([class_item["class_id"]], known)}
+        results, added = [], 0
+        for number, value, student_id, result in parsed:
+            if result is None:
+                if student_id not in known:
+                    result = UNKNOWN
+                elif student_id in already:
+                    result = ALREADY
+                elif self.members.enrol(class_item["class_id"], known[student_id], by):
+                    result, added = ADDED, added + 1
+                    already.add(student_id)
+                else:  # enrolled by someone else meanwhile
+                    result = ALREADY
+                    already.add(student_id)
+            results.append({"line": number, "value": value, "result": result,
+                            "full_name": (known[student_id].get("full_name")
+                                          if student_id in known else None)})
+        if added:
+            self.store.count_enrolled(class_item["class_id"], added)
+        summary = {kind: sum(1 for r in results if r["result"] == kind)
+                   for kind in (ADDED, ALREADY, UNKNOWN, INVALID)}
+        return {"results": results, "summary": summary}
+
+    def roster_for_completion(self, class_id):
+        """The enrolled people as stored now (current names), for a session's rows."""
+        ids = [e["student_id"] for e in self.members.roster(class_id)]
+        return self._students.get_many(ids)
+
+    @staticmethod
+    def _refuse_archived(class_item):
+        if class_item.get("archived"):
+            raise WrongState("This class is archived; its roster can no longer change.",
+                           code="class_archived")

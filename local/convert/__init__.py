@@ -1,0 +1,1 @@
+"""The built-in video converter: AWS Elemental MediaConvert's API subset, on one machine."""
