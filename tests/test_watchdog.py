@@ -47,60 +47,60 @@ def _age(services, session_id, seconds):
         ExpressionAttributeValues={":t": then})
 
 
-def test_a_lost_completion_message_is_made_up_for_on_read(api, teacher_headers, watched,
+def test_a_lost_completion_message_is_made_up_for_on_read(api, admin_headers, watched,
                                                           video_search):
     add_students(watched, [("ada", "Ada")])
     video_search.persons = seen("ada", 0, [0, 500, 1000])
-    session = _stuck_session(api, teacher_headers, watched, video_search)
+    session = _stuck_session(api, admin_headers, watched, video_search)
     # Young: nobody looks at the job (the message may still come).
     calls = len(video_search.pages_read())
-    assert session_detail(api, teacher_headers, session["session_id"])["session"]["status"] \
+    assert session_detail(api, admin_headers, session["session_id"])["session"]["status"] \
         == "PROCESSING"
     assert len(video_search.pages_read()) == calls
     _age(watched, session["session_id"], 61)
-    detail = session_detail(api, teacher_headers, session["session_id"])
+    detail = session_detail(api, admin_headers, session["session_id"])
     assert detail["session"]["status"] == "COMPLETED"
     assert [r["status"] for r in detail["attendance"]] == ["PRESENT"]
 
 
-def test_a_lost_job_ends_failed_and_retryable(api, teacher_headers, watched, video_search):
-    session = _stuck_session(api, teacher_headers, watched, video_search)
+def test_a_lost_job_ends_failed_and_retryable(api, admin_headers, watched, video_search):
+    session = _stuck_session(api, admin_headers, watched, video_search)
     video_search.jobs.clear()  # the engine forgot it (or the job id is unknown)
     _age(watched, session["session_id"], 3600)
-    detail = session_detail(api, teacher_headers, session["session_id"])["session"]
+    detail = session_detail(api, admin_headers, session["session_id"])["session"]
     assert detail["status"] == "FAILED" and detail["error_kind"] == "retry"
     assert "Retry this session" in detail["error"]
-    retried = api.http.post(f"/sessions/{session['session_id']}/retry", headers=teacher_headers)
+    retried = api.http.post(f"/sessions/{session['session_id']}/retry", headers=admin_headers)
     assert retried.status_code == 202, retried.body
 
 
-def test_a_failed_job_without_a_message_ends_failed_and_retryable(api, teacher_headers, watched,
+def test_a_failed_job_without_a_message_ends_failed_and_retryable(api, admin_headers, watched,
                                                                   video_search):
-    session = _stuck_session(api, teacher_headers, watched, video_search)
+    session = _stuck_session(api, admin_headers, watched, video_search)
     job = video_search.jobs[session["job_id"]]
     job.update(status="FAILED", message="The face engine stopped before this video was "
                                         "analysed; start the search again", pending=0)
     _age(watched, session["session_id"], 3600)
-    detail = session_detail(api, teacher_headers, session["session_id"])["session"]
+    detail = session_detail(api, admin_headers, session["session_id"])["session"]
     assert detail["status"] == "FAILED" and detail["error_kind"] == "retry"
 
 
-def test_reads_look_at_a_stuck_job_at_most_once_a_minute(api, teacher_headers, watched,
+def test_reads_look_at_a_stuck_job_at_most_once_a_minute(api, admin_headers, watched,
                                                          video_search):
-    session = _stuck_session(api, teacher_headers, watched, video_search)
+    session = _stuck_session(api, admin_headers, watched, video_search)
     video_search.jobs[session["job_id"]]["pending"] = 10 ** 6  # a long video
     _age(watched, session["session_id"], 3600)
     before = len(video_search.pages_read())
     for _ in range(5):
-        assert session_detail(api, teacher_headers,
+        assert session_detail(api, admin_headers,
                               session["session_id"])["session"]["status"] == "PROCESSING"
     assert len(video_search.pages_read()) == before + 1
 
 
 def test_the_scheduled_watchdog_fails_a_session_whose_job_never_started(
-        api, teacher_headers, watched, video_search):
-    session = _stuck_session(api, teacher_headers, watched, video_search)
-    fresh = _stuck_session(api, teacher_headers, watched, video_search)
+        api, admin_headers, watched, video_search):
+    session = _stuck_session(api, admin_headers, watched, video_search)
+    fresh = _stuck_session(api, admin_headers, watched, video_search)
     # A retry whose handler died between "PROCESSING" and StartFaceSearch: no job id.
     watched.clients.table(watched.settings.sessions_table).update_item(
         Key={"session_id": session["session_id"]}, UpdateExpression="REMOVE job_id")
@@ -119,10 +119,8 @@ def test_the_scheduled_watchdog_fails_a_session_whose_job_never_started(
 
 
 def test_the_bound_comes_from_the_environment():
-    from chalicelib.settings import load_settings
-    env = {name: "x" for name in ("USERS_TABLE", "STUDENTS_TABLE", "SESSIONS_TABLE",
-                                  "ATTENDANCE_TABLE", "PHOTOS_BUCKET", "VIDEOS_BUCKET",
-                                  "FACE_COLLECTION", "TOKEN_SECRET_PARAMETER")}
+    from chalicelib.settings import _REQUIRED, load_settings
+    env = {name: "x" for _, name in _REQUIRED}
     assert load_settings(env).processing_check_seconds == 900
     assert load_settings(dict(env, PROCESSING_CHECK_SECONDS="5")).processing_check_seconds == 5
 
