@@ -57,7 +57,7 @@ from chalicelib.classes import DEFAULT_LATE_MINUTES
 from chalicelib.dynamo import (batch_get, conditional_update, from_dynamo, query_all,
                                scan_all, to_dynamo, utc_now)
 from chalicelib.errors import InvalidInput, NotFound, UnknownSession, UnknownStudent, WrongState
-from chalicelib.face_search import FaceSearchProblem
+from chalicelib.face_search import FaceSearchProblem, unreadable_video
 from chalicelib.paging import decode_cursor, encode_cursor, query_page
 from chalicelib.schema import LISTED, SESSIONS_BY_CLASS_INDEX, SESSIONS_BY_DAY_INDEX
 from chalicelib.statuses import ErrorKind, JobStatus, SessionStatus
@@ -633,6 +633,13 @@ class SessionWorkflow:
             return PROCESSING
         if result.status != JobStatus.SUCCEEDED:
             detail = f" ({result.message})" if result.message else ""
+            if unreadable_video(result.message):
+                # The same file fails again: a retry cannot help, another file can.
+                self.store.mark_failed(
+                    session_id, attempt, f"The video could not be read for face search"
+                    f"{detail}. Face search reads H.264 video in MP4 or MOV: convert the "
+                    "recording to MP4 (H.264) and upload it again.", kind=FILE_ERROR)
+                return FAILED
             self.store.mark_failed(session_id, attempt,
                                    f"The face search of the video failed{detail}. Retry this "
                                    "session; if it fails again, upload the video again.")
