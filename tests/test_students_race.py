@@ -37,14 +37,14 @@ class _Together:
 
 @pytest.mark.parametrize("racers", [2, 5])
 def test_the_same_face_sent_under_several_ids_at_once_is_registered_once(
-        racers, api, teacher_headers, services, engine, upload, photo, collection_faces,
+        racers, api, admin_headers, services, engine, upload, photo, collection_faces,
         bucket_keys):
     services.clients.register("rekognition", _Together(engine, racers))
     keys = [upload(photo(f"people/barack_obama/{n % 4 + 1}.jpg")) for n in range(racers)]
     answers = [None] * racers
 
     def register(n):
-        answers[n] = api.http.post("/students", headers=teacher_headers, body=json.dumps({
+        answers[n] = api.http.post("/students", headers=admin_headers, body=json.dumps({
             "student_id": f"S-{n}", "full_name": f"Racer {n}", "photo_key": keys[n]}))
 
     threads = [threading.Thread(target=register, args=(n,)) for n in range(racers)]
@@ -63,21 +63,21 @@ def test_the_same_face_sent_under_several_ids_at_once_is_registered_once(
             # even older one that was written later).
             assert error["details"]["student_id"] in {f"S-{n}" for n in range(racers)}
     # Only the kept registration is left: its record, its face, its photo.
-    listed = api.http.get("/students", headers=teacher_headers).json_body["students"]
+    listed = api.http.get("/students", headers=admin_headers).json_body["students"]
     assert [s["student_id"] for s in listed] == [winner["student_id"]]
     assert [external for external, _ in collection_faces()] == [winner["student_id"]]
     assert bucket_keys() == winner["photo_keys"]
 
 
 @pytest.mark.parametrize("student_id", [".", "..", "...", "....."])
-def test_ids_made_only_of_dots_are_refused(student_id, api, teacher_headers):
-    answer = api.http.post("/students", headers=teacher_headers, body=json.dumps({
+def test_ids_made_only_of_dots_are_refused(student_id, api, admin_headers):
+    answer = api.http.post("/students", headers=admin_headers, body=json.dumps({
         "student_id": student_id, "full_name": "Dot", "photo_key":
         "photos/uploads/" + "0" * 32 + ".jpg"}))
     assert answer.status_code == 400, answer.body
     assert answer.json_body["error"]["details"]["field"] == "student_id"
     # Still looked up never, and a dot inside an id stays allowed.
-    assert api.http.get(f"/students/{student_id}", headers=teacher_headers).status_code in (
+    assert api.http.get(f"/students/{student_id}", headers=admin_headers).status_code in (
         404, 400)
 
 
