@@ -203,6 +203,11 @@ class SessionStore:
         """Every PROCESSING session (the watchdog's pages; few at any time)."""
         return scan_all(self._table, FilterExpression=Attr("status").eq(PROCESSING))
 
+    def note_ignored_upload(self, session_id, etag):
+        """Keep the ETag of the last upload that came when none was awaited."""
+        return self._update(session_id, {"ignored_upload_etag": etag},
+                            Attr("session_id").exists())
+
     def claim_check(self, session_id, now, not_since):
         """Note a look at a PROCESSING session's job, unless one was made after
         ``not_since``: the item, or None (someone else looks, or it moved on)."""
@@ -210,10 +215,12 @@ class SessionStore:
                             Attr("status").eq(PROCESSING)
                             & (Attr("checked_at").not_exists() | Attr("checked_at").lt(not_since)))
 
-    def mark_processing(self, session_id, attempt, job_id):
-        """PROCESSING with ``job_id``, unless a retry or an end came first."""
+    def mark_processing(self, session_id, attempt, job_id, video=("", "")):
+        """PROCESSING with ``job_id`` and the analysed object's (ETag, VersionId),
+        unless a retry or an end came first."""
         return self._update(session_id, {"status": PROCESSING, "job_id": job_id, "error": None,
-                                         "error_kind": None, "processing_since": self._now()},
+                                         "error_kind": None, "processing_since": self._now(),
+                                         "video_etag": video[0], "video_version": video[1]},
                             Attr("attempt").eq(attempt)
                             & Attr("status").is_in([AWAITING_UPLOAD, PROCESSING]))
 
@@ -546,6 +553,8 @@ class SessionWorkflow:
             self.log.warning("ignored upload for no session",
                              extra={"session_id": session_id, "key": key})
             return None
+        if item["status"] != AWAITING_UPLOAD and self._replaced(item, key):
+            return item["status"]
         if item["status"] in (COMPLETED, FAILED):
             return item["status"]  # repeated event: the session is already decided
         if item["status"] == PROCESSING and item.get("job_id"):
@@ -555,6 +564,22 @@ class SessionWorkflow:
                     item, lambda: self.face_search.wait(item["job_id"], budget_seconds, _BEST))
             return PROCESSING
         return self._start(item, budget_seconds)
+
+    def _replaced(self, item, key):
+        """True (logged, and noted on the session) if the object under ``key`` is not
+        the one that was analysed: an upload form used again after the session
+        stopped awaiting one. It is ignored: nothing starts, the attendance stays
+        that of the analysed video (whose ETag the session keeps); the new object
+        is left in place, unused (deleting it would leave no video at all)."""
+        analysed = item.get("video_etag")
+        current = self.videos.version(key)
+        if not analysed or current is None or current[0] == analysed:
+            return False  # a repeated event for the analysed object (or none kept yet)
+        self.log.warning("ignored an upload for a session that was not awaiting one",
+                         extra={"session_id": item["session_id"], "status": item["status"],
+                                "analysed_etag": analysed, "uploaded_etag": current[0]})
+        self.store.note_ignored_upload(item["session_id"], current[0])
+        return True
 
     def on_completion_message(self, message):
         """Rekognition's SNS message: ``{"JobId", "Status", "JobTag", ...}``."""
@@ -574,7 +599,8 @@ class SessionWorkflow:
     def _start(self, item, budget_seconds):
         session_id, attempt = item["session_id"], int(item.get("attempt", 0))
         try:
-            self.videos.inspect(item["video_key"], VIDEO_TYPES, self.settings.max_video_bytes)
+            stored = self.videos.inspect(item["video_key"], VIDEO_TYPES,
+                                         self.settings.max_video_bytes)
             job_id = self.face_search.start(bucket=self.videos.bucket, key=item["video_key"],
                                             session_id=session_id, attempt=attempt)
         except UploadProblem as problem:
@@ -590,7 +616,8 @@ class SessionWorkflow:
             self.log.exception("face search could not start", extra={"session_id": session_id})
             self.store.mark_failed(session_id, attempt, _INTERNAL_ERROR)
             return FAILED
-        item = self.store.mark_processing(session_id, attempt, job_id)
+        item = self.store.mark_processing(session_id, attempt, job_id,
+                                          video=(stored.etag, stored.version_id))
         if item is None:
             return None  # retried, deleted or finished meanwhile
         self.log.info("face search started", extra={"session_id": session_id, "job_id": job_id})

@@ -42,7 +42,7 @@ from chalicelib.paging import page_sorted, query_page
 from chalicelib.schema import LISTED, STUDENTS_BY_ID_INDEX, STUDENTS_BY_NAME_INDEX
 from chalicelib.errors import Conflict, DuplicateStudentId, UnknownStudent, Unusable
 from chalicelib.faces import FaceProblem, image_size
-from chalicelib.uploads import PHOTO_TYPES, UploadProblem
+from chalicelib.uploads import PHOTO_TYPES, UploadProblem, type_for_key
 
 #: 1 to 64 characters: exactly Rekognition's ExternalImageId alphabet.
 STUDENT_ID_PATTERN = r"(?!\.+$)[A-Za-z0-9_.\-:]{1,64}"
@@ -484,7 +484,8 @@ class Students:
     def _keep_photo(self, rollback, photo_key):
         """Copy the upload to its permanent key, then delete the upload."""
         stored_key = self.STUDENT_PREFIX + photo_key[len(self.UPLOAD_PREFIX):]
-        self._photos.copy(photo_key, stored_key)
+        # Stored with the type its bytes were checked to be (never the sender's).
+        self._photos.copy(photo_key, stored_key, content_type=type_for_key(stored_key))
         rollback.on_failure("delete photo", self._photos.delete, [stored_key])
         self._photos.delete([photo_key])
         return stored_key
