@@ -8,6 +8,7 @@ from chalicelib import http, inputs
 from chalicelib import sessions as session_rules
 from chalicelib.access import is_admin, require_admin
 from chalicelib.auth import require_role
+from chalicelib.conversion import parse_job_event
 from chalicelib.errors import UnknownStudent
 from chalicelib.services import Services
 
@@ -413,6 +414,17 @@ def on_face_search_complete(event):
     message = session_rules.parse_completion_message(event.message, services().logger)
     if message is not None:
         services().sessions.on_completion_message(message)
+
+
+@app.on_cw_event({"source": ["aws.mediaconvert"],
+                  "detail-type": ["MediaConvert Job State Change"],
+                  "detail": {"userMetadata": {"stage": [_stage_setting("ROLLCALL_STAGE")
+                                                        or "dev"]}}})
+def on_conversion_event(event):
+    result = parse_job_event(event.detail, services().settings.videos_bucket)
+    if result is not None:
+        services().sessions.on_conversion_event(
+            result, budget_seconds=session_rules.polling_budget(event.context))
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))

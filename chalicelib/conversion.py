@@ -76,11 +76,23 @@ def request_token(session_id, attempt):
 
 
 class Converter:
-    def __init__(self, mediaconvert, *, role_arn, bucket, queue_arn=None):
-        self._mc = mediaconvert
-        self.role_arn = role_arn
+    """``role_arn``, or ``role_name`` and an ``sts`` client to find the account with;
+    ``stage`` goes into each job's metadata, which the completion rule matches on."""
+
+    def __init__(self, mediaconvert, *, bucket, role_arn=None, role_name=None, sts=None,
+                 stage=None, queue_arn=None):
+        self._mediaconvert = mediaconvert
+        self._role_arn, self._role_name, self._sts = role_arn, role_name, sts
         self.bucket = bucket
+        self.stage = stage
         self.queue_arn = queue_arn
+
+    @property
+    def role_arn(self):
+        if self._role_arn is None:
+            account = self._sts.get_caller_identity()["Account"]
+            self._role_arn = f"arn:aws:iam::{account}:role/{self._role_name}"
+        return self._role_arn
 
     def job_settings(self, source_key, session_id, info):
         """CreateJob's ``Settings`` for converting ``source_key`` (of :class:`VideoInfo`)."""
@@ -123,13 +135,14 @@ class Converter:
         """Start (or find again, same token) the job; its id."""
         request = {"Role": self.role_arn,
                    "Settings": self.job_settings(source_key, session_id, info),
-                   "UserMetadata": {"session_id": session_id, "attempt": str(attempt)},
+                   "UserMetadata": {"session_id": session_id, "attempt": str(attempt),
+                                    **({"stage": self.stage} if self.stage else {})},
                    "ClientRequestToken": request_token(session_id, attempt),
                    "StatusUpdateInterval": "SECONDS_10"}
         if self.queue_arn:
             request["Queue"] = self.queue_arn
         try:
-            return self._mc.create_job(**request)["Job"]["Id"]
+            return self._mediaconvert.create_job(**request)["Job"]["Id"]
         except ClientError as error:
             code = error.response["Error"]["Code"]
             if code in ("TooManyRequestsException", "InternalServerErrorException",
@@ -140,7 +153,7 @@ class Converter:
 
     def read(self, job_id):
         """What GetJob says of ``job_id`` now."""
-        job = self._mc.get_job(Id=job_id)["Job"]
+        job = self._mediaconvert.get_job(Id=job_id)["Job"]
         metadata = job.get("UserMetadata") or {}
         output_key = None
         if job["Status"] == COMPLETE:

@@ -12,6 +12,7 @@ from chalicelib.attendance import AttendanceStore
 from chalicelib.classes import Classes, ClassStore, Memberships
 from chalicelib.auth import Authenticator
 from chalicelib.clients import ClientFactory
+from chalicelib.conversion import Converter
 from chalicelib.face_search import FaceSearch
 from chalicelib.faces import FaceCollection
 from chalicelib.logs import get_logger
@@ -100,7 +101,19 @@ class Services:
                                attendance_store=self.attendance, face_search=self.face_search,
                                videos=self.videos, roster=self.students,
                                settings=self.settings, logger=self.logger,
-                               classes=self.classes, access=self.access)
+                               classes=self.classes, access=self.access,
+                               converter=self.converter)
+
+    @cached_property
+    def converter(self):
+        """MediaConvert for recordings Rekognition cannot read; None when the stage
+        has no conversion role (such a recording then fails saying so)."""
+        s = self.settings
+        if not s.conversion_role:
+            return None
+        return Converter(self.clients.client("mediaconvert"), bucket=s.videos_bucket,
+                         role_name=s.conversion_role, sts=self.clients.client("sts"),
+                         stage=s.stage)
 
     @cached_property
     def multipart(self):

@@ -1,17 +1,20 @@
-"""Sessions: one recording each, from upload to attendance.
+r"""Sessions: one recording each, from upload to attendance.
 
 Lifecycle (``status``)::
 
     AWAITING_UPLOAD --S3 event--> PROCESSING --completion--> COMPLETED
-       ^  |                           |
-       |  +------ bad file / error ---+--> FAILED --POST retry--> PROCESSING
-       |                                     |
-       +------------- POST upload -----------+
+       ^  |         \                  ^   |
+       |  |          +-> CONVERTING ---+   |   (not H.264 in MP4/MOV: MediaConvert first)
+       |  |                 |              |
+       |  +------ bad file / error --------+--> FAILED --POST retry--> PROCESSING
+       |                                          |
+       +------------- POST upload ----------------+
 
 * :class:`SessionStore` keeps the items; every status change is a conditional
   write, so a late or repeated event can never undo a newer state.
 * :class:`SessionWorkflow` runs the steps: create with a presigned upload,
-  the S3 event (check the file, start the face search once), the completion
+  the S3 event (check the file, read its codec from the headers, convert it
+  when Rekognition cannot read it, start the face search once), the completion
   (read every result page, decide, write rows, count), retry, correction,
   deletion and one student's history.
 
@@ -60,11 +63,17 @@ from chalicelib.errors import InvalidInput, NotFound, UnknownSession, UnknownStu
 from chalicelib.face_search import FaceSearchProblem, unreadable_video
 from chalicelib.paging import decode_cursor, encode_cursor, query_page
 from chalicelib.schema import LISTED, SESSIONS_BY_CLASS_INDEX, SESSIONS_BY_DAY_INDEX
+from chalicelib.conversion import CONVERTED_PREFIX, ConversionProblem
+from chalicelib.media import MediaProblem, probe
 from chalicelib.statuses import ErrorKind, JobStatus, SessionStatus
 from chalicelib.students import is_student_id
 from chalicelib.uploads import VIDEO_TYPES, UploadProblem
 
-AWAITING_UPLOAD, PROCESSING, COMPLETED, FAILED = SessionStatus
+AWAITING_UPLOAD, CONVERTING = SessionStatus.AWAITING_UPLOAD, SessionStatus.CONVERTING
+PROCESSING, COMPLETED, FAILED = (SessionStatus.PROCESSING, SessionStatus.COMPLETED,
+                                 SessionStatus.FAILED)
+#: The states before a result: a late event may still move a session out of these.
+_UNDECIDED = [AWAITING_UPLOAD, CONVERTING, PROCESSING]
 
 #: Session ids are uuid4 hex: safe in S3 keys, job tags and request tokens.
 SESSION_ID_PATTERN = r"[0-9a-f]{32}"
@@ -89,7 +98,8 @@ _ZERO_COUNTS = {"roster": 0, "present": 0, "late": 0, "absent": 0, "excused": 0,
                 "unrecognised": 0, "not_enrolled": 0}
 _SESSION_FIELDS = ("session_id", "title", "course", "date", "status", "error", "error_kind",
                    "created_at", "updated_at", "video_key", "job_id", "class_id",
-                   "start_offset_seconds", "late_threshold_minutes")
+                   "start_offset_seconds", "late_threshold_minutes", "media",
+                   "conversion_percent", "analysis_key")
 #: ``error_kind`` of a FAILED session: the file itself is wrong (upload another;
 #: retrying cannot help), or something else failed (retrying may help).
 FILE_ERROR, RETRY_ERROR = ErrorKind.FILE, ErrorKind.RETRY
@@ -215,14 +225,31 @@ class SessionStore:
                             Attr("status").eq(PROCESSING)
                             & (Attr("checked_at").not_exists() | Attr("checked_at").lt(not_since)))
 
-    def mark_processing(self, session_id, attempt, job_id, video=("", "")):
-        """PROCESSING with ``job_id`` and the analysed object's (ETag, VersionId),
-        unless a retry or an end came first."""
+    def mark_processing(self, session_id, attempt, job_id, analysis_key):
+        """PROCESSING with ``job_id`` on ``analysis_key``, unless a retry or an end came first."""
         return self._update(session_id, {"status": PROCESSING, "job_id": job_id, "error": None,
-                                         "error_kind": None, "processing_since": self._now(),
-                                         "video_etag": video[0], "video_version": video[1]},
-                            Attr("attempt").eq(attempt)
-                            & Attr("status").is_in([AWAITING_UPLOAD, PROCESSING]))
+                                         "error_kind": None, "analysis_key": analysis_key,
+                                         "processing_since": self._now()},
+                            Attr("attempt").eq(attempt) & Attr("status").is_in(_UNDECIDED))
+
+    def set_media(self, session_id, attempt, media, video=("", "")):
+        """What the uploaded file holds (:meth:`chalicelib.media.VideoInfo.as_dict`),
+        and the uploaded object's (ETag, VersionId): the one analysed."""
+        return self._update(session_id, {"media": media, "video_etag": video[0],
+                                         "video_version": video[1]},
+                            Attr("attempt").eq(attempt) & Attr("status").is_in(_UNDECIDED))
+
+    def mark_converting(self, session_id, attempt, job_id):
+        """CONVERTING with MediaConvert's ``job_id``, unless the session moved on."""
+        return self._update(session_id, {"status": CONVERTING, "conversion_job_id": job_id,
+                                         "conversion_percent": 0, "error": None,
+                                         "error_kind": None},
+                            Attr("attempt").eq(attempt) & Attr("status").is_in(_UNDECIDED))
+
+    def set_conversion_percent(self, session_id, job_id, percent):
+        return self._update(session_id, {"conversion_percent": percent},
+                            Attr("conversion_job_id").eq(job_id)
+                            & Attr("status").eq(CONVERTING))
 
     def mark_completed(self, session_id, job_id, counts, extra=None):
         return self._update(session_id, dict(extra or {}, status=COMPLETED, counts=counts,
@@ -242,8 +269,7 @@ class SessionStore:
     def mark_failed(self, session_id, attempt, reason, kind=RETRY_ERROR):
         """FAILED with a reason, unless the session moved on (completed, retried)."""
         return self._update(session_id, {"status": FAILED, "error": reason, "error_kind": kind},
-                            Attr("attempt").eq(attempt)
-                            & Attr("status").is_in([AWAITING_UPLOAD, PROCESSING]))
+                            Attr("attempt").eq(attempt) & Attr("status").is_in(_UNDECIDED))
 
     def set_counts(self, session_id, counts):
         return self._update(session_id, {"counts": counts}, Attr("session_id").exists())
@@ -260,7 +286,8 @@ class SessionStore:
         attempt number (a new request token); None if the session moved on."""
         return self._update(session_id, {"status": AWAITING_UPLOAD, "attempt": attempt + 1,
                                          "job_id": None, "error": None, "error_kind": None,
-                                         "video_key": video_key},
+                                         "video_key": video_key, "analysis_key": None,
+                                         "media": None, "conversion_job_id": None},
                             Attr("status").is_in([AWAITING_UPLOAD, FAILED])
                             & Attr("attempt").eq(attempt))
 
@@ -272,7 +299,7 @@ class SessionWorkflow:
     """The steps from a new session to its attendance; see the module docstring."""
 
     def __init__(self, *, store, attendance_store, face_search, videos, roster, settings,
-                 logger, classes=None, access=None):
+                 logger, classes=None, access=None, converter=None):
         self.store = store
         self.attendance = attendance_store
         self.face_search = face_search
@@ -280,6 +307,7 @@ class SessionWorkflow:
         self.roster = roster  # the students service: get, get_many, list_all
         self.classes = classes  # chalicelib.classes.Classes
         self.access = access  # chalicelib.access.Access
+        self.converter = converter  # chalicelib.conversion.Converter, or None: no conversion
         self.settings = settings
         self.log = logger
 
@@ -419,6 +447,10 @@ class SessionWorkflow:
             if item["status"] == PROCESSING:
                 self.check_processing(item)
             item = self.require(session_id)
+        elif item["status"] == CONVERTING and item.get("conversion_job_id") and self.converter:
+            # The conversion's end event may be lost or late: its state is asked once.
+            self._look_at_conversion(item, budget_seconds=0)
+            item = self.require(session_id)
         return {"session": public_session(item),
                 "attendance": self.attendance.rows(session_id)}
 
@@ -463,6 +495,7 @@ class SessionWorkflow:
         """Remove the video, the rows, then the session (so a failure can be redone)."""
         self.require(session_id, user)
         self.videos.delete_prefix(f"{VIDEO_PREFIX}{session_id}/")
+        self.videos.delete_prefix(f"{CONVERTED_PREFIX}{session_id}/")
         self.attendance.delete_session(session_id)
         self.store.delete(session_id)
 
@@ -555,8 +588,8 @@ class SessionWorkflow:
             return None
         if item["status"] != AWAITING_UPLOAD and self._replaced(item, key):
             return item["status"]
-        if item["status"] in (COMPLETED, FAILED):
-            return item["status"]  # repeated event: the session is already decided
+        if item["status"] in (COMPLETED, FAILED, CONVERTING):
+            return item["status"]  # repeated event: decided, or its conversion runs
         if item["status"] == PROCESSING and item.get("job_id"):
             # Repeated event: nothing new starts; in polling mode keep waiting for it.
             if not self.face_search.notifies:
@@ -597,17 +630,101 @@ class SessionWorkflow:
 
     # -- steps --------------------------------------------------------------------
     def _start(self, item, budget_seconds):
+        """Check the stored file and read what it holds; convert it or search it."""
         session_id, attempt = item["session_id"], int(item.get("attempt", 0))
+        converted = item.get("analysis_key")
+        if converted and converted.startswith(CONVERTED_PREFIX):
+            # A retry after the conversion: the converted copy is the one left.
+            return self._start_face_search(item, converted, budget_seconds)
         try:
             stored = self.videos.inspect(item["video_key"], VIDEO_TYPES,
                                          self.settings.max_video_bytes)
-            job_id = self.face_search.start(bucket=self.videos.bucket, key=item["video_key"],
-                                            session_id=session_id, attempt=attempt)
-        except UploadProblem as problem:
+            info = probe(self.videos.reader(item["video_key"]), stored.size)
+        except (UploadProblem, MediaProblem) as problem:
             # Retrying the same file cannot help: POST .../upload sends another.
             self.store.mark_failed(session_id, attempt, f"{problem} To send another file, "
                                    "upload the video again.", kind=FILE_ERROR)
             return FAILED
+        except Exception:
+            self.log.exception("the upload could not be read", extra={"session_id": session_id})
+            self.store.mark_failed(session_id, attempt, _INTERNAL_ERROR)
+            return FAILED
+        self.store.set_media(session_id, attempt, to_dynamo(info.as_dict()),
+                             video=(stored.etag, stored.version_id))
+        if info.face_search_ready():
+            return self._start_face_search(item, item["video_key"], budget_seconds)
+        return self._convert(item, info)
+
+    def _convert(self, item, info):
+        """Start MediaConvert on a recording Rekognition cannot read: CONVERTING."""
+        session_id, attempt = item["session_id"], int(item.get("attempt", 0))
+        if self.converter is None:
+            self.store.mark_failed(
+                session_id, attempt, f"The video is {info.codec_name} in a "
+                f"{info.container.upper()} file; face search reads H.264 video in MP4 or "
+                "MOV only. Export or convert it to MP4 (H.264) and upload it again.",
+                kind=FILE_ERROR)
+            return FAILED
+        try:
+            job_id = self.converter.start(source_key=item["video_key"], session_id=session_id,
+                                          attempt=attempt, info=info)
+        except ConversionProblem as problem:
+            self.store.mark_failed(session_id, attempt, str(problem))
+            return FAILED
+        except Exception:
+            self.log.exception("conversion could not start", extra={"session_id": session_id})
+            self.store.mark_failed(session_id, attempt, _INTERNAL_ERROR)
+            return FAILED
+        if self.store.mark_converting(session_id, attempt, job_id) is None:
+            return None  # retried, deleted or finished meanwhile
+        self.log.info("conversion started", extra={"session_id": session_id, "job_id": job_id,
+                                                   "codec": info.codec})
+        return CONVERTING
+
+    def on_conversion_event(self, result, budget_seconds):
+        """MediaConvert's job state (:func:`chalicelib.conversion.parse_job_event`):
+        progress is kept, the end starts the face search on the converted file."""
+        item = self.store.get(result.session_id) if result.session_id else None
+        if item is None or item.get("conversion_job_id") != result.job_id:
+            self.log.warning("ignored a conversion event of an unknown or replaced job",
+                             extra={"session_id": result.session_id, "job_id": result.job_id})
+            return None
+        if item["status"] != CONVERTING:
+            return item["status"]  # repeated event: changes nothing
+        return self._after_conversion(item, result, budget_seconds)
+
+    def _look_at_conversion(self, item, budget_seconds):
+        try:
+            result = self.converter.read(item["conversion_job_id"])
+        except Exception:  # noqa: BLE001 - the event or a later look finishes it
+            self.log.exception("could not look at the conversion job",
+                               extra={"session_id": item["session_id"]})
+            return CONVERTING
+        return self._after_conversion(item, result, budget_seconds)
+
+    def _after_conversion(self, item, result, budget_seconds):
+        session_id, attempt = item["session_id"], int(item.get("attempt", 0))
+        if not result.finished:
+            if result.percent is not None:
+                self.store.set_conversion_percent(session_id, result.job_id, int(result.percent))
+            return CONVERTING
+        if result.status != "COMPLETE" or not result.output_key:
+            detail = f" ({result.message})" if result.message else ""
+            self.store.mark_failed(
+                session_id, attempt, f"The video could not be converted to H.264{detail}. "
+                "Export it as MP4 (H.264) and upload it again.", kind=FILE_ERROR)
+            return FAILED
+        status = self._start_face_search(item, result.output_key, budget_seconds)
+        if status in (PROCESSING, COMPLETED):
+            # One copy is kept: the converted file is the one analysed from now on.
+            self.videos.delete([item["video_key"]])
+        return status
+
+    def _start_face_search(self, item, key, budget_seconds):
+        session_id, attempt = item["session_id"], int(item.get("attempt", 0))
+        try:
+            job_id = self.face_search.start(bucket=self.videos.bucket, key=key,
+                                            session_id=session_id, attempt=attempt)
         except FaceSearchProblem as problem:
             self.store.mark_failed(session_id, attempt, str(problem),
                                    kind=FILE_ERROR if problem.about_file else RETRY_ERROR)
@@ -616,8 +733,7 @@ class SessionWorkflow:
             self.log.exception("face search could not start", extra={"session_id": session_id})
             self.store.mark_failed(session_id, attempt, _INTERNAL_ERROR)
             return FAILED
-        item = self.store.mark_processing(session_id, attempt, job_id,
-                                          video=(stored.etag, stored.version_id))
+        item = self.store.mark_processing(session_id, attempt, job_id, key)
         if item is None:
             return None  # retried, deleted or finished meanwhile
         self.log.info("face search started", extra={"session_id": session_id, "job_id": job_id})

@@ -50,6 +50,9 @@ class Settings:
     completion_topic: str = ""
     #: IAM role name Rekognition assumes to publish to the topic.
     rekognition_role: str = ""
+    #: IAM role name MediaConvert assumes to convert recordings; empty = no conversion
+    #: (a recording Rekognition cannot read then fails with a sentence saying so).
+    conversion_role: str = ""
     site_origin: str = "http://127.0.0.1:8000"
     time_zone: str = "UTC"
     match_threshold: float = 80.0
@@ -101,6 +104,7 @@ def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
         stage=env.get("ROLLCALL_STAGE", "dev"),
         completion_topic=env.get("COMPLETION_TOPIC", ""),
         rekognition_role=env.get("REKOGNITION_ROLE", ""),
+        conversion_role=env.get("CONVERSION_ROLE", ""),
         site_origin=env.get("SITE_ORIGIN") or Settings.site_origin,
         time_zone=time_zone,
         match_threshold=_number(env, "MATCH_THRESHOLD", 80.0, float, 0.0, 100.0),

@@ -10,6 +10,8 @@ class SessionStatus(StrEnum):
     """A session's lifecycle (see :mod:`chalicelib.sessions`)."""
 
     AWAITING_UPLOAD = "AWAITING_UPLOAD"
+    #: The recording is being converted to H.264 before the face search.
+    CONVERTING = "CONVERTING"
     PROCESSING = "PROCESSING"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"

@@ -13,7 +13,10 @@ from botocore.exceptions import ClientError
 
 #: Content types we accept, with the file extension keys get.
 PHOTO_TYPES = {"image/jpeg": "jpg", "image/png": "png"}
-VIDEO_TYPES = {"video/mp4": "mp4", "video/quicktime": "mov", "video/x-msvideo": "avi"}
+#: Videos: what phones, cameras and screen recorders write. Rekognition reads H.264
+#: in MP4/MOV; anything else is converted first (see chalicelib.conversion).
+VIDEO_TYPES = {"video/mp4": "mp4", "video/quicktime": "mov", "video/x-msvideo": "avi",
+               "video/webm": "webm", "video/x-matroska": "mkv"}
 
 
 def _kinds(extensions):
@@ -58,6 +61,8 @@ def sniff_type(head):
         return "video/quicktime" if brand == b"qt  " else "video/mp4"
     if head[4:8] in (b"moov", b"mdat", b"wide", b"free", b"skip"):
         return "video/quicktime"  # QuickTime files without an ftyp box
+    if head[:4] == b"\x1a\x45\xdf\xa3":  # EBML: the DocType says which
+        return "video/webm" if b"webm" in head[:64] else "video/x-matroska"
     return None
 
 
@@ -145,6 +150,14 @@ class Uploads:
 
     def read(self, key):
         return self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def reader(self, key):
+        """``read(offset, length)`` of the object by ranged GETs (headers of a big video)."""
+        def read(offset, length):
+            end = offset + max(length, 1) - 1
+            return self._s3.get_object(Bucket=self.bucket, Key=key,
+                                       Range=f"bytes={offset}-{end}")["Body"].read()
+        return read
 
     def copy(self, source_key, key, content_type=None):
         """Copy an object within the bucket, server-side (the bytes never pass here);

@@ -23,8 +23,8 @@ import subprocess
 import sys
 
 from ops import chalice_project
-from ops.stage_config import (PROJECT_DIR, StageError, check_site_origin, current_account,
-                              session_region, stage_environment)
+from ops.stage_config import (PROJECT_DIR, StageError, aws_session, check_site_origin,
+                              current_account, stage_environment)
 
 CHALICE = pathlib.Path(sys.executable).with_name("chalice")
 DEPLOYED_DIR = PROJECT_DIR / ".chalice" / "deployed"
@@ -65,13 +65,11 @@ def deploy(stage, session=None, out=sys.stdout, run=subprocess.run, deployed_dir
     ``run`` runs ``chalice`` (tests pass a stand-in); ``deployed_dir`` holds
     Chalice's deployment records and the digest of the last deployed project.
     """
-    import boto3
-
     from ops import publish as publishing
     from ops.provision import for_stage
 
-    session = session or boto3.session.Session()
-    region = session_region(session)
+    session = aws_session(session)
+    region = session.region_name
     account = current_account(session)
     deployed_dir = pathlib.Path(deployed_dir or DEPLOYED_DIR)
     print(f"== provisioning stage {stage} in account {account}, region {region}", file=out)
@@ -115,6 +113,9 @@ def deploy(stage, session=None, out=sys.stdout, run=subprocess.run, deployed_dir
     if provisioner.site_domain and provisioner.distribution:
         print(f"  DNS:   point {provisioner.site_domain} (CNAME or alias) at "
               f"{provisioner.distribution['DomainName']}", file=out)
+    if provisioner.distribution and provisioner.distribution.get("Status") != "Deployed":
+        print("  note:  the distribution is still deploying (CloudFront takes some minutes); "
+              "the site answers once it is done", file=out)
     print(f"  first admin:  {first_admin_command(stage)}", file=out)
     print(f"  check it:     make smoke STAGE={stage}", file=out)
     return summary
@@ -160,12 +161,10 @@ def _name_resources_plainly(path):
 def destroy(stage, session=None, out=sys.stdout, run=subprocess.run, deployed_dir=None,
             build_dir=None):
     """Delete the API, then everything provisioning made; answer what is still pending."""
-    import boto3
-
     from ops.provision import PENDING, for_stage
 
-    session = session or boto3.session.Session()
-    region = session_region(session)
+    session = aws_session(session)
+    region = session.region_name
     account = current_account(session)
     deployed_dir = pathlib.Path(deployed_dir or DEPLOYED_DIR)
     if (deployed_dir / f"{stage}.json").is_file():

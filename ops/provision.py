@@ -27,8 +27,9 @@ from chalicelib.clients import ClientFactory
 from chalicelib.schema import table_specs
 from chalicelib.settings import load_settings
 from ops import cdn
-from ops.stage_config import (StageError, apply_stage_environment, check_site_origin,
-                              current_account, needs_account, session_region, stage_options)
+from ops.stage_config import (StageError, apply_stage_environment, aws_session,
+                              check_site_origin, configured_environment, current_account,
+                              needs_account, stage_options)
 
 CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
 DELETED, ABSENT = "deleted", "absent"
@@ -79,7 +80,7 @@ class Provisioner:
         self.certificate_arn = certificate_arn
         self.table_kms = table_kms
         self.site_origin = site_origin or (None if cloudfront else settings.site_origin)
-        #: The distribution serving the site: {"Id", "ARN", "DomainName"}.
+        #: The distribution serving the site: {"Id", "ARN", "DomainName", "Status"}.
         self.distribution = None
 
     def _note(self, kind, name, outcome):
@@ -118,6 +119,8 @@ class Provisioner:
             topic_arn = self.ensure_topic(self.settings.completion_topic)
             if self.settings.rekognition_role:
                 self.ensure_rekognition_role(self.settings.rekognition_role, topic_arn)
+        if self.settings.conversion_role:
+            self.ensure_conversion_role(self.settings.conversion_role)
         self.ensure_token_secret(self.settings.token_secret_parameter)
         if self._out:
             changed = sum(1 for _, _, outcome in self.report if outcome != UNCHANGED)
@@ -298,15 +301,18 @@ class Provisioner:
         cloudfront = self.clients.client("cloudfront")
         found = self._find_distribution()
         desired = cdn.distribution_config(stage, bucket, self.settings.region, oac_id,
-                                          caller_reference=f"rollcall-{stage}-site",
+                                          # Found by its origin, never by this: unique
+                                          # so a stage made again after a destroy works.
+                                          caller_reference=f"rollcall-{stage}-site-"
+                                          + secrets.token_hex(8),
                                           domain=self.site_domain,
                                           certificate_arn=self.certificate_arn)
         if found is None:
             created = cloudfront.create_distribution(DistributionConfig=desired)["Distribution"]
-            self.distribution = {k: created[k] for k in ("Id", "ARN", "DomainName")}
+            self.distribution = {k: created[k] for k in ("Id", "ARN", "DomainName", "Status")}
             self._note("distribution", created["DomainName"], CREATED)
         else:
-            self.distribution = {k: found[k] for k in ("Id", "ARN", "DomainName")}
+            self.distribution = {k: found[k] for k in ("Id", "ARN", "DomainName", "Status")}
             answer = cloudfront.get_distribution_config(Id=found["Id"])
             current = answer["DistributionConfig"]
             if cdn.differs(current, desired):
@@ -413,12 +419,26 @@ class Provisioner:
 
     def ensure_rekognition_role(self, role_name, topic_arn):
         """The role Rekognition assumes to publish job completion to the topic."""
-        iam = self.clients.client("iam")
-        trust = {"Version": "2012-10-17", "Statement": [{
-            "Effect": "Allow", "Principal": {"Service": "rekognition.amazonaws.com"},
-            "Action": "sts:AssumeRole"}]}
         publish = {"Version": "2012-10-17", "Statement": [{
             "Effect": "Allow", "Action": "sns:Publish", "Resource": topic_arn}]}
+        self._ensure_service_role(role_name, "rekognition.amazonaws.com", "publish-completion",
+                                  publish, "Lets Rekognition publish Rollcall job completion")
+
+    def ensure_conversion_role(self, role_name):
+        """The role MediaConvert assumes: read uploads, write the converted copies."""
+        bucket = self.settings.videos_bucket
+        access = {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "s3:GetObject",
+             "Resource": f"arn:aws:s3:::{bucket}/videos/*"},
+            {"Effect": "Allow", "Action": "s3:PutObject",
+             "Resource": f"arn:aws:s3:::{bucket}/converted/*"}]}
+        self._ensure_service_role(role_name, "mediaconvert.amazonaws.com", "convert-videos",
+                                  access, "Lets MediaConvert convert Rollcall recordings")
+
+    def _ensure_service_role(self, role_name, service, policy_name, policy, description):
+        iam = self.clients.client("iam")
+        trust = {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}
         outcome = UNCHANGED
         try:
             iam.get_role(RoleName=role_name)
@@ -426,18 +446,18 @@ class Provisioner:
             if _error_code(error) != "NoSuchEntity":
                 raise
             iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust),
-                            Description="Lets Rekognition publish Rollcall job completion")
+                            Description=description)
             outcome = CREATED
         try:
-            current = iam.get_role_policy(RoleName=role_name, PolicyName="publish-completion")
+            current = iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)
             current = current["PolicyDocument"]
             if isinstance(current, str):
                 current = json.loads(current)
         except ClientError:
             current = None
-        if current != publish:
-            iam.put_role_policy(RoleName=role_name, PolicyName="publish-completion",
-                                PolicyDocument=json.dumps(publish))
+        if current != policy:
+            iam.put_role_policy(RoleName=role_name, PolicyName=policy_name,
+                                PolicyDocument=json.dumps(policy))
             outcome = outcome if outcome == CREATED else UPDATED
         self._note("role", role_name, outcome)
 
@@ -496,16 +516,17 @@ class Provisioner:
         self._forget(self.clients.client("rekognition").delete_collection, "collection",
                      self.settings.face_collection, "ResourceNotFoundException",
                      CollectionId=self.settings.face_collection)
-        if self.settings.rekognition_role:
-            iam = self.clients.client("iam")
+        iam = self.clients.client("iam")
+        for role, policy in ((self.settings.rekognition_role, "publish-completion"),
+                             (self.settings.conversion_role, "convert-videos")):
+            if not role:
+                continue
             try:
-                iam.delete_role_policy(RoleName=self.settings.rekognition_role,
-                                       PolicyName="publish-completion")
+                iam.delete_role_policy(RoleName=role, PolicyName=policy)
             except ClientError as error:
                 if _error_code(error) != "NoSuchEntity":
                     raise
-            self._forget(iam.delete_role, "role", self.settings.rekognition_role,
-                         "NoSuchEntity", RoleName=self.settings.rekognition_role)
+            self._forget(iam.delete_role, "role", role, "NoSuchEntity", RoleName=role)
         if self.settings.completion_topic:
             sns = self.clients.client("sns")
             arns = [t["TopicArn"] for page in sns.get_paginator("list_topics").paginate()
@@ -565,21 +586,21 @@ def for_stage(stage, session=None, out=None, account=None):
     ``chalice deploy`` uses; with none set this stops rather than guess.
     Against a local endpoint (the one-machine stack) there is no CloudFront.
     """
-    import boto3
-
-    session = session or boto3.session.Session()
-    region = session_region(session)
+    session = aws_session(session)
+    region = session.region_name
     local = bool(os.environ.get("AWS_ENDPOINT_URL"))
+    # The operator's environment wins over the config, as for every name.
+    configured = os.environ.get("SITE_ORIGIN") or configured_environment(stage).get(
+        "SITE_ORIGIN")
+    if configured and not local:
+        configured = check_site_origin(configured)
     if account is None and needs_account(stage, environ=os.environ):
         account = current_account(session)
     apply_stage_environment(stage, account=account)
     settings = dataclasses.replace(load_settings(), region=region)
     options = stage_options(stage)
-    # The operator's environment wins over the config, as for every name.
-    configured = os.environ.get("SITE_ORIGIN")
-    if configured and not local:
-        configured = check_site_origin(configured)
-    return Provisioner(settings, ClientFactory(region=region), out=out,
+    clients = ClientFactory(region=region, session_factory=lambda region_name: session)
+    return Provisioner(settings, clients, out=out,
                        cloudfront=not local, site_origin=configured or None,
                        site_domain=options.get("site_domain", ""),
                        certificate_arn=options.get("site_certificate_arn", ""),

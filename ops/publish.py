@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 
-from ops.stage_config import PROJECT_DIR, StageError, apply_stage_environment, session_region
+from ops.stage_config import PROJECT_DIR, StageError, apply_stage_environment, aws_session
 
 SOURCE_DIR = PROJECT_DIR / "static_site"
 SCSS_ENTRY = "main.scss"
@@ -220,8 +220,7 @@ def publish(stage, clients=None, api_url=None, out=sys.stdout, deployed_dir=None
         raise PublishError(f"stage {stage!r} has no SITE_BUCKET in .chalice/config.json")
     api_url = api_url or deployed_api_url(stage, deployed_dir=deployed_dir)
     if clients is None:
-        import boto3
-        clients = ClientFactory(region=session_region(boto3.session.Session()))
+        clients = ClientFactory(region=aws_session().region_name)
     with tempfile.TemporaryDirectory(prefix="rollcall-site-") as tmp:
         site = build_site(pathlib.Path(tmp) / "site", api_url)
         fingerprint_site(site)

@@ -14,6 +14,7 @@ Each check prints ``ok`` or ``FAIL`` with what it saw; the exit code is the
 number of failed checks (0 = all well).
 """
 import argparse
+import http.client
 import json
 import re
 import secrets
@@ -68,7 +69,7 @@ class Smoke:
         try:
             detail = function()
             self.results.append((name, True, detail or ""))
-        except (AssertionError, OSError, ValueError) as error:
+        except (AssertionError, OSError, ValueError, http.client.HTTPException) as error:
             self.results.append((name, False, str(error) or type(error).__name__))
 
     # -- the checks -----------------------------------------------------------------
@@ -151,15 +152,13 @@ class Smoke:
         return failed
 
 
-def stage_urls(stage, session=None):
+def stage_urls(stage, session=None, deployed_dir=None):
     """``(site_url, api_url)`` of a deployed stage, found without changing anything."""
-    import boto3
-
     from ops.provision import for_stage
     from ops.publish import deployed_api_url
 
-    provisioner = for_stage(stage, session=session or boto3.session.Session())
-    api_url = deployed_api_url(stage)
+    provisioner = for_stage(stage, session=session)
+    api_url = deployed_api_url(stage, deployed_dir=deployed_dir)
     if provisioner.site_domain:
         return f"https://{provisioner.site_domain}/", api_url
     if provisioner.site_origin:

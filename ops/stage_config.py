@@ -24,8 +24,9 @@ PROJECT_DIR = pathlib.Path(__file__).resolve().parent.parent
 CONFIG_PATH = PROJECT_DIR / ".chalice" / "config.json"
 
 #: Resource names Lambda may run without, which a deployed stage still has.
-OPTIONAL_NAME_VARIABLES = ("COMPLETION_TOPIC", "REKOGNITION_ROLE", "SITE_BUCKET")
-#: Local-only setting placeholder shipped in examples; never a real origin.
+OPTIONAL_NAME_VARIABLES = ("COMPLETION_TOPIC", "REKOGNITION_ROLE", "CONVERSION_ROLE",
+                           "SITE_BUCKET")
+#: The origin examples used to ship with; never a real one.
 PLACEHOLDER_ORIGINS = ("https://rollcall.example.org",)
 #: Host names reserved for documentation and tests (RFC 2606, RFC 6761).
 _RESERVED_HOST = re.compile(r"(^|\.)(example\.(com|net|org)|example|test|invalid|localhost)$")
@@ -83,6 +84,7 @@ def derived_name(stage, variable, account=None):
         "FACE_COLLECTION": f"rollcall-{stage}-faces",
         "COMPLETION_TOPIC": f"rollcall-{stage}-face-search-done",
         "REKOGNITION_ROLE": f"rollcall-{stage}-rekognition-publish",
+        "CONVERSION_ROLE": f"rollcall-{stage}-mediaconvert",
     }
     if variable in special:
         return special[variable]
@@ -121,9 +123,14 @@ def stage_environment(stage, path=CONFIG_PATH, account=None):
 
 def current_account(session=None):
     """The account id of the current credentials (STS GetCallerIdentity)."""
-    import boto3
-    session = session or boto3.session.Session()
-    return session.client("sts").get_caller_identity()["Account"]
+    from botocore.exceptions import BotoCoreError, ClientError
+    session = aws_session(session)
+    try:
+        return session.client("sts").get_caller_identity()["Account"]
+    except (BotoCoreError, ClientError) as error:
+        raise StageError(f"cannot tell which AWS account the credentials belong to "
+                         f"({error}): set AWS_PROFILE or the AWS_ACCESS_KEY_ID variables")
+
 
 
 def apply_stage_environment(stage, environ=None, path=CONFIG_PATH, account=None):
@@ -171,8 +178,22 @@ def session_region(session):
     ``chalice deploy`` deploys to that region; provisioning elsewhere would
     leave the Lambdas without their tables, so with none set this stops.
     """
-    region = session.region_name
+    # botocore reads AWS_DEFAULT_REGION and the profile; AWS_REGION is the
+    # newer SDKs' name (and Lambda's), honoured here too.
+    region = session.region_name or os.environ.get("AWS_REGION")
     if not region:
         raise StageError("no AWS region is set: set AWS_REGION (or AWS_DEFAULT_REGION), "
                          "or 'region' in your AWS profile, to the region to deploy to")
     return region
+
+
+def aws_session(session=None):
+    """``session`` (default: a new boto3 one) bound to :func:`session_region`'s region."""
+    import boto3
+    session = session or boto3.session.Session()
+    region = session_region(session)
+    if session.region_name != region:
+        session = boto3.session.Session(region_name=region,
+                                        profile_name=session.profile_name
+                                        if session.profile_name != "default" else None)
+    return session

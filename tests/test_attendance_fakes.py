@@ -16,10 +16,12 @@ import botocore.session
 from botocore.exceptions import ClientError
 from botocore.validate import validate_parameters
 
+from tests.support.clips import encode
+
 _MODEL = botocore.session.get_session().get_service_model("rekognition")
 
-#: The first bytes of an MP4 file (an ftyp box): enough for the magic-byte check.
-MP4_BYTES = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + b"\x00" * 64
+#: A real, tiny H.264 MP4 (the upload's headers are read before the face search).
+MP4_BYTES = encode("mp4", "libx264", width=64, height=64, fps=5, seconds=1)
 
 
 def sighting(timestamp_ms, index, matches=()):

@@ -36,7 +36,8 @@ def test_the_site_distribution_oac_and_bucket_policy_are_made_once(moto_world):
     second.run()
     assert {outcome for _, _, outcome in second.report} == {UNCHANGED}, second.report
     assert "nothing to change" in out.getvalue()
-    assert second.distribution == first.distribution
+    assert {k: second.distribution[k] for k in ("Id", "ARN", "DomainName")} == \
+        {k: first.distribution[k] for k in ("Id", "ARN", "DomainName")}
 
     cloudfront = boto3.client("cloudfront", region_name=REGION)
     assert len(cloudfront.list_distributions()["DistributionList"]["Items"]) == 1
@@ -181,6 +182,21 @@ def test_no_region_stops_provisioning_with_a_clear_message(clean_env):
     del clean_env["AWS_REGION"], clean_env["AWS_DEFAULT_REGION"]
     with pytest.raises(StageError, match="no AWS region"):
         for_stage("prod", session=boto3.session.Session())
+
+
+def test_aws_region_alone_is_enough(clean_env):
+    del clean_env["AWS_DEFAULT_REGION"]
+    clean_env["AWS_REGION"] = "eu-central-1"
+    from ops.stage_config import session_region
+    assert session_region(boto3.session.Session()) == "eu-central-1"
+
+
+def test_a_profiles_region_is_used(clean_env, tmp_path):
+    del clean_env["AWS_DEFAULT_REGION"], clean_env["AWS_REGION"]
+    (tmp_path / "config").write_text("[default]\nregion = sa-east-1\n")
+    clean_env["AWS_CONFIG_FILE"] = str(tmp_path / "config")
+    from ops.stage_config import session_region
+    assert session_region(boto3.session.Session()) == "sa-east-1"
 
 
 def test_the_sessions_region_is_used_not_us_east_1(moto_world):

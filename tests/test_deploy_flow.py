@@ -129,3 +129,10 @@ def test_deploy_refuses_the_placeholder_origin(stage, clean_env):
     with pytest.raises(deploying.StageError, match="placeholder"):
         stage("deploy")
     assert stage.fake.calls == []
+
+
+def test_smoke_finds_the_deployed_site_and_api(stage, moto_world, tmp_path):
+    from ops.smoke import stage_urls
+    summary, _ = stage("deploy")
+    assert stage_urls("prod", session=moto_world, deployed_dir=tmp_path / "deployed") == \
+        (summary["site_url"], API_URL)

@@ -25,7 +25,7 @@ from ops.stage_config import PROJECT_DIR, load_config, stage_environment, stages
 ACCOUNT = "123456789012"
 
 #: Services the Lambda code may talk to.
-SERVICES = ("dynamodb", "s3", "rekognition", "sns", "ssm", "sts", "iam")
+SERVICES = ("dynamodb", "s3", "rekognition", "sns", "ssm", "sts", "iam", "mediaconvert")
 #: Ops tools that run with an operator's credentials, never in Lambda.
 #: DynamoDB Table resource methods and the API action behind each.
 TABLE_METHODS = {"put_item": "PutItem", "get_item": "GetItem", "update_item": "UpdateItem",
@@ -120,6 +120,8 @@ def boto3_calls(files=None):
     if any(service == "rekognition" and method == "start_face_search"
            for service, method, _ in found):
         actions.add("iam:PassRole")  # the NotificationChannel's role
+    if any(service == "mediaconvert" and method == "create_job" for service, method, _ in found):
+        actions.add("iam:PassRole")  # the role MediaConvert converts with
     return found, actions
 
 
@@ -169,7 +171,9 @@ def test_policy_resources_are_the_stages_own(stage):
         "s3": [f":::{env['PHOTOS_BUCKET']}", f":::{env['VIDEOS_BUCKET']}"],
         "rekognition": [f":collection/{env['FACE_COLLECTION']}"],
         "ssm": [f":parameter{env['TOKEN_SECRET_PARAMETER']}"],
-        "iam": [f":role/{env['REKOGNITION_ROLE']}"],
+        "iam": [f":role/{env['REKOGNITION_ROLE']}", f":role/{env['CONVERSION_ROLE']}"],
+        # MediaConvert jobs carry no names of ours: the Default queue, jobs by id.
+        "mediaconvert": [":queues/Default", ":jobs/*"],
         "sns": [f":{env['COMPLETION_TOPIC']}"],
         "logs": [f":log-group:/aws/lambda/rollcall-{stage}"],
     }
@@ -190,8 +194,12 @@ def test_policy_resources_are_the_stages_own(stage):
             assert any(fragment in resource for fragment in allowed_fragments[service]), \
                 f"{resource} is not one of stage {stage}'s own resources"
         if "iam:PassRole" in actions:
+            # Each role goes only to the service that acts with it.
+            service_of_role = {env["REKOGNITION_ROLE"]: "rekognition.amazonaws.com",
+                               env["CONVERSION_ROLE"]: "mediaconvert.amazonaws.com"}
+            role = statement["Resource"].rsplit("/", 1)[-1]
             assert statement["Condition"] == {
-                "StringEquals": {"iam:PassedToService": "rekognition.amazonaws.com"}}
+                "StringEquals": {"iam:PassedToService": service_of_role[role]}}
 
 
 #: What the Lambda code does to each table. Users: read at sign-in, the failure

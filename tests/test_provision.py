@@ -107,6 +107,22 @@ def test_token_secret_is_a_secure_string_and_role_publishes_only(provisioned, se
         "Resource": f"arn:aws:sns:{REGION}:123456789012:{settings.completion_topic}"}]
 
 
+def test_mediaconvert_role_reads_uploads_and_writes_converted_copies_only(provisioned,
+                                                                          settings):
+    assert settings.conversion_role
+    iam = boto3.client("iam", region_name=REGION)
+    role = iam.get_role(RoleName=settings.conversion_role)["Role"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "mediaconvert.amazonaws.com"}
+    policy = iam.get_role_policy(RoleName=settings.conversion_role,
+                                 PolicyName="convert-videos")["PolicyDocument"]
+    assert policy["Statement"] == [
+        {"Effect": "Allow", "Action": "s3:GetObject",
+         "Resource": f"arn:aws:s3:::{settings.videos_bucket}/videos/*"},
+        {"Effect": "Allow", "Action": "s3:PutObject",
+         "Resource": f"arn:aws:s3:::{settings.videos_bucket}/converted/*"}]
+
+
 def test_destroy_removes_everything_it_made_buckets_emptied_first(provisioned, settings,
                                                                     clients):
     s3 = boto3.client("s3", region_name=REGION)
@@ -123,4 +139,28 @@ def test_destroy_removes_everything_it_made_buckets_emptied_first(provisioned, s
     tables = boto3.client("dynamodb", region_name=REGION).list_tables()["TableNames"]
     assert tables == []
     assert boto3.client("sns", region_name=REGION).list_topics()["Topics"] == []
+    assert boto3.client("iam", region_name=REGION).list_roles()["Roles"] == []
     stubber.assert_no_pending_responses()
+
+
+def test_every_table_the_schema_lists_is_made_even_one_added_later(aws, settings, clients,
+                                                                  monkeypatch):
+    import ops.provision as provision_module
+    from chalicelib import schema
+
+    def with_classes(current):
+        specs = schema.table_specs(current)
+        specs["rollcall-dev-classes"] = {
+            "keys": [("class_id", "HASH", "S")],
+            "indexes": {"by_teacher": [("teacher", "HASH", "S"), ("class_id", "RANGE", "S")]}}
+        return specs
+    monkeypatch.setattr(provision_module, "table_specs", with_classes)
+    rekognition, stubber = stubbed_rekognition()
+    expect_new_collection(stubber, settings.face_collection)
+    clients.register("rekognition", rekognition)
+    report = Provisioner(settings, clients).run()
+    assert ("table", "rollcall-dev-classes", CREATED) in report
+    table = boto3.client("dynamodb", region_name=REGION).describe_table(
+        TableName="rollcall-dev-classes")["Table"]
+    assert table["GlobalSecondaryIndexes"][0]["IndexName"] == "by_teacher"
+    assert "SSEDescription" not in table  # DynamoDB's own key unless a stage asks for KMS

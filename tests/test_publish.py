@@ -122,3 +122,45 @@ def test_every_module_import_resolves():
                 missing.append(f"{path.relative_to(JS_DIR)} imports {target}")
     assert missing == []
     assert len(list(JS_DIR.rglob("*.js"))) > 5
+
+
+def test_fingerprinting_moves_scripts_and_styles_under_a_content_hash(tmp_path):
+    from ops.publish import cache_control, fingerprint_site
+
+    site = build_site(tmp_path / "site", "https://api.example.org")
+    prefix = fingerprint_site(site)
+    assert re.fullmatch(r"assets/[0-9a-f]{16}/", prefix)
+    assert not (site / "js").exists() and not (site / "css").exists()
+    html = (site / "index.html").read_text()
+    for reference in re.findall(r'(?:src|href)="([^"#:]+)"', html):
+        assert (site / reference).is_file(), reference  # every page reference resolves
+    assert f'src="{prefix}js/app.js"' in html and f'href="{prefix}css/app.css"' in html
+    assert 'src="config.js"' in html  # never fingerprinted: it changes per stage
+    imports = re.compile(r"""^\s*import\s[^'"]*['"](\.[^'"]+)['"]""", re.M)
+    for path in (site / prefix / "js").rglob("*.js"):
+        for target in imports.findall(path.read_text()):
+            assert (path.parent / target).resolve().is_file(), f"{path} imports {target}"
+    assert cache_control(f"{prefix}js/app.js") == "public, max-age=31536000, immutable"
+    assert cache_control("index.html") == cache_control("config.js") == "no-cache"
+
+    # The same sources give the same names; a changed module gives new ones.
+    again = build_site(tmp_path / "again", "https://other-api.example.org")
+    assert fingerprint_site(again) == prefix
+    source = tmp_path / "src"
+    import shutil
+    shutil.copytree(publish.SOURCE_DIR, source)
+    (source / "js" / "format.js").write_text(
+        (source / "js" / "format.js").read_text() + "\n// changed\n")
+    changed = build_site(tmp_path / "changed", "https://api.example.org", source_dir=source)
+    assert fingerprint_site(changed) != prefix
+
+
+def test_publishing_the_same_build_again_uploads_nothing(aws, tmp_path):
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="site")
+    site = build_site(tmp_path / "site", "https://api.example.org")
+    uploaded, _ = upload_site(site, s3, "site")
+    assert uploaded
+    assert upload_site(site, s3, "site") == ([], [])
+    (site / "index.html").write_text((site / "index.html").read_text() + "<!-- new -->")
+    assert upload_site(site, s3, "site") == (["index.html"], [])

@@ -183,7 +183,7 @@ def test_a_text_file_uploaded_as_a_video_ends_failed_with_a_readable_reason(
     s3_event(api, services, session["video_key"])
     failed = session_detail(api, admin_headers, session["session_id"])["session"]
     assert failed["status"] == "FAILED"
-    assert "The file is not an AVI, MOV or MP4 file" in failed["error"]
+    assert "The file is not an AVI, MKV, MOV, MP4 or WEBM file" in failed["error"]
     assert video_search.started() == []
 
 
