@@ -17,8 +17,8 @@ prints, for each video:
 - wall time, x real time, decode-only time and the engine's ratio to it,
   peak memory (this process and its workers).
 
-``--long`` adds a 10-minute 720p video for memory growth (peak memory at
-1, 5 and 10 minutes of the same hall). Asserts nothing: it prints figures.
+``--long 1,3,10`` adds 720p videos of those lengths in minutes (the same
+hall, longer) for memory growth. Asserts nothing: it prints figures.
 """
 import argparse
 import os
@@ -128,7 +128,8 @@ def report(name, f):
     print(f"persons (Person.Index): {f['persons']} for {f['seats']} seats "
           f"({f['seats_seen']} seen, {f['seats_split']} split over several indexes; "
           f"{f['tracks']} tracks; {f['phantom_entries']} entries on no seat)")
-    line = f"wall {f['wall']:.1f} s for {f['duration']:.0f} s: {f['duration'] / f['wall']:.1f}x real time"
+    line = (f"wall {f['wall']:.1f} s for {f['duration']:.0f} s: "
+            f"{f['duration'] / f['wall']:.1f}x real time")
     if f["decode"]:
         line += (f"; decode only {f['decode']:.1f} s ({f['duration'] / f['decode']:.1f}x), "
                  f"engine/decode {f['wall'] / f['decode']:.2f}")
@@ -143,7 +144,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--sizes", default="720,1080", help="video heights, e.g. 720,1080")
-    parser.add_argument("--long", action="store_true", help="also 10 minutes at 720p")
+    parser.add_argument("--long", default="", help="also these lengths in minutes at 720p, "
+                        "for memory growth, e.g. 1,3,10")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--min-sightings", type=int, default=2)
     parser.add_argument("--keep", default=None, help="keep the videos in this folder")
@@ -177,14 +179,15 @@ def main(argv=None):
                f"{os.getloadavg()[0]:.1f})", figures)
     if args.long:
         size = (1280, 720)
-        print("\n10-minute run (720p): peak memory as the video grows")
-        for minutes in (1, 5, 10):
+        lengths = [float(m) for m in args.long.split(",") if m]
+        print(f"\nlonger runs (720p): peak memory as the video grows ({lengths} minutes)")
+        for minutes in lengths:
             seats = lecture_hall.hall(FACES, duration_s=60.0 * minutes, size=size)
-            path = out / f"hall720_{minutes}min.mp4"
+            path = out / f"hall720_{minutes:g}min.mp4"
             truth = lecture_hall.write(path, seats, size=size, duration_s=60.0 * minutes)
             figures = run(path, seats, truth, settings, faces, matrix, args.min_sightings,
-                          decode=(minutes == 10))
-            report(f"1280x720, {minutes} min", figures)
+                          decode=(minutes == lengths[-1]))
+            report(f"1280x720, {minutes:g} min", figures)
             path.unlink()
     if not args.keep:
         shutil.rmtree(out, ignore_errors=True)

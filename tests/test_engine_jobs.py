@@ -40,10 +40,10 @@ def test_two_jobs_run_at_once_and_the_others_know_their_place(endpoint, monkeypa
     rk.create_collection(CollectionId="c")
     gate, entered, real = threading.Event(), [], video.analyse
 
-    def held(path, settings=None, progress=None):       # the real analysis, once let go
+    def held(path, settings=None, **kwargs):            # the real analysis, once let go
         entered.append(path)
         assert gate.wait(60)
-        return real(path, settings, progress)
+        return real(path, settings, **kwargs)
     monkeypatch.setattr(rekognition_api.video, "analyse", held)
     jobs = [rk.start_face_search(CollectionId="c", Video={
         "S3Object": {"Bucket": BUCKET, "Name": f"v{n}.mp4"}})["JobId"] for n in range(4)]

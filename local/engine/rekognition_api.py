@@ -427,6 +427,7 @@ class RekognitionApi:
             extra = {"VersionId": obj["Version"]} if obj.get("Version") else None
             self.s3.download_file(obj["Bucket"], obj["Name"], path, ExtraArgs=extra)
             faces, matrix = self.collections.snapshot(params["CollectionId"])
+            video.require_face_search_format(video.probe(path))
             info, tracks = video.analyse(path, self.video_settings,
                                          progress=self._track_progress(job_id),
                                          reference=matrix)

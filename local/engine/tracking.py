@@ -1,13 +1,15 @@
 """Follow faces from sample to sample so each person is described a few times.
 
 Describing a face costs about 0.1 s (dlib's ResNet) and searching a whole
-1280x720 frame for 40 px faces about 0.25 s, against about 0.3 ms to follow a
-known face with template matching. So, per segment of video:
+1280x720 frame for 24 px faces (enlarged 3 times) about 0.4 s, against about
+0.3 ms to follow a known face with template matching. So, per segment of video:
 
-- every ``full_scan_interval_s`` the whole frame is searched (HOG, upsampled
-  once, so 40 px faces are found); every ``scan_interval_s`` in between only
-  the regions that changed since the previous scan, away from known faces,
-  are (a new arrival changes pixels; a still wall costs nothing);
+- every ``full_scan_interval_s`` the whole frame is searched (HOG on the frame
+  enlarged by 72 / ``min_face_px``); every ``scan_interval_s`` in between only
+  the regions that changed since the previous scan (compared at equal overall
+  brightness, so the room's light swinging is no change), away from known
+  faces, are (a new arrival changes pixels; a still wall costs nothing);
+  unsure detections are confirmed by a second look at their region;
   detections are paired with known tracks by overlap, the rest start tracks;
 - a new track is traced *back* through the samples since the previous scan
   (a region search around its box in each older frame), so its first sighting
@@ -17,9 +19,15 @@ known face with template matching. So, per segment of video:
   weak, the face is searched for in that region with dlib (scaled so the face
   is ~90 px, the HOG window's comfortable size); not found for more than
   ``max_misses`` samples ends the track;
-- every dlib detection of a track offers its aligned chip; the track keeps
-  its ``descriptors_per_track`` best chips (large, sharp, frontal, confident)
-  and describes only those when it ends.
+- every dlib detection of a track offers its aligned chip (a face under 60 px
+  aligned on an enlarged copy of its region); the track keeps its
+  ``descriptors_per_track`` best chips (large, sharp, frontal, confident) and
+  describes them when it ends: only the first when, with the collection at
+  hand, it is clearly someone or clearly nobody, none when the face looks the
+  same as one already described in the same place (its descriptors are reused).
+
+Tracks become persons (one ``Person.Index`` for the whole video) in
+``persons.py``, after every segment is done.
 """
 from collections import deque
 
@@ -42,6 +50,7 @@ _MAX_CHANGED = 0.25        # over this share of changed pixels: scan the whole f
 _MAX_CHANGED_REGIONS = 0.5 # ... or when the regions to search cover this much
 
 
+_CANDIDATE_THRESHOLD = -0.25   # scan detections down to this score, then confirmed
 _CLEAR_MATCH = 0.45         # descriptor distances that need no second frame:
 _CLEAR_STRANGER = 0.72      # (same person 0.18-0.55, different 0.61+ on the photos)
 _SAME_CHIP = 0.95           # chip correlation above which a face is "the same as before"
@@ -190,14 +199,35 @@ class SegmentTracker:
         scale = self.scan_scale
         if regions is None:
             self._full_k = k
-            return face_engine.detect_scaled(gray, scale), True
+            return self._confirmed(gray, face_engine.detect_scaled(
+                gray, scale, _CANDIDATE_THRESHOLD)), True
         found = []
         for x0, y0, x1, y1 in regions:
-            for d in face_engine.detect_scaled(gray[y0:y1, x0:x1], scale):
+            for d in face_engine.detect_scaled(gray[y0:y1, x0:x1], scale, _CANDIDATE_THRESHOLD):
                 found.append(face_engine.Detection(
                     (d.box[0] + x0, d.box[1] + y0, d.box[2] + x0, d.box[3] + y0),
                     d.score, d.view))
-        return found, False
+        return self._confirmed(gray, found), False
+
+    @staticmethod
+    def _confirmed(gray, detections):
+        """Detections the scan is sure of, and the unsure ones a second look confirms.
+
+        A face's HOG score depends on where its size falls between the
+        detector's pyramid levels: a 50 px face can score 0.1 at one
+        enlargement and -0.1 at another. So scans keep candidates down to
+        _CANDIDATE_THRESHOLD, and those under 0 count only if a search of
+        their region, scaled so the face is ~90 px, finds a face there."""
+        out = []
+        for d in detections:
+            if d.score >= 0:
+                out.append(d)
+                continue
+            again = [c for c in face_engine.detect_in_region(gray, d.box)
+                     if iou(c.box, d.box) >= 0.3]
+            if again:
+                out.append(max(again, key=lambda c: c.score))
+        return out
 
     def _changed_regions(self, small, previous, shape):
         """Full-resolution boxes around changed pixels, or None for "scan it all"."""
