@@ -12,6 +12,7 @@ import threading
 
 import pytest
 
+from test_auth_lockout import threadsafe_app  # noqa: F401 - fixture
 from test_students_engine import (  # noqa: F401 - fixtures
     bucket_keys, collection_faces, engine, photo, upload)
 
@@ -37,8 +38,8 @@ class _Together:
 
 @pytest.mark.parametrize("racers", [2, 5])
 def test_the_same_face_sent_under_several_ids_at_once_is_registered_once(
-        racers, api, admin_headers, services, engine, upload, photo, collection_faces,
-        bucket_keys):
+        racers, threadsafe_app, api, admin_headers, services, engine, upload, photo,
+        collection_faces, bucket_keys):
     services.clients.register("rekognition", _Together(engine, racers))
     keys = [upload(photo(f"people/barack_obama/{n % 4 + 1}.jpg")) for n in range(racers)]
     answers = [None] * racers
