@@ -50,6 +50,40 @@ package: install
 smoke: install
 	$(PY) -m ops.smoke --stage $(STAGE)
 
+# -- data: archives and backups (see docs/OPERATIONS.md) ----------------------------
+.PHONY: backup restore export import
+# One machine: one archive (FILE, default rollcall-backup-<time>.tar) of the data
+# directory, taken while the stack runs (or not); restore into an empty one.
+# DATA_DIR: the stack's data directory (default .rollcall).
+BACKUP = $(PY) -m local.stack.backup $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
+
+backup: install
+	$(BACKUP) backup $(FILE)
+
+restore: install
+	@test -n "$(FILE)" || { echo "usage: make restore FILE=rollcall-backup-....tar [DATA_DIR=...]"; exit 2; }
+	$(BACKUP) restore $(FILE)
+
+# A school's portable archive (people with photos, classes, rosters, accounts,
+# sessions, registers, face crops) in one ZIP: LOCAL=1 for the running local
+# stack, else STAGE on AWS. Import is idempotent and prints new one-time passwords.
+ARCHIVE = $(if $(LOCAL),$(PY) -m local.stack cli archive,$(PY) -m ops.cli --stage $(STAGE) archive)
+
+export: install
+	@test -n "$(FILE)" || { echo "usage: make export FILE=school.zip [STAGE=prod | LOCAL=1]"; exit 2; }
+	$(ARCHIVE) export $(FILE)
+
+import: install
+	@test -n "$(FILE)" || { echo "usage: make import FILE=school.zip [STAGE=prod | LOCAL=1]"; exit 2; }
+	$(ARCHIVE) import $(FILE)
+
+# AWS: the stage's tables as they were at TIME (ISO 8601 with a zone; default the
+# latest restorable time) in new tables, and the stage switched to them (asks
+# first; then make deploy). `python -m ops.restore switch --back` returns.
+.PHONY: restore-tables
+restore-tables: install
+	$(PY) -m ops.restore --stage $(STAGE) restore $(if $(TIME),--time $(TIME),--latest)
+
 # -- the web app (static_site/) --------------------------------------------------
 .PHONY: site publish browser
 SITE_OUT ?= build/site
@@ -64,7 +98,10 @@ publish: install
 	$(PY) -m ops.publish --stage $(STAGE)
 
 # The browser tests drive Debian's Chromium (never a downloaded browser); node runs
-# the site's JS modules in a few tests.
+# the site's JS modules in a few tests; axe-core (npm, pinned in package.json) checks
+# every page for accessibility problems.
 browser:
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium chromium-driver)
 	@command -v node >/dev/null || (apt-get update && apt-get install -y nodejs)
+	@command -v npm >/dev/null || (apt-get update && apt-get install -y npm)
+	@test -f node_modules/axe-core/axe.min.js || npm ci --no-audit --no-fund

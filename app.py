@@ -158,10 +158,11 @@ def class_roster(class_id):
     return {"students": people, "next_cursor": next_cursor}
 
 
-@app.route("/classes/{class_id}/students/{student_id}", methods=["PUT"])
-def enrol_student(class_id, student_id):
+@app.route("/classes/{class_id}/students", methods=["POST"])
+def enrol_student(class_id):
     user = current_user()
     class_item = services().access.class_for(user, class_id)
+    student_id = inputs.read_enrolment(app.current_request)
     result, student = services().classes.enrol(class_item, student_id, user["email"])
     if student is None:
         raise UnknownStudent(f"There is no student with ID {student_id}.")

@@ -77,8 +77,9 @@ class Authenticator:
         """429 for a signed-in user whose account is locked (they know it exists)."""
         until = (user or {}).get("locked_until") or self._users._clock()
         minutes = max(1, math.ceil((until - self._users._clock()) / 60))
+        unit = "minute" if minutes == 1 else "minutes"
         return TooManyAttempts(
-            f"Too many wrong passwords. Try again in {minutes} minute(s).",
+            f"Too many wrong passwords. Try again in {minutes} {unit}.",
             code="account_locked", headers={"Retry-After": str(minutes * 60)})
 
     @staticmethod

@@ -213,7 +213,7 @@ class Memberships:
                       "name_key": names.sort_key(student.get("full_name") or "",
                                                  student["student_id"]),
                       "enrolled_at": self._now(), "enrolled_by": by},
-                ConditionExpression="attribute_not_exists(member)")
+                ConditionExpression=Attr("member").not_exists())
         except ClientError as error:
             if is_conditional_failure(error):
                 return False
@@ -224,7 +224,7 @@ class Memberships:
         """True if the person was enrolled (and is not now)."""
         try:
             self._table.delete_item(Key={"class_id": class_id, "member": STUDENT + student_id},
-                                    ConditionExpression="attribute_exists(member)")
+                                    ConditionExpression=Attr("member").exists())
         except ClientError as error:
             if is_conditional_failure(error):
                 return False

@@ -441,6 +441,11 @@ def read_class_changes(request):
     return changes
 
 
+def read_enrolment(request):
+    """``POST /classes/{id}/students``: the ID of the person to enrol."""
+    return read_student_id(json_body(request))
+
+
 def read_import(request):
     """``POST /classes/{id}/roster/import``: the pasted or uploaded text, and which
     CSV column holds the IDs (a header name or a 1-based number; optional)."""

@@ -28,8 +28,10 @@ import re
 from boto3.dynamodb.conditions import Attr
 from botocore.exceptions import ClientError
 
-from chalicelib.errors import InvalidInput, Conflict, NotFound, TooLarge
-from chalicelib.sessions import AWAITING_UPLOAD, SESSION_ID_PATTERN
+from chalicelib.dynamo import conditional_update, is_conditional_failure
+from chalicelib.errors import Conflict, InvalidInput, NotFound, TooLarge, UnknownSession, WrongState
+from chalicelib.sessions import SESSION_ID_PATTERN
+from chalicelib.statuses import SessionStatus
 from chalicelib.uploads import VIDEO_TYPES, size_words
 
 MIB = 1024 * 1024
@@ -82,7 +84,7 @@ class MultipartUploads:
         part_size = part_size_for(size)
         if part_size is None:
             raise TooLarge("The video is too large to upload.", code="video_too_large",
-                                  details={"field": "size"})
+                           details={"field": "size"})
         key = item["video_key"]
         content_type = _TYPE_OF_EXTENSION.get(key.rsplit(".", 1)[-1], "application/octet-stream")
         upload_id = self._s3.create_multipart_upload(
@@ -90,7 +92,8 @@ class MultipartUploads:
         upload = {"upload_id": upload_id, "key": key, "size": size, "part_size": part_size}
         if not self._record(session_id, item, upload):
             self._abort(key, upload_id)
-            raise self._not_awaiting(session_id)
+            raise self._not_awaiting(self._table.get_item(
+                Key={"session_id": session_id}, ConsistentRead=True).get("Item"))
         previous = item.get("multipart")
         if previous and previous.get("upload_id") != upload_id:
             self._abort(previous["key"], previous["upload_id"])
@@ -159,25 +162,25 @@ class MultipartUploads:
 
     # -- steps --------------------------------------------------------------------
     def _require_session(self, session_id):
-        item = None if not re.fullmatch(SESSION_ID_PATTERN, session_id) else self._table.get_item(Key={"session_id": session_id},
-                                    ConsistentRead=True).get("Item")
+        item = None
+        if re.fullmatch(SESSION_ID_PATTERN, session_id):
+            item = self._table.get_item(Key={"session_id": session_id},
+                                        ConsistentRead=True).get("Item")
         if item is None:
-            raise NotFound("There is no such session (it may have been deleted).",
-                           code="session_not_found")
+            raise UnknownSession("There is no such session (it may have been deleted).")
         return item
 
     def _awaiting(self, session_id):
         item = self._require_session(session_id)
-        if item.get("status") != AWAITING_UPLOAD:
-            raise self._not_awaiting(session_id, item)
+        if item.get("status") != SessionStatus.AWAITING_UPLOAD:
+            raise self._not_awaiting(item)
         return item
 
-    def _not_awaiting(self, session_id, item=None):
-        item = item or self._table.get_item(Key={"session_id": session_id},
-                                            ConsistentRead=True).get("Item") or {}
-        status = str(item.get("status", "deleted")).replace("_", " ").lower()
-        return Conflict(f"A video can be uploaded only while the session awaits its upload; "
-                        f"this one is {status}.", code="upload_not_allowed")
+    @staticmethod
+    def _not_awaiting(item):
+        status = SessionStatus(item["status"]).words() if item else "deleted"
+        return WrongState(f"A video can be uploaded only while the session awaits its upload; "
+                          f"this one is {status}.", code="upload_not_allowed")
 
     def _live_upload(self, item):
         upload = item.get("multipart")
@@ -189,26 +192,17 @@ class MultipartUploads:
     def _require_upload(self, session_id, upload_id):
         upload = self._live_upload(self._awaiting(session_id))
         if upload is None or upload["upload_id"] != upload_id:
-            raise Conflict("This upload is not the session's current one; start it again.",
-                           code="upload_replaced")
+            raise WrongState("This upload is not the session's current one; start it again.",
+                             code="upload_replaced")
         return upload
 
     def _record(self, session_id, item, upload):
         """Store ``upload`` as the session's live one, if it still awaits this file."""
-        try:
-            self._table.update_item(
-                Key={"session_id": session_id},
-                UpdateExpression="SET #m = :m",
-                ConditionExpression=(Attr("status").eq(AWAITING_UPLOAD)
-                                     & Attr("attempt").eq(item.get("attempt", 0))
-                                     & Attr("video_key").eq(item["video_key"])),
-                ExpressionAttributeNames={"#m": "multipart"},
-                ExpressionAttributeValues={":m": upload})
-            return True
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
+        return conditional_update(
+            self._table, {"session_id": session_id}, {"multipart": upload},
+            Attr("status").eq(SessionStatus.AWAITING_UPLOAD)
+            & Attr("attempt").eq(item.get("attempt", 0))
+            & Attr("video_key").eq(item["video_key"])) is not None
 
     def _forget(self, session_id, upload_id):
         """Drop the session's record of ``upload_id`` (nothing if another replaced it)."""
@@ -218,7 +212,7 @@ class MultipartUploads:
                 ConditionExpression=Attr("multipart.upload_id").eq(upload_id),
                 ExpressionAttributeNames={"#m": "multipart"})
         except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if not is_conditional_failure(error):
                 raise
 
     def _listed_parts(self, upload):

@@ -64,9 +64,10 @@ def video_time(ms):
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 #: How statuses read on paper (the site says the same).
-STATUS_WORDS = {"AWAITING_UPLOAD": "Waiting for upload", "PROCESSING": "Processing",
+STATUS_WORDS = {"AWAITING_UPLOAD": "Waiting for upload", "CONVERTING": "Converting",
+                "PROCESSING": "Processing",
                 "COMPLETED": "Completed", "FAILED": "Failed", "PRESENT": "Present",
-                "ABSENT": "Absent"}
+                "LATE": "Late", "ABSENT": "Absent", "EXCUSED": "Excused"}
 
 
 def plain_date(value):

@@ -1,9 +1,12 @@
-"""User management from the command line (never through the public API).
+"""User management and a school's archive from the command line (never
+through the public API).
 
     python -m ops.cli [--stage dev] user add EMAIL --role teacher
     python -m ops.cli user set-password EMAIL
     python -m ops.cli user list
     python -m ops.cli user remove EMAIL
+    python -m ops.cli archive export FILE.zip     (see ops.archive)
+    python -m ops.cli archive import FILE.zip
 
 Passwords are asked for without echo (twice), read from standard input with
 ``--password-stdin``, or generated with ``--generate`` and shown once. They
@@ -59,12 +62,18 @@ def _parser():
     user.add_parser("list", help="list users")
     remove = user.add_parser("remove", help="remove a user")
     remove.add_argument("email")
+    from ops import archive
+    archive.add_arguments(area.add_parser("archive", help="export or import a school's "
+                                          "archive (people, classes, registers)"))
     return parser
 
 
 def run(argv, users=None, stdin=sys.stdin, out=sys.stdout, err=sys.stderr):
     """Run the CLI; ``users`` lets tests pass a store. Returns an exit code."""
     args = _parser().parse_args(argv)
+    if args.area == "archive":
+        from ops import archive
+        return archive.run(args, out=out, err=err)
     if users is None:
         apply_stage_environment(args.stage)
         settings = load_settings()

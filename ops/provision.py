@@ -35,6 +35,17 @@ CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
 DELETED, ABSENT = "deleted", "absent"
 #: Destroy could not remove it yet (a distribution must finish disabling first).
 PENDING = "pending"
+#: Days an overwritten or deleted photo or crop stays restorable (stage option
+#: ``noncurrent_version_days``).
+DEFAULT_NONCURRENT_DAYS = 30
+#: Days a deleted video's bytes may outlive its retention sweep: S3's smallest
+#: lifecycle step, so versioning the bucket (for the crops beside the videos)
+#: does not keep biometric recordings longer than their rules say.
+VIDEO_NONCURRENT_DAYS = 1
+#: Prefixes of the videos bucket and how long their noncurrent versions stay:
+#: recordings and converted copies go after a day, face crops after the stage's days.
+VIDEO_PREFIXES = ("videos/", "converted/")
+CROP_PREFIX = "evidence/"
 
 def _error_code(error):
     return error.response["Error"]["Code"]
@@ -66,11 +77,19 @@ class Provisioner:
     ``site_origin``: the origin the stage sets, or None to take the
     distribution's; ``site_domain``/``certificate_arn``: a custom domain for
     the distribution; ``table_kms``: encrypt tables with a KMS key rather
-    than DynamoDB's default AWS-owned key (KMS charges per request).
+    than DynamoDB's default AWS-owned key (KMS charges per request);
+    ``versioning``: keep overwritten and deleted photos and crops as
+    noncurrent versions for ``noncurrent_days`` (AWS; the one-machine stack's
+    moto never expires them, and ``make backup`` protects it instead).
+
+    Every table gets point-in-time recovery (35 days of restorable history,
+    see :mod:`ops.restore`); turning it on for an existing table reports the
+    table ``updated``.
     """
 
     def __init__(self, settings, clients, out=None, *, cloudfront=False, site_origin=None,
-                 site_domain="", certificate_arn="", table_kms=False):
+                 site_domain="", certificate_arn="", table_kms=False, versioning=True,
+                 noncurrent_days=DEFAULT_NONCURRENT_DAYS):
         self.settings = settings
         self.clients = clients
         self._out = out
@@ -79,6 +98,8 @@ class Provisioner:
         self.site_domain = site_domain
         self.certificate_arn = certificate_arn
         self.table_kms = table_kms
+        self.versioning = versioning
+        self.noncurrent_days = int(noncurrent_days)
         self.site_origin = site_origin or (None if cloudfront else settings.site_origin)
         #: The distribution serving the site: {"Id", "ARN", "DomainName", "Status"}.
         self.distribution = None
@@ -149,7 +170,8 @@ class Provisioner:
                                           for a, _, k in keys],
                     GlobalSecondaryIndexUpdates=[{"Create": _index_request(index_name, keys)}])
                 self._wait_for_index(dynamodb, name, index_name)
-            self._note("table", name, UPDATED if missing else UNCHANGED)
+            recovery = self.ensure_point_in_time_recovery(name)
+            self._note("table", name, UPDATED if missing or recovery else UNCHANGED)
             return
         attributes = {attr: kind for attr, _, kind in spec["keys"]}
         request = {
@@ -171,7 +193,22 @@ class Provisioner:
         dynamodb.create_table(**request)
         dynamodb.get_waiter("table_exists").wait(TableName=name,
                                                  WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        self.ensure_point_in_time_recovery(name)
         self._note("table", name, CREATED)
+
+    def ensure_point_in_time_recovery(self, name):
+        """Point-in-time recovery on ``name``; True if this call turned it on."""
+        dynamodb = self.clients.client("dynamodb")
+        backups = dynamodb.describe_continuous_backups(TableName=name)[
+            "ContinuousBackupsDescription"]
+        status = backups.get("PointInTimeRecoveryDescription", {}).get(
+            "PointInTimeRecoveryStatus")
+        if status == "ENABLED":
+            return False
+        dynamodb.update_continuous_backups(
+            TableName=name,
+            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
+        return True
 
     def _wait_for_index(self, dynamodb, table, index_name, attempts=600, delay=1.0):
         for _ in range(attempts):
@@ -259,13 +296,18 @@ class Provisioner:
             # Encryption at rest.
             s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={
                 "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+        if self._versioned(name):
+            status = s3.get_bucket_versioning(Bucket=name).get("Status")
+            if status != "Enabled":
+                s3.put_bucket_versioning(Bucket=name,
+                                         VersioningConfiguration={"Status": "Enabled"})
+                outcome = outcome if outcome == CREATED else UPDATED
         rules = self._lifecycle_rules(name)
         try:
-            current_ids = {rule["ID"] for rule in
-                           s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]}
+            current = s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
         except ClientError:
-            current_ids = set()
-        if current_ids != {rule["ID"] for rule in rules}:
+            current = []
+        if _rule_digest(current) != _rule_digest(rules):
             s3.put_bucket_lifecycle_configuration(Bucket=name,
                                                   LifecycleConfiguration={"Rules": rules})
             outcome = outcome if outcome == CREATED else UPDATED
@@ -285,7 +327,24 @@ class Provisioner:
             rules.append({"ID": "expire-unused-photo-uploads", "Status": "Enabled",
                           "Filter": {"Prefix": "photos/uploads/"},
                           "Expiration": {"Days": 1}})
+        if not self._versioned(name):
+            return rules
+        if name == self.settings.photos_bucket:
+            rules.append(_noncurrent("expire-old-photo-versions", "", self.noncurrent_days))
+        else:
+            # Versioning is per bucket; the recordings beside the crops keep
+            # their retention (the sweep deletes them; a day later so do S3's copies).
+            for prefix in VIDEO_PREFIXES:
+                rules.append(_noncurrent(f"expire-old-{prefix.strip('/')}-versions", prefix,
+                                         VIDEO_NONCURRENT_DAYS))
+            rules.append(_noncurrent("expire-old-crop-versions", CROP_PREFIX,
+                                     self.noncurrent_days))
         return rules
+
+    def _versioned(self, name):
+        """The photos and videos buckets (people's photos, evidence crops) keep versions."""
+        return self.versioning and name in (self.settings.photos_bucket,
+                                            self.settings.videos_bucket)
 
     # -- CloudFront -------------------------------------------------------------
     def ensure_site_distribution(self):
@@ -579,6 +638,32 @@ class Provisioner:
             self._note(kind, name, ABSENT)
 
 
+def _noncurrent(rule_id, prefix, days):
+    return {"ID": rule_id, "Status": "Enabled", "Filter": {"Prefix": prefix},
+            "NoncurrentVersionExpiration": {"NoncurrentDays": days}}
+
+
+def _rule_digest(rules):
+    """Lifecycle rules compared by what they do (S3 answers them with extra fields)."""
+    def essential(rule):
+        kept = {key: rule.get(key) for key in ("ID", "Status", "Expiration",
+                                                "AbortIncompleteMultipartUpload")}
+        noncurrent = rule.get("NoncurrentVersionExpiration")
+        kept["Noncurrent"] = noncurrent and noncurrent.get("NoncurrentDays")
+        kept["Prefix"] = (rule.get("Filter") or {}).get("Prefix", rule.get("Prefix", ""))
+        return json.dumps(kept, sort_keys=True, default=str)
+    return sorted(essential(rule) for rule in rules)
+
+
+def noncurrent_days_option(options):
+    """The stage's ``noncurrent_version_days`` (default 30), checked."""
+    value = options.get("noncurrent_version_days", DEFAULT_NONCURRENT_DAYS)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 3650:
+        raise StageError(f"noncurrent_version_days must be a whole number of days from 1 to "
+                         f"3650, not {value!r}")
+    return value
+
+
 def for_stage(stage, session=None, out=None, account=None):
     """A :class:`Provisioner` for ``stage`` with the current AWS session.
 
@@ -604,7 +689,8 @@ def for_stage(stage, session=None, out=None, account=None):
                        cloudfront=not local, site_origin=configured or None,
                        site_domain=options.get("site_domain", ""),
                        certificate_arn=options.get("site_certificate_arn", ""),
-                       table_kms=bool(options.get("table_kms_encryption", False)))
+                       table_kms=bool(options.get("table_kms_encryption", False)),
+                       versioning=not local, noncurrent_days=noncurrent_days_option(options))
 
 
 def main(argv=None):

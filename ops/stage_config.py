@@ -13,7 +13,9 @@ so a new account deploys with no file edited. A name the stage sets wins.
 Options that only the operator tools read (never Lambda) live in the stage's
 ``"rollcall"`` object: ``site_domain`` and ``site_certificate_arn`` (a custom
 domain for the site), ``table_kms_encryption`` (DynamoDB encrypted with a KMS
-key, which KMS charges for, instead of the default AWS-owned key).
+key, which KMS charges for, instead of the default AWS-owned key),
+``noncurrent_version_days`` (how long an overwritten or deleted photo or face
+crop stays restorable; default 30).
 """
 import json
 import os

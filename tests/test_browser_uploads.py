@@ -19,7 +19,10 @@ from tests.browser_support import PageWatch, Shots, launch, require_browser
 sync_api = require_browser()
 expect = sync_api.expect
 
-TEACHER = ("uploader@example.org", "uploader password 1", "teacher")
+# An admin: these sessions belong to no class (a teacher's must name one).
+TEACHER = ("uploader@example.org", "uploader password 1", "admin")
+ADMIN = ("upload-admin@example.org", "upload admin password", "admin")
+CLASS_TEACHER = ("class-teacher@example.org", "class teacher password", "teacher")
 MIB = 1024 * 1024
 PART = 8 * MIB
 
@@ -30,6 +33,8 @@ def stack(tmp_path_factory):
 
     with running_stack(tmp_path_factory.mktemp("upload-stack")) as running:
         running.add_user(*TEACHER)
+        running.add_user(*ADMIN)
+        running.add_user(*CLASS_TEACHER)
         yield running
 
 
@@ -71,10 +76,10 @@ def fake_video(path, size, seed):
     return path
 
 
-def sign_in(page, stack):
+def sign_in(page, stack, user=TEACHER):
     page.goto(stack.site_url + "#/login")
-    page.get_by_label("Email").fill(TEACHER[0])
-    page.get_by_label("Password").fill(TEACHER[1])
+    page.get_by_label("Email").fill(user[0])
+    page.get_by_label("Password").fill(user[1])
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("h1")).to_have_text("Sessions")
 
@@ -121,14 +126,20 @@ def start_upload(page, video, title):
     page.get_by_role("button", name="Upload and take attendance").click()
 
 
-def api_get(page, path):
-    """GET ``path`` from the API with the page's sign-in."""
-    return page.evaluate("""async (path) => {
+def api_call(page, method, path, body=None):
+    """Call the API with the page's sign-in; the JSON answer."""
+    return page.evaluate("""async ([method, path, body]) => {
         const saved = JSON.parse(localStorage.getItem('rollcall.auth'));
+        const headers = {Authorization: 'Bearer ' + saved.token};
+        if (body) headers['Content-Type'] = 'application/json';
         const answer = await fetch(window.ROLLCALL_CONFIG.apiBaseUrl + path,
-            {headers: {Authorization: 'Bearer ' + saved.token}});
+            {method, headers, body: body ? JSON.stringify(body) : undefined});
         return answer.json();
-    }""", path)
+    }""", [method, path, body])
+
+
+def api_get(page, path):
+    return api_call(page, "GET", path)
 
 
 def session_id_of(stack, title, page):
@@ -176,6 +187,12 @@ def test_an_upload_keeps_going_while_the_teacher_moves_around(page, stack, s3, t
     # The session moved on from "waiting for upload" by itself.
     row = page.locator(f'tr[data-session-id="{session_id}"] .badge')
     expect(row).not_to_have_text("Waiting for upload", timeout=30_000)
+    # When the analysis ends (here it fails: the file is filler), the page
+    # the teacher is on says so.
+    nav(page, "People")
+    expect(page.locator(".toast")).to_contain_text("“Moving around” could not be processed",
+                                                   timeout=60_000)
+    page.shots.take(page, "analysis-finished-notice")
     page.watch.check()
 
 
@@ -252,7 +269,7 @@ def test_a_reload_mid_upload_resumes_from_the_parts_s3_has(page, stack, s3, tmp_
     assert had and had != {1, 2, 3, 4, 5}, had
     parts.sent.clear()
     page.get_by_label("Video file").set_input_files(str(video))
-    page.get_by_role("button", name="Upload the video again").click()
+    page.get_by_role("button", name="Carry on with the upload").click()
     expect(page.locator(".session-status .badge")).not_to_have_text(
         re.compile("Waiting for upload|Uploading"), timeout=90_000)
     assert stored_matches(s3, stack, session_id, video)
@@ -277,4 +294,65 @@ def test_a_renamed_text_file_is_refused_before_anything_is_sent(page, stack, tmp
     expect(error).to_contain_text("not a video")
     page.shots.take(page, "text-file-refused")
     assert not [r for r in requests if r[0] in ("POST", "PUT")], requests
+    # A WebM (an EBML header naming its DocType) passes the same check.
+    webm = tmp_path / "seminar-clip.webm"
+    webm.write_bytes(b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\xf7\x81\x01\x42\xf2\x81\x04"
+                     b"\x42\xf3\x81\x08\x42\x82\x84webm" + bytes(200))
+    page.get_by_label("Title").fill("")
+    page.get_by_label("Recording").set_input_files(str(webm))
+    expect(page.get_by_label("Title")).to_have_value("seminar clip")
+    expect(error).to_be_empty()
+    page.watch.check()
+
+
+def test_a_session_is_renamed_and_deleted_from_its_page(page, stack):
+    sign_in(page, stack, ADMIN)
+    created = api_call(page, "POST", "/sessions", {
+        "title": "Wrong title", "date": "2026-03-02", "content_type": "video/mp4"})
+    session_id = created["session"]["session_id"]
+    page.goto(f"{stack.site_url}#/sessions/{session_id}")
+    expect(page.locator("h1")).to_have_text("Wrong title")
+    page.get_by_role("button", name="Edit…").click()
+    dialog = page.locator("dialog.dialog")
+    expect(dialog.get_by_label("Title")).to_be_focused()
+    dialog.get_by_label("Title").fill("")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog.locator('[data-error-for="title"]')).to_contain_text("title")
+    dialog.get_by_label("Title").fill("Chemistry, week 2")
+    dialog.get_by_label("Date of the class").fill("2026-03-09")
+    page.shots.take(page, "edit-dialog")
+    dialog.get_by_role("button", name="Save").click()
+    expect(page.locator("h1")).to_have_text("Chemistry, week 2")
+    expect(page.locator(".page-subtitle")).to_have_text("Mon 9 Mar 2026")
+    # Enter on the delete dialog cancels: the focus starts on Cancel.
+    page.get_by_role("button", name="Delete…").click()
+    expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(dialog).to_have_count(0)
+    expect(page.locator("h1")).to_have_text("Chemistry, week 2")
+    page.get_by_role("button", name="Delete…").click()
+    page.shots.take(page, "delete-dialog")
+    dialog.get_by_role("button", name="Delete").click()
+    expect(page).to_have_url(re.compile(r"#/sessions$"))
+    expect(page.locator(f'tr[data-session-id="{session_id}"]')).to_have_count(0)
+    # A range without sessions says so instead of downloading an empty file.
+    downloads = []
+    page.on("download", lambda download: downloads.append(download))
+    page.get_by_label("From").fill("2020-01-01")
+    page.get_by_label("To").fill("2020-01-31")
+    page.locator(".export-form").get_by_role("button", name="Download CSV").click()
+    expect(page.locator(".export-form .form-error")).to_contain_text(
+        "no sessions in this range")
+    assert downloads == []
+    # A teacher may rename a session of their class, but not delete it.
+    made = api_call(page, "POST", "/classes", {"name": "Chemistry 2",
+                                                "teachers": [CLASS_TEACHER[0]]})
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, stack, CLASS_TEACHER)
+    created = api_call(page, "POST", "/sessions", {
+        "title": "Teacher session", "content_type": "video/mp4",
+        "class_id": made["class"]["class_id"]})
+    page.goto(f"{stack.site_url}#/sessions/{created['session']['session_id']}")
+    expect(page.get_by_role("button", name="Edit…")).to_be_visible()
+    expect(page.get_by_role("button", name="Delete…")).to_have_count(0)
     page.watch.check()

@@ -3,7 +3,7 @@ import io
 
 import boto3
 
-from chalicelib.schema import ATTENDANCE_BY_STUDENT_INDEX
+from chalicelib.schema import ATTENDANCE_BY_STUDENT_INDEX, table_specs
 from ops.provision import (CREATED, Provisioner,
                                   UNCHANGED)
 from conftest import REGION, stubbed_rekognition, expect_new_collection
@@ -141,6 +141,26 @@ def test_destroy_removes_everything_it_made_buckets_emptied_first(provisioned, s
     assert boto3.client("sns", region_name=REGION).list_topics()["Topics"] == []
     assert boto3.client("iam", region_name=REGION).list_roles()["Roles"] == []
     stubber.assert_no_pending_responses()
+
+
+def test_an_index_missing_from_an_existing_table_is_added_once(provisioned, settings, clients):
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    # A sessions table as it was before the list indexes existed.
+    dynamodb.delete_table(TableName=settings.sessions_table)
+    dynamodb.create_table(TableName=settings.sessions_table, BillingMode="PAY_PER_REQUEST",
+                          KeySchema=[{"AttributeName": "session_id", "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": "session_id",
+                                                 "AttributeType": "S"}])
+    spec = table_specs(settings)[settings.sessions_table]
+    provisioner = Provisioner(settings, clients)
+    provisioner.ensure_table(settings.sessions_table, spec)
+    assert provisioner.report == [("table", settings.sessions_table, "updated")]
+    indexes = dynamodb.describe_table(TableName=settings.sessions_table)["Table"][
+        "GlobalSecondaryIndexes"]
+    assert sorted(i["IndexName"] for i in indexes) == sorted(spec["indexes"])
+    again = Provisioner(settings, clients)
+    again.ensure_table(settings.sessions_table, spec)
+    assert again.report == [("table", settings.sessions_table, "unchanged")]
 
 
 def test_every_table_the_schema_lists_is_made_even_one_added_later(aws, settings, clients,

@@ -609,7 +609,7 @@ def _run_cli(data_dir, argv):
                       AWS_ENDPOINT_URL_REKOGNITION=state["faces_url"],
                       AWS_CONFIG_FILE=str(data_dir / "aws-config-none"),
                       AWS_SHARED_CREDENTIALS_FILE=str(data_dir / "aws-credentials-none"))
-    from chalicelib import cli
+    from ops import cli
     return cli.run(["--stage", state["stage"], *argv])
 
 

@@ -67,6 +67,8 @@ from local.serving import bind, serve_until_signalled
 #: The services Rollcall (and its provisioning) uses; their state is kept.
 SERVICES = ("s3", "dynamodb", "sqs", "sns", "ssm", "iam", "sts")
 SNAPSHOT_NAME = "moto-state.pickle"
+#: POST here snapshots now and keeps a copy for a backup (see PersistentMoto.backup).
+BACKUP_PATH = "/_rollcall/backup"
 #: GET here answers whether every change is saved (not an AWS path: no clash).
 STATUS_PATH = "/_rollcall/state"
 FORMAT = 2
@@ -585,6 +587,11 @@ class PersistentMoto:
             # Wiping every table and bucket is never wanted here.
             start_response("403 Forbidden", [("Content-Type", "text/plain")])
             return [b"reset is disabled: the local stack keeps its data"]
+        if environ.get("PATH_INFO") == BACKUP_PATH and environ.get("REQUEST_METHOD") == "POST":
+            body = json.dumps({"dir": str(self.backup()), "moto": moto.__version__}).encode()
+            start_response("200 OK", [("Content-Type", "application/json"),
+                                      ("Content-Length", str(len(body)))])
+            return [body]
         if environ.get("PATH_INFO") == STATUS_PATH:
             return self._status(start_response)
         if _is_sqs(environ) and not _is_journalled_sqs(environ):
@@ -743,6 +750,20 @@ class PersistentMoto:
             self.journal.drop_before(generation)
             self.snapshots += 1
             return len(payload)
+
+    def backup(self):
+        """Snapshot now and keep a copy of it, with hard links to the blobs it
+        names, in a new ``<state-dir>/backup-<random>/`` (answered; the caller
+        removes it). Requests wait only while the state is pickled, as for any
+        snapshot; no other snapshot replaces it or drops its blobs meanwhile."""
+        self.save()
+        with self._save_lock:
+            target = self.store.state_dir / f"backup-{os.urandom(8).hex()}"
+            (target / "blobs").mkdir(parents=True)
+            shutil.copy2(self.store.snapshot, target / SNAPSHOT_NAME)
+            for name in self.store._used:
+                os.link(self.store.blobs / name, target / "blobs" / name)
+        return target
 
     def _save_loop(self):
         while not self._stop.wait(self._wait):

@@ -23,18 +23,7 @@ export class SignedOut extends ApiError {
   }
 }
 
-/** True for the error of a call that sent the app to the sign-in page. */
-export function isSignedOut(error) {
-  return Boolean(error) && error.code === "signed_out";
-}
-
-/**
- * The one way to show a failure: `show(error)` unless it is a sign-out (the
- * sign-in page already says why). `catch (error) { unlessSignedOut(error, toastError) }`.
- */
-export function unlessSignedOut(error, show) {
-  if (!isSignedOut(error)) show(error);
-}
+export { isSignedOut, unlessSignedOut } from "./signedout.js";
 
 let onSignedOut = () => {};
 export function whenSignedOut(handler) {
@@ -90,7 +79,29 @@ export async function request(method, path, { body, as = "json" } = {}) {
 export const get = (path, options) => request("GET", path, options);
 export const post = (path, body) => request("POST", path, { body });
 export const patch = (path, body) => request("PATCH", path, { body });
+
 export const del = (path) => request("DELETE", path);
+
+/** One page of a list: `{items, next}`; `next` is the cursor of the following page. */
+export async function page(path, key, { cursor, limit = 50 } = {}) {
+  const url = new URL(path, "http://x");
+  url.searchParams.set("limit", String(limit));
+  if (cursor) url.searchParams.set("cursor", cursor);
+  const answer = await get(url.pathname + url.search);
+  return { items: answer[key] || [], next: answer.next_cursor || null };
+}
+
+/** Every item of a paged list, following the server's cursors (at most `max`). */
+export async function getAll(path, key, { max = 5000 } = {}) {
+  const items = [];
+  let cursor = null;
+  do {
+    const found = await page(path, key, { cursor, limit: 200 });
+    items.push(...found.items);
+    cursor = found.next;
+  } while (cursor && items.length < max);
+  return items;
+}
 
 /** A path segment from user data (student IDs may hold ':' and '.'). */
 export const seg = (value) => encodeURIComponent(String(value));

@@ -13,15 +13,25 @@ import * as reportPage from "./pages/report.js";
 import * as uploadPage from "./pages/upload.js";
 import * as studentsPage from "./pages/students.js";
 import * as studentPage from "./pages/student.js";
+import * as classesPage from "./pages/classes.js";
+import * as classPage from "./pages/class.js";
+import * as registerPage from "./pages/register.js";
+import * as usersPage from "./pages/users.js";
+import * as accountPage from "./pages/account.js";
 
 const ROUTES = [
   { id: "login", pattern: /^#\/login$/, page: loginPage, title: "Sign in", public: true },
   { id: "sessions", pattern: /^#\/sessions$/, page: sessionsPage, title: "Sessions", nav: "sessions" },
-  { id: "upload", pattern: /^#\/upload$/, page: uploadPage, title: "Upload a recording", nav: "upload" },
+  { id: "upload", pattern: /^#\/upload(?:\?class=([^/&]+))?$/, page: uploadPage, title: "Upload a recording", nav: "upload", keys: ["classId"] },
   { id: "report", pattern: /^#\/sessions\/([^/]+)\/report$/, page: reportPage, title: "Printable report", nav: "sessions", keys: ["sessionId"] },
   { id: "session", pattern: /^#\/sessions\/([^/]+)$/, page: sessionPage, title: "Session", nav: "sessions", keys: ["sessionId"] },
   { id: "students", pattern: /^#\/students$/, page: studentsPage, title: "People", nav: "students" },
   { id: "student", pattern: /^#\/students\/([^/]+)$/, page: studentPage, title: "Person", nav: "students", keys: ["studentId"] },
+  { id: "classes", pattern: /^#\/classes$/, page: classesPage, title: "Classes", nav: "classes" },
+  { id: "register", pattern: /^#\/classes\/([^/]+)\/register$/, page: registerPage, title: "Register", nav: "classes", keys: ["classId"] },
+  { id: "class", pattern: /^#\/classes\/([^/]+)$/, page: classPage, title: "Class", nav: "classes", keys: ["classId"] },
+  { id: "users", pattern: /^#\/users$/, page: usersPage, title: "Users", nav: "users" },
+  { id: "account", pattern: /^#\/account$/, page: accountPage, title: "Your account", nav: "account" },
 ];
 
 const main = document.getElementById("main");
@@ -35,7 +45,9 @@ function match(hash) {
     if (found) {
       const params = {};
       try {
-        (route.keys || []).forEach((key, i) => { params[key] = decodeURIComponent(found[i + 1]); });
+        (route.keys || []).forEach((key, i) => {
+          if (found[i + 1] !== undefined) params[key] = decodeURIComponent(found[i + 1]);
+        });
       } catch {
         return null; // a malformed %-escape (URIError): no such page, not a stuck one
       }
@@ -51,6 +63,8 @@ function showChrome(signedIn, navKey) {
   document.body.classList.toggle("signed-out", !signedIn);
   const who = auth.user();
   document.getElementById("who").textContent = who ? who.email : "";
+  // The Users page is an administrator's; the server refuses it to anyone else too.
+  for (const link of bar.querySelectorAll("[data-admin]")) link.hidden = !(who && who.role === "admin");
   for (const link of bar.querySelectorAll("[data-nav]")) {
     if (link.dataset.nav === navKey) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
@@ -76,6 +90,12 @@ async function route() {
   }
   if (current.public && auth.current()) {
     location.replace(auth.takePlace());
+    return;
+  }
+  // A one-time password (a new account, a reset) is replaced before anything else.
+  if (!current.public && current.id !== "account" && auth.user().must_change_password) {
+    auth.rememberPlace(hash);
+    location.replace("#/account");
     return;
   }
   showChrome(!current.public, current.nav);

@@ -104,9 +104,15 @@ export function formatDayOf(iso) {
 
 export const STATUS_LABELS = {
   AWAITING_UPLOAD: "Waiting for upload",
+  CONVERTING: "Converting",
   PROCESSING: "Processing",
   COMPLETED: "Completed",
   FAILED: "Failed",
   PRESENT: "Present",
+  LATE: "Late",
   ABSENT: "Absent",
+  EXCUSED: "Excused",
 };
+
+/** One letter per status, as the class register shows it. */
+export const STATUS_LETTERS = { PRESENT: "P", LATE: "L", ABSENT: "A", EXCUSED: "E" };

@@ -2,7 +2,7 @@
 // confirmation dialogs and toasts. All text goes in as text.
 import { h, clear } from "./dom.js";
 import { STATUS_LABELS } from "./format.js";
-import { unlessSignedOut, isSignedOut as isSignedOutError } from "./api.js";
+import { unlessSignedOut, isSignedOut as isSignedOutError } from "./signedout.js";
 
 export function pageHeader(title, { subtitle, actions = [], back } = {}) {
   return h("header", { class: "page-header" },
@@ -154,7 +154,7 @@ export function confirmDialog({ title, message, confirmLabel = "Confirm", danger
 
 /**
  * A dialog with a small form. `fields`: [{name, label, value, type, required,
- * maxlength}]; `check(values)` answers [field, message] or null; `submit(values)`
+ * maxlength, min, max, options: [{value, label}] for a choice}]; `check(values)` answers [field, message] or null; `submit(values)`
  * calls the API. Resolves to what `submit` answered, or null when cancelled.
  * The dialog stays open, with what was typed, while an error is shown.
  */
@@ -167,8 +167,11 @@ export function formDialog({ title, fields, confirmLabel = "Save", check = () =>
       h("h2", { class: "dialog__title" }, title),
       formErrorSlot(),
       fields.map((spec) => {
-        const input = h("input", { type: spec.type || "text", value: spec.value || "", required: spec.required,
-          maxlength: spec.maxlength, autocomplete: "off" });
+        const input = spec.options
+          ? h("select", {}, spec.options.map((option) => h("option", { value: option.value }, option.label)))
+          : h("input", { type: spec.type || "text", value: spec.value || "", required: spec.required,
+            maxlength: spec.maxlength, min: spec.min, max: spec.max, autocomplete: "off" });
+        if (spec.options) input.value = spec.value || "";
         inputs[spec.name] = input;
         return field({ name: spec.name, label: spec.label, input });
       }),

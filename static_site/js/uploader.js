@@ -128,8 +128,13 @@ export async function cancel(sessionId) {
   changed(current || null);
 }
 
-async function run(current, file, signal) {
+async function run(current, file, outer) {
   const path = `/sessions/${api.seg(current.sessionId)}/multipart`;
+  // Cancelling stops everything; so does one part failing for good (the
+  // other parts in flight stop too: the job has ended).
+  const stopAll = new AbortController();
+  outer.addEventListener("abort", () => stopAll.abort(), { once: true });
+  const signal = stopAll.signal;
   let upload = null;
   const record = readSaved()[current.sessionId];
   if (sameFile(record, file)) {
@@ -169,15 +174,22 @@ async function run(current, file, signal) {
   report();
 
   const urls = new Map();
+  let signing = null; // one signing request at a time; the workers share its answer
   async function urlFor(n) {
-    if (!urls.has(n)) {
-      // Sign this part and the next few missing ones in one request.
-      const wanted = [];
-      for (let m = n; m <= count && wanted.length < Math.min(upload.max_urls || 20, 20); m += 1) {
-        if (m === n || (!etags.has(m) && !urls.has(m))) wanted.push(m);
+    while (!urls.has(n)) {
+      if (!signing) {
+        // This part and the next few missing ones in one request.
+        const wanted = [n];
+        for (let m = n + 1; m <= count && wanted.length < Math.min(upload.max_urls || 20, 20); m += 1) {
+          if (!etags.has(m) && !urls.has(m)) wanted.push(m);
+        }
+        signing = api.post(`${path}/parts`, { upload_id: upload.upload_id, part_numbers: wanted })
+          .then((answer) => {
+            for (const [key, url] of Object.entries(answer.urls)) urls.set(Number(key), url);
+          })
+          .finally(() => { signing = null; });
       }
-      const answer = await api.post(`${path}/parts`, { upload_id: upload.upload_id, part_numbers: wanted });
-      for (const [key, url] of Object.entries(answer.urls)) urls.set(Number(key), url);
+      await signing;
     }
     return urls.get(n);
   }
@@ -219,7 +231,15 @@ async function run(current, file, signal) {
   async function worker() {
     while (queue.length) await sendPart(queue.shift());
   }
-  await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, queue.length) }, worker));
+  const sendAll = async () => {
+    try {
+      await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, queue.length) }, worker));
+    } catch (error) {
+      stopAll.abort();
+      throw outer.aborted ? new Cancelled() : error;
+    }
+  };
+  await sendAll();
 
   for (let round = 1; ; round += 1) {
     const parts = [...etags.entries()].sort((a, b) => a[0] - b[0]).map(([n, etag]) => ({ part_number: n, etag }));
@@ -232,7 +252,7 @@ async function run(current, file, signal) {
         : error.code === "part_mismatch" ? [error.details.part_number] : null;
       if (!again || round > 1) throw error;
       for (const n of again) { etags.delete(n); queue.push(n); }
-      await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, queue.length) }, worker));
+      await sendAll();
     }
   }
 }
@@ -240,6 +260,10 @@ async function run(current, file, signal) {
 /** PUT one part; resolves with its ETag. XMLHttpRequest for upload progress. */
 function putPart(url, blob, signal, onProgress) {
   return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      reject(new Cancelled()); // cancelled while its URL was being signed
+      return;
+    }
     const xhr = new XMLHttpRequest();
     xhr.open("PUT", url);
     xhr.upload.addEventListener("progress", (event) => onProgress(event.loaded));

@@ -7,9 +7,10 @@ import * as uploads from "./uploader.js";
 import { unlessSignedOut } from "./api.js";
 import { field, clearErrors, showApiError, showFieldError, formErrorSlot, setBusy, lockForm } from "./ui.js";
 
-const VIDEO_TYPES = { mp4: "video/mp4", m4v: "video/mp4", mov: "video/quicktime", avi: "video/x-msvideo" };
+const VIDEO_TYPES = { mp4: "video/mp4", m4v: "video/mp4", mov: "video/quicktime", avi: "video/x-msvideo",
+  webm: "video/webm", mkv: "video/x-matroska" };
 const ACCEPTED = new Set(Object.values(VIDEO_TYPES));
-export const NOT_A_VIDEO = "This is not a video Rollcall can read. Choose an MP4, MOV or AVI file.";
+export const NOT_A_VIDEO = "This is not a video Rollcall can read. Choose an MP4, MOV, AVI, WebM or MKV file.";
 const CANCELLED = "The upload was cancelled. Nothing was processed.";
 
 /** The content type to declare: the browser's, or one from the extension. */
@@ -25,11 +26,12 @@ export function videoType(file) {
  * before a byte is sent.
  */
 export async function sniffVideo(file) {
-  const head = new Uint8Array(await file.slice(0, 32).arrayBuffer());
+  const head = new Uint8Array(await file.slice(0, 32).arrayBuffer()); // what the server reads
   const text = (from, to) => String.fromCharCode(...head.slice(from, to));
   if (text(0, 4) === "RIFF" && text(8, 12) === "AVI ") return "video/x-msvideo";
   if (text(4, 8) === "ftyp") return text(8, 12) === "qt  " ? "video/quicktime" : "video/mp4";
   if (["moov", "mdat", "wide", "free", "skip"].includes(text(4, 8))) return "video/quicktime";
+  if (text(0, 4) === "\x1a\x45\xdf\xa3") return text(0, 64).includes("webm") ? "video/webm" : "video/x-matroska";
   return null;
 }
 
@@ -43,12 +45,14 @@ async function checkedType(file) {
  * a picked or dropped file; `show(file)` shows which one is chosen.
  */
 function videoDropzone(onChoose) {
-  const input = h("input", { type: "file", accept: "video/mp4,video/quicktime,video/x-msvideo,.mp4,.mov,.avi,.m4v", class: "dropzone__input" });
+  const input = h("input", { type: "file", accept: "video/mp4,video/quicktime,video/x-msvideo,video/webm,video/x-matroska,.mp4,.mov,.avi,.m4v,.webm,.mkv", class: "dropzone__input" });
   const fileName = h("span", { class: "dropzone__file" });
   const dropzone = h("div", { class: "dropzone" },
     h("div", { class: "dropzone__icon", "aria-hidden": "true" }),
-    h("p", { class: "dropzone__text" }, h("strong", {}, "Drop the video here"), " or choose a file"),
-    h("p", { class: "dropzone__hint" }, "MP4, MOV or AVI, as it came off the camera or phone"),
+    // Touch screens cannot drop a file: they are asked to choose one.
+    h("p", { class: "dropzone__text dropzone__text--pointer" }, h("strong", {}, "Drop the video here"), " or choose a file"),
+    h("p", { class: "dropzone__text dropzone__text--touch" }, h("strong", {}, "Choose the video")),
+    h("p", { class: "dropzone__hint" }, "MP4, MOV, AVI, WebM or MKV, as it came off the camera or phone"),
     fileName);
   input.addEventListener("change", () => onChoose(input.files[0] || null));
   for (const name of ["dragenter", "dragover"]) {
@@ -198,6 +202,10 @@ export function videoUploadForm({ label = "Recording", submitLabel, className, a
   return {
     element: form,
     busy: () => busy,
+    /** Another label for the submit button (not while it is busy). */
+    label(text) {
+      if (!busy) submit.textContent = text;
+    },
     release() {
       released = true;
       stopFollowing();

@@ -11,6 +11,9 @@ import * as uploads from "../uploader.js";
 import * as auth from "../auth.js";
 import { downloadCsv, safeName } from "../downloads.js";
 import { drawTimeline } from "../timeline.js";
+import { correctionDialog } from "../correction.js";
+
+const ATTENDED = ["PRESENT", "LATE"];
 
 const POLL_MS = 2500;
 
@@ -49,7 +52,7 @@ export async function render(main, { sessionId }, { setTitle }) {
     }
     if (stopped) return;
     draw(data);
-    if (data.session.status === "PROCESSING" || data.session.status === "AWAITING_UPLOAD") {
+    if (["AWAITING_UPLOAD", "CONVERTING", "PROCESSING"].includes(data.session.status)) {
       timer = setTimeout(load, POLL_MS);
     }
   }
@@ -58,8 +61,8 @@ export async function render(main, { sessionId }, { setTitle }) {
     setTitle(session.title || "Session");
     if (observer) observer.disconnect();
     const rows = attendance || [];
-    const present = rows.filter((row) => row.status === "PRESENT");
-    const absent = rows.filter((row) => row.status === "ABSENT");
+    const present = rows.filter((row) => ATTENDED.includes(row.status));
+    const absent = rows.filter((row) => !ATTENDED.includes(row.status));
 
     const csv = h("button", { type: "button", class: "btn btn--secondary" }, "Download CSV");
     csv.addEventListener("click", async () => {
@@ -83,6 +86,7 @@ export async function render(main, { sessionId }, { setTitle }) {
         subtitle: [formatDate(session.date), session.course].filter(Boolean).join(" · "),
         actions,
       }),
+      classLine(session),
       sessionStatus(session),
       statusPanel(session),
       done ? stats(session, present, absent) : null);
@@ -91,11 +95,12 @@ export async function render(main, { sessionId }, { setTitle }) {
     const timelineBox = h("div", { class: "timeline" });
     main.append(h("section", { class: "card panel", "aria-labelledby": "timeline-title" },
       h("h2", { class: "panel__title", id: "timeline-title" }, "When each person was seen"),
-      h("p", { class: "panel__lead" }, "Each dot is a sighting in the video; the bar runs from the first to the last."),
+      h("p", { class: "panel__lead" }, "Each mark is a sighting in the video (on a small screen, close ones merge into one); the band runs from the first to the last."),
       timelineBox));
     main.append(
       rowsTable("Present", present, session, onCorrected, "No one was recognised in this recording."),
-      rowsTable("Absent", absent, session, onCorrected, "Everyone registered was there."));
+      rowsTable("Absent", absent, session, onCorrected, "Everyone registered was there."),
+      seenNotEnrolled(session));
     if (!drawTimeline(timelineBox, rows)) {
       timelineBox.append(h("p", { class: "muted" }, "No one was seen in this recording."));
     } else {
@@ -113,8 +118,10 @@ export async function render(main, { sessionId }, { setTitle }) {
       const index = rows.findIndex((r) => r.student_id === row.student_id);
       if (index >= 0) rows[index] = row;
       const c = { ...session.counts };
-      c.present = rows.filter((r) => r.status === "PRESENT").length;
+      c.present = rows.filter((r) => ATTENDED.includes(r.status)).length;
+      c.late = rows.filter((r) => r.status === "LATE").length;
       c.absent = rows.filter((r) => r.status === "ABSENT").length;
+      c.excused = rows.filter((r) => r.status === "EXCUSED").length;
       draw({ session: { ...session, counts: c }, attendance: rows });
     }
   }
@@ -136,6 +143,12 @@ export async function render(main, { sessionId }, { setTitle }) {
   }
 
   function statusPanel(session) {
+    if (session.status === "CONVERTING") {
+      const percent = Number.isFinite(session.conversion_percent) ? ` (${session.conversion_percent}%)` : "";
+      return notice("info", `Rollcall is converting the recording${percent}`,
+        h("p", { class: "with-spinner" }, spinner("Converting"),
+          "This kind of video is turned into one the face search reads first. This page updates by itself; you can leave it and come back."));
+    }
     if (session.status === "PROCESSING") {
       return notice("info", "Rollcall is watching the recording",
         h("p", { class: "with-spinner" }, spinner("Processing"),
@@ -149,6 +162,7 @@ export async function render(main, { sessionId }, { setTitle }) {
           background.element, h("div", { class: "form-actions" }, cancelBackground));
       }
       const stoppedUpload = uploads.interruptedFor(sessionId);
+      reupload.label(stoppedUpload ? "Carry on with the upload" : "Upload the video again");
       if (stoppedUpload && !reupload.busy()) {
         const share = stoppedUpload.size ? Math.floor((100 * stoppedUpload.sent) / stoppedUpload.size) : 0;
         return notice("info", `The upload stopped at ${share}%`,
@@ -160,9 +174,10 @@ export async function render(main, { sessionId }, { setTitle }) {
           h("p", { class: "with-spinner" }, spinner("Starting"),
             "The video has arrived. This page updates by itself."));
       }
-      return notice("info", "Waiting for the recording",
-        h("p", { class: "with-spinner" }, spinner("Waiting"),
-          "The video has not arrived yet. If the upload was interrupted, use “Upload the video again” below."),
+      // Nothing is running here: no spinner, but what to do.
+      return notice("info", "No video yet",
+        h("p", {}, "The video of this session has not arrived. Choose it below; an upload "
+          + "running on another computer shows here when it arrives."),
         reupload.element);
     }
     if (session.status === "FAILED") {
@@ -227,6 +242,12 @@ function uploadAgainForm(sessionId, onUploaded) {
 function editButton(session, onChanged) {
   const button = h("button", { type: "button", class: "btn btn--secondary" }, "Edit…");
   button.addEventListener("click", async () => {
+    // The classes it may move to: the user's own (an admin's: all, or none).
+    let classes = [];
+    try { classes = await api.getAll("/classes", "classes"); } catch { classes = []; }
+    const options = classes.map((c) => ({ value: c.class_id, label: c.name }));
+    if (auth.isAdmin()) options.unshift({ value: "", label: "No class (everyone)" });
+    const offset = session.start_offset_seconds ? String(Math.round(session.start_offset_seconds / 60)) : "";
     const changed = await formDialog({
       title: "Edit the session",
       confirmLabel: "Save",
@@ -234,11 +255,21 @@ function editButton(session, onChanged) {
         { name: "title", label: "Title", value: session.title || "", required: true, maxlength: 200 },
         { name: "date", label: "Date of the class", type: "date", value: session.date || "", required: true },
         { name: "course", label: "Course", value: session.course || "", maxlength: 100 },
+        { name: "class_id", label: "Class", value: session.class_id || "", options },
+        { name: "start_offset_seconds", label: "Class starts after (minutes into the video)", type: "number",
+          value: offset, min: 0, max: 360 },
       ],
       check: (values) => (!values.title.trim() ? ["title", "Give the session a title."]
         : !values.date ? ["date", "Choose the date of the class."] : null),
-      submit: (values) => api.patch(`/sessions/${api.seg(session.session_id)}`,
-        { title: values.title.trim(), date: values.date, course: values.course.trim() }),
+      submit: (values) => {
+        const body = { title: values.title.trim(), date: values.date, course: values.course.trim() };
+        if ((values.class_id || null) !== (session.class_id || null)) body.class_id = values.class_id || null;
+        if (values.start_offset_seconds !== offset) {
+          body.start_offset_seconds = values.start_offset_seconds === "" ? null
+            : Math.round(Number(values.start_offset_seconds) * 60);
+        }
+        return api.patch(`/sessions/${api.seg(session.session_id)}`, body);
+      },
     });
     if (!changed) return;
     toast("The session is saved.");
@@ -294,8 +325,16 @@ function rowsTable(title, rows, session, onCorrected, emptyText) {
       isPresent ? "Mark absent" : "Mark present");
     action.setAttribute("aria-label", `${isPresent ? "Mark absent" : "Mark present"}: ${row.full_name}`);
     action.addEventListener("click", () => correct(row, isPresent ? "ABSENT" : "PRESENT", session, onCorrected, action));
+    const more = h("button", { type: "button", class: "btn btn--small btn--ghost",
+      "aria-label": `Correct: ${row.full_name}` }, "Other…");
+    more.addEventListener("click", async () => {
+      const updated = await correctionDialog({ sessionId: session.session_id, studentId: row.student_id,
+        name: row.full_name, current: row.status });
+      if (updated) onCorrected(updated);
+    });
     const nameCell = h("td", { class: "cell-name", "data-label": "Name" },
-      h("a", { href: `#/students/${api.seg(row.student_id)}` }, row.full_name || row.student_id));
+      h("a", { href: `#/students/${api.seg(row.student_id)}` }, row.full_name || row.student_id),
+      row.status === "LATE" || row.status === "EXCUSED" ? [" ", badge(row.status)] : null);
     if (row.source === "manual") {
       nameCell.append(h("div", { class: "correction" },
         h("span", { class: "badge badge--manual" }, "Corrected"), " ",
@@ -308,7 +347,7 @@ function rowsTable(title, rows, session, onCorrected, emptyText) {
       h("td", { class: "num", "data-label": "First seen" }, formatMs(row.first_seen_ms)),
       h("td", { class: "num", "data-label": "Similarity" }, formatSimilarity(row.similarity)),
       h("td", { class: "num", "data-label": "Sightings" }, String(row.sightings ?? 0)),
-      h("td", { class: "cell-action" }, action));
+      h("td", { class: "cell-action" }, action, " ", more));
   });
   return h("section", { class: ["card", "table-card", `attendance-${title.toLowerCase()}`], "aria-labelledby": id },
     h("h2", { class: "panel__title table-card__title", id },
@@ -341,4 +380,54 @@ async function correct(row, status, session, onCorrected, button) {
     toastError(error);
     setBusy(button, false);
   }
+}
+
+/** The session's class (with a link to its register), or "no class". */
+function classLine(session) {
+  const line = h("p", { class: "session-class muted" });
+  if (!session.class_id) {
+    line.append("No class: taken against everyone registered.");
+    return line;
+  }
+  const link = h("a", { href: `#/classes/${api.seg(session.class_id)}/register` }, "the class register");
+  line.append("Class: ", h("span", { class: "session-class__name" }, "…"), " · see ", link,
+    session.start_offset_seconds ? ` · starts ${formatMs(session.start_offset_seconds * 1000)} into the video` : "");
+  api.get(`/classes/${api.seg(session.class_id)}`)
+    .then(({ class: klass }) => { line.querySelector(".session-class__name").textContent = klass.name; })
+    .catch(() => { line.querySelector(".session-class__name").textContent = "(unavailable)"; });
+  return line;
+}
+
+/** People recognised who are not on the class's roster: never counted, one click enrols them. */
+function seenNotEnrolled(session) {
+  const people = session.seen_not_enrolled || [];
+  if (!people.length || !session.class_id) return null;
+  return h("section", { class: "card table-card seen-not-enrolled", "aria-labelledby": "seen-title" },
+    h("h2", { class: "panel__title table-card__title", id: "seen-title" }, "Seen, not on this roster",
+      h("span", { class: "count" }, String(people.length))),
+    h("p", { class: "panel__lead" }, "Recognised in the recording but not enrolled in this class; they are not counted here. Enrolling them counts them in later sessions."),
+    h("table", { class: "table" },
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "ID"),
+        h("th", { scope: "col", class: "num" }, "First seen"), h("th", { scope: "col", class: "num" }, "Similarity"),
+        h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Enrol")))),
+      h("tbody", {}, people.map((person) => {
+        const enrol = h("button", { type: "button", class: "btn btn--small btn--secondary",
+          "aria-label": `Enrol ${person.full_name}` }, "Enrol in the class");
+        enrol.addEventListener("click", async () => {
+          setBusy(enrol, true, "Enrolling…");
+          try {
+            const answer = await api.post(`/classes/${api.seg(session.class_id)}/students`, { student_id: person.student_id });
+            toast(answer.result === "added" ? `${person.full_name} enrolled.` : `${person.full_name} was already enrolled.`);
+            enrol.textContent = "Enrolled";
+          } catch (error) {
+            toastError(error);
+            setBusy(enrol, false);
+          }
+        });
+        return h("tr", { dataset: { studentId: person.student_id } },
+          h("td", {}, person.full_name), h("td", { class: "cell-id" }, person.student_id),
+          h("td", { class: "num" }, formatMs(person.first_seen_ms)),
+          h("td", { class: "num" }, formatSimilarity(person.similarity)),
+          h("td", { class: "cell-action" }, enrol));
+      }))));
 }

@@ -6,20 +6,43 @@ import { formatDate, today, daysAgo } from "../format.js";
 import { pageHeader, badge, emptyState, loading, notice, toast, toastError, setBusy,
   field, clearErrors, showApiError, showFormError, formErrorSlot } from "../ui.js";
 import { downloadCsv, safeName } from "../downloads.js";
+import * as uploads from "../uploader.js";
+import * as auth from "../auth.js";
 
 const REFRESH_MS = 3000;
+
+const PAGE = 50;
 
 export async function render(main) {
   let timer = null;
   let stopped = false;
-  let known = null; // the sessions last listed
+  let wanted = PAGE; // how many are shown: "Show more" asks for the next page
+  let more = false;
   const list = h("div", { class: "sessions-list" });
+  const classFilter = h("select", {}, h("option", { value: "" }, auth.isAdmin() ? "All classes" : "All my classes"));
+  if (auth.isAdmin()) classFilter.append(h("option", { value: "none" }, "No class"));
+  classFilter.addEventListener("change", () => { wanted = PAGE; refresh(); });
+  let classes = [];
+
+  /** The first `wanted` sessions, newest first, paging through the API's cursors. */
+  async function load() {
+    const sessions = [];
+    let cursor = null;
+    const path = classFilter.value ? `/sessions?class_id=${api.seg(classFilter.value)}` : "/sessions";
+    do {
+      const found = await api.page(path, "sessions", { cursor, limit: Math.min(200, wanted - sessions.length) });
+      sessions.push(...found.items);
+      cursor = found.next;
+    } while (cursor && sessions.length < wanted);
+    more = Boolean(cursor);
+    return sessions;
+  }
 
   async function refresh() {
     clearTimeout(timer);
     let sessions;
     try {
-      ({ sessions } = await api.get("/sessions"));
+      sessions = await load();
     } catch (error) {
       if (!stopped) {
         api.unlessSignedOut(error, () => clear(list).append(notice("error", "The sessions could not be loaded", error.message)));
@@ -27,8 +50,11 @@ export async function render(main) {
       return;
     }
     if (stopped) return;
-    known = sessions;
-    clear(list).append(sessions.length ? table(sessions, refresh) : await firstSteps());
+    const names = Object.fromEntries(classes.map((c) => [c.class_id, c.name]));
+    const showMore = h("button", { type: "button", class: "btn btn--secondary show-more" }, "Show more");
+    showMore.addEventListener("click", () => { wanted += PAGE; refresh(); });
+    clear(list).append(sessions.length ? table(sessions, refresh, names) : await firstSteps(),
+      more ? showMore : null);
     if (stopped) return;
     if (sessions.some(isMoving)) {
       timer = setTimeout(refresh, REFRESH_MS);
@@ -36,22 +62,30 @@ export async function render(main) {
   }
 
   loading(main, "Loading sessions…");
+  try {
+    classes = await api.getAll("/classes", "classes");
+  } catch { classes = []; }
+  classFilter.append(...classes.map((c) => h("option", { value: c.class_id }, c.name)));
   await refresh();
   clear(main).append(
     pageHeader("Sessions", {
-      subtitle: "Every recording you uploaded and who was there.",
+      subtitle: "Every recording and who was there.",
       actions: [h("a", { class: "btn btn--primary", href: "#/upload" }, "Upload a recording")],
     }),
+    h("div", { class: "filters" }, field({ name: "class", label: "Class", input: classFilter })),
     list,
-    exportPanel(() => known));
+    exportPanel(classes));
   return () => { stopped = true; clearTimeout(timer); };
 }
 
 /** No sessions yet: the first thing to do, registering people before any recording. */
 async function firstSteps() {
   let registered = null;
+  let many = false;
   try {
-    registered = (await api.get("/students")).students.length;
+    const found = await api.page("/students", "students", { limit: 200 });
+    registered = found.items.length;
+    many = Boolean(found.next);
   } catch {
     registered = null; // unknown: suggest both steps in order
   }
@@ -63,7 +97,7 @@ async function firstSteps() {
   }
   return emptyState(
     "No sessions yet",
-    `${registered} ${registered === 1 ? "person is" : "people are"} registered. Upload the recording of a class and Rollcall works out who was there.`,
+    `${many ? "More than 200 people are" : `${registered} ${registered === 1 ? "person is" : "people are"}`} registered. Upload the recording of a class and Rollcall works out who was there.`,
     h("a", { class: "btn btn--primary", href: "#/upload" }, "Upload a recording"));
 }
 
@@ -71,7 +105,7 @@ async function firstSteps() {
 const UPLOAD_GRACE_MS = 15 * 60 * 1000;
 
 function isMoving(session) {
-  if (session.status === "PROCESSING") return true;
+  if (session.status === "PROCESSING" || session.status === "CONVERTING") return true;
   return session.status === "AWAITING_UPLOAD"
     && Date.now() - new Date(session.created_at).getTime() < UPLOAD_GRACE_MS;
 }
@@ -86,14 +120,19 @@ function counts(session) {
       h("span", { class: "meter__fill", style: { width: `${share}%` } })));
 }
 
-function table(sessions, refresh) {
+function table(sessions, refresh, classNames = {}) {
   const rows = sessions.map((session) => {
     const href = `#/sessions/${api.seg(session.session_id)}`;
     // One wrapper per cell: on narrow screens a cell is its label + one block.
     const titleCell = h("td", { class: "cell-title", "data-label": "Session" }, h("span", {},
       h("a", { class: "row-link", href }, session.title || "Untitled session"),
+      session.class_id ? h("span", { class: "course-tag" }, classNames[session.class_id] || "Class")
+        : h("span", { class: "course-tag course-tag--none" }, "No class"),
       session.course ? h("span", { class: "course-tag" }, session.course) : null));
-    const status = h("div", { class: "status-block" }, badge(session.status));
+    const sending = session.status === "AWAITING_UPLOAD" && uploads.job(session.session_id)
+      && uploads.job(session.session_id).state === "uploading";
+    const status = h("div", { class: "status-block" },
+      sending ? h("span", { class: "badge badge--processing" }, "Uploading") : badge(session.status));
     const statusCell = h("td", { "data-label": "Status" }, status);
     if (session.status === "FAILED" && session.error_kind === "file") {
       // Retrying the same file cannot help: the session's page takes another.
@@ -129,15 +168,32 @@ function table(sessions, refresh) {
       h("tbody", {}, rows)));
 }
 
-/** The students x sessions matrix for a date range, as CSV. `listed()` answers
- * the sessions on the page (null if they could not be loaded). */
-function exportPanel(listed) {
+/** True when the API lists no completed session from `from` to `to` (of one class
+ * when `classId` is given; on its first page: a full page with more to come counts
+ * as "some"). */
+async function noneTaken(from, to, classId) {
+  const query = new URLSearchParams({ from, to, limit: "200" });
+  if (classId) query.set("class_id", classId);
+  try {
+    const answer = await api.get(`/sessions?${query}`);
+    return !answer.next_cursor && !answer.sessions.some((s) => s.status === "COMPLETED");
+  } catch {
+    return false; // unknown: let the download say what it says
+  }
+}
+
+/** The people x sessions matrix for a date range (of one class, or all for an admin), as CSV. */
+function exportPanel(classes) {
+  const admin = auth.isAdmin();
+  const klass = h("select", {}, admin ? h("option", { value: "" }, "Every class and person") : null,
+    classes.map((c) => h("option", { value: c.class_id }, c.name)));
   const from = h("input", { type: "date", required: true, value: daysAgo(30) });
   const to = h("input", { type: "date", required: true, value: today() });
   const submit = h("button", { type: "submit", class: "btn btn--secondary" }, "Download CSV");
   const form = h("form", { class: "export-form", novalidate: true },
     formErrorSlot(),
     h("div", { class: "export-form__fields" },
+      field({ name: "class_id", label: "Class", input: klass }),
       field({ name: "from", label: "From", input: from }),
       field({ name: "to", label: "To", input: to }),
       submit));
@@ -147,14 +203,16 @@ function exportPanel(listed) {
     if (!from.value) return showApiError(form, { field: "from", message: "Choose the first day." });
     if (!to.value) return showApiError(form, { field: "to", message: "Choose the last day." });
     if (from.value > to.value) return showApiError(form, { field: "to", message: "The last day must not be before the first." });
-    const sessions = listed();
-    if (sessions && !sessions.some((s) => s.status === "COMPLETED" && s.date >= from.value && s.date <= to.value)) {
+    if (!admin && !klass.value) return showApiError(form, { field: "class_id", message: "Choose a class." });
+    setBusy(submit, true, "Preparing…");
+    if (await noneTaken(from.value, to.value, klass.value)) {
       // An empty spreadsheet would say less than this.
+      setBusy(submit, false);
       return showFormError(form, `There are no sessions in this range (${formatDate(from.value)} to ${formatDate(to.value)}) with attendance taken.`);
     }
-    setBusy(submit, true, "Preparing…");
     try {
       const query = new URLSearchParams({ from: from.value, to: to.value });
+      if (klass.value) query.set("class_id", klass.value);
       await downloadCsv(`/attendance/export.csv?${query}`, safeName("attendance", from.value, "to", to.value) + ".csv");
     } catch (error) {
       api.unlessSignedOut(error, () => showApiError(form, error));
@@ -164,6 +222,6 @@ function exportPanel(listed) {
   });
   return h("section", { class: "card panel export-panel", "aria-labelledby": "export-title" },
     h("h2", { class: "panel__title", id: "export-title" }, "Attendance over a period"),
-    h("p", { class: "panel__lead" }, "Everyone against every session between two dates, for a spreadsheet."),
+    h("p", { class: "panel__lead" }, "A class's people against its sessions between two dates, for a spreadsheet."),
     form);
 }

@@ -7,6 +7,9 @@ import { formatDayOf } from "../format.js";
 import { pageHeader, emptyState, loading, notice, toast, field, clearErrors, showApiError,
   showFieldError, formErrorSlot, setBusy, lockForm, avatar } from "../ui.js";
 import { photoPicker, uploadPhoto } from "../photo.js";
+import * as auth from "../auth.js";
+
+const PAGE = 100;
 
 /** Server field names and error codes -> the form field that shows the message. */
 export const PHOTO_ERRORS = {
@@ -20,6 +23,9 @@ const STUDENT_ID_PATTERN = /^[A-Za-z0-9_.\-:]{1,64}$/;
 
 export async function render(main) {
   let students = [];
+  let next = null; // the cursor of the next page, while there is one
+  let searching = null; // the text the list was searched for
+  let loaded = []; // the pages loaded without a search
   const search = h("input", { type: "search", placeholder: "Search by name or ID", autocomplete: "off", class: "search__input" });
   const searchBox = h("div", { class: "search", role: "search" },
     h("label", { class: "visually-hidden", for: "student-search" }, "Search people"), search);
@@ -28,16 +34,15 @@ export async function render(main) {
   const summary = h("p", { class: "page-subtitle", "aria-live": "polite" });
 
   function shown() {
-    const needle = search.value.trim().toLocaleLowerCase();
-    if (!needle) return students;
-    return students.filter((s) => s.full_name.toLocaleLowerCase().includes(needle)
-      || s.student_id.toLocaleLowerCase().includes(needle));
+    return students;
   }
 
   function drawList() {
     const list = shown();
-    summary.textContent = students.length === 1 ? "1 person registered." : `${students.length} people registered.`;
-    if (!students.length) {
+    const scope = auth.isAdmin() ? "registered" : "in your classes";
+    summary.textContent = searching ? `${list.length} found.`
+      : `${students.length}${next ? "+" : ""} ${students.length === 1 ? "person" : "people"} ${scope}.`;
+    if (!students.length && !searching) {
       clear(listBox).append(emptyState("No one registered yet",
         "Register each person once with a clear photo of their face; Rollcall recognises them in every recording."));
       return;
@@ -58,12 +63,54 @@ export async function render(main) {
           h("a", { class: "row-link", href: `#/students/${api.seg(student.student_id)}` }, student.full_name)),
         h("td", { class: "cell-id", "data-label": "ID" }, student.student_id),
         h("td", { class: "num", "data-label": "Photos" }, String(student.photo_count ?? (student.photo_keys || []).length)),
-        h("td", { class: "cell-date", "data-label": "Registered" }, formatDayOf(student.created_at))))))));
+        h("td", { class: "cell-date", "data-label": "Registered" }, formatDayOf(student.created_at))))))),
+      next && !searching ? moreButton() : null);
   }
-  search.addEventListener("input", drawList);
+
+  function moreButton() {
+    const more = h("button", { type: "button", class: "btn btn--secondary show-more" }, "Show more");
+    more.addEventListener("click", async () => {
+      setBusy(more, true, "Loading…");
+      try {
+        const found = await api.page("/students", "students", { cursor: next, limit: PAGE });
+        students = loaded = students.concat(found.items);
+        next = found.next;
+        drawList();
+      } catch (error) {
+        api.unlessSignedOut(error, () => toast(error.message, "error"));
+        setBusy(more, false);
+      }
+    });
+    return more;
+  }
+
+  // The server searches (by ID or name prefix, through its index): the list
+  // may be far longer than what is loaded.
+  let typing = null;
+  search.addEventListener("input", () => {
+    clearTimeout(typing);
+    typing = setTimeout(() => reload().catch(() => {}), 250);
+  });
 
   async function reload() {
-    ({ students } = await api.get("/students"));
+    const text = search.value.trim();
+    if (text) {
+      const query = new URLSearchParams({ q: text, limit: "50" });
+      const found = (await api.get(`/students?${query}`)).students;
+      // The server finds ID and name prefixes; people already loaded also match
+      // anywhere in their name or ID.
+      const needle = text.toLocaleLowerCase();
+      const ids = new Set(found.map((s) => s.student_id));
+      const here = loaded.filter((s) => !ids.has(s.student_id)
+        && (s.full_name.toLocaleLowerCase().includes(needle) || s.student_id.toLocaleLowerCase().includes(needle)));
+      students = found.concat(here);
+      searching = text;
+    } else {
+      const found = await api.page("/students", "students", { limit: PAGE });
+      students = loaded = found.items;
+      next = found.next;
+      searching = null;
+    }
     drawList();
   }
 
@@ -99,6 +146,11 @@ function registrationForm(onRegistered) {
   const studentId = h("input", { type: "text", required: true, maxlength: 64, autocomplete: "off",
     spellcheck: "false", autocapitalize: "off" });
   const picker = photoPicker();
+  const klass = h("select", {}, h("option", { value: "" }, auth.isAdmin() ? "No class for now" : "Choose one of your classes"));
+  api.getAll("/classes", "classes").then((classes) => {
+    klass.append(...classes.map((c) => h("option", { value: c.class_id }, c.name)));
+    if (!auth.isAdmin() && classes.length === 1) klass.value = classes[0].class_id;
+  }).catch(() => {});
   const submit = h("button", { type: "submit", class: "btn btn--primary btn--block" }, "Register");
   const photoField = field({ name: "photo", label: "Photo", input: picker.input,
     hint: "One face, looking at the camera, in good light. JPEG or PNG." });
@@ -109,6 +161,8 @@ function registrationForm(onRegistered) {
     field({ name: "student_id", label: "ID", input: studentId,
       hint: "Letters, digits and . _ - : (up to 64). It cannot be changed later." }),
     photoField,
+    field({ name: "class_id", label: "Enrol in", input: klass,
+      hint: auth.isAdmin() ? "Optional." : "You see the people enrolled in your classes." }),
     submit);
 
   form.addEventListener("submit", async (event) => {
@@ -126,9 +180,9 @@ function registrationForm(onRegistered) {
     try {
       const photoKey = await uploadPhoto(picker.file());
       submit.textContent = "Checking the face…";
-      ({ student } = await api.post("/students", {
-        student_id: studentId.value.trim(), full_name: name.value.trim(), photo_key: photoKey,
-      }));
+      const body = { student_id: studentId.value.trim(), full_name: name.value.trim(), photo_key: photoKey };
+      if (klass.value) body.class_id = klass.value;
+      ({ student } = await api.post("/students", body));
     } catch (error) {
       lockForm(form, false);
       setBusy(submit, false);
