@@ -36,6 +36,7 @@ provision: install
 # Provision (tables, buckets, CloudFront, ...), chalice deploy, publish the site;
 # ends with the site's and the API's URLs. A second run changes nothing.
 deploy: install
+	$(PY) -m ops.video_layer publish --stage $(STAGE)
 	$(PY) -m ops.deploy deploy --stage $(STAGE)
 
 # Asks first; says what could not be deleted yet (a distribution disables slowly).
@@ -45,6 +46,7 @@ destroy: install
 # The Terraform artefact, without an account or credentials.
 package: install
 	$(PY) -m ops.deploy package --stage $(STAGE) build/terraform-$(STAGE)
+	$(PY) -m ops.video_layer terraform build/terraform-$(STAGE)
 
 # Checks a deployed stage end to end without touching its data.
 smoke: install

@@ -4,6 +4,7 @@ import os
 from chalice import Chalice, CORSConfig, Rate, Response
 
 from chalicelib import classes as class_rules
+from chalicelib import evidence as evidence_rules
 from chalicelib import http, inputs
 from chalicelib import sessions as session_rules
 from chalicelib.access import is_admin, require_admin
@@ -269,6 +270,7 @@ def add_student_photo(student_id):
 def delete_student(student_id):
     require_role(current_user(), "admin")
     services().students.delete(student_id)
+    services().evidence.forget_student(student_id)  # their faces cut from videos too
     return Response(body="", status_code=204)
 
 
@@ -292,7 +294,10 @@ def list_sessions():
 
 @app.route("/sessions/{session_id}", methods=["GET"])
 def get_session(session_id):
-    return services().sessions.detail(session_id, current_user())
+    detail = services().sessions.detail(session_id, current_user())
+    services().evidence.links(detail["session"], detail["attendance"])  # video crops
+    services().students.add_photos(detail["attendance"])  # registered photos beside them
+    return detail
 
 
 @app.route("/sessions/{session_id}", methods=["PATCH"])
@@ -308,6 +313,23 @@ def correct_attendance(session_id, student_id):
     row = services().sessions.correct(session_id, student_id, user_email=user["email"],
                                       user=user, **fields)
     return {"row": row}
+
+
+@app.route("/sessions/{session_id}/attendance/{student_id}/not-this-person", methods=["POST"])
+def not_this_person(session_id, student_id):
+    user = current_user()
+    row = services().sessions.not_this_person(session_id, student_id, user_email=user["email"],
+                                              user=user)
+    return {"row": row}
+
+
+@app.route("/sessions/{session_id}/unrecognised/{number}/register", methods=["POST"])
+def register_stranger(session_id, number):
+    """From the session's unrecognised people; a class session enrols them in its class."""
+    user, fields = current_user(), inputs.read_stranger_registration(app.current_request)
+    answer = services().sessions.register_stranger(
+        session_id, inputs.read_position(number), user_email=user["email"], user=user, **fields)
+    return Response(body=answer, status_code=201)
 
 
 @app.route("/sessions/{session_id}/retry", methods=["POST"])
@@ -432,3 +454,17 @@ def on_conversion_event(event):
 def check_processing_sessions(event):
     """The watchdog: a session stuck PROCESSING is checked against its job."""
     services().sessions.sweep()
+
+
+# -- evidence crops (after completion) and retention ---------------------------------
+@app.on_sqs_message(queue=_stage_setting("EVIDENCE_QUEUE"), batch_size=1)
+def cut_evidence(event):
+    for record in event:
+        request = evidence_rules.parse_request(record.body)
+        if request is not None:
+            services().evidence.cut(*request)
+
+
+@app.schedule(Rate(6, unit=Rate.HOURS))
+def sweep_retention(event):
+    services().retention.sweep()

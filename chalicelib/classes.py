@@ -33,8 +33,8 @@ from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from chalicelib import names
-from chalicelib.dynamo import (batch_delete, batch_get, from_dynamo, is_conditional_failure,
-                               query_all, utc_now)
+from chalicelib.dynamo import (batch_delete, batch_get, conditional_update, from_dynamo,
+                               is_conditional_failure, query_all, utc_now)
 from chalicelib.errors import InvalidInput, NotFound, WrongState
 from chalicelib.paging import page_sorted, query_page
 from chalicelib.schema import CLASSES_BY_NAME_INDEX, LISTED, MEMBERS_BY_MEMBER_INDEX
@@ -150,18 +150,7 @@ class ClassStore:
         values = dict(values, updated_at=self._now())
         if "name" in values:
             values["name_key"] = names.sort_key(values["name"], class_id)
-        try:
-            return self._table.update_item(
-                Key={"class_id": class_id},
-                UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in values),
-                ConditionExpression=Attr("class_id").exists(),
-                ExpressionAttributeNames={f"#{k}": k for k in values},
-                ExpressionAttributeValues={f":{k}": v for k, v in values.items()},
-                ReturnValues="ALL_NEW")["Attributes"]
-        except ClientError as error:
-            if is_conditional_failure(error):
-                return None
-            raise
+        return conditional_update(self._table, {"class_id": class_id}, values, None)
 
     def count_enrolled(self, class_id, change):
         self._table.update_item(Key={"class_id": class_id},
@@ -213,7 +202,9 @@ class Memberships:
                       "name_key": names.sort_key(student.get("full_name") or "",
                                                  student["student_id"]),
                       "enrolled_at": self._now(), "enrolled_by": by},
-                ConditionExpression=Attr("member").not_exists())
+                # "member" is a DynamoDB reserved word: named through #member.
+                ConditionExpression="attribute_not_exists(#member)",
+                ExpressionAttributeNames={"#member": "member"})
         except ClientError as error:
             if is_conditional_failure(error):
                 return False
@@ -224,7 +215,8 @@ class Memberships:
         """True if the person was enrolled (and is not now)."""
         try:
             self._table.delete_item(Key={"class_id": class_id, "member": STUDENT + student_id},
-                                    ConditionExpression=Attr("member").exists())
+                                    ConditionExpression="attribute_exists(#member)",
+                                    ExpressionAttributeNames={"#member": "member"})
         except ClientError as error:
             if is_conditional_failure(error):
                 return False

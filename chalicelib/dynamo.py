@@ -1,28 +1,20 @@
 """The DynamoDB toolkit every store uses: pages, batches, conditional writes, time.
 
 * Scan and Query stop at 1 MB per call: whole reads go through
-  :func:`scan_all` / :func:`query_all`, so nothing is silently cut off, and
-  lists a person pages through go through :func:`query_page` with an opaque
-  cursor (never a Scan on a request path).
+  :func:`scan_all` / :func:`query_all`, so nothing is silently cut off; lists
+  a person pages through use :mod:`chalicelib.paging` (opaque, checked
+  cursors; never a Scan on a request path).
 * A conditional write that loses is not an error to the caller: it is asked
   with :func:`is_conditional_failure`, or :func:`conditional_update` answers None.
 * Times are stored as ISO 8601 UTC strings to the second (:func:`utc_now`),
   so they sort as text.
 """
-import base64
-import binascii
 import datetime
-import json
 import time
 from decimal import Decimal
 
 from boto3.dynamodb.conditions import Attr
 from botocore.exceptions import ClientError
-
-from chalicelib.errors import InvalidInput
-
-#: The most items one page of a list may hold.
-MAX_PAGE_SIZE = 200
 
 
 def utc_now():
@@ -58,43 +50,6 @@ def conditional_update(table, key, values, condition, remove=(), now=None):
         if is_conditional_failure(error):
             return None
         raise
-
-
-def encode_cursor(last_evaluated_key):
-    """An opaque, URL-safe cursor for ``LastEvaluatedKey`` (None at the end)."""
-    if not last_evaluated_key:
-        return None
-    raw = json.dumps(from_dynamo(last_evaluated_key), sort_keys=True, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor):
-    """The ``ExclusiveStartKey`` of a cursor, or a 400 if it is not one of ours."""
-    if not cursor:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        key = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        key = None
-    if not isinstance(key, dict) or not all(isinstance(v, (str, int)) for v in key.values()):
-        raise InvalidInput("'cursor' is not a cursor this list answered. Start from the "
-                           "first page.", code="invalid_field", details={"field": "cursor"})
-    return to_dynamo(key)
-
-
-def query_page(table, limit, cursor=None, **kwargs):
-    """One page of a Query: ``(items, next_cursor)``; ``next_cursor`` is None at the end.
-
-    DynamoDB may answer fewer than ``limit`` items with a LastEvaluatedKey (1 MB
-    pages, filters): pages then hold fewer, but every item is on exactly one page.
-    """
-    kwargs["Limit"] = max(1, min(int(limit), MAX_PAGE_SIZE))
-    start = decode_cursor(cursor)
-    if start:
-        kwargs["ExclusiveStartKey"] = start
-    page = table.query(**kwargs)
-    return page.get("Items", []), encode_cursor(page.get("LastEvaluatedKey"))
 
 
 def scan_all(table, **kwargs):

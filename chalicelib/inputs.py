@@ -12,8 +12,8 @@ import re
 import unicodedata
 
 from chalicelib.classes import DEFAULT_LATE_MINUTES, MAX_LATE_MINUTES, MAX_TEACHERS
-from chalicelib.dynamo import MAX_PAGE_SIZE
 from chalicelib.errors import InvalidInput, NotFound, TooLarge
+from chalicelib.paging import MAX_PAGE_SIZE
 from chalicelib.multipart import MAX_PART_BYTES, MAX_PARTS, MAX_URLS_PER_REQUEST
 from chalicelib.statuses import AttendanceStatus
 from chalicelib.users import EMAIL_PATTERN, ROLES, normalise_email
@@ -458,3 +458,19 @@ def read_import(request):
         raise InvalidInput("'column' must be a header name or a column number from 1.",
                          code="invalid_field", details={"field": "column"})
     return {"text": text, "column": column}
+def read_position(text):
+    """A 1-based position in a path (``/unrecognised/{number}``): 1 to 9999."""
+    if not re.fullmatch(r"[1-9][0-9]{0,3}", text or ""):
+        raise InvalidInput("The unrecognised person's number must be a whole number from 1.",
+                           code="invalid_field", details={"field": "number"})
+    return int(text)
+
+
+def read_stranger_registration(request):
+    """``POST .../unrecognised/{n}/register``: ID, name and, optionally, an uploaded photo
+    (without one the crop cut from the video is the photo)."""
+    body = json_body(request)
+    fields = {"student_id": read_student_id(body), "full_name": read_full_name(body)}
+    if body.get("photo_key") not in (None, ""):
+        fields["photo_key"] = read_photo_key(body)
+    return fields

@@ -18,6 +18,8 @@ import json
 
 from chalicelib.errors import InvalidInput
 
+#: The most items one page of a list may hold.
+MAX_PAGE_SIZE = 200
 
 
 def _bad_cursor():

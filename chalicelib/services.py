@@ -10,6 +10,7 @@ from functools import cached_property
 from chalicelib.access import Access
 from chalicelib.attendance import AttendanceStore
 from chalicelib.classes import Classes, ClassStore, Memberships
+from chalicelib.evidence import Evidence, EvidenceFiles, EvidenceQueue, S3File
 from chalicelib.auth import Authenticator
 from chalicelib.clients import ClientFactory
 from chalicelib.conversion import Converter
@@ -18,6 +19,7 @@ from chalicelib.faces import FaceCollection
 from chalicelib.logs import get_logger
 from chalicelib.multipart import MultipartUploads
 from chalicelib.reports import Reports
+from chalicelib.retention import Retention
 from chalicelib.sessions import SessionStore, SessionWorkflow
 from chalicelib.settings import load_settings
 from chalicelib.students import StudentStore, Students
@@ -97,12 +99,15 @@ class Services:
     def sessions(self):
         # The roster is the students service (get, get_many, list_all) for a
         # session without a class, the class's enrolment otherwise.
+        queue = (EvidenceQueue(self.clients.client("sqs"), self.settings.evidence_queue)
+                 if self.settings.evidence_queue else None)
         return SessionWorkflow(store=self.session_store,
                                attendance_store=self.attendance, face_search=self.face_search,
                                videos=self.videos, roster=self.students,
                                settings=self.settings, logger=self.logger,
                                classes=self.classes, access=self.access,
-                               converter=self.converter)
+                               evidence_queue=queue, crops=self.evidence_files,
+                               photos=self.photos, converter=self.converter)
 
     @cached_property
     def converter(self):
@@ -122,6 +127,26 @@ class Services:
         return MultipartUploads(sessions_table=self.clients.table(s.sessions_table),
                                 s3_client=self.clients.client("s3"), bucket=s.videos_bucket,
                                 max_bytes=s.max_video_bytes)
+
+    # -- evidence crops and retention --------------------------------------------
+    @cached_property
+    def evidence_files(self):
+        return EvidenceFiles(self.clients.client("s3"), self.settings.videos_bucket)
+
+    @cached_property
+    def evidence(self):
+        s3, bucket = self.clients.client("s3"), self.settings.videos_bucket
+        return Evidence(sessions=self.session_store, attendance=self.attendance,
+                        files=self.evidence_files,
+                        open_video=lambda key: S3File(s3, bucket, key), logger=self.logger)
+
+    @cached_property
+    def retention(self):
+        s = self.settings
+        return Retention(table=self.clients.table(s.sessions_table), store=self.session_store,
+                         videos=self.videos, crops=self.evidence_files,
+                         video_days=s.video_retention_days, crop_days=s.crop_retention_days,
+                         logger=self.logger)
 
     @cached_property
     def reports(self):

@@ -31,6 +31,13 @@ Lateness: the class's ``late_threshold_minutes`` (read at completion, kept on
 the session) after the session's start, which is the video's start plus the
 teacher's optional ``start_offset_seconds``.
 
+Evidence: once COMPLETED, the completion asks for the face crops
+(:mod:`chalicelib.evidence`) with one queue message; they are cut by another
+function and never delay the result. The session keeps the unrecognised people
+(``strangers``, grouped by attendance.group_strangers) in the order found; an
+entry's number is its position (the list only grows: "Not this person" adds
+one, registering one marks it ``registered_as``).
+
 Without a completion topic (or role) the S3 handler polls GetFaceSearch with
 backoff inside its Lambda timeout. If the time runs out the session stays
 PROCESSING with its job id, and it is finished by whichever comes next: a
@@ -55,17 +62,18 @@ import uuid
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
-from chalicelib import attendance
+from chalicelib import attendance, evidence
 from chalicelib.classes import DEFAULT_LATE_MINUTES
-from chalicelib.dynamo import (batch_get, conditional_update, from_dynamo, query_all,
-                               scan_all, to_dynamo, utc_now)
-from chalicelib.errors import InvalidInput, NotFound, UnknownSession, UnknownStudent, WrongState
+from chalicelib.dynamo import (batch_get, conditional_update, from_dynamo,
+                               is_conditional_failure, query_all, scan_all, to_dynamo, utc_now)
+from chalicelib.errors import (InvalidInput, NotFound, UnknownSession, UnknownStudent, Unusable,
+                               WrongState)
 from chalicelib.face_search import FaceSearchProblem, unreadable_video
 from chalicelib.paging import decode_cursor, encode_cursor, query_page
 from chalicelib.schema import LISTED, SESSIONS_BY_CLASS_INDEX, SESSIONS_BY_DAY_INDEX
 from chalicelib.conversion import CONVERTED_PREFIX, ConversionProblem
 from chalicelib.media import MediaProblem, probe
-from chalicelib.statuses import ErrorKind, JobStatus, SessionStatus
+from chalicelib.statuses import AttendanceStatus, ErrorKind, JobStatus, SessionStatus
 from chalicelib.students import is_student_id
 from chalicelib.uploads import VIDEO_TYPES, UploadProblem
 
@@ -99,10 +107,17 @@ _ZERO_COUNTS = {"roster": 0, "present": 0, "late": 0, "absent": 0, "excused": 0,
 _SESSION_FIELDS = ("session_id", "title", "course", "date", "status", "error", "error_kind",
                    "created_at", "updated_at", "video_key", "job_id", "class_id",
                    "start_offset_seconds", "late_threshold_minutes", "media",
-                   "conversion_percent", "analysis_key")
+                   "conversion_percent", "analysis_key", "completed_at",
+                   "evidence_status", "video_deleted_at")
 #: ``error_kind`` of a FAILED session: the file itself is wrong (upload another;
 #: retrying cannot help), or something else failed (retrying may help).
 FILE_ERROR, RETRY_ERROR = ErrorKind.FILE, ErrorKind.RETRY
+#: The reason a correction made by "Not this person" / "Register this person" carries.
+NOT_THIS_PERSON = "Not this person: the face in the video is someone else"
+REGISTERED_HERE = "registered from this session"
+#: Photo refusals that mean the video's face is not good enough to register from.
+_PHOTO_PROBLEMS = {"bad_photo", "no_face", "face_too_small", "face_blurry", "face_too_dark",
+                   "face_too_bright", "face_unclear", "several_faces"}
 
 
 #: ``class_key`` of a session that belongs to no class (an "everyone" session).
@@ -117,12 +132,27 @@ def index_attributes(item):
                        f"#{item['session_id']}"}
 
 
-def public_session(item):
-    """A stored session as the API answers it."""
+def stranger_views(entries):
+    """The strangers as the API answers them: numbered by position, every field present."""
+    return [dict({"registered_as": None, "from_student": None}, **from_dynamo(entry),
+                 **{"number": position})
+            for position, entry in enumerate(entries or [], start=1)]
+
+
+def unrecognised_count(entries):
+    """People still unrecognised: the strangers nobody registered."""
+    return sum(1 for entry in entries or [] if not entry.get("registered_as"))
+
+
+def public_session(item, full=False):
+    """A stored session as the API answers it (``full``: its strangers and crop names too)."""
     item = from_dynamo(item)
     session = {field: item.get(field) for field in _SESSION_FIELDS}
     session["counts"] = dict(_ZERO_COUNTS, **(item.get("counts") or {}))
     session["seen_not_enrolled"] = item.get("seen_not_enrolled") or []
+    if full:
+        session["strangers"] = stranger_views(item.get("strangers"))
+        session["evidence_cut"] = sorted(item.get("evidence_cut") or [])
     return session
 
 
@@ -253,7 +283,7 @@ class SessionStore:
 
     def mark_completed(self, session_id, job_id, counts, extra=None):
         return self._update(session_id, dict(extra or {}, status=COMPLETED, counts=counts,
-                                             error=None),
+                                             error=None, completed_at=self._now()),
                             Attr("job_id").eq(job_id) & Attr("status").eq(PROCESSING))
 
     def change(self, session_id, values):
@@ -265,6 +295,83 @@ class SessionStore:
         values = dict(values)
         values.update(index_attributes(dict(current, **values)))
         return self._update(session_id, values, Attr("session_id").exists())
+
+    def set_evidence(self, session_id, job_id, status, names=()):
+        """The crops' status, and the names of the crops now stored (added to the set)."""
+        update = "SET evidence_status = :status"
+        values = {":status": status, ":job": job_id, ":done": COMPLETED}
+        if names:
+            update += " ADD evidence_cut :names"
+            values[":names"] = set(names)
+        try:
+            self._table.update_item(
+                Key={"session_id": session_id}, UpdateExpression=update,
+                ConditionExpression="job_id = :job AND #status = :done",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=values)
+        except ClientError as error:
+            if not is_conditional_failure(error):
+                raise
+            return False  # retried, re-uploaded or deleted meanwhile
+        return True
+
+    def forget_crops(self, session_id, names):
+        """Take crop names out of the stored set (their files were deleted); a
+        session deleted meanwhile needs nothing."""
+        if not names:
+            return
+        try:
+            self._table.update_item(Key={"session_id": session_id},
+                                    UpdateExpression="DELETE evidence_cut :names",
+                                    ConditionExpression="attribute_exists(session_id)",
+                                    ExpressionAttributeValues={":names": set(names)})
+        except ClientError as error:
+            if not is_conditional_failure(error):
+                raise
+
+    def add_stranger(self, session_id, student_id, entry):
+        """Append a stranger made from ``student_id``'s row; False if already done."""
+        try:
+            self._table.update_item(
+                Key={"session_id": session_id},
+                UpdateExpression=("SET strangers = list_append(if_not_exists(strangers, :none), "
+                                  ":entry), updated_at = :now ADD not_this_person :sid"),
+                ConditionExpression=("attribute_exists(session_id) AND "
+                                     "NOT contains(not_this_person, :id)"),
+                ExpressionAttributeValues={":none": [], ":entry": [to_dynamo(entry)],
+                                           ":sid": {student_id}, ":id": student_id,
+                                           ":now": self._now()})
+        except ClientError as error:
+            if not is_conditional_failure(error):
+                raise
+            return False
+        return True
+
+    def mark_registered(self, session_id, position, student_id):
+        """Stranger ``position`` (from 1) is now ``student_id``; False if it already was."""
+        path = f"strangers[{int(position) - 1}]"
+        try:
+            self._table.update_item(
+                Key={"session_id": session_id},
+                UpdateExpression=f"SET {path}.registered_as = :sid, updated_at = :now",
+                ConditionExpression=(f"attribute_exists({path}) AND "
+                                     f"(attribute_not_exists({path}.registered_as) OR "
+                                     f"attribute_type({path}.registered_as, :null))"),
+                ExpressionAttributeValues={":sid": student_id, ":now": self._now(),
+                                           ":null": "NULL"})
+        except ClientError as error:
+            if not is_conditional_failure(error):
+                raise
+            return False
+        return True
+
+    def mark_video_deleted(self, session_id):
+        return self._update(session_id, {"video_deleted_at": self._now()},
+                            Attr("session_id").exists())
+
+    def mark_crops_deleted(self, session_id):
+        return self._update(session_id, {"evidence_status": "deleted"},
+                            Attr("session_id").exists(), remove=("evidence_cut",))
 
     def mark_failed(self, session_id, attempt, reason, kind=RETRY_ERROR):
         """FAILED with a reason, unless the session moved on (completed, retried)."""
@@ -299,7 +406,8 @@ class SessionWorkflow:
     """The steps from a new session to its attendance; see the module docstring."""
 
     def __init__(self, *, store, attendance_store, face_search, videos, roster, settings,
-                 logger, classes=None, access=None, converter=None):
+                 logger, classes=None, access=None, converter=None, evidence_queue=None,
+                 crops=None, photos=None):
         self.store = store
         self.attendance = attendance_store
         self.face_search = face_search
@@ -310,6 +418,9 @@ class SessionWorkflow:
         self.converter = converter  # chalicelib.conversion.Converter, or None: no conversion
         self.settings = settings
         self.log = logger
+        self.evidence_queue = evidence_queue  # the hand-off to the crop cutting
+        self.crops = crops  # evidence.EvidenceFiles
+        self.photos = photos  # the photos bucket's Uploads (registration from a crop)
 
     # -- API ----------------------------------------------------------------------
     # ``user`` is the signed-in user: each method answers 404 for a session that
@@ -451,7 +562,7 @@ class SessionWorkflow:
             # The conversion's end event may be lost or late: its state is asked once.
             self._look_at_conversion(item, budget_seconds=0)
             item = self.require(session_id)
-        return {"session": public_session(item),
+        return {"session": public_session(item, full=True),
                 "attendance": self.attendance.rows(session_id)}
 
     def retry(self, session_id, budget_seconds=0, user=None):
@@ -491,11 +602,94 @@ class SessionWorkflow:
         self._recount(session_id)
         return row
 
+    # -- evidence: a second look, and registering from the video ----------------
+    def _completed(self, session_id, user):
+        item = self.require(session_id, user)
+        if item["status"] != COMPLETED:
+            raise WrongState("This can be done only once the session is completed; this one "
+                             f"is {SessionStatus(item['status']).words()}.",
+                             code="not_completed")
+        return item
+
+    def not_this_person(self, session_id, student_id, *, user_email, user=None):
+        """"Not this person": the row becomes a correction to absent, and the face
+        it was matched on joins the session's unrecognised people (once)."""
+        self._completed(session_id, user)
+        rows = {r["student_id"]: r for r in self.attendance.rows(session_id)}
+        row = rows.get(student_id)
+        if row is None:
+            raise UnknownStudent("That student has no row in this session.",
+                                 code="student_not_found")
+        corrected = self.correct(session_id, student_id, status=AttendanceStatus.ABSENT,
+                                 reason=NOT_THIS_PERSON, user_email=user_email)
+        best = (row.get("moments") or {}).get("best")
+        if best:
+            entry = {"first_seen_ms": row.get("first_seen_ms"),
+                     "last_seen_ms": row.get("last_seen_ms"),
+                     "seen_for_ms": row.get("seen_for_ms") or 0,
+                     "seen_ms": (row.get("seen_ms") or [])[:attendance.MAX_STRANGER_TIMELINE],
+                     "moment": best, "from_student": student_id}
+            self.store.add_stranger(session_id, student_id, entry)
+            self._recount(session_id)
+        return corrected
+
+    def register_stranger(self, session_id, number, *, student_id, full_name, user_email,
+                          photo_key=None, user=None):
+        """Register unrecognised person ``number`` and mark them present in this session.
+
+        The photo is the crop cut for it from the full-resolution frame, unless
+        ``photo_key`` (a photo uploaded the usual way) is given. The normal
+        registration rules apply; when the video's face fails the photo rules
+        the answer is 422 ``video_photo_unusable`` (the page asks for a photo).
+        Then, for a class session, they are enrolled in its class; the stranger
+        is marked ``registered_as`` and the student gets a PRESENT correction
+        "registered from this session".
+        """
+        item = self._completed(session_id, user)
+        entries = stranger_views(item.get("strangers"))
+        if not 1 <= number <= len(entries):
+            raise NotFound("This session has no such unrecognised person.",
+                           code="stranger_not_found")
+        entry = entries[number - 1]
+        if entry["registered_as"]:
+            raise WrongState(f"This person was already registered as {entry['registered_as']}.",
+                             code="already_registered")
+        from_video = photo_key is None
+        if from_video:
+            crop = evidence.stranger_crop(entry["number"], photo=True)
+            if entry["from_student"] or crop not in (item.get("evidence_cut") or set()):
+                raise Unusable("There is no picture of this person from the video to register "
+                               "with. Choose a photo of them instead.", code="no_video_photo",
+                               details={"field": "photo"})
+            photo_key = f"photos/uploads/{uuid.uuid4().hex}.jpg"
+            self.crops.copy_to(session_id, crop, self.photos.bucket, photo_key)
+        try:
+            student = self.roster.register(student_id, full_name, photo_key)
+        except Unusable as refusal:
+            if not from_video or refusal.code not in _PHOTO_PROBLEMS:
+                raise
+            raise Unusable(f"The face in the video cannot be used as a registration photo: "
+                           f"{refusal.message} Choose a photo of this person instead.",
+                           code="video_photo_unusable",
+                           details={"field": "photo", "reason": refusal.code}) from refusal
+        if item.get("class_id"):
+            class_item = self.classes.store.get(item["class_id"])
+            if class_item is not None:  # (a deleted class enrols nobody)
+                self.classes.enrol(class_item, student_id, user_email)
+        if not self.store.mark_registered(session_id, number, student_id):
+            self.log.warning("stranger was registered twice",
+                             extra={"session_id": session_id, "number": number})
+        row = self.correct(session_id, student_id, status=AttendanceStatus.PRESENT,
+                           reason=REGISTERED_HERE, user_email=user_email)
+        return {"student": self.roster.view(student), "row": row}
+
     def delete(self, session_id, user=None):
         """Remove the video, the rows, then the session (so a failure can be redone)."""
         self.require(session_id, user)
         self.videos.delete_prefix(f"{VIDEO_PREFIX}{session_id}/")
         self.videos.delete_prefix(f"{CONVERTED_PREFIX}{session_id}/")
+        if self.crops is not None:
+            self.crops.delete_session(session_id)
         self.attendance.delete_session(session_id)
         self.store.delete(session_id)
 
@@ -799,11 +993,17 @@ class SessionWorkflow:
                                                     self.settings.min_sightings, late_after_ms)
             outside = {s["student_id"]: s for s in self.roster.get_many(decision.outside)}
             apart = attendance.seen_not_enrolled(decision, outside, self.settings.min_sightings)
+            # People of other classes are listed apart, not among the unrecognised.
+            decision = decision.without(outside)
+            strangers = [s.public() for s in decision.strangers[:attendance.MAX_STRANGERS]]
             done = self.store.mark_completed(
                 session_id, result.job_id,
                 attendance.counts(rows, decision.unrecognised, len(apart)),
                 extra={"seen_not_enrolled": to_dynamo(apart),
-                       "late_threshold_minutes": late_minutes})
+                       "late_threshold_minutes": late_minutes,
+                       # The unrecognised people, and the crops that follow.
+                       "strangers": to_dynamo(strangers),
+                       "evidence_status": evidence.PENDING})
         except Exception:
             self.log.exception("attendance could not be recorded",
                                extra={"session_id": session_id, "job_id": result.job_id})
@@ -815,8 +1015,20 @@ class SessionWorkflow:
         self.log.info("attendance recorded", extra={"session_id": session_id,
                                                     "pages": result.pages,
                                                     "rows": len(rows)})
+        if done is not None:
+            self._request_evidence(session_id, result.job_id)
         return COMPLETED
 
+    def _request_evidence(self, session_id, job_id):
+        """Ask for the crops; the session is already COMPLETED whatever happens here."""
+        if self.evidence_queue is None:
+            return
+        try:
+            self.evidence_queue.request(session_id, job_id)
+        except Exception:  # noqa: BLE001 - attendance stands; the page says "no crops"
+            self.log.exception("evidence crops could not be requested",
+                               extra={"session_id": session_id, "job_id": job_id})
+            self.store.set_evidence(session_id, job_id, evidence.FAILED)
     def _roster_of(self, item):
         """The people a session is taken against, now, and the late threshold in
         minutes (None: no lateness): the class's enrolment, or everyone."""
@@ -833,9 +1045,11 @@ class SessionWorkflow:
         if item is None:
             return
         old = item.get("counts") or {}
+        unrecognised = int(old.get("unrecognised", 0))
+        if item.get("strangers") is not None:
+            unrecognised = unrecognised_count(item["strangers"])
         self.store.set_counts(session_id, attendance.counts(
-            self.attendance.rows(session_id), int(old.get("unrecognised", 0)),
-            int(old.get("not_enrolled", 0))))
+            self.attendance.rows(session_id), unrecognised, int(old.get("not_enrolled", 0))))
 
 
 def attendance_totals(statuses):

@@ -65,6 +65,12 @@ class Settings:
     site_bucket: str = ""
     #: A session PROCESSING longer than this has its job looked at (lost or failed: FAILED).
     processing_check_seconds: int = 900
+    #: SQS queue the completion asks for the face crops on (chalicelib/evidence.py).
+    evidence_queue: str = ""
+    #: Days a video is kept after its session completed (0 = as long as the session).
+    video_retention_days: int = 30
+    #: Days face crops are kept after completion (0 = as long as the session).
+    crop_retention_days: int = 0
 
     @property
     def tz(self):
@@ -118,6 +124,9 @@ def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
         site_bucket=env.get("SITE_BUCKET", ""),
         processing_check_seconds=_number(env, "PROCESSING_CHECK_SECONDS", 900, int, 1,
                                          7 * 24 * 3600),
+        evidence_queue=env.get("EVIDENCE_QUEUE", ""),
+        video_retention_days=_number(env, "VIDEO_RETENTION_DAYS", 30, int, 0, 3650),
+        crop_retention_days=_number(env, "CROP_RETENTION_DAYS", 0, int, 0, 3650),
         region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
         **{field: env[var] for field, var in _REQUIRED},
     )

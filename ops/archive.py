@@ -51,13 +51,12 @@ import tempfile
 import zipfile
 from decimal import Decimal
 
-from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from chalicelib import passwords
 from chalicelib.classes import STUDENT, is_class_id
 from chalicelib.clients import ClientFactory
-from chalicelib.dynamo import from_dynamo, is_conditional_failure, query_all, scan_all, to_dynamo
+from chalicelib.dynamo import from_dynamo, is_conditional_failure, scan_all, to_dynamo
 from chalicelib.faces import FaceCollection, FaceProblem
 from chalicelib.schema import LISTED, table_specs
 from chalicelib.sessions import SESSION_ID_PATTERN

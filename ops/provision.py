@@ -142,6 +142,8 @@ class Provisioner:
                 self.ensure_rekognition_role(self.settings.rekognition_role, topic_arn)
         if self.settings.conversion_role:
             self.ensure_conversion_role(self.settings.conversion_role)
+        if self.settings.evidence_queue:
+            self.ensure_queue(self.settings.evidence_queue)
         self.ensure_token_secret(self.settings.token_secret_parameter)
         if self._out:
             changed = sum(1 for _, _, outcome in self.report if outcome != UNCHANGED)
@@ -521,6 +523,34 @@ class Provisioner:
         self._note("role", role_name, outcome)
 
     # -- SSM ----------------------------------------------------------------------
+    # -- SQS ----------------------------------------------------------------------
+    #: The evidence function may run this long (config.json's cut_evidence timeout is
+    #: 300 s); a message stays hidden longer than that while it runs.
+    QUEUE_VISIBILITY_SECONDS = 360
+    #: Deliveries before a message that keeps failing is parked on ``<queue>-failed``.
+    QUEUE_MAX_RECEIVES = 3
+
+    def ensure_queue(self, name):
+        """The evidence queue (the completion's hand-off), with a dead-letter queue."""
+        sqs = self.clients.client("sqs")
+        try:
+            sqs.get_queue_url(QueueName=name)
+            self._note("queue", name, UNCHANGED)
+            return
+        except ClientError as error:
+            if _error_code(error) not in ("AWS.SimpleQueueService.NonExistentQueue",
+                                          "QueueDoesNotExist"):
+                raise
+        dead = sqs.create_queue(QueueName=name + "-failed", Attributes={
+            "MessageRetentionPeriod": str(14 * 24 * 3600)})["QueueUrl"]
+        dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+        sqs.create_queue(QueueName=name, Attributes={
+            "VisibilityTimeout": str(self.QUEUE_VISIBILITY_SECONDS),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_arn,
+                                         "maxReceiveCount": self.QUEUE_MAX_RECEIVES})})
+        self._note("queue", name, CREATED)
+
     def ensure_token_secret(self, name):
         ssm = self.clients.client("ssm")
         try:
@@ -594,6 +624,17 @@ class Provisioner:
             for arn in arns:
                 sns.delete_topic(TopicArn=arn)
             self._note("topic", self.settings.completion_topic, DELETED if arns else ABSENT)
+        if self.settings.evidence_queue:
+            sqs = self.clients.client("sqs")
+            for name in (self.settings.evidence_queue, self.settings.evidence_queue + "-failed"):
+                try:
+                    sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"])
+                    self._note("queue", name, DELETED)
+                except ClientError as error:
+                    if _error_code(error) not in ("AWS.SimpleQueueService.NonExistentQueue",
+                                                  "QueueDoesNotExist"):
+                        raise
+                    self._note("queue", name, ABSENT)
         self._forget(self.clients.client("ssm").delete_parameter, "secret",
                      self.settings.token_secret_parameter, "ParameterNotFound",
                      Name=self.settings.token_secret_parameter)

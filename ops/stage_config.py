@@ -27,7 +27,7 @@ CONFIG_PATH = PROJECT_DIR / ".chalice" / "config.json"
 
 #: Resource names Lambda may run without, which a deployed stage still has.
 OPTIONAL_NAME_VARIABLES = ("COMPLETION_TOPIC", "REKOGNITION_ROLE", "CONVERSION_ROLE",
-                           "SITE_BUCKET")
+                           "SITE_BUCKET", "EVIDENCE_QUEUE")
 #: The origin examples used to ship with; never a real one.
 PLACEHOLDER_ORIGINS = ("https://rollcall.example.org",)
 #: Host names reserved for documentation and tests (RFC 2606, RFC 6761).
@@ -86,6 +86,7 @@ def derived_name(stage, variable, account=None):
         "FACE_COLLECTION": f"rollcall-{stage}-faces",
         "COMPLETION_TOPIC": f"rollcall-{stage}-face-search-done",
         "REKOGNITION_ROLE": f"rollcall-{stage}-rekognition-publish",
+        "EVIDENCE_QUEUE": f"rollcall-{stage}-evidence",
         "CONVERSION_ROLE": f"rollcall-{stage}-mediaconvert",
     }
     if variable in special:

@@ -49,8 +49,9 @@ def test_unrecognised_people_are_tracks_nobody_on_the_roster_matched():
 def test_results_kept_as_best_matches_decide_the_same():
     persons = [sighting(0, 0, [("grace", 85.0), ("ada", 97.0)]), sighting(0, 1),
                sighting(500, 0, [("ada", 96.0)]), sighting(900, 2, [("grace", 81.0)])]
-    assert best_match(persons[0]) == (0, 0, "ada", 97.0)
-    assert best_match(persons[1]) == (0, 1, None, 0.0)
+    box = (0.1, 0.1, 0.2, 0.3)  # the face's BoundingBox, kept for the evidence crops
+    assert best_match(persons[0]) == (0, 0, "ada", 97.0, box)
+    assert best_match(persons[1]) == (0, 1, None, 0.0, box)
     whole = decide(persons, {"ada", "grace"}, threshold=80)
     kept = decide([best_match(p) for p in persons], {"ada", "grace"}, threshold=80)
     assert whole == kept and whole.unrecognised == 1
@@ -72,7 +73,8 @@ def test_present_absent_and_the_evidence_of_each_row(api, admin_headers, service
                             ("s4", "Alan Turing")])
     persons = (seen("s1", 0, [1000, 1500, 2000, 9000], similarity=93.25)
                + seen("s2", 1, [4000], similarity=99.0)          # once: below MIN_SIGHTINGS=2
-               + [sighting(5000, 2), sighting(5500, 2)]          # an unknown person
+               + [sighting(5000, 2, box=(0.6, 0.5, 0.1, 0.15)),  # an unknown person,
+                  sighting(5500, 2, box=(0.6, 0.5, 0.1, 0.15))]  # elsewhere in the room
                + seen("s3", 3, [100, 200], similarity=70.0))     # below the threshold
     detail = run_session(api, admin_headers, services, video_search, persons)
     rows = by_student(detail)
@@ -83,7 +85,11 @@ def test_present_absent_and_the_evidence_of_each_row(api, admin_headers, service
         "full_name": "Zoë Zed", "status": "PRESENT", "source": "auto", "auto_status": "PRESENT",
         "similarity": 93.25, "first_seen_ms": 1000, "last_seen_ms": 9000, "sightings": 4,
         "seen_ms": [1000, 1500, 2000, 9000], "corrected_by": None, "corrected_at": None,
-        "reason": None}
+        "reason": None, "seen_for_ms": 1000,
+        "moments": {"best": {"ms": 1000, "box": [0.1, 0.1, 0.2, 0.3]},
+                    "first": {"ms": 1000, "box": [0.1, 0.1, 0.2, 0.3]}},
+        # Crops are cut after completion (none yet); the registered photo (none here).
+        "crops": {"best": None, "first": None}, "photo_url": None, "face_box": None}
     assert rows["s2"]["status"] == "ABSENT" and rows["s2"]["sightings"] == 1
     assert rows["s2"]["first_seen_ms"] == 4000 and rows["s2"]["similarity"] == 99.0
     assert rows["s3"]["status"] == "ABSENT" and rows["s3"]["sightings"] == 0
@@ -178,7 +184,9 @@ def test_a_correction_keeps_the_automatic_result_who_and_when(
     assert row["corrected_by"] == "admin@example.org"
     assert row["corrected_at"].startswith("20") and row["reason"] == "Sat behind a pillar"
     after = session_detail(api, admin_headers, sid)
-    assert by_student(after)["s2"] == row
+    # The session's page also links the crops and the registered photo.
+    shown = by_student(after)["s2"]
+    assert {k: v for k, v in shown.items() if k not in ("crops", "photo_url", "face_box")} == row
     assert after["session"]["counts"]["present"] == 2
     assert after["session"]["counts"]["absent"] == 0
 
@@ -278,3 +286,64 @@ def test_history_of_a_student_without_sessions_or_unknown(api, admin_headers, se
     assert body["history"] == [] and body["total"] == 0 and body["rate"] is None
     assert api.http.get("/students/ghost/attendance",
                         headers=admin_headers).status_code == 404
+
+
+# -- unrecognised people, grouped (attendance.group_strangers) -----------------------
+SEAT = (0.2, 0.3, 0.1, 0.15)         # a face at a seat: left, top, width, height
+SEAT_NUDGED = (0.215, 0.31, 0.095, 0.14)  # the same seat, head turned a little
+OTHER_SEAT = (0.6, 0.3, 0.1, 0.15)
+
+
+def unknown(index, timestamps, box):
+    return [sighting(t, index, box=box) for t in timestamps]
+
+
+def test_a_person_who_leaves_and_comes_back_is_one_unrecognised_person():
+    # An engine that gives each appearance its own index: 0 then, after a minute away, 1.
+    persons = unknown(0, [0, 500, 1000, 1500], SEAT) + unknown(1, [61000, 61500, 62000],
+                                                               SEAT_NUDGED)
+    decision = decide(persons, set(), threshold=80)
+    [stranger] = decision.strangers
+    assert decision.unrecognised == 1 and stranger.tracks == [0, 1]
+    assert stranger.seen[0] == 0 and stranger.seen[-1] == 62000
+    # Seen for 1.5 s + 1 s: the minute away is not "seen".
+    assert stranger.public()["seen_for_ms"] == 2500
+    assert stranger.public()["first_seen_ms"] == 0
+
+
+def test_an_engine_that_keeps_one_index_per_person_gives_the_same_answer():
+    persons = unknown(4, [0, 500, 1000, 1500], SEAT) + unknown(4, [61000, 61500], OTHER_SEAT)
+    [stranger] = decide(persons, set(), threshold=80).strangers
+    assert stranger.tracks == [4] and stranger.public()["seen_for_ms"] == 2000
+
+
+def test_two_faces_at_once_are_two_people_even_at_one_place():
+    # Track 1 starts while track 0 is still seen: two faces in one frame.
+    persons = unknown(0, [0, 500, 1000], SEAT) + unknown(1, [1000, 1500], SEAT_NUDGED)
+    assert decide(persons, set(), threshold=80).unrecognised == 2
+
+
+def test_someone_else_elsewhere_later_is_another_person():
+    persons = unknown(0, [0, 500], SEAT) + unknown(1, [5000, 5500], OTHER_SEAT)
+    strangers = decide(persons, set(), threshold=80).strangers
+    assert [s.tracks for s in strangers] == [[0], [1]]
+
+
+def test_a_returning_person_joins_the_most_recent_group_at_that_place():
+    # Two people took the same seat one after the other (0-1 s, then 3-4 s, with
+    # no overlap: the rule cannot tell them apart, so they are one), then a third
+    # track comes back there: it joins that group, not a new one.
+    persons = (unknown(0, [0, 500, 1000], SEAT) + unknown(1, [3000, 3500, 4000], SEAT_NUDGED)
+               + unknown(2, [9000, 9500], SEAT) + unknown(3, [9000, 9500], OTHER_SEAT))
+    strangers = decide(persons, set(), threshold=80).strangers
+    assert [s.tracks for s in strangers] == [[0, 1, 2], [3]]
+
+
+def test_a_recognised_track_is_nobody_unrecognised_and_the_best_frame_is_the_largest_face():
+    small, large = (0.6, 0.3, 0.05, 0.08), (0.6, 0.3, 0.1, 0.15)
+    persons = (seen("ada", 0, [0, 500]) + [sighting(0, 1, box=small), sighting(500, 1, box=large),
+                                            sighting(1000, 1, box=small)])
+    decision = decide(persons, {"ada"}, threshold=80)
+    [stranger] = decision.strangers
+    assert stranger.tracks == [1] and stranger.best == (500, large)
+    assert decision.evidence["ada"].best == (0, (0.1, 0.1, 0.2, 0.3))

@@ -24,14 +24,15 @@ _MODEL = botocore.session.get_session().get_service_model("rekognition")
 MP4_BYTES = encode("mp4", "libx264", width=64, height=64, fps=5, seconds=1)
 
 
-def sighting(timestamp_ms, index, matches=()):
+def sighting(timestamp_ms, index, matches=(), box=(0.1, 0.1, 0.2, 0.3)):
     """One GetFaceSearch ``Persons`` entry: person ``index`` at ``timestamp_ms``.
 
     ``matches`` is ``[(student_id, similarity), ...]``; empty = nobody matched.
+    ``box`` is the face's (left, top, width, height), ratios of the frame.
     """
     entry = {"Timestamp": timestamp_ms,
              "Person": {"Index": index,
-                        "BoundingBox": {"Left": 0.1, "Top": 0.1, "Width": 0.2, "Height": 0.3}}}
+                        "BoundingBox": dict(zip(("Left", "Top", "Width", "Height"), box))}}
     if matches:
         entry["FaceMatches"] = [
             {"Similarity": float(similarity),

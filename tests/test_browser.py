@@ -286,8 +286,8 @@ def test_teacher_journey(page, stack, faces_dir, tmp_path):
     expect(absent.locator("tbody tr")).to_have_count(1)
     expect(present.locator(".cell-name")).to_have_text(["Barack Obama", "Rose Leslie"])
     expect(absent.locator(".cell-name")).to_have_text(["Joe Biden"])
-    for cell in present.locator("td[data-label=Similarity]").all_text_contents():
-        assert float(cell.rstrip("%")) >= 80
+    for cell in present.locator("td[data-label=Match]").all_text_contents():
+        assert int(re.fullmatch(r"matched (\d+) %", cell).group(1)) >= 80
     lanes = page.locator(".timeline__lane")
     expect(lanes).to_have_count(2)
     assert lanes.first.locator(".timeline__mark").count() >= 2

@@ -25,7 +25,8 @@ from ops.stage_config import PROJECT_DIR, load_config, stage_environment, stages
 ACCOUNT = "123456789012"
 
 #: Services the Lambda code may talk to.
-SERVICES = ("dynamodb", "s3", "rekognition", "sns", "ssm", "sts", "iam", "mediaconvert")
+SERVICES = ("dynamodb", "s3", "rekognition", "sns", "ssm", "sts", "iam", "mediaconvert",
+            "sqs")
 #: Ops tools that run with an operator's credentials, never in Lambda.
 #: DynamoDB Table resource methods and the API action behind each.
 TABLE_METHODS = {"put_item": "PutItem", "get_item": "GetItem", "update_item": "UpdateItem",
@@ -51,6 +52,9 @@ PRESIGNED_URL_ACTIONS = {"get_object": "s3:GetObject", "put_object": "s3:PutObje
 #: What every Lambda needs to write its logs (Chalice adds these only when it
 #: writes the policy itself, and ours is hand-written).
 LOG_ACTIONS = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
+#: What Lambda's SQS event source mapping does with the function's role to feed
+#: ``@app.on_sqs_message`` (the code never calls these itself).
+QUEUE_CONSUMER_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
 
 
 def lambda_sources():
@@ -154,7 +158,7 @@ def test_the_code_scan_sees_the_calls_we_know_of():
 @pytest.mark.parametrize("stage", stages())
 def test_policy_grants_exactly_the_calls_the_code_makes(stage):
     _, needed = boto3_calls()
-    needed |= LOG_ACTIONS
+    needed |= LOG_ACTIONS | QUEUE_CONSUMER_ACTIONS
     granted = policy_actions(load_policy(stage))
     assert not needed - granted, f"the code calls these, the policy lacks them: {needed - granted}"
     assert not granted - needed, f"the policy grants these, no code calls them: {granted - needed}"
@@ -176,6 +180,7 @@ def test_policy_resources_are_the_stages_own(stage):
         "mediaconvert": [":queues/Default", ":jobs/*"],
         "sns": [f":{env['COMPLETION_TOPIC']}"],
         "logs": [f":log-group:/aws/lambda/rollcall-{stage}"],
+        "sqs": [f":{env['EVIDENCE_QUEUE']}"],
     }
     for statement in load_policy(stage)["Statement"]:
         actions = statement["Action"]
@@ -273,6 +278,11 @@ def test_make_package_builds_the_terraform_artefact_without_an_account(tmp_path)
         "rollcall-prod-${data.aws_caller_identity.chalice.account_id}-videos"
     assert by_handler["app.app"]["environment"]["variables"]["PHOTOS_BUCKET"] == \
         env_prod["PHOTOS_BUCKET"]
+    # The crops are cut by their own function, fed by the evidence queue; the
+    # retention sweep runs on a schedule.
+    assert by_handler["app.cut_evidence"]["timeout"] == config["cut_evidence"]["lambda_timeout"]
+    assert env_prod["EVIDENCE_QUEUE"] in json.dumps(resources["aws_lambda_event_source_mapping"])
+    assert "rate(6 hours)" in json.dumps(resources["aws_cloudwatch_event_rule"])
     notifications = resources["aws_s3_bucket_notification"]
     assert all("$" not in name for name in notifications)  # valid resource names
     rendered = json.dumps(notifications)
@@ -292,3 +302,36 @@ def test_make_package_builds_the_terraform_artefact_without_an_account(tmp_path)
     # Nothing of the local stack or the test tooling ships to Lambda.
     assert not [n for n in names if n.startswith(("local/", "tests/", "ops/", "moto/", "dlib",
                                                   "cv2/", "av/", "playwright/"))]
+
+
+def test_the_video_layer_fits_lambda_and_goes_to_the_evidence_function_only(tmp_path):
+    """PyAV and Pillow for Lambda's platform, as a layer of ``cut_evidence`` (ops/video_layer.py).
+
+    Built from the manylinux2014 wheels; the zip must be uploadable directly
+    (50 MB) and the function's package plus the layer must unzip within 250 MB.
+    """
+    from ops import video_layer
+    out = tmp_path / "tf"
+    env = {"PATH": str(pathlib.Path(sys.executable).parent) + ":/usr/bin:/bin",
+           "HOME": str(tmp_path), "AWS_CONFIG_FILE": str(tmp_path / "none"),
+           "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+    result = subprocess.run([sys.executable, "-m", "ops.deploy", "package", "--stage", "prod",
+                             str(out)], cwd=PROJECT_DIR, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    zipped, unzipped = video_layer.build(tmp_path / "video-layer.zip")
+    video_layer.add_to_terraform(out, tmp_path / "video-layer.zip")
+    package = video_layer.unzipped_size(out / "deployment.zip")
+    print(f"deployment.zip {package / 1e6:.1f} MB unzipped; video layer {zipped / 1e6:.1f} MB "
+          f"zipped, {unzipped / 1e6:.1f} MB unzipped")
+    assert zipped < video_layer.MAX_UPLOAD_BYTES
+    assert package + unzipped < video_layer.MAX_UNZIPPED_BYTES
+    with zipfile.ZipFile(tmp_path / "video-layer.zip") as layer:
+        names = layer.namelist()
+    assert "python/av/__init__.py" in names and "python/PIL/Image.py" in names
+    resources = json.loads((out / "chalice.tf.json").read_text())["resource"]
+    layered = {name for name, function in resources["aws_lambda_function"].items()
+               if function.get("layers")}
+    assert layered == {"cut_evidence"}
+    assert resources["aws_lambda_layer_version"]["video"]["filename"].endswith(
+        "/video-layer.zip") and (out / "video-layer.zip").is_file()

@@ -19,7 +19,7 @@ def test_provisioning_twice_creates_once_then_changes_nothing(aws, settings, cli
     first = Provisioner(settings, clients).run()
     assert {outcome for _, _, outcome in first} == {CREATED}
     assert {kind for kind, _, _ in first} == {"table", "bucket", "collection", "topic",
-                                              "role", "secret"}
+                                              "role", "secret", "queue"}
     out = io.StringIO()
     second = Provisioner(settings, clients, out=out).run()
     assert {outcome for _, _, outcome in second} == {UNCHANGED}

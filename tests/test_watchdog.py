@@ -125,33 +125,11 @@ def test_the_bound_comes_from_the_environment():
     assert load_settings(dict(env, PROCESSING_CHECK_SECONDS="5")).processing_check_seconds == 5
 
 
-def test_the_local_bridge_runs_scheduled_functions_on_a_timer():
-    import threading
-    import types
+def test_the_local_bridge_runs_the_watchdog_at_its_rate():
+    import app as rollcall
 
-    from chalice import Chalice, Rate
+    from local.stack.bridge import routes_from_app
 
-    from local.stack.bridge import run_schedules, schedules_from_app
-
-    app = Chalice(app_name="scheduled")
-    ran = []
-
-    @app.schedule(Rate(5, unit=Rate.MINUTES))
-    def every_five_minutes(event):
-        ran.append(event.to_dict()["detail-type"])
-
-    module = types.SimpleNamespace(app=app, every_five_minutes=every_five_minutes)
-    schedules = schedules_from_app(module, longest_seconds=0.2)
-    assert [(s.name, s.every_seconds) for s in schedules] == [("every_five_minutes", 0.2)]
-    assert schedules_from_app(module, longest_seconds=3600)[0].every_seconds == 300
-    stop = threading.Event()
-    timer = threading.Thread(target=run_schedules, args=(schedules, stop))
-    timer.start()
-    try:
-        deadline = time.monotonic() + 10
-        while len(ran) < 2 and time.monotonic() < deadline:
-            stop.wait(0.05)
-    finally:
-        stop.set()
-        timer.join(5)
-    assert ran[:2] == ["Scheduled Event", "Scheduled Event"]
+    schedules = {r.name: r for r in routes_from_app(rollcall) if r.kind == "schedule"}
+    assert schedules["check_processing_sessions"].every_seconds == 300
+    assert schedules["check_processing_sessions"].handler is rollcall.check_processing_sessions

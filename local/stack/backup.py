@@ -42,7 +42,6 @@ import socket
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 import urllib.request
 
@@ -341,7 +340,6 @@ def reconcile(stage, env, out=None):
         for student_id, item in records.items():
             keys = list(item.get("photo_keys") or [])
             have = [f for f in item.get("face_ids") or [] if stored.get(f) == student_id]
-            boxes = {b.get("photo_key"): b for b in item.get("face_boxes") or []}
             if len(have) == len(item.get("face_ids") or []) and all(
                     _exists(s3, settings.photos_bucket, k) for k in keys):
                 continue

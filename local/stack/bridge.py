@@ -16,9 +16,11 @@ the Chalice app declares (``app.event_sources``), the bridge
 * deletes a message only after the handler returned; a failure is logged and
   the message comes back after a short back-off.
 
-Scheduled functions (``@app.schedule``, EventBridge rules on AWS) run here on
-a timer: at their rate, but at least every ``--schedule-seconds`` (so the
-watchdog of stuck sessions acts within a minute on one machine).
+The app's own SQS queues (``@app.on_sqs_message``) need no wiring: they are
+provisioned in moto like the rest, and the bridge long-polls them and hands
+each message to its handler as Lambda's SQS event source does. Scheduled
+handlers (``@app.schedule``) are called once when the bridge starts and then
+at their rate, as EventBridge would.
 
 Nothing here is deployed; the app's code does not know it is running locally.
 """
@@ -36,7 +38,7 @@ import uuid
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from chalice.app import Rate, S3EventConfig, ScheduledEventConfig, SNSEventConfig
+from chalice.app import S3EventConfig, ScheduledEventConfig, SNSEventConfig, SQSEventConfig
 from chalice.local import LambdaContext
 
 from ops.stage_config import apply_stage_environment, load_config
@@ -68,7 +70,19 @@ class Route:
 
     @property
     def kind(self):
-        return "s3" if isinstance(self.source, S3EventConfig) else "sns"
+        for kind, config in (("s3", S3EventConfig), ("sqs", SQSEventConfig),
+                             ("schedule", ScheduledEventConfig)):
+            if isinstance(self.source, config):
+                return kind
+        return "sns"
+
+    @property
+    def every_seconds(self):
+        """A scheduled route's period (``Rate`` expressions; others: hourly)."""
+        rate = getattr(self.source, "schedule_expression", None)
+        units = {"MINUTES": 60, "HOURS": 3600, "DAYS": 86400}
+        unit = getattr(getattr(rate, "unit", None), "upper", lambda: "")()
+        return rate.value * units[unit] if unit in units else 3600
 
     @property
     def queue_name(self):
@@ -91,72 +105,16 @@ def lambda_settings(stage, name, config=None):
 
 
 def routes_from_app(app_module, stage="dev", config=None):
-    """A :class:`Route` for each S3 and SNS event source of ``app_module.app``."""
+    """A :class:`Route` for each S3, SNS, SQS and schedule source of ``app_module.app``."""
     routes = []
     for source in app_module.app.event_sources:
-        if not isinstance(source, (S3EventConfig, SNSEventConfig)):
+        if not isinstance(source, (S3EventConfig, SNSEventConfig, SQSEventConfig,
+                                   ScheduledEventConfig)):
             continue
         handler = getattr(app_module, source.handler_string.rsplit(".", 1)[-1])
         timeout, memory = lambda_settings(stage, source.name, config)
         routes.append(Route(source, handler, timeout, memory))
     return routes
-
-
-_RATE_SECONDS = {"MINUTES": 60, "HOURS": 3600, "DAYS": 86400}
-
-
-class Schedule:
-    """One scheduled function of the app and how often it runs here."""
-
-    def __init__(self, source, handler, every_seconds):
-        self.source = source
-        self.handler = handler
-        self.every_seconds = every_seconds
-
-    @property
-    def name(self):
-        return self.source.name
-
-
-def schedules_from_app(app_module, longest_seconds=60.0):
-    """A :class:`Schedule` for each ``@app.schedule`` function of ``app_module.app``."""
-    found = []
-    for source in app_module.app.event_sources:
-        if not isinstance(source, ScheduledEventConfig):
-            continue
-        handler = getattr(app_module, source.handler_string.rsplit(".", 1)[-1])
-        expression = source.schedule_expression
-        every = longest_seconds
-        if isinstance(expression, Rate):
-            every = min(every, expression.value * _RATE_SECONDS[expression.unit.upper()])
-        found.append(Schedule(source, handler, every))
-    return found
-
-
-def scheduled_event(schedule):
-    """The event EventBridge hands a scheduled Lambda."""
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event",
-            "source": "aws.events", "account": "123456789012", "time": now,
-            "region": "us-east-1", "resources": [f"arn:aws:events:us-east-1:123456789012:"
-                                                  f"rule/{schedule.name}"], "detail": {}}
-
-
-def run_schedules(schedules, stop):
-    """Run each schedule at its interval until ``stop`` is set (one thread, in turn)."""
-    due = {schedule.name: time.monotonic() + schedule.every_seconds for schedule in schedules}
-    while schedules and not stop.is_set():
-        for schedule in schedules:
-            if time.monotonic() < due[schedule.name]:
-                continue
-            due[schedule.name] = time.monotonic() + schedule.every_seconds
-            try:
-                schedule.handler(scheduled_event(schedule),
-                                 LambdaContext(schedule.name, 512, max_runtime_ms=60_000))
-            except Exception:
-                log.exception("%s (scheduled) failed; it runs again in %.0f s",
-                              schedule.name, schedule.every_seconds)
-        stop.wait(min(s.every_seconds for s in schedules) / 4)
 
 
 # -- events as Lambda receives them ----------------------------------------------
@@ -204,6 +162,29 @@ def sns_lambda_event(body, subscription_arn):
     }]}
 
 
+def sqs_lambda_event(message, queue_arn):
+    """The Lambda event for one message of an app's own queue (batch size 1)."""
+    return {"Records": [{
+        "messageId": message.get("MessageId"),
+        "receiptHandle": message.get("ReceiptHandle"),
+        "body": message.get("Body"),
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": message.get("MessageAttributes", {}),
+        "md5OfBody": message.get("MD5OfBody"),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": queue_arn.split(":")[3] if queue_arn.count(":") >= 5 else "us-east-1",
+    }]}
+
+
+def scheduled_event(route):
+    """The event EventBridge sends a scheduled function."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event",
+            "source": "aws.events", "account": "000000000000", "time": now,
+            "region": "us-east-1", "resources": [f"local:rule/{route.name}"], "detail": {}}
+
+
 class EventBridge:
     """Wires the app's event sources to queues and delivers their messages."""
 
@@ -224,12 +205,15 @@ class EventBridge:
     # -- wiring (idempotent) ------------------------------------------------------
     def setup(self):
         for route in self.routes:
-            self._ensure_queue(route)
+            if route.kind == "sqs":
+                self._find_app_queue(route)
+            elif route.kind != "schedule":
+                self._ensure_queue(route)
         buckets = {}
         for route in self.routes:
             if route.kind == "s3":
                 buckets.setdefault(route.source.bucket, []).append(route)
-            else:
+            elif route.kind == "sns":
                 self._ensure_subscription(route)
         for bucket, routes in buckets.items():
             self._ensure_bucket_notifications(bucket, routes)
@@ -245,6 +229,15 @@ class EventBridge:
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_arn,
                                          "maxReceiveCount": self.max_attempts}),
         })
+
+    def _find_app_queue(self, route):
+        """The app's own queue (provisioning made it, with its dead-letter queue)."""
+        try:
+            route.queue_url = self.sqs.get_queue_url(QueueName=route.source.queue)["QueueUrl"]
+        except ClientError as error:
+            raise BridgeError(f"queue {route.source.queue} does not exist: run provisioning "
+                              "first (python -m ops.provision --stage dev)") from error
+        route.queue_arn = self._queue_arn(route.queue_url)
 
     def _queue_arn(self, url):
         return self.sqs.get_queue_attributes(
@@ -305,8 +298,22 @@ class EventBridge:
             return s3_lambda_events(body)
         return [sns_lambda_event(body, self._subscriptions.get(route.name, ""))]
 
+    def run_scheduled(self, route):
+        """Call a scheduled handler once, as EventBridge would; False if it raised."""
+        context = LambdaContext(route.name, route.memory_mb,
+                                max_runtime_ms=route.timeout_seconds * 1000)
+        try:
+            route.handler(scheduled_event(route), context)
+        except Exception:
+            log.error("%s failed:\n%s", route.name, traceback.format_exc().rstrip())
+            return False
+        log.info("%s: ran (next in %d s)", route.name, route.every_seconds)
+        return True
+
     def poll_once(self, route, wait_seconds=None):
         """Receive and deliver one batch; the number of messages handled."""
+        if route.kind == "schedule":
+            return 0  # nothing to receive: _worker calls it at its rate
         wait = self.wait_seconds if wait_seconds is None else wait_seconds
         answer = self.sqs.receive_message(
             QueueUrl=route.queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=wait,
@@ -327,7 +334,8 @@ class EventBridge:
         """Run the handler on the message's events; delete it only if all succeeded."""
         attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
         try:
-            events = self.events_for(route, message["Body"])
+            events = ([sqs_lambda_event(message, route.queue_arn)] if route.kind == "sqs"
+                      else self.events_for(route, message["Body"]))
         except (ValueError, TypeError, AttributeError) as error:
             # Not JSON: no handler can ever take it; drop it loudly.
             log.error("%s: dropped a message that is not an event (%s)", route.name, error)
@@ -364,6 +372,11 @@ class EventBridge:
         self.sqs.delete_message(QueueUrl=route.queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     def _worker(self, route):
+        if route.kind == "schedule":
+            while not self._stop.is_set():
+                self.run_scheduled(route)
+                self._stop.wait(route.every_seconds)
+            return
         while not self._stop.is_set():
             try:
                 self.poll_once(route)
@@ -392,8 +405,6 @@ def main(argv=None):
     parser.add_argument("--app", default="app", help="module holding the Chalice app")
     parser.add_argument("--wait-seconds", type=int, default=5,
                         help="SQS long-poll time (also bounds how long a stop takes)")
-    parser.add_argument("--schedule-seconds", type=float, default=60.0,
-                        help="scheduled functions run at least this often")
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(message)s")
     logging.getLogger("botocore").setLevel(logging.WARNING)  # "found credentials..." noise
@@ -413,19 +424,19 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     bridge.start()
-    schedules = schedules_from_app(app_module, args.schedule_seconds)
-    timer = threading.Thread(target=run_schedules, args=(schedules, stopping),
-                             name="bridge-schedules", daemon=True)
-    timer.start()
-    described = ", ".join(
-        f"{r.name} <- " + (f"s3://{r.source.bucket}/{r.source.prefix or ''}" if r.kind == "s3"
-                           else f"sns:{r.source.topic}") for r in routes)
-    print(f"ready: {described or 'the app declares no S3 or SNS events'}"
-          + "".join(f"; {s.name} every {s.every_seconds:g} s" for s in schedules), flush=True)
+    def origin(route):
+        if route.kind == "s3":
+            return f"s3://{route.source.bucket}/{route.source.prefix or ''}"
+        if route.kind == "sqs":
+            return f"sqs:{route.source.queue}"
+        if route.kind == "schedule":
+            return f"every {route.every_seconds} s"
+        return f"sns:{route.source.topic}"
+    described = ", ".join(f"{r.name} <- {origin(r)}" for r in routes)
+    print(f"ready: {described or 'the app declares no S3 or SNS events'}", flush=True)
     while not stopping.wait(0.5):
         pass
     bridge.stop()
-    timer.join(60)
     print("stopped", flush=True)
     return 0
 

@@ -98,7 +98,8 @@ export function drawTimeline(container, rows) {
       }
     } else {
       for (const ms of row.seen_ms) {
-        group.append(s("circle", { class: "timeline__mark", cx: x(ms), cy: mid, r: 4 }));
+        // data-ms: a click on a sighting shows its face (js/evidence.js).
+        group.append(s("circle", { class: "timeline__mark", cx: x(ms), cy: mid, r: 4, dataset: { ms: String(ms) } }));
       }
     }
     svg.append(group);

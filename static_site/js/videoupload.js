@@ -1,6 +1,7 @@
 // The video upload form, one component for the upload page and a session's
 // "Upload the video again": a drop zone with its file input, any fields the
 // page adds, a progress bar and Submit/Cancel.
+import { conversionNote, probeVideo } from "./videoprobe.js";
 import { h } from "./dom.js";
 import { formatBytes } from "./format.js";
 import * as uploads from "./uploader.js";
@@ -125,6 +126,9 @@ export function videoUploadForm({ label = "Recording", submitLabel, className, a
   // The labelled file input lies over the whole drop zone (see .dropzone__input).
   const videoField = field({ name: "video", label, input: picker.input });
   videoField.querySelector(".field__label").after(picker.dropzone);
+  // Said before sending: a recording the face search cannot read is converted first.
+  const conversion = h("p", { class: "upload-note", hidden: true, "aria-live": "polite" });
+  picker.dropzone.after(conversion);
   picker.dropzone.append(picker.input);
   const form = h("form", { class: className, novalidate: true, "aria-label": ariaLabel },
     formErrorSlot(), videoField, fields, progress.element,
@@ -134,11 +138,17 @@ export function videoUploadForm({ label = "Recording", submitLabel, className, a
     clearErrors(form);
     chosen = file || null;
     picker.show(chosen);
+    conversion.hidden = true;
     if (!chosen) return;
     if (!(await checkedType(chosen))) {
       if (file === chosen) showFieldError(form, "video", NOT_A_VIDEO);
     } else if (file === chosen) {
       onChoose(chosen);
+      const note = conversionNote(await probeVideo(chosen));
+      if (file === chosen && note) {
+        conversion.textContent = note;
+        conversion.hidden = false;
+      }
     }
   }
   cancel.addEventListener("click", () => current && uploads.cancel(current.sessionId));

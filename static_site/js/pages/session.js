@@ -3,7 +3,7 @@
 // report and a timeline of sightings.
 import { h, clear, fill } from "../dom.js";
 import * as api from "../api.js";
-import { formatDate, formatDateTime, formatMs, formatSimilarity } from "../format.js";
+import { formatDate, formatDateTime, formatMs } from "../format.js";
 import { pageHeader, badge, notice, spinner, loading, pageError, toast, toastError, setBusy,
   confirmDialog, formDialog } from "../ui.js";
 import { videoUploadForm, jobProgress, wasJustUploaded } from "../videoupload.js";
@@ -12,6 +12,8 @@ import * as auth from "../auth.js";
 import { downloadCsv, safeName } from "../downloads.js";
 import { drawTimeline } from "../timeline.js";
 import { correctionDialog } from "../correction.js";
+import { faceCompare, matchWords, seenWords, explained, MATCH_HELP, notThisPersonButton,
+  sightingViewer, strangerGallery } from "../evidence.js";
 
 const ATTENDED = ["PRESENT", "LATE"];
 
@@ -41,6 +43,8 @@ export async function render(main, { sessionId }, { setTitle }) {
     if (!reupload.busy()) load(); // started, finished, stopped or cancelled: show the new state
   });
 
+  let cropPolls = 0;
+
   async function load() {
     clearTimeout(timer);
     let data;
@@ -52,7 +56,11 @@ export async function render(main, { sessionId }, { setTitle }) {
     }
     if (stopped) return;
     draw(data);
-    if (["AWAITING_UPLOAD", "CONVERTING", "PROCESSING"].includes(data.session.status)) {
+    // The crops are cut after completion: follow them until they are there (for
+    // five minutes at most; a reload looks again).
+    const cropsComing = data.session.status === "COMPLETED"
+      && data.session.evidence_status === "pending" && cropPolls++ < 120;
+    if (["AWAITING_UPLOAD", "CONVERTING", "PROCESSING"].includes(data.session.status) || cropsComing) {
       timer = setTimeout(load, POLL_MS);
     }
   }
@@ -93,14 +101,25 @@ export async function render(main, { sessionId }, { setTitle }) {
 
     if (!done) return;
     const timelineBox = h("div", { class: "timeline" });
+    const viewer = sightingViewer();
     main.append(h("section", { class: "card panel", "aria-labelledby": "timeline-title" },
       h("h2", { class: "panel__title", id: "timeline-title" }, "When each person was seen"),
-      h("p", { class: "panel__lead" }, "Each mark is a sighting in the video (on a small screen, close ones merge into one); the band runs from the first to the last."),
-      timelineBox));
+      h("p", { class: "panel__lead" }, "Each mark is a sighting in the video (on a small screen, close ones merge into one); the band runs from the first to the last. Click a mark to see the face."),
+      timelineBox, viewer.element));
+    timelineBox.addEventListener("click", (event) => {
+      const mark = event.target.closest(".timeline__mark");
+      const lane = mark && mark.closest("[data-student-id]");
+      const row = lane && rows.find((r) => r.student_id === lane.dataset.studentId);
+      if (!row) return;
+      for (const chosen of timelineBox.querySelectorAll(".timeline__mark--chosen")) chosen.classList.remove("timeline__mark--chosen");
+      mark.classList.add("timeline__mark--chosen");
+      viewer.show(row, Number(mark.dataset.ms));
+    });
     main.append(
-      rowsTable("Present", present, session, onCorrected, "No one was recognised in this recording."),
-      rowsTable("Absent", absent, session, onCorrected, "Everyone registered was there."),
-      seenNotEnrolled(session));
+      rowsTable("Present", present, session, onCorrected, "No one was recognised in this recording.", load),
+      rowsTable("Absent", absent, session, onCorrected, "Everyone registered was there.", load),
+      seenNotEnrolled(session),
+      strangerGallery(session, load));
     if (!drawTimeline(timelineBox, rows)) {
       timelineBox.append(h("p", { class: "muted" }, "No one was seen in this recording."));
     } else {
@@ -139,13 +158,15 @@ export async function render(main, { sessionId }, { setTitle }) {
       arrived ? h("span", { class: "badge badge--processing" }, "Uploaded")
         : sending ? h("span", { class: "badge badge--processing" }, "Uploading") : badge(session.status),
       h("span", { class: "muted" }, session.status === "AWAITING_UPLOAD" && !arrived
-        ? `Created ${formatDateTime(session.created_at)}` : `Uploaded ${formatDateTime(session.created_at)}`));
+        ? `Created ${formatDateTime(session.created_at)}` : `Uploaded ${formatDateTime(session.created_at)}`),
+      session.media ? h("span", { class: "muted media-line" }, mediaWords(session.media)) : null);
   }
 
   function statusPanel(session) {
     if (session.status === "CONVERTING") {
       const percent = Number.isFinite(session.conversion_percent) ? ` (${session.conversion_percent}%)` : "";
-      return notice("info", `Rollcall is converting the recording${percent}`,
+      const from = session.media && session.media.codec_name ? `${session.media.codec_name} → H.264` : "to H.264";
+      return notice("info", `Converting the video (${from})${percent}…`,
         h("p", { class: "with-spinner" }, spinner("Converting"),
           "This kind of video is turned into one the face search reads first. This page updates by itself; you can leave it and come back."));
     }
@@ -314,10 +335,10 @@ function stats(session, present, absent) {
     stat("present", present.length, "present"),
     stat("absent", absent.length, "absent"),
     stat("registered", roster),
-    stat("unrecognised faces", c.unrecognised ?? 0, "muted"));
+    stat("unrecognised people", c.unrecognised ?? 0, "muted"));
 }
 
-function rowsTable(title, rows, session, onCorrected, emptyText) {
+function rowsTable(title, rows, session, onCorrected, emptyText, onChanged) {
   const isPresent = title === "Present";
   const id = `table-${title.toLowerCase()}`;
   const body = rows.map((row) => {
@@ -341,22 +362,27 @@ function rowsTable(title, rows, session, onCorrected, emptyText) {
         h("span", { class: "correction__text" },
           `${row.reason || "No reason given"}${row.corrected_by ? ` (${row.corrected_by})` : ""}`)));
     }
+    // A row the video matched can be turned down: "Not this person".
+    const second = isPresent && row.moments ? notThisPersonButton(row, session, onChanged) : null;
     return h("tr", { dataset: { studentId: row.student_id } },
+      h("td", { class: "cell-faces", "data-label": "Faces" }, faceCompare(row, session)),
       nameCell,
       h("td", { class: "cell-id", "data-label": "ID" }, row.student_id),
       h("td", { class: "num", "data-label": "First seen" }, formatMs(row.first_seen_ms)),
-      h("td", { class: "num", "data-label": "Similarity" }, formatSimilarity(row.similarity)),
-      h("td", { class: "num", "data-label": "Sightings" }, String(row.sightings ?? 0)),
-      h("td", { class: "cell-action" }, action, " ", more));
+      h("td", { class: "num", "data-label": "Match" },
+        row.similarity === null || row.similarity === undefined ? "—" : explained(matchWords(row.similarity), MATCH_HELP)),
+      h("td", { class: "num", "data-label": "Seen" }, seenWords(row)),
+      h("td", { class: "cell-action" }, action, " ", more, second ? [" ", second] : null));
   });
   return h("section", { class: ["card", "table-card", `attendance-${title.toLowerCase()}`], "aria-labelledby": id },
     h("h2", { class: "panel__title table-card__title", id },
       title, h("span", { class: ["count", `count--${title.toLowerCase()}`] }, String(rows.length))),
     rows.length ? h("table", { class: "table table--attendance" },
       h("thead", {}, h("tr", {},
+        h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Registered photo and face in the video")),
         h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "ID"),
-        h("th", { scope: "col", class: "num" }, "First seen"), h("th", { scope: "col", class: "num" }, "Similarity"),
-        h("th", { scope: "col", class: "num" }, "Sightings"), h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Correct")))),
+        h("th", { scope: "col", class: "num" }, "First seen"), h("th", { scope: "col", class: "num" }, "Match"),
+        h("th", { scope: "col", class: "num" }, "Seen"), h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Correct")))),
       h("tbody", {}, body)) : h("p", { class: "table-card__empty muted" }, emptyText));
 }
 
@@ -430,4 +456,17 @@ function seenNotEnrolled(session) {
           h("td", { class: "num" }, formatSimilarity(person.similarity)),
           h("td", { class: "cell-action" }, enrol));
       }))));
+}
+
+
+/** What the uploaded file holds, as a teacher reads it: "HEVC (H.265), 1920×1080, 30 fps, 52 min". */
+function mediaWords(media) {
+  const parts = [media.codec_name || media.codec];
+  if (media.width && media.height) parts.push(`${media.width}×${media.height}`);
+  if (media.fps) parts.push(`${Math.round(media.fps)} fps`);
+  if (media.duration_s) {
+    const minutes = Math.floor(media.duration_s / 60);
+    parts.push(minutes ? `${minutes} min ${Math.round(media.duration_s % 60)} s` : `${Math.round(media.duration_s)} s`);
+  }
+  return `${(media.container || "").toUpperCase()} · ${parts.join(", ")}`;
 }

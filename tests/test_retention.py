@@ -1,0 +1,80 @@
+"""Retention: the sweep deletes exactly the videos and crops that are past their time."""
+import datetime
+
+import pytest
+
+from chalicelib.retention import Retention
+from chalicelib.settings import load_settings
+
+NOW = datetime.datetime(2026, 6, 30, 12, 0, tzinfo=datetime.timezone.utc)
+
+
+def days_ago(days, hours=0):
+    return (NOW - datetime.timedelta(days=days, hours=hours)).isoformat(timespec="seconds")
+
+
+@pytest.fixture
+def world(services):
+    table = services.clients.table(services.settings.sessions_table)
+    s3 = services.clients.client("s3")
+    bucket = services.settings.videos_bucket
+
+    def session(sid, status="COMPLETED", **fields):
+        sid = sid.ljust(32, "0")
+        table.put_item(Item={"session_id": sid, "status": status, "title": sid,
+                             "evidence_status": "ready", **fields})
+        s3.put_object(Bucket=bucket, Key=f"videos/{sid}/video.mp4", Body=b"v")
+        s3.put_object(Bucket=bucket, Key=f"evidence/{sid}/student-a-best.jpg", Body=b"j")
+        return sid
+
+    def left(prefix):
+        return sorted(o["Key"].split("/")[1][:8] for o in s3.list_objects_v2(
+            Bucket=bucket, Prefix=prefix).get("Contents", []))
+
+    def sweeper(video_days, crop_days):
+        return Retention(table=table, store=services.session_store, videos=services.videos,
+                         crops=services.evidence_files, video_days=video_days,
+                         crop_days=crop_days, logger=services.logger, clock=lambda: NOW)
+    return session, left, sweeper, table
+
+
+def test_the_sweep_deletes_exactly_what_is_due(world):
+    session, left, sweeper, table = world
+    session("aaaaaaaa", completed_at=days_ago(31))           # video due
+    session("bbbbbbbb", completed_at=days_ago(29, 23))       # not yet
+    session("cccccccc", completed_at=days_ago(400))          # video and crops due
+    session("dddddddd", status="PROCESSING", updated_at=days_ago(90))  # never completed
+    session("eeeeeeee", updated_at=days_ago(45))             # completed before completed_at
+    answer = sweeper(video_days=30, crop_days=365).sweep()
+    assert answer == {"videos": 3, "crops": 1}
+    assert left("videos/") == ["bbbbbbbb", "dddddddd"]
+    assert left("evidence/") == ["aaaaaaaa", "bbbbbbbb", "dddddddd", "eeeeeeee"]
+    item = table.get_item(Key={"session_id": "aaaaaaaa".ljust(32, "0")})["Item"]
+    assert item["video_deleted_at"] == item["updated_at"]
+    item = table.get_item(Key={"session_id": "cccccccc".ljust(32, "0")})["Item"]
+    assert item["evidence_status"] == "deleted" and "evidence_cut" not in item
+    # A second run finds nothing due.
+    assert sweeper(video_days=30, crop_days=365).sweep() == {"videos": 0, "crops": 0}
+
+
+def test_crops_are_kept_as_long_as_the_session_by_default(world):
+    session, left, sweeper, _ = world
+    session("aaaaaaaa", completed_at=days_ago(3000))
+    assert sweeper(video_days=30, crop_days=0).sweep() == {"videos": 1, "crops": 0}
+    assert left("evidence/") == ["aaaaaaaa"]
+    assert sweeper(video_days=0, crop_days=0).due() == ([], [])
+
+
+def test_the_defaults_are_thirty_days_for_videos_and_the_session_for_crops(aws_env):
+    settings = load_settings()
+    assert (settings.video_retention_days, settings.crop_retention_days) == (30, 0)
+
+
+def test_the_scheduled_handler_runs_the_sweep(api, services, world):
+    session, left, _, _ = world
+    session("aaaaaaaa", completed_at="2020-01-01T00:00:00+00:00")
+    api.lambda_.invoke("sweep_retention", {"version": "0", "id": "1", "detail-type":
+                                           "Scheduled Event", "source": "aws.events",
+                                           "account": "1", "time": "2026-01-01T00:00:00Z",
+                                           "region": "us-east-1", "resources": [], "detail": {}})
+    assert left("videos/") == []
