@@ -482,6 +482,14 @@ def on_conversion_event(event):
     if result is not None:
         services().sessions.on_conversion_event(
             result, budget_seconds=session_rules.polling_budget(event.context))
+
+
+@app.schedule(Rate(5, unit=Rate.MINUTES))
+def check_processing_sessions(event):
+    """The watchdog: a session stuck PROCESSING is checked against its job."""
+    services().sessions.sweep()
+
+
 # -- evidence crops (after completion) and retention ---------------------------------
 @app.on_sqs_message(queue=_stage_setting("EVIDENCE_QUEUE"), batch_size=1)
 def cut_evidence(event):

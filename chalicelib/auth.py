@@ -1,8 +1,10 @@
 """Sign-in and the per-request identity check.
 
-:class:`Authenticator` answers ``POST /auth/login``: the same answer and the
-same amount of work for an unknown email and a wrong password, and a lock
-after repeated failures. :meth:`Authenticator.identify` checks the bearer
+:class:`Authenticator` answers ``POST /auth/login``: the same answer, and the
+same work (one password hash, the same conditional writes), for an unknown
+email, a wrong password and a locked account, so none can be told from the
+others; at most a few passwords are checked per account before it locks for
+a while (see :mod:`chalicelib.users`). :meth:`Authenticator.identify` checks the bearer
 token of every other request; it runs in the app's HTTP middleware (not an
 API Gateway authorizer) so that 401 and 403 answers carry CORS headers.
 """
@@ -15,7 +17,8 @@ from chalicelib.tokens import InvalidToken
 #: Routes anyone may call (resource paths as Chalice names them).
 PUBLIC_ROUTES = frozenset({"/auth/login", "/health"})
 
-_BAD_CREDENTIALS = "The email or password is not right."
+_BAD_CREDENTIALS = ("The email or password is not right. After several failed sign-ins an "
+                    "account waits a little before it can sign in again.")
 
 
 class Authenticator:
@@ -25,28 +28,27 @@ class Authenticator:
         self._log = logger
 
     def login(self, email, password):
-        """A token for valid credentials; 401 otherwise; 429 while locked."""
+        """A token for valid credentials of an unlocked account; 401 otherwise."""
         user = self._users.get(email)
-        if user is None:
+        # Taken before the password is checked: a burst of guesses cannot all be checked.
+        taken = self._users.take_attempt(email)
+        if user is None or taken is None:
             passwords.burn_time(password)
-            raise NotSignedIn(_BAD_CREDENTIALS, code="invalid_credentials")
-        locked_until = self._users.locked_until(user)
-        if locked_until:
-            passwords.burn_time(password)
-            raise self._locked(locked_until)
+            if user is not None and self._log:
+                self._log.warning("sign-in refused: account locked", extra={"user": user["email"]})
+            raise self._refused()
         if not passwords.verify_password(user["password_hash"], password):
-            locked_until = self._users.record_failure(user["email"])
+            locked_until = self._users.record_failure(user, taken)
             if self._log:
                 self._log.warning("sign-in failed", extra={"user": user["email"],
-                                                           "locked": bool(locked_until)})
-            if locked_until:
-                raise self._locked(locked_until)
-            raise NotSignedIn(_BAD_CREDENTIALS, code="invalid_credentials")
+                                                           "locked_until": locked_until})
+            raise self._refused()
+        if not self._users.succeed(user):
+            raise self._refused()  # locked by concurrent failures meanwhile
         if user.get("disabled"):
             # Said only to someone who knows the password.
             raise NotSignedIn("This account is disabled. Ask an administrator.",
                               code="account_disabled")
-        self._users.clear_failures(user)
         return self._signed_in(user)
 
     def _signed_in(self, user):
@@ -58,24 +60,31 @@ class Authenticator:
         counts towards the lock, as at sign-in); answers a fresh sign-in, since
         the change ends every token the user had."""
         user = self._users.get(email)
-        locked_until = self._users.locked_until(user)
-        if locked_until:
+        taken = self._users.take_attempt(email)
+        if taken is None:
             passwords.burn_time(current)
-            raise self._locked(locked_until)
+            raise self._locked(self._users.get(email))
         if not passwords.verify_password(user["password_hash"], current):
-            locked_until = self._users.record_failure(email)
-            if locked_until:
-                raise self._locked(locked_until)
+            if self._users.record_failure(user, taken):
+                raise self._locked(self._users.get(email))
             raise InvalidInput("The current password is not right.", code="wrong_password",
                                details={"field": "current_password"})
+        if not self._users.succeed(user):
+            raise self._locked(self._users.get(email))
         return self._signed_in(accounts.change_own_password(email, new))
 
-    def _locked(self, until):
+    def _locked(self, user):
+        """429 for a signed-in user whose account is locked (they know it exists)."""
+        until = (user or {}).get("locked_until") or self._users._clock()
         minutes = max(1, math.ceil((until - self._users._clock()) / 60))
         unit = "minute" if minutes == 1 else "minutes"
         return TooManyAttempts(
-            f"Too many failed sign-ins. Try again in {minutes} {unit}.",
+            f"Too many wrong passwords. Try again in {minutes} {unit}.",
             code="account_locked", headers={"Retry-After": str(minutes * 60)})
+
+    @staticmethod
+    def _refused():
+        return NotSignedIn(_BAD_CREDENTIALS, code="invalid_credentials")
 
     def identify(self, authorization_header):
         """The signed-in user ``{"email", "role"}`` for a request, or 401.

@@ -29,8 +29,6 @@ _START_ERRORS = {
                                 "again.",
     "VideoTooLargeException": "The video is too long or too large for face search. Split it "
                               "into shorter recordings and upload each in its own session.",
-    "InvalidParameterException": "The video's format is not supported for face search. "
-                                 "Convert it to MP4 (H.264) and upload it again.",
     "LimitExceededException": "Too many videos are being processed right now. Retry this "
                               "session in a few minutes.",
     "ThrottlingException": "The face search service is busy. Retry this session in a few "
@@ -43,8 +41,20 @@ _START_ERRORS = {
 
 
 #: Start errors about the video itself: retrying the same file cannot help.
-_FILE_ERRORS = {"InvalidS3ObjectException", "VideoTooLargeException",
-                "InvalidParameterException"}
+#: (InvalidParameterException is not one: it says our request was wrong, so it
+#: is raised as it is, logged and answered as an internal, retryable error.)
+_FILE_ERRORS = {"InvalidS3ObjectException", "VideoTooLargeException"}
+
+#: Words of a failed job's StatusMessage that say the video itself cannot be read
+#: (Rekognition: "Unsupported codec/format."; the built-in engine says more).
+_UNREADABLE_VIDEO_WORDS = ("codec", "format", "corrupt", "truncated", "not a video",
+                           "video stream", "invalid video", "unreadable")
+
+
+def unreadable_video(status_message):
+    """True if a failed job's message says the file is the problem (upload another)."""
+    text = (status_message or "").lower()
+    return any(word in text for word in _UNREADABLE_VIDEO_WORDS)
 
 
 class FaceSearchProblem(Exception):

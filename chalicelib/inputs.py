@@ -123,7 +123,7 @@ def read_login(request):
 def read_student_id(body):
     return require_string(body, "student_id", max_length=64, pattern=STUDENT_ID_PATTERN,
                           hint="'student_id' may hold only letters A-Z and a-z, digits "
-                               "and _ . - : (1 to 64 characters).")
+                               "and _ . - : (1 to 64 characters, not only dots).")
 
 
 def read_full_name(body):

@@ -43,7 +43,17 @@ backoff inside its Lambda timeout. If the time runs out the session stays
 PROCESSING with its job id, and it is finished by whichever comes next: a
 redelivered S3 event (polls again, starts nothing new), or ``GET
 /sessions/{id}``, which looks at the job once (see :meth:`SessionWorkflow.detail`).
+
+Watchdog: nothing may stay PROCESSING for ever (a completion message lost, a
+handler that failed past its retries, a face engine that died). A session
+PROCESSING for longer than ``PROCESSING_CHECK_SECONDS`` is checked against
+its job by :meth:`SessionWorkflow.check_processing`, from the scheduled
+``check_processing_sessions`` and from ``GET /sessions/{id}`` (at most once
+a minute per session, whoever asks): a job that ended is finished as its
+message would have; a failed, unknown or never-started job ends the session
+FAILED with a retryable reason.
 """
+import collections
 import datetime
 import json
 import re
@@ -58,7 +68,7 @@ from chalicelib.dynamo import (batch_get, conditional_update, from_dynamo,
                                is_conditional_failure, query_all, scan_all, to_dynamo, utc_now)
 from chalicelib.errors import (InvalidInput, NotFound, UnknownSession, UnknownStudent, Unusable,
                                WrongState)
-from chalicelib.face_search import FaceSearchProblem
+from chalicelib.face_search import FaceSearchProblem, unreadable_video
 from chalicelib.paging import decode_cursor, encode_cursor, query_page
 from chalicelib.schema import LISTED, SESSIONS_BY_CLASS_INDEX, SESSIONS_BY_DAY_INDEX
 from chalicelib.conversion import CONVERTED_PREFIX, ConversionProblem
@@ -78,6 +88,13 @@ SESSION_ID_PATTERN = r"[0-9a-f]{32}"
 VIDEO_PREFIX = "videos/"
 #: A presigned video upload stays usable this long (large files, slow links).
 UPLOAD_EXPIRES_IN = 3600
+
+#: A stuck session's job is looked at no more often than this (whoever asks).
+CHECK_EVERY_SECONDS = 60
+#: GetFaceSearch errors saying the job does not exist (any more).
+_LOST_JOB_CODES = ("ResourceNotFoundException", "InvalidParameterException")
+_LOST_JOB = ("The face search of this video stopped without an answer (it was lost on our "
+             "side). Retry this session.")
 
 _INTERNAL_ERROR = ("Attendance could not be recorded because of an error on our side. "
                    "Retry this session; if it fails again, tell your administrator.")
@@ -222,15 +239,34 @@ class SessionStore:
         return conditional_update(self._table, {"session_id": session_id}, values, condition,
                                   remove, now=self._now)
 
+    def processing(self):
+        """Every PROCESSING session (the watchdog's pages; few at any time)."""
+        return scan_all(self._table, FilterExpression=Attr("status").eq(PROCESSING))
+
+    def note_ignored_upload(self, session_id, etag):
+        """Keep the ETag of the last upload that came when none was awaited."""
+        return self._update(session_id, {"ignored_upload_etag": etag},
+                            Attr("session_id").exists())
+
+    def claim_check(self, session_id, now, not_since):
+        """Note a look at a PROCESSING session's job, unless one was made after
+        ``not_since``: the item, or None (someone else looks, or it moved on)."""
+        return self._update(session_id, {"checked_at": now},
+                            Attr("status").eq(PROCESSING)
+                            & (Attr("checked_at").not_exists() | Attr("checked_at").lt(not_since)))
+
     def mark_processing(self, session_id, attempt, job_id, analysis_key):
         """PROCESSING with ``job_id`` on ``analysis_key``, unless a retry or an end came first."""
         return self._update(session_id, {"status": PROCESSING, "job_id": job_id, "error": None,
-                                         "error_kind": None, "analysis_key": analysis_key},
+                                         "error_kind": None, "analysis_key": analysis_key,
+                                         "processing_since": self._now()},
                             Attr("attempt").eq(attempt) & Attr("status").is_in(_UNDECIDED))
 
-    def set_media(self, session_id, attempt, media):
-        """What the uploaded file holds (:meth:`chalicelib.media.VideoInfo.as_dict`)."""
-        return self._update(session_id, {"media": media},
+    def set_media(self, session_id, attempt, media, video=("", "")):
+        """What the uploaded file holds (:meth:`chalicelib.media.VideoInfo.as_dict`),
+        and the uploaded object's (ETag, VersionId): the one analysed."""
+        return self._update(session_id, {"media": media, "video_etag": video[0],
+                                         "video_version": video[1]},
                             Attr("attempt").eq(attempt) & Attr("status").is_in(_UNDECIDED))
 
     def mark_converting(self, session_id, attempt, job_id):
@@ -348,7 +384,8 @@ class SessionStore:
     def begin_retry(self, session_id, attempt):
         """FAILED -> PROCESSING with the next attempt number; None if not FAILED."""
         return self._update(session_id, {"status": PROCESSING, "attempt": attempt + 1,
-                                         "job_id": None, "error": None, "error_kind": None},
+                                         "job_id": None, "error": None, "error_kind": None,
+                                         "processing_since": self._now()},
                             Attr("status").eq(FAILED) & Attr("attempt").eq(attempt))
 
     def begin_upload(self, session_id, attempt, video_key):
@@ -510,11 +547,16 @@ class SessionWorkflow:
         """The session and its rows sorted by name.
 
         In polling mode a PROCESSING session's job is looked at once here, so a
-        job that outlived the S3 handler's timeout still completes.
+        job that outlived the S3 handler's timeout still completes; in both
+        modes a session stuck PROCESSING is checked (:meth:`check_processing`).
         """
         item = self.require(session_id, user)
-        if item["status"] == PROCESSING and item.get("job_id") and not self.face_search.notifies:
-            self._look_at_job(item)
+        if item["status"] == PROCESSING:
+            if item.get("job_id") and not self.face_search.notifies:
+                self._look_at_job(item)
+                item = self.require(session_id)
+            if item["status"] == PROCESSING:
+                self.check_processing(item)
             item = self.require(session_id)
         elif item["status"] == CONVERTING and item.get("conversion_job_id") and self.converter:
             # The conversion's end event may be lost or late: its state is asked once.
@@ -674,6 +716,57 @@ class SessionWorkflow:
         history = [entry for _, entry in sorted(dated, key=lambda d: d[0], reverse=True)]
         return dict({"history": history}, **attendance_totals(h["status"] for h in history))
 
+    # -- the watchdog -------------------------------------------------------------
+    def sweep(self, now=None):
+        """Check every session stuck PROCESSING; how many ended in each status."""
+        ended = collections.Counter()
+        for item in self.store.processing():
+            ended[str(self.check_processing(item, now))] += 1
+        if ended:
+            self.log.info("checked processing sessions", extra={"outcomes": dict(ended)})
+        return dict(ended)
+
+    def check_processing(self, item, now=None):
+        """A session PROCESSING for longer than the bound is checked against its job
+        (at most once per :data:`CHECK_EVERY_SECONDS`); answers its status after."""
+        if item.get("status") != PROCESSING:
+            return item.get("status")
+        now = now or datetime.datetime.now(datetime.timezone.utc)
+        bound = self.settings.processing_check_seconds
+        since = _parse_time(item.get("processing_since") or item.get("updated_at"))
+        if since is not None and (now - since).total_seconds() < bound:
+            return PROCESSING
+        stamp = now.isoformat(timespec="seconds")
+        not_since = (now - datetime.timedelta(seconds=min(bound, CHECK_EVERY_SECONDS))
+                     ).isoformat(timespec="seconds")
+        claimed = self.store.claim_check(item["session_id"], stamp, not_since)
+        if claimed is None:
+            return PROCESSING  # looked at a moment ago, or it just moved on
+        return self._watch(claimed) or PROCESSING
+
+    def _watch(self, item):
+        session_id, attempt = item["session_id"], int(item.get("attempt", 0))
+        job_id = item.get("job_id")
+        if job_id:
+            try:
+                result = self.face_search.read(job_id, _BEST)
+            except ClientError as error:
+                if error.response["Error"]["Code"] not in _LOST_JOB_CODES:
+                    self.log.exception("could not look at a stuck session's job",
+                                       extra={"session_id": session_id, "job_id": job_id})
+                    return PROCESSING
+                result = None
+            except Exception:  # noqa: BLE001 - the next check tries again
+                self.log.exception("could not look at a stuck session's job",
+                                   extra={"session_id": session_id, "job_id": job_id})
+                return PROCESSING
+            if result is not None:
+                return self._finish(item, result)
+        self.log.warning("session stuck processing: its face search is lost",
+                         extra={"session_id": session_id, "job_id": job_id})
+        self.store.mark_failed(session_id, attempt, _LOST_JOB)
+        return FAILED
+
     # -- events -------------------------------------------------------------------
     def on_video_uploaded(self, bucket, key, budget_seconds):
         """The S3 event: check the file, start the face search once, maybe poll."""
@@ -687,6 +780,8 @@ class SessionWorkflow:
             self.log.warning("ignored upload for no session",
                              extra={"session_id": session_id, "key": key})
             return None
+        if item["status"] != AWAITING_UPLOAD and self._replaced(item, key):
+            return item["status"]
         if item["status"] in (COMPLETED, FAILED, CONVERTING):
             return item["status"]  # repeated event: decided, or its conversion runs
         if item["status"] == PROCESSING and item.get("job_id"):
@@ -696,6 +791,22 @@ class SessionWorkflow:
                     item, lambda: self.face_search.wait(item["job_id"], budget_seconds, _BEST))
             return PROCESSING
         return self._start(item, budget_seconds)
+
+    def _replaced(self, item, key):
+        """True (logged, and noted on the session) if the object under ``key`` is not
+        the one that was analysed: an upload form used again after the session
+        stopped awaiting one. It is ignored: nothing starts, the attendance stays
+        that of the analysed video (whose ETag the session keeps); the new object
+        is left in place, unused (deleting it would leave no video at all)."""
+        analysed = item.get("video_etag")
+        current = self.videos.version(key)
+        if not analysed or current is None or current[0] == analysed:
+            return False  # a repeated event for the analysed object (or none kept yet)
+        self.log.warning("ignored an upload for a session that was not awaiting one",
+                         extra={"session_id": item["session_id"], "status": item["status"],
+                                "analysed_etag": analysed, "uploaded_etag": current[0]})
+        self.store.note_ignored_upload(item["session_id"], current[0])
+        return True
 
     def on_completion_message(self, message):
         """Rekognition's SNS message: ``{"JobId", "Status", "JobTag", ...}``."""
@@ -732,7 +843,8 @@ class SessionWorkflow:
             self.log.exception("the upload could not be read", extra={"session_id": session_id})
             self.store.mark_failed(session_id, attempt, _INTERNAL_ERROR)
             return FAILED
-        self.store.set_media(session_id, attempt, to_dynamo(info.as_dict()))
+        self.store.set_media(session_id, attempt, to_dynamo(info.as_dict()),
+                             video=(stored.etag, stored.version_id))
         if info.face_search_ready():
             return self._start_face_search(item, item["video_key"], budget_seconds)
         return self._convert(item, info)
@@ -858,6 +970,13 @@ class SessionWorkflow:
             return PROCESSING
         if result.status != JobStatus.SUCCEEDED:
             detail = f" ({result.message})" if result.message else ""
+            if unreadable_video(result.message):
+                # The same file fails again: a retry cannot help, another file can.
+                self.store.mark_failed(
+                    session_id, attempt, f"The video could not be read for face search"
+                    f"{detail}. Face search reads H.264 video in MP4 or MOV: convert the "
+                    "recording to MP4 (H.264) and upload it again.", kind=FILE_ERROR)
+                return FAILED
             self.store.mark_failed(session_id, attempt,
                                    f"The face search of the video failed{detail}. Retry this "
                                    "session; if it fails again, upload the video again.")
@@ -951,6 +1070,14 @@ def _no_session():
 def _no_class():
     return NotFound("There is no such class (it may have been deleted).",
                     code="class_not_found")
+
+
+def _parse_time(text):
+    try:
+        return datetime.datetime.fromisoformat(text) if text else None
+    except (TypeError, ValueError):
+        return None
+
 
 # -- reading events ---------------------------------------------------------------
 #: Seconds the S3 handler keeps for writing rows after it stops polling.

@@ -63,6 +63,8 @@ class Settings:
     region: str = "us-east-1"
     #: Private bucket the static site is published to (CloudFront serves it).
     site_bucket: str = ""
+    #: A session PROCESSING longer than this has its job looked at (lost or failed: FAILED).
+    processing_check_seconds: int = 900
     #: SQS queue the completion asks for the face crops on (chalicelib/evidence.py).
     evidence_queue: str = ""
     #: Days a video is kept after its session completed (0 = as long as the session).
@@ -120,6 +122,8 @@ def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
         max_photo_bytes=_number(env, "MAX_PHOTO_BYTES", 5 * 1024 ** 2, int,
                                 1024, 15 * 1024 ** 2),
         site_bucket=env.get("SITE_BUCKET", ""),
+        processing_check_seconds=_number(env, "PROCESSING_CHECK_SECONDS", 900, int, 1,
+                                         7 * 24 * 3600),
         evidence_queue=env.get("EVIDENCE_QUEUE", ""),
         video_retention_days=_number(env, "VIDEO_RETENTION_DAYS", 30, int, 0, 3650),
         crop_retention_days=_number(env, "CROP_RETENTION_DAYS", 0, int, 0, 3650),

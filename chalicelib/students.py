@@ -19,8 +19,21 @@ Rekognition collection IS the ``student_id``: the allowed student_id charset
 identity and a face match (e.g. from ``GetFaceSearch``) names its student
 directly. The name is never used as the external id: names repeat and may
 hold any Unicode.
+
+One face, one student, also under concurrency: the check before indexing
+cannot see a registration of the same face running at the same moment, so
+after its record is written a registration searches the collection again
+(SearchFacesByImage on the stored photo) and keeps itself only if it is the
+oldest of the records holding that face (``registered_us``, microseconds,
+read after indexing and before the write; then the student id). A newer one
+rolls itself back (record, photo, face) and answers 409. Of two racing
+registrations at least one sees the other (index, write, search run in that
+order in both), and the one that sees without being seen is the newer; a
+matching face whose record is not written yet is waited for briefly.
 """
+import datetime
 import re
+import time
 import unicodedata
 import uuid
 
@@ -35,10 +48,10 @@ from chalicelib.schema import LISTED, STUDENTS_BY_ID_INDEX, STUDENTS_BY_NAME_IND
 from chalicelib.errors import (Conflict, DuplicateStudentId, NotFound, UnknownStudent,
                                Unusable)
 from chalicelib.faces import FaceProblem, image_size
-from chalicelib.uploads import PHOTO_TYPES, UploadProblem
+from chalicelib.uploads import PHOTO_TYPES, UploadProblem, type_for_key
 
 #: 1 to 64 characters: exactly Rekognition's ExternalImageId alphabet.
-STUDENT_ID_PATTERN = r"[A-Za-z0-9_.\-:]{1,64}"
+STUDENT_ID_PATTERN = r"(?!\.+$)[A-Za-z0-9_.\-:]{1,64}"
 MAX_NAME_LENGTH = 200
 #: What POST /uploads/photo answers as a photo key (a uuid under the uploads prefix).
 UPLOAD_KEY_PATTERN = r"photos/uploads/[0-9a-f]{32}\.(jpg|png)"
@@ -46,7 +59,10 @@ MAX_EMAIL_LENGTH = 320
 
 
 def is_student_id(value):
-    """True if ``value`` could be a student id (path parameters are checked so)."""
+    """True if ``value`` could be a student id (path parameters are checked so).
+
+    Ids made only of dots are not: ``.`` and ``..`` cannot be reached in a URL
+    path (browsers and proxies resolve them away)."""
     return bool(re.fullmatch(STUDENT_ID_PATTERN, value or ""))
 
 
@@ -282,6 +298,8 @@ class Students:
     STUDENT_PREFIX = "photos/students/"
     UPLOAD_KEY_PATTERN = UPLOAD_KEY_PATTERN
     MAX_PHOTOS = 5
+    #: How long a registration waits for the record of a racing one's face.
+    RACE_WAIT_SECONDS, RACE_POLL_SECONDS = 3.0, 0.2
     #: Lifetime of presigned upload forms and photo links, in seconds.
     LINK_SECONDS = 300
 
@@ -400,11 +418,13 @@ class Students:
             item = {"student_id": student_id, "full_name": full_name,
                     "photo_keys": [stored_key], "face_ids": face_ids,
                     "face_boxes": [_box_entry(stored_key, box)] if box else [],
-                    "created_at": self._clock()}
+                    "created_at": self._clock(), "registered_us": time.time_ns() // 1000}
             try:
                 self.store.create(item)
             except DuplicateStudent:
                 raise _duplicate(student_id)
+            rollback.on_failure("delete record", self.store.delete, student_id)
+            self._keep_if_oldest(item, stored_key)
         except Exception:
             rollback.undo()
             raise
@@ -586,6 +606,38 @@ class Students:
                 details={"field": "photo_key", "student_id": other,
                          "full_name": owner["full_name"]})
 
+    def _keep_if_oldest(self, item, stored_key):
+        """409 (and the caller rolls back) if an older record holds the same face."""
+        mine = _age_key(item)
+        deadline = time.monotonic() + self.RACE_WAIT_SECONDS
+        while True:
+            unwritten, older = False, []
+            for match in self._search(stored_key):
+                other_id = match["student_id"]
+                if other_id == item["student_id"] or match["face_id"] in item["face_ids"]:
+                    continue
+                other = self.get(other_id)
+                if other is None:
+                    unwritten = True  # racing and not written yet, or a crash's leftover
+                elif _age_key(other) < mine:
+                    older.append(other)
+            if older:
+                other = min(older, key=_age_key)
+                if self._log:
+                    self._log.warning("same face registered concurrently: the newer "
+                                      "registration is undone",
+                                      extra={"kept": other["student_id"],
+                                             "undone": item["student_id"]})
+                raise Conflict(
+                    f"This face is already registered as {other['full_name']} "
+                    f"(ID {other['student_id']}). Each person is registered once; add "
+                    "photos to that student instead.", code="face_already_registered",
+                    details={"field": "photo_key", "student_id": other["student_id"],
+                             "full_name": other["full_name"]})
+            if not unwritten or time.monotonic() >= deadline:
+                return
+            time.sleep(self.RACE_POLL_SECONDS)
+
     def _require_same_face(self, photo_key, student):
         """422 ``face_mismatch`` unless the photo matches the student's face."""
         own = set(student.get("face_ids") or [])
@@ -615,7 +667,8 @@ class Students:
     def _keep_photo(self, rollback, photo_key):
         """Copy the upload to its permanent key, then delete the upload."""
         stored_key = self.STUDENT_PREFIX + photo_key[len(self.UPLOAD_PREFIX):]
-        self._photos.copy(photo_key, stored_key)
+        # Stored with the type its bytes were checked to be (never the sender's).
+        self._photos.copy(photo_key, stored_key, content_type=type_for_key(stored_key))
         rollback.on_failure("delete photo", self._photos.delete, [stored_key])
         self._photos.delete([photo_key])
         return stored_key
@@ -630,6 +683,19 @@ class Students:
             if current is None:
                 raise UnknownStudent(f"Student {student['student_id']} was deleted meanwhile.")
             raise _too_many(current)
+
+
+def _age_key(item):
+    """Registrations order by this, oldest first (records from before
+    ``registered_us`` use ``created_at``, to the second)."""
+    micros = item.get("registered_us")
+    if micros is None:
+        try:
+            stamp = datetime.datetime.fromisoformat(item.get("created_at") or "")
+            micros = int(stamp.timestamp() * 1_000_000)
+        except ValueError:
+            micros = 0
+    return (int(micros), item["student_id"])
 
 
 def _box_entry(photo_key, box):

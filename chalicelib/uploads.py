@@ -35,6 +35,15 @@ def size_words(count):
     return f"{count} bytes"
 
 
+_TYPE_OF_EXTENSION = {ext: kind for types in (PHOTO_TYPES, VIDEO_TYPES)
+                      for kind, ext in types.items()}
+
+
+def type_for_key(key):
+    """The content type a key's extension stands for (never text; a stranger is binary)."""
+    return _TYPE_OF_EXTENSION.get(key.rsplit(".", 1)[-1].lower(), "application/octet-stream")
+
+
 class UploadProblem(ValueError):
     """The stored object is missing, too big, or not what it claims to be."""
 
@@ -57,11 +66,23 @@ def sniff_type(head):
     return None
 
 
+#: Types that are the same container (ISO base media): the brand decides the name only.
+_SAME_KIND = {"video/mp4": "iso-media", "video/quicktime": "iso-media"}
+
+
+def _same_type(declared, sniffed):
+    declared = (declared or "").split(";")[0].strip().lower()
+    return declared == sniffed or (declared in _SAME_KIND
+                                   and _SAME_KIND[declared] == _SAME_KIND.get(sniffed))
+
+
 @dataclasses.dataclass(frozen=True)
 class StoredObject:
     key: str
     size: int
     content_type: str  # sniffed from the bytes, not the declared header
+    etag: str = ""
+    version_id: str = ""
 
 
 class Uploads:
@@ -79,10 +100,23 @@ class Uploads:
             ExpiresIn=expires_in)
         return {"url": post["url"], "fields": post["fields"]}
 
-    def presigned_get(self, key, expires_in=300):
-        """A short-lived link to a private object (photos in the browser)."""
+    def presigned_get(self, key, expires_in=300, content_type=None):
+        """A short-lived link to a private object (photos in the browser).
+
+        The answer's Content-Type is fixed (from the key's extension unless
+        given) and the object is shown inline as a file, whatever type was
+        stored with it: a file is never served as HTML. (S3 cannot add
+        ``X-Content-Type-Options: nosniff`` to an object; with a fixed image
+        or video type that matches the checked bytes there is nothing to sniff.)"""
+        content_type = content_type or type_for_key(key)
+        extension = key.rsplit(".", 1)[-1] if "." in key else "bin"
         return self._s3.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_in)
+            "get_object", Params={
+                "Bucket": self.bucket, "Key": key,
+                "ResponseContentType": content_type,
+                "ResponseContentDisposition": f'inline; filename="file.{extension}"',
+                "ResponseCacheControl": "private, max-age=300"},
+            ExpiresIn=expires_in)
 
     def inspect(self, key, allowed_types, max_bytes):
         """Check a stored object; :class:`UploadProblem` says what is wrong."""
@@ -105,7 +139,14 @@ class Uploads:
             raise UploadProblem(f"The file is not {_kinds(allowed_types.values())} file (its "
                                 "content does not match). Choose a file of one of those "
                                 "types.")
-        return StoredObject(key=key, size=size, content_type=sniffed)
+        declared = head.get("ContentType")
+        if not _same_type(declared, sniffed):
+            # Stored as one type, holding another: it would be served as the first.
+            raise UploadProblem(f"The file was sent as {declared or 'no type'} but holds "
+                                f"{_kinds([allowed_types[sniffed]])} file. Choose the file "
+                                "again and upload it.")
+        return StoredObject(key=key, size=size, content_type=sniffed,
+                            etag=head.get("ETag", ""), version_id=head.get("VersionId") or "")
 
     def read(self, key):
         return self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
@@ -118,10 +159,23 @@ class Uploads:
                                        Range=f"bytes={offset}-{end}")["Body"].read()
         return read
 
-    def copy(self, source_key, key):
-        """Copy an object within the bucket, server-side (the bytes never pass here)."""
+    def copy(self, source_key, key, content_type=None):
+        """Copy an object within the bucket, server-side (the bytes never pass here);
+        with ``content_type`` the copy is stored with that type (the checked one)."""
+        extra = {"ContentType": content_type, "MetadataDirective": "REPLACE"} \
+            if content_type else {}
         self._s3.copy_object(Bucket=self.bucket, Key=key,
-                             CopySource={"Bucket": self.bucket, "Key": source_key})
+                             CopySource={"Bucket": self.bucket, "Key": source_key}, **extra)
+
+    def version(self, key):
+        """(ETag, VersionId or "") of the stored object, or None if there is none."""
+        try:
+            head = self._s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return head.get("ETag", ""), head.get("VersionId") or ""
 
     def delete(self, keys):
         """Delete objects (batched, 1000 a call); missing keys are fine."""

@@ -2,12 +2,20 @@
 
 Items: ``email`` (lower-cased, the key), ``password_hash``, ``role``,
 ``token_version`` (bumped on password change so old tokens stop working),
-``failed_attempts`` + ``failures_since`` (the current 15-minute window) and
-``locked_until`` (epoch seconds), ``disabled`` (an admin turned the account
-off: it cannot sign in and its tokens end), ``must_change_password`` (set
-with a generated one-time password; cleared when the user picks their own),
-``listed`` (for the admin's paged list). Counter updates are conditional
-writes so two concurrent failures cannot both count as the first.
+``failed_attempts`` + ``failures_since`` (the current 15-minute window),
+``locked_until`` (epoch seconds), ``lock_streak`` (locks in a row, for the
+backoff), ``disabled`` (an admin turned the account off: it cannot sign in
+and its tokens end), ``must_change_password`` (set with a generated one-time
+password; cleared when the user picks their own), ``listed`` (for the
+admin's paged list).
+
+Lockout invariant: at most :data:`MAX_FAILURES` passwords are checked per
+account and window, however many sign-ins arrive at once. Each attempt first
+takes a slot with one conditional update (:meth:`UserStore.take_attempt`),
+refused while the account is locked or its slots are used up; only then is
+the password checked. A wrong one that used the last slot locks the account
+for 30 s, doubling with each lock in a row up to 15 minutes; a right one
+frees the slots only if no lock came meanwhile (:meth:`UserStore.succeed`).
 
 Accounts are added by admins from the site (with a generated password shown
 once) or by the CLI (the first admin, recovery).
@@ -28,7 +36,15 @@ EMAIL_PATTERN = r"[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{1,63}"
 
 MAX_FAILURES = 5
 FAILURE_WINDOW_SECONDS = 15 * 60
-LOCK_SECONDS = 15 * 60
+#: The first lock lasts this long; each lock in a row doubles it, up to the longest.
+FIRST_LOCK_SECONDS, LONGEST_LOCK_SECONDS = 30, 15 * 60
+#: Locks in a row are forgotten after this long without one.
+LOCKS_FORGOTTEN_SECONDS = 24 * 3600
+
+
+def lock_seconds(locks_before):
+    """How long the account locks when ``locks_before`` locks came right before."""
+    return min(LONGEST_LOCK_SECONDS, FIRST_LOCK_SECONDS * 2 ** min(locks_before, 16))
 
 
 class UserError(ValueError):
@@ -91,7 +107,7 @@ class UserStore:
             return from_dynamo(self._table.update_item(
                 Key={"email": normalise_email(email)},
                 UpdateExpression=("SET password_hash = :h, failed_attempts = :zero, "
-                                  "must_change_password = :must "
+                                  "lock_streak = :zero, must_change_password = :must "
                                   "ADD token_version :one "
                                   "REMOVE locked_until, failures_since"),
                 ExpressionAttributeValues={":h": passwords.hash_password(password),
@@ -152,57 +168,85 @@ class UserStore:
         until = user.get("locked_until")
         return until if until and until > self._clock() else None
 
-    def record_failure(self, email):
-        """Count a failed sign-in; lock after MAX_FAILURES in the window.
+    def take_attempt(self, email):
+        """Take one of the window's sign-in slots: the number taken, or None when
+        the account is locked, out of slots, or does not exist (nothing to check).
 
-        Returns the epoch second the account is now locked until, or None.
-        """
+        The same two conditional updates run for an unknown email (they fail
+        without writing), so both take the same time."""
         now = int(self._clock())
         key = {"email": normalise_email(email)}
+        unlocked = "(attribute_not_exists(locked_until) OR locked_until <= :now)"
         try:
             # A new window starts when there is none or the old one expired.
             self._table.update_item(
                 Key=key,
                 UpdateExpression="SET failed_attempts = :one, failures_since = :now",
-                ConditionExpression=("attribute_exists(email) AND "
+                ConditionExpression=(f"attribute_exists(email) AND {unlocked} AND "
                                      "(attribute_not_exists(failures_since) OR "
                                      "failures_since < :window_start)"),
                 ExpressionAttributeValues={":one": 1, ":now": now,
                                            ":window_start": now - FAILURE_WINDOW_SECONDS})
-            count = 1
+            return 1
         except ClientError as error:
             if not is_conditional_failure(error):
                 raise
-            try:
-                result = self._table.update_item(
-                    Key=key, UpdateExpression="ADD failed_attempts :one",
-                    ConditionExpression="attribute_exists(email)",
-                    ExpressionAttributeValues={":one": 1}, ReturnValues="UPDATED_NEW")
-            except ClientError as inner:
-                if is_conditional_failure(inner):
-                    return None  # the user was removed meanwhile
-                raise
-            count = int(result["Attributes"]["failed_attempts"])
-        if count < MAX_FAILURES:
+        try:
+            result = self._table.update_item(
+                Key=key, UpdateExpression="ADD failed_attempts :one",
+                ConditionExpression=(f"attribute_exists(email) AND {unlocked} AND "
+                                     "failed_attempts < :most"),
+                ExpressionAttributeValues={":one": 1, ":now": now, ":most": MAX_FAILURES},
+                ReturnValues="UPDATED_NEW")
+        except ClientError as error:
+            if is_conditional_failure(error):
+                return None
+            raise
+        return int(result["Attributes"]["failed_attempts"])
+
+    def record_failure(self, user, taken):
+        """A wrong password used slot ``taken``; the last slot locks the account.
+
+        Returns the epoch second it is now locked until, or None."""
+        if taken < MAX_FAILURES:
             return None
-        until = now + LOCK_SECONDS
-        self._table.update_item(
-            Key=key,
-            UpdateExpression=("SET locked_until = :until, failed_attempts = :zero "
-                              "REMOVE failures_since"),
-            ConditionExpression="attribute_exists(email)",
-            ExpressionAttributeValues={":until": until, ":zero": 0})
+        now = int(self._clock())
+        locks = int(user.get("lock_streak") or 0)
+        if now - int(user.get("locked_until") or 0) > LOCKS_FORGOTTEN_SECONDS:
+            locks = 0
+        until = now + lock_seconds(locks)
+        try:
+            self._table.update_item(
+                Key={"email": user["email"]},
+                UpdateExpression=("SET locked_until = :until, failed_attempts = :zero, "
+                                  "lock_streak = :locks REMOVE failures_since"),
+                ConditionExpression="attribute_exists(email) AND failed_attempts >= :most",
+                ExpressionAttributeValues={":until": until, ":zero": 0, ":locks": locks + 1,
+                                           ":most": MAX_FAILURES})
+        except ClientError as error:
+            if is_conditional_failure(error):
+                return None  # a right password freed the slots meanwhile, or removed
+            raise
         return until
 
-    def clear_failures(self, user):
-        """Forget failed attempts after a successful sign-in (only if any)."""
-        if not (user.get("failed_attempts") or user.get("locked_until")
-                or user.get("failures_since")):
-            return
-        self._table.update_item(
-            Key={"email": user["email"]},
-            UpdateExpression="SET failed_attempts = :zero REMOVE locked_until, failures_since",
-            ExpressionAttributeValues={":zero": 0})
+    def succeed(self, user):
+        """Free the slots after a right password; False if a lock came meanwhile
+        (then the sign-in is refused too)."""
+        now = int(self._clock())
+        try:
+            self._table.update_item(
+                Key={"email": user["email"]},
+                UpdateExpression="SET failed_attempts = :zero, lock_streak = :zero "
+                                 "REMOVE failures_since",
+                ConditionExpression=("attribute_exists(email) AND "
+                                     "(attribute_not_exists(locked_until) OR "
+                                     "locked_until <= :now)"),
+                ExpressionAttributeValues={":zero": 0, ":now": now})
+        except ClientError as error:
+            if is_conditional_failure(error):
+                return False
+            raise
+        return True
 
 
 class Accounts:

@@ -8,7 +8,7 @@ import pytest
 
 from chalicelib import passwords
 from chalicelib.dynamo import scan_all
-from chalicelib.users import LOCK_SECONDS, MAX_FAILURES
+from chalicelib.users import FIRST_LOCK_SECONDS, LONGEST_LOCK_SECONDS, MAX_FAILURES
 
 JSON = {"Content-Type": "application/json"}
 
@@ -52,23 +52,39 @@ def test_wrong_password_and_unknown_email_get_the_same_answer_and_work(
     assert checks_for_wrong == checks_for_unknown == 1
 
 
-def test_five_failures_lock_the_account_until_the_lock_expires(api, make_user, services):
+def test_five_failures_lock_the_account_with_a_growing_wait(api, make_user, services):
     user = make_user("t@example.org", "teacher password 1")
     now = [1_000_000.0]
     services.users._clock = lambda: now[0]
-    for attempt in range(MAX_FAILURES - 1):
+    unknown = post_login(api, "nobody@example.org", "wrong password")
+    for attempt in range(MAX_FAILURES):
+        wrong = post_login(api, user["email"], "wrong password")
+        assert wrong.status_code == 401
+        now[0] += 10
+    # Locked: even the right password is refused, with the answer an unknown
+    # email gets (a lock does not tell that the account exists).
+    locked = post_login(api, user["email"], user["password"])
+    assert (locked.status_code, locked.json_body) == (unknown.status_code, unknown.json_body)
+    assert "Retry-After" not in locked.headers
+    stored = services.users.get(user["email"])
+    assert stored["locked_until"] == int(now[0] - 10) + FIRST_LOCK_SECONDS
+    # The second lock in a row lasts twice as long.
+    now[0] = stored["locked_until"] + 1
+    for attempt in range(MAX_FAILURES):
         assert post_login(api, user["email"], "wrong password").status_code == 401
-        now[0] += 60
-    locked = post_login(api, user["email"], "wrong password")
-    assert locked.status_code == 429
-    assert locked.json_body["error"]["code"] == "account_locked"
-    assert int(locked.headers["Retry-After"]) > 0
-    # Even the right password is refused while locked.
-    assert post_login(api, user["email"], user["password"]).status_code == 429
-    now[0] += LOCK_SECONDS + 1
+    second = services.users.get(user["email"])
+    assert second["locked_until"] == int(now[0]) + 2 * FIRST_LOCK_SECONDS
+    now[0] = second["locked_until"] + 1
     assert post_login(api, user["email"], user["password"]).status_code == 200
     stored = services.users.get(user["email"])
-    assert stored["failed_attempts"] == 0 and "locked_until" not in stored
+    assert stored["failed_attempts"] == 0 and stored["lock_streak"] == 0
+
+
+def test_the_lock_grows_to_at_most_the_longest():
+    from chalicelib.users import lock_seconds
+    assert [lock_seconds(n) for n in range(3)] == [FIRST_LOCK_SECONDS, 2 * FIRST_LOCK_SECONDS,
+                                                   4 * FIRST_LOCK_SECONDS]
+    assert lock_seconds(50) == LONGEST_LOCK_SECONDS
 
 
 def test_failures_spread_beyond_the_window_do_not_lock(api, make_user, services):

@@ -442,7 +442,7 @@ def test_a_failed_file_can_be_uploaded_again_and_then_completes(
 
 def test_a_failed_job_can_be_retried_and_says_so(api, admin_headers, services,
                                                  video_search):
-    video_search.fail_job = "Unsupported codec"
+    video_search.fail_job = "Internal service error"
     session = create_session(api, admin_headers)["session"]
     upload_video(services, session)
     s3_event(api, services, session["video_key"])

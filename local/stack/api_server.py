@@ -16,18 +16,40 @@ from ops.stage_config import PROJECT_DIR, apply_stage_environment
 from local.serving import bind, serve_until_signalled
 
 
+#: Connections waiting to be accepted (socketserver's default of 5 reset clients
+#: under a burst), and AWS connections kept open per client (botocore's default
+#: of 10 is for Lambda, one request at a time; here a thread serves each client).
+LISTEN_BACKLOG = 1024
+AWS_CONNECTIONS = 64
+
+
 def make_server(host, port, stage="dev"):
-    """A chalice.local.LocalDevServer for the project's app (not started)."""
+    """A chalice.local.LocalDevServer for the project's app (not started):
+    a thread per connection, kept-alive connections, a real listen backlog."""
+    from botocore.config import Config
     from chalice.cli.factory import CLIFactory
     from chalice.deploy.validate import validate_routes
-    from chalice.local import create_local_server
+    from chalice.local import (CustomLocalChalice, LocalChalice, LocalDevServer,
+                               ThreadedHTTPServer)
 
+    from chalicelib import clients
+
+    class Server(ThreadedHTTPServer):
+        request_queue_size = LISTEN_BACKLOG
+        allow_reuse_address = True
+
+    clients._BOTO_CONFIG = clients._BOTO_CONFIG.merge(
+        Config(max_pool_connections=AWS_CONNECTIONS))
     apply_stage_environment(stage)
     # A throwaway environ: Chalice writes the stage's variables into it, not os.environ.
     factory = CLIFactory(project_dir=str(PROJECT_DIR), environ={})
     config = factory.create_config_obj(chalice_stage_name=stage)
     validate_routes(config.chalice_app.routes)
-    return create_local_server(config.chalice_app, config, host, port)
+    app = config.chalice_app
+    # What chalice.local.create_local_server does: current_request per thread.
+    CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
+    app.__class__ = CustomLocalChalice
+    return LocalDevServer(app, config, host, port, server_cls=Server)
 
 
 def main(argv=None):

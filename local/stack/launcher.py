@@ -20,7 +20,13 @@ site       the built browser app with its config.js    8000
 On the first start it creates an admin account and prints its email and a
 generated password, once. Every part's output goes to the terminal prefixed
 by its name and to ``<data>/logs/<part>.log``. Ctrl-C or SIGTERM stops every
-part (the AWS state is saved as moto stops). Ports and the data directory
+part (the AWS state is saved as moto stops).
+
+A part that stops on its own is started again (after 1, 2, 4... s; at most
+:data:`MAX_RESTARTS` times in :data:`RESTART_WINDOW_S`, then everything
+stops, saying why). Each part runs in its own process group, and whatever
+it started (the face engine's worker processes) is killed with it: a part
+that died never leaves an orphan behind. Ports and the data directory
 come from flags or ``ROLLCALL_*`` variables (see ``--help``).
 
 Tests use :class:`Stack` directly (see ``tests/support/stack.py``).
@@ -55,6 +61,10 @@ DEFAULT_DATA_DIR = PROJECT_DIR / ".rollcall"
 DEFAULT_ADMIN_EMAIL = "admin@rollcall.local"
 REGION = "us-east-1"
 LOG_ROTATE_BYTES = 20 * 1024 * 1024
+#: A part that stops on its own is restarted at most this often in this window.
+MAX_RESTARTS, RESTART_WINDOW_S = 5, 300.0
+#: Parts that run for as long as the stack does (provisioning runs once).
+LONG_RUNNING = ("moto", "faces", "convert", "bridge", "api", "site")
 
 #: Python modules each part needs, with the package that provides them.
 REQUIRED_MODULES = {
@@ -174,6 +184,9 @@ class Part:
         self._out_lock = threading.Lock()
 
     def start(self):
+        if getattr(self, "_log", None) is not None and not self._log.closed:
+            self._log.close()
+        self.ready = threading.Event()
         # One previous generation is kept, so logs do not grow without end.
         if self.log_path.exists() and self.log_path.stat().st_size > LOG_ROTATE_BYTES:
             os.replace(self.log_path, self.log_path.with_name(self.log_path.name + ".1"))
@@ -232,8 +245,21 @@ class Part:
         if self._reader:
             self._reader.join(timeout)
 
+    def kill_group(self):
+        """SIGKILL whatever is left of the part's process group (its children).
+
+        The part is its group's leader (its own session), and what it starts
+        stays in the group unless it makes its own session."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
     def stop(self, timeout=30):
-        """SIGTERM, then SIGKILL after ``timeout`` s; the exit code."""
+        """SIGTERM, then SIGKILL after ``timeout`` s; the exit code. Children
+        the part left behind are killed too."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
@@ -241,8 +267,9 @@ class Part:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.kill_group()
                 self.proc.wait()
+        self.kill_group()
         self.wait_output()
         self._log.close()
         return self.proc.returncode
@@ -254,7 +281,7 @@ class Stack:
 
     def __init__(self, data_dir=DEFAULT_DATA_DIR, ports=None, stage="dev", out=None,
                  admin_email=DEFAULT_ADMIN_EMAIL, start_timeout=180, bridge_wait_seconds=5,
-                 faces_module="local.engine.rekognition_server"):
+                 faces_module="local.engine.rekognition_server", extra_env=None):
         self.data_dir = pathlib.Path(data_dir).resolve()
         self.ports = ports or Ports()
         self.stage = stage
@@ -267,6 +294,11 @@ class Stack:
         self.parts = []
         self._lock_file = None
         self._log = None
+        self.extra_env = dict(extra_env or {})
+        self.restarts = collections.defaultdict(list)  # part name -> monotonic times
+        self.gave_up = None  # the StackError that stopped the supervisor
+        self._supervising = threading.Event()
+        self._supervisor = None
 
     # -- URLs --------------------------------------------------------------------
     @property
@@ -320,9 +352,12 @@ class Stack:
             "SITE_ORIGIN": self.site_url,
             "ROLLCALL_STAGE": self.stage,
             "PYTHONUNBUFFERED": "1",
+            # Stuck sessions are checked after a minute here (the bridge runs the watchdog).
+            "PROCESSING_CHECK_SECONDS": os.environ.get("PROCESSING_CHECK_SECONDS", "60"),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_DIR),
                                                         os.environ.get("PYTHONPATH")])),
         })
+        env.update(self.extra_env)
         return env
 
     # -- start ---------------------------------------------------------------------
@@ -409,6 +444,10 @@ class Stack:
         api.wait_ready(lambda: _http_ok(self.api_url + "/health"), timeout)
         site.wait_ready(lambda: _http_ok(self.site_url + "/config.js"), timeout)
         self._write_state_file()
+        self._supervising.set()
+        self._supervisor = threading.Thread(target=self._supervise, name="supervisor",
+                                            daemon=True)
+        self._supervisor.start()
         self.say(f"ready in {time.monotonic() - started:.1f} s: open {self.site_url} "
                  f"(API {self.api_url}); Ctrl-C stops everything")
 
@@ -488,8 +527,52 @@ class Stack:
                 return part
         return None
 
+    def _supervise(self):
+        """Restart parts that stop on their own, with backoff, until :meth:`stop`."""
+        while self._supervising.is_set():
+            for part in list(self.parts):
+                if part.name not in LONG_RUNNING or part.running() or \
+                        not self._supervising.is_set():
+                    continue
+                try:
+                    self.restart(part)
+                except StackError as error:
+                    self.gave_up = error
+                    self.say(str(error))
+                    self._supervising.clear()
+                    return
+            time.sleep(0.2)
+
+    def restart(self, part):
+        """Start a part that stopped again, after a backoff; StackError when it keeps
+        stopping (more than MAX_RESTARTS times in RESTART_WINDOW_S)."""
+        code = part.proc.returncode
+        part.kill_group()  # its children (engine workers) go with it
+        part.wait_output()
+        now = time.monotonic()
+        recent = [t for t in self.restarts[part.name] if now - t < RESTART_WINDOW_S]
+        if len(recent) >= MAX_RESTARTS:
+            raise part.failure(f"{part.name} stopped {len(recent) + 1} times within "
+                               f"{RESTART_WINDOW_S:.0f} s (exit code {code}); stopping "
+                               "everything")
+        delay = min(30.0, 2.0 ** len(recent))
+        self.say(f"{part.name} stopped unexpectedly (exit code {code}; log in "
+                 f"{part.log_path}); starting it again in {delay:.0f} s")
+        deadline = time.monotonic() + delay
+        while time.monotonic() < deadline:
+            if not self._supervising.is_set():
+                return
+            time.sleep(0.1)
+        recent.append(time.monotonic())
+        self.restarts[part.name] = recent
+        part.start()
+        self._write_state_file()
+
     def stop(self):
         """Stop every part, newest first (moto last, so it saves the final state)."""
+        self._supervising.clear()
+        if self._supervisor is not None and self._supervisor is not threading.current_thread():
+            self._supervisor.join(60)
         (self.data_dir / "stack.json").unlink(missing_ok=True)
         for part in reversed(self.parts):
             was_running = part.running()
@@ -589,14 +672,10 @@ def main(argv=None):
     try:
         stack.start()
         while True:
-            failed = stack.failed_part()
-            if failed:
+            if stack.gave_up is not None:
+                # A part kept stopping; the supervisor said why.
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
-                failed.wait_output()
-                stack.say(str(failed.failure(
-                    f"{failed.name} stopped unexpectedly (exit code {failed.proc.returncode})"))
-                    + "\nstopping everything")
                 stack.stop()
                 return 1
             time.sleep(0.5)

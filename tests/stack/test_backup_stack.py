@@ -14,7 +14,7 @@ import zipfile
 import pytest
 
 from local.stack import backup as backup_module
-from local.stack.backup import BackupError, backup, reconcile, restore, running_parts
+from local.stack.backup import BackupError, backup, restore, running_parts
 
 pytestmark = [pytest.mark.stack, pytest.mark.engine, pytest.mark.slow]
 

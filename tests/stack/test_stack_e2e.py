@@ -303,20 +303,46 @@ def test_sigterm_while_starting_stops_what_had_started(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_part_that_dies_stops_the_whole_stack(tmp_path):
+def test_a_part_that_dies_is_started_again(tmp_path):
     stack = make_stack(tmp_path / "data")
     process, lines = _launch(tmp_path / "data", stack.ports)
     try:
         _read_until(lines, READY.pattern, 120)
         state = json.loads((tmp_path / "data" / "stack.json").read_text())
-        assert set(state["parts"]) == {"moto", "faces", "bridge", "api", "site"}
+        assert set(state["parts"]) == {"moto", "faces", "convert", "bridge", "api", "site"}
         os.kill(state["parts"]["api"], signal.SIGKILL)
-        printed = _read_until(lines, r"^stack +\| stopped", 60)
-        code = process.wait(30)
+        printed = _read_until(lines, r"api stopped unexpectedly.*starting it again", 60)
+        api = f"http://127.0.0.1:{stack.ports.api}/health"
+
+        def answers():
+            try:
+                return requests.get(api, timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+        wait_for(answers, 60, what="the API to answer again")
+        again = json.loads((tmp_path / "data" / "stack.json").read_text())
+        assert again["parts"]["api"] != state["parts"]["api"]
+        assert process.poll() is None  # the rest kept running
+        process.send_signal(signal.SIGINT)
+        code = process.wait(90)
     finally:
         if process.poll() is None:
             process.kill()
-    assert code == 1
-    assert "api stopped unexpectedly" in printed and "stopping everything" in printed
+    assert code == 0
+    assert "stopping everything" not in printed
     assert _ports_closed(stack.ports)
     assert not (tmp_path / "data" / "stack.json").exists()
+
+
+def test_a_part_that_keeps_dying_stops_the_whole_stack(tmp_path, monkeypatch):
+    from local.stack import launcher
+
+    stack = make_stack(tmp_path / "data")
+    part = launcher.Part("api", ["true"], {}, tmp_path, stack.out)
+    part.start()
+    part.proc.wait(10)
+    part.wait_output()
+    now = time.monotonic()
+    stack.restarts["api"] = [now - 1] * launcher.MAX_RESTARTS
+    with pytest.raises(StackError, match="api stopped 6 times within 300 s"):
+        stack.restart(part)
