@@ -240,8 +240,9 @@ class SessionStore:
                                   remove, now=self._now)
 
     def processing(self):
-        """Every PROCESSING session (the watchdog's pages; few at any time)."""
-        return scan_all(self._table, FilterExpression=Attr("status").eq(PROCESSING))
+        """Every PROCESSING or CONVERTING session (the watchdog's pages; few at any time)."""
+        return scan_all(self._table,
+                        FilterExpression=Attr("status").is_in([PROCESSING, CONVERTING]))
 
     def note_ignored_upload(self, session_id, etag):
         """Keep the ETag of the last upload that came when none was awaited."""
@@ -721,6 +722,11 @@ class SessionWorkflow:
         """Check every session stuck PROCESSING; how many ended in each status."""
         ended = collections.Counter()
         for item in self.store.processing():
+            if item.get("status") == CONVERTING:
+                # A conversion's end event may be lost: its job is asked once a sweep.
+                if item.get("conversion_job_id") and self.converter:
+                    ended[str(self._look_at_conversion(item, budget_seconds=0))] += 1
+                continue
             ended[str(self.check_processing(item, now))] += 1
         if ended:
             self.log.info("checked processing sessions", extra={"outcomes": dict(ended)})

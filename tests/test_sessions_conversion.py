@@ -176,3 +176,13 @@ def test_a_failed_conversion_is_a_file_problem_and_a_late_success_changes_nothin
     assert session_detail(api, admin_headers,
                           session["session_id"])["session"]["status"] == "FAILED"
     assert video_search.started() == []
+
+
+def test_the_watchdog_finishes_a_conversion_whose_event_was_lost(
+        api, admin_headers, converting, video_search):
+    services = converting["services"]
+    session = hevc_session(api, admin_headers, services)
+    wait_for_event(converting["sqs"], converting["queue"], "COMPLETE")  # never delivered
+    assert services.session_store.get(session["session_id"])["status"] == "CONVERTING"
+    assert services.sessions.sweep() == {"PROCESSING": 1}
+    assert len(video_search.started()) == 1
