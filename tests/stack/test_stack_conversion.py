@@ -27,9 +27,9 @@ def to_hevc_mov(source, target):
         stream.width, stream.height, stream.pix_fmt = src.width, src.height, "yuv420p"
         stream.codec_tag = "hvc1"
         stream.options = {"crf": "24", "x265-params": "log-level=error"}
-        for frame in inp.decode(src):
-            frame = frame.reformat(format="yuv420p")
-            frame.pts = None
+        for index, decoded in enumerate(inp.decode(src)):
+            frame = av.VideoFrame.from_ndarray(decoded.to_ndarray(format="rgb24"), format="rgb24")
+            frame.pts, frame.time_base = index, 1 / fractions.Fraction(rate)
             for packet in stream.encode(frame):
                 out.mux(packet)
         for packet in stream.encode(None):
