@@ -290,3 +290,16 @@ def moto_world(clean_env):
     """A fresh moto world; a boto3 session in the stage's region."""
     with mock_aws():
         yield boto3.session.Session(region_name=STAGE_REGION)
+
+
+@pytest.fixture
+def threadsafe_app():
+    """``app.current_request`` per thread (what chalice's local server does)."""
+    from chalice.local import CustomLocalChalice, LocalChalice
+    app = app_module.app
+    original = app.__class__
+    if not isinstance(app, LocalChalice):
+        CustomLocalChalice.__bases__ = (LocalChalice, original)
+        app.__class__ = CustomLocalChalice
+    yield app
+    app.__class__ = original

@@ -11,24 +11,10 @@ import threading
 
 import pytest
 
-import app as app_module
 from chalicelib import passwords
 from chalicelib.users import MAX_FAILURES
 
 JSON = {"Content-Type": "application/json"}
-
-
-@pytest.fixture
-def threadsafe_app():
-    """``app.current_request`` per thread (what chalice's local server does)."""
-    from chalice.local import CustomLocalChalice, LocalChalice
-    app = app_module.app
-    original = app.__class__
-    if not isinstance(app, LocalChalice):
-        CustomLocalChalice.__bases__ = (LocalChalice, original)
-        app.__class__ = CustomLocalChalice
-    yield app
-    app.__class__ = original
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,8 @@ import threading
 import time
 
 from chalicelib import reports
-from test_attendance_fakes import add_students, run_session, seen, video_search  # noqa: F401
+from tests.fakes.drivers import add_students, run_session
+from tests.fakes.video_search import seen
 
 
 def _csv(response):

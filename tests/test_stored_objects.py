@@ -10,8 +10,8 @@ import logging
 import urllib.parse
 
 from chalicelib.uploads import Uploads
-from test_attendance_fakes import (  # noqa: F401 - fixtures
-    MP4_BYTES, run_session, s3_event, seen, video_search, add_students)
+from tests.fakes.drivers import add_students, run_session, s3_event
+from tests.fakes.video_search import MP4_BYTES, seen
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + b"\x00" * 200
 

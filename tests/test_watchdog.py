@@ -7,14 +7,13 @@ with a retryable reason. moto + the fake face search (tests/test_attendance_fake
 import dataclasses
 import datetime
 import json
-import time
 
 import pytest
 
 import app as app_module
 from chalicelib.services import Services
-from test_attendance_fakes import (  # noqa: F401 - fixtures
-    add_students, create_session, s3_event, seen, session_detail, upload_video, video_search)
+from tests.fakes.drivers import add_students, create_session, s3_event, session_detail, upload_video
+from tests.fakes.video_search import seen
 
 
 @pytest.fixture

@@ -15,10 +15,12 @@ import time
 
 import pytest
 
+pytestmark = pytest.mark.engine
+
 import app as app_module
 from chalicelib.services import Services
-from test_attendance_fakes import (  # noqa: F401 - fixtures
-    MP4_BYTES, create_session, s3_event, session_detail, upload_video, video_search)
+from tests.fakes.drivers import create_session, s3_event, session_detail, upload_video
+from tests.fakes.video_search import MP4_BYTES
 
 
 def _failed(api, headers, services, data=MP4_BYTES):
@@ -51,7 +53,7 @@ def test_a_job_that_failed_for_another_reason_stays_retryable(api, admin_headers
 
 def test_invalid_parameter_at_start_is_an_internal_retryable_error(api, admin_headers, services,
                                                                   video_search, caplog):
-    video_search.fail_start = "InvalidParameterException"
+    video_search.fail["StartFaceSearch"] = "InvalidParameterException"
     with caplog.at_level(logging.ERROR):
         session = _failed(api, admin_headers, services)
     assert session["status"] == "FAILED" and session["error_kind"] == "retry"

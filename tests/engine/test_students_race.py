@@ -12,9 +12,8 @@ import threading
 
 import pytest
 
-from test_auth_lockout import threadsafe_app  # noqa: F401 - fixture
-from test_students_engine import (  # noqa: F401 - fixtures
-    bucket_keys, collection_faces, engine, photo, upload)
+pytestmark = pytest.mark.engine
+
 
 
 class _Together:
@@ -38,10 +37,11 @@ class _Together:
 
 @pytest.mark.parametrize("racers", [2, 5])
 def test_the_same_face_sent_under_several_ids_at_once_is_registered_once(
-        racers, threadsafe_app, api, admin_headers, services, engine, upload, photo,
+        racers, threadsafe_app, api, admin_headers, services, engine, upload_photo, shared_photo,
         collection_faces, bucket_keys):
     services.clients.register("rekognition", _Together(engine, racers))
-    keys = [upload(photo(f"people/barack_obama/{n % 4 + 1}.jpg")) for n in range(racers)]
+    keys = [upload_photo(shared_photo(f"people/barack_obama/{n % 4 + 1}.jpg"))
+            for n in range(racers)]
     answers = [None] * racers
 
     def register(n):

@@ -4,11 +4,13 @@ Real processes on free ports in a temporary data dir (see tests/stack_support.py
 """
 import os
 import signal
-import time
 
+import pytest
 import requests
 
-from tests.stack_support import boto_client, make_stack, presigned_post, wait_for
+pytestmark = [pytest.mark.stack, pytest.mark.engine, pytest.mark.slow]
+
+from tests.support.stack import boto_client, make_stack, presigned_post, wait_for
 
 
 class Api:
