@@ -65,8 +65,7 @@ def school(services, engine, faces_dir):
             "session_id": uuid.uuid4().hex, "title": f"Lesson {day}", "course": "Maths",
             "date": day, "video_key": "videos/x/video.mp4", "class_id": class_id,
             "start_offset_seconds": None})
-        decision = Decision(evidence={"p-1": Evidence(seen={1000: 95.5, 3000: 91.25})},
-                            unrecognised=1)
+        decision = Decision(evidence={"p-1": Evidence(seen={1000: 95.5, 3000: 91.25})})
         services.attendance.record_automatic(session["session_id"], roster, decision, 2)
         services.attendance.correct(session["session_id"], "p-2", AttendanceStatus.EXCUSED,
                                     "dentist", "tom@example.org")
