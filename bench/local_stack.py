@@ -3,7 +3,7 @@ what keeping moto's state on disk costs.
 
     .venv/bin/python bench/local_stack.py [--students 2000] [--video-mb 50]
 
-1. Snapshot (local.stack.moto_state.StateStore, in process, moto's in-memory
+1. Snapshot (local.stack.snapshot.StateStore, in process, moto's in-memory
    backends): a term's worth of data (students with photos, attendance rows,
    one video); time and size of the first snapshot (bodies written as blobs),
    of a later one (bodies already on disk), and of loading it back.
@@ -26,7 +26,7 @@ def bench_snapshot(students, video_mb):
     import boto3
     from moto import mock_aws
 
-    from local.stack.moto_state import StateStore
+    from local.stack.snapshot import StateStore
 
     with mock_aws(), tempfile.TemporaryDirectory() as tmp:
         s3 = boto3.client("s3", region_name="us-east-1")

@@ -1,7 +1,7 @@
 """``python -m local.stack``: what ``make run`` starts."""
 import sys
 
-from local.stack.launcher import main
+from local.stack.command import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -34,11 +34,8 @@ Tests use :class:`Stack` directly (see ``tests/support/stack.py``).
 ``python -m local.stack cli user set-password EMAIL`` runs the user CLI
 (``ops.cli``) against a running stack.
 """
-import argparse
 import collections
-import ctypes
 import dataclasses
-import datetime
 import fcntl
 import importlib.util
 import json
@@ -46,21 +43,18 @@ import os
 import pathlib
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 
+from local.stack.processes import (HOST, Part, StackError, _http_ok, _listening,
+                                    port_is_free)
 from ops.stage_config import PROJECT_DIR, stage_environment
 
-HOST = "127.0.0.1"
 DEFAULT_DATA_DIR = PROJECT_DIR / ".rollcall"
 DEFAULT_ADMIN_EMAIL = "admin@rollcall.local"
 REGION = "us-east-1"
-LOG_ROTATE_BYTES = 20 * 1024 * 1024
 #: A part that stops on its own is restarted at most this often in this window.
 MAX_RESTARTS, RESTART_WINDOW_S = 5, 300.0
 #: Parts that run for as long as the stack does (provisioning runs once).
@@ -79,10 +73,6 @@ CONVERSION_EVENTS_QUEUE = "rollcall-local-events-on_conversion_event"
 REQUIRED_PARTS = ("local.stack.moto_state", "local.engine.rekognition_server",
                   "local.convert.server", "local.stack.bridge",
                   "local.stack.api_server", "local.stack.site_server", "ops.provision")
-
-
-class StackError(RuntimeError):
-    """The stack cannot start; the message says what to do."""
 
 
 @dataclasses.dataclass
@@ -127,155 +117,6 @@ def missing_tools(parts=REQUIRED_PARTS):
     return missing
 
 
-def port_is_free(port, host=HOST):
-    """True if a server could bind ``port`` now (as ours do: with SO_REUSEADDR)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
-def _listening(port, host=HOST):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
-
-
-def _http_ok(url):
-    try:
-        with urllib.request.urlopen(url, timeout=2) as answer:
-            return 200 <= answer.status < 300
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-# -- children ----------------------------------------------------------------------
-def _parent_death_signal():
-    """In the child: get SIGTERM if the launcher dies without stopping us (Linux)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
-    except (OSError, AttributeError):
-        return None
-    return lambda: prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-
-
-_SET_PDEATHSIG = _parent_death_signal() if sys.platform.startswith("linux") else None
-
-
-class Part:
-    """One child process; its output goes to the terminal (prefixed) and to a log file."""
-
-    def __init__(self, name, argv, env, log_dir, out, ready_line=None, width=9):
-        self.name = name
-        self.argv = argv
-        self.env = env
-        self.log_path = pathlib.Path(log_dir) / f"{name}.log"
-        self.out = out
-        self.ready_line = ready_line
-        self.prefix = f"{name:<{width}}| "
-        self.proc = None
-        self.tail = collections.deque(maxlen=40)
-        self.ready = threading.Event()
-        self._reader = None
-        self._out_lock = threading.Lock()
-
-    def start(self):
-        if getattr(self, "_log", None) is not None and not self._log.closed:
-            self._log.close()
-        self.ready = threading.Event()
-        # One previous generation is kept, so logs do not grow without end.
-        if self.log_path.exists() and self.log_path.stat().st_size > LOG_ROTATE_BYTES:
-            os.replace(self.log_path, self.log_path.with_name(self.log_path.name + ".1"))
-        self._log = open(self.log_path, "a", encoding="utf-8")
-        self._log.write(f"--- {datetime.datetime.now().isoformat(timespec='seconds')} "
-                        f"starting: {' '.join(self.argv[1:])}\n")
-        self._log.flush()
-        self.proc = subprocess.Popen(
-            self.argv, cwd=PROJECT_DIR, env=self.env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            # Its own session: Ctrl-C reaches the launcher only, which stops the
-            # parts in order (moto last, so the final state is saved).
-            start_new_session=True, preexec_fn=_SET_PDEATHSIG)
-        self._reader = threading.Thread(target=self._pump, name=f"log-{self.name}",
-                                        daemon=True)
-        self._reader.start()
-        return self
-
-    def _pump(self):
-        for raw in iter(self.proc.stdout.readline, b""):
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            self.tail.append(line)
-            self._log.write(line + "\n")
-            self._log.flush()
-            with self._out_lock:
-                try:
-                    self.out.write(self.prefix + line + "\n")
-                    self.out.flush()
-                except ValueError:
-                    pass  # the terminal stream was closed under us
-            if self.ready_line and self.ready_line in line:
-                self.ready.set()
-        self.proc.stdout.close()
-
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def failure(self, what):
-        lines = "\n".join("    " + line for line in list(self.tail)[-15:])
-        return StackError(f"{what}; its last output (all of it in {self.log_path}):\n{lines}")
-
-    def wait_ready(self, check, timeout):
-        """Until ``check()`` (and the ready line, if any) holds; StackError if it dies."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.running():
-                self.wait_output()
-                raise self.failure(f"{self.name} stopped while starting "
-                                   f"(exit code {self.proc.returncode})")
-            if (self.ready_line is None or self.ready.is_set()) and check():
-                return
-            time.sleep(0.1)
-        raise self.failure(f"{self.name} did not answer within {timeout} s")
-
-    def wait_output(self, timeout=5):
-        if self._reader:
-            self._reader.join(timeout)
-
-    def kill_group(self):
-        """SIGKILL whatever is left of the part's process group (its children).
-
-        The part is its group's leader (its own session), and what it starts
-        stays in the group unless it makes its own session."""
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def stop(self, timeout=30):
-        """SIGTERM, then SIGKILL after ``timeout`` s; the exit code. Children
-        the part left behind are killed too."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill_group()
-                self.proc.wait()
-        self.kill_group()
-        self.wait_output()
-        self._log.close()
-        return self.proc.returncode
-
-
-# -- the stack -----------------------------------------------------------------------
 class Stack:
     """Every part of Rollcall, started in order; :meth:`stop` ends them all."""
 
@@ -590,102 +431,3 @@ class Stack:
 
 
 # -- command line ---------------------------------------------------------------------
-def _parser():
-    parser = argparse.ArgumentParser(
-        prog="python -m local.stack",
-        description="Run Rollcall on this machine (127.0.0.1): moto, the face endpoint, "
-                    "the event bridge, the API and the site.")
-    parser.add_argument("--data-dir", default=os.environ.get("ROLLCALL_DATA_DIR"),
-                        help="where data and logs live (env ROLLCALL_DATA_DIR; "
-                             "default .rollcall/ in the project)")
-    for field in dataclasses.fields(Ports):
-        parser.add_argument(f"--{field.name}-port", type=int, default=None,
-                            help=f"env ROLLCALL_{field.name.upper()}_PORT; "
-                                 f"default {field.default}")
-    parser.add_argument("--stage", default="dev",
-                        help="stage in .chalice/config.json whose resource names are used")
-    parser.add_argument("--admin-email", default=os.environ.get(
-        "ROLLCALL_ADMIN_EMAIL", DEFAULT_ADMIN_EMAIL),
-        help="email of the admin made on the first start")
-    parser.add_argument("command", nargs=argparse.REMAINDER,
-                        help="`cli ARGS...`: run ops.cli against the running stack")
-    return parser
-
-
-def _run_cli(data_dir, argv):
-    """``ops.cli`` with the endpoints of the stack running on ``data_dir``."""
-    state_path = data_dir / "stack.json"
-    if not state_path.is_file():
-        print(f"error: no Rollcall stack is running on {data_dir}; start it (make run) "
-              "and run this in another terminal", file=sys.stderr)
-        return 1
-    state = json.loads(state_path.read_text())
-    for key in [k for k in os.environ if k.startswith("AWS_")]:
-        del os.environ[key]
-    os.environ.update(AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local",
-                      AWS_DEFAULT_REGION=REGION, AWS_ENDPOINT_URL=state["moto_url"],
-                      AWS_ENDPOINT_URL_REKOGNITION=state["faces_url"],
-                      AWS_ENDPOINT_URL_MEDIACONVERT=state.get("convert_url", ""),
-                      AWS_CONFIG_FILE=str(data_dir / "aws-config-none"),
-                      AWS_SHARED_CREDENTIALS_FILE=str(data_dir / "aws-credentials-none"))
-    from ops import cli
-    return cli.run(["--stage", state["stage"], *argv])
-
-
-def main(argv=None):
-    args = _parser().parse_args(argv)
-    data_dir = pathlib.Path(args.data_dir or DEFAULT_DATA_DIR).resolve()
-    if args.command:
-        if args.command[0] != "cli":
-            print(f"error: unknown command {args.command[0]!r}; the only one is `cli`",
-                  file=sys.stderr)
-            return 2
-        return _run_cli(data_dir, args.command[1:])
-    try:
-        ports = Ports.from_env()
-        for field in dataclasses.fields(Ports):
-            value = getattr(args, f"{field.name}_port")
-            if value is not None:
-                setattr(ports, field.name, _port(value, f"--{field.name}-port"))
-    except StackError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-
-    # The launcher itself talks to moto (the first admin): never with the
-    # user's AWS profile, credentials or endpoints.
-    for key in [k for k in os.environ if k.startswith("AWS_")]:
-        del os.environ[key]
-    os.environ.update(AWS_CONFIG_FILE=str(data_dir / "aws-config-none"),
-                      AWS_SHARED_CREDENTIALS_FILE=str(data_dir / "aws-credentials-none"))
-    stopping = threading.Event()
-
-    def on_signal(signum, frame):
-        if stopping.is_set():
-            return
-        stopping.set()
-        # During start() this interrupts the wait; start() then stops what it began.
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    stack = Stack(data_dir, ports=ports, stage=args.stage, admin_email=args.admin_email)
-    try:
-        stack.start()
-        while True:
-            if stack.gave_up is not None:
-                # A part kept stopping; the supervisor said why.
-                signal.signal(signal.SIGINT, signal.SIG_IGN)
-                signal.signal(signal.SIGTERM, signal.SIG_IGN)
-                stack.stop()
-                return 1
-            time.sleep(0.5)
-    except StackError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        stack.say("stopping every part...")
-        stack.stop()
-        return 0
-

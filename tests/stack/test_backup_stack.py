@@ -151,10 +151,10 @@ def test_a_stopped_stack_is_copied_as_it_is_and_restored(tmp_path, faces_dir):
         (data_dir / "stack.json").write_text(json.dumps({
             "stage": "dev", "moto_url": env["AWS_ENDPOINT_URL"],
             "faces_url": env["AWS_ENDPOINT_URL_REKOGNITION"]}))
-        from local.stack import launcher
+        from local.stack import command
         school = tmp_path / "school.zip"
-        assert launcher.main(["--data-dir", str(data_dir), "cli", "archive", "export",
-                              str(school)]) == 0
+        assert command.main(["--data-dir", str(data_dir), "cli", "archive", "export",
+                             str(school)]) == 0
         with zipfile.ZipFile(school) as archive:
             assert json.loads(archive.read("manifest.json"))["counts"]["people"] == 1
         (data_dir / "stack.json").unlink()

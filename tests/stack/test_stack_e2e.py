@@ -19,7 +19,8 @@ import time
 import pytest
 import requests
 
-from local.stack.launcher import StackError, main as stack_main
+from local.stack.command import main as stack_main
+from local.stack.processes import StackError
 from tests.support.stack import (PROJECT_DIR, is_listening, make_stack, presigned_post,
                                  wait_for)
 

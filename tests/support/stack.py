@@ -89,7 +89,7 @@ def boto_client(service, endpoint_url):
 
 
 def _pdeathsig():
-    from local.stack.launcher import _SET_PDEATHSIG
+    from local.stack.processes import _SET_PDEATHSIG
     return _SET_PDEATHSIG
 
 
