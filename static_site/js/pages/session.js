@@ -115,11 +115,12 @@ export async function render(main, { sessionId }, { setTitle }) {
       mark.classList.add("timeline__mark--chosen");
       viewer.show(row, Number(mark.dataset.ms));
     });
-    main.append(
+    // A part with nothing to show is null: left out (append would write "null").
+    main.append(...[
       rowsTable("Present", present, session, onCorrected, "No one was recognised in this recording.", load),
       rowsTable("Absent", absent, session, onCorrected, "Everyone registered was there.", load),
       seenNotEnrolled(session),
-      strangerGallery(session, load));
+      strangerGallery(session, load)].filter(Boolean));
     if (!drawTimeline(timelineBox, rows)) {
       timelineBox.append(h("p", { class: "muted" }, "No one was seen in this recording."));
     } else {
