@@ -3,7 +3,7 @@
 // report and a timeline of sightings.
 import { h, clear, fill } from "../dom.js";
 import * as api from "../api.js";
-import { formatDate, formatDateTime, formatMs } from "../format.js";
+import { formatDate, formatDateTime, formatMs, formatSimilarity } from "../format.js";
 import { pageHeader, badge, notice, spinner, loading, pageError, toast, toastError, setBusy,
   confirmDialog, formDialog } from "../ui.js";
 import { videoUploadForm, jobProgress, wasJustUploaded } from "../videoupload.js";
@@ -348,7 +348,7 @@ function rowsTable(title, rows, session, onCorrected, emptyText, onChanged) {
     action.setAttribute("aria-label", `${isPresent ? "Mark absent" : "Mark present"}: ${row.full_name}`);
     action.addEventListener("click", () => correct(row, isPresent ? "ABSENT" : "PRESENT", session, onCorrected, action));
     const more = h("button", { type: "button", class: "btn btn--small btn--ghost",
-      "aria-label": `Correct: ${row.full_name}` }, "Other…");
+      "aria-label": `Other… correction for ${row.full_name}` }, "Other…");
     more.addEventListener("click", async () => {
       const updated = await correctionDialog({ sessionId: session.session_id, studentId: row.student_id,
         name: row.full_name, current: row.status });
