@@ -39,6 +39,18 @@ from tests.support.face_set import shared_faces_dir
 
 
 @pytest.fixture(autouse=True)
+def restored_environment():
+    """Every test starts from the worker's own environment: in-process CLIs
+    (the stack's command, ops' stage loading) write os.environ, and what one
+    test leaves there must not steer the next one on the same worker."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
 def cheap_password_hashing(monkeypatch):
     """scrypt at 1/32 of its cost: the same code path, but every sign-in of a test
     would otherwise spend a good part of a second on purpose."""

@@ -33,7 +33,7 @@ def _services(env):
 
 def _stage_env(env):
     from ops.stage_config import stage_environment
-    return dict(stage_environment("dev"), SITE_ORIGIN="http://127.0.0.1:8000", **env)
+    return {**stage_environment("dev"), "SITE_ORIGIN": "http://127.0.0.1:8000", **env}
 
 
 def _register(services, student_id, name, data):
