@@ -145,7 +145,7 @@ def main(argv=None):
         token = _sign_in(api, args.email, args.password)
         run_and_report(api, token, clients, seconds, args.max_requests)
         return 0
-    from tests.stack_support import make_stack
+    from tests.support.stack import make_stack
     with tempfile.TemporaryDirectory(prefix="rollcall-load-") as tmp:
         stack = make_stack(pathlib.Path(tmp) / "data")
         started = time.monotonic()
