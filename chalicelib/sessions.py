@@ -140,8 +140,10 @@ def stranger_views(entries):
 
 
 def unrecognised_count(entries):
-    """People still unrecognised: the strangers nobody registered."""
-    return sum(1 for entry in entries or [] if not entry.get("registered_as"))
+    """People still unrecognised: the strangers nobody registered, each once (an
+    entry merged into another as the same face, ``merged_into``, is not counted)."""
+    return sum(1 for entry in entries or []
+               if not entry.get("registered_as") and not entry.get("merged_into"))
 
 
 def public_session(item, full=False):
@@ -151,7 +153,9 @@ def public_session(item, full=False):
     session["counts"] = dict(_ZERO_COUNTS, **(item.get("counts") or {}))
     session["seen_not_enrolled"] = item.get("seen_not_enrolled") or []
     if full:
-        session["strangers"] = stranger_views(item.get("strangers"))
+        # One entry per person: those merged into another (same face) are left out.
+        session["strangers"] = [s for s in stranger_views(item.get("strangers"))
+                                if not s.get("merged_into")]
         session["evidence_cut"] = sorted(item.get("evidence_cut") or [])
     return session
 
@@ -648,7 +652,7 @@ class SessionWorkflow:
         """
         item = self._completed(session_id, user)
         entries = stranger_views(item.get("strangers"))
-        if not 1 <= number <= len(entries):
+        if not 1 <= number <= len(entries) or entries[number - 1].get("merged_into"):
             raise NotFound("This session has no such unrecognised person.",
                            code="stranger_not_found")
         entry = entries[number - 1]
