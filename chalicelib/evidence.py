@@ -24,6 +24,11 @@ crop names that exist (``evidence_cut``); the API links only those, so a crop
 that could not be cut is simply absent. Cutting again (a redelivered message)
 writes the same keys with the same bytes: nothing new.
 
+Grouping: with the unrecognised people's crops in hand, the same function
+merges entries that are one face (:mod:`chalicelib.strangers`) before it says
+``ready``, so the page's last read shows one entry per person; a failure
+there is logged and changes nothing else.
+
 Decoding: PyAV reads the video straight from S3 with ranged GETs
 (:class:`S3File`), seeks near each wanted moment and decodes forward to the
 first frame at or after it (the frame the face search looked at), turned

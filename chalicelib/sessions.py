@@ -36,7 +36,9 @@ Evidence: once COMPLETED, the completion asks for the face crops
 function and never delay the result. The session keeps the unrecognised people
 (``strangers``, grouped by attendance.group_strangers) in the order found; an
 entry's number is its position (the list only grows: "Not this person" adds
-one, registering one marks it ``registered_as``).
+one, registering one marks it ``registered_as``; one found to be the same face
+as another is marked ``merged_into`` by the evidence function and no longer
+listed or counted, see chalicelib/strangers.py).
 
 Without a completion topic (or role) the S3 handler polls GetFaceSearch with
 backoff inside its Lambda timeout. If the time runs out the session stays
