@@ -188,6 +188,12 @@ def recognising(fake, *people):
     fake.recognise = lambda data: [face(next(order))]
 
 
+def unsigned(session):
+    """The session without its crop links (signed afresh on every read)."""
+    return dict(session, strangers=[{k: v for k, v in s.items() if k != "crop"}
+                                    for s in session["strangers"]])
+
+
 def test_the_evidence_function_merges_and_the_page_reads_one_entry_per_person(
         api, admin_headers, services, video_search, faces):
     session_id, job_id = three_strangers(api, admin_headers, services, video_search)
@@ -206,7 +212,8 @@ def test_the_evidence_function_merges_and_the_page_reads_one_entry_per_person(
     # A repeated message changes nothing (and asks the face service nothing).
     asked = len(faces.requests)
     assert services.evidence.cut(session_id, job_id) == "ready"
-    assert session_detail(api, admin_headers, session_id)["session"] == session
+    assert unsigned(session_detail(api, admin_headers, session_id)["session"]) == \
+        unsigned(session)
     assert len(faces.requests) == asked
 
 
