@@ -66,6 +66,11 @@ def scratch_collection_id(face_collection, session_id):
     return f"{face_collection}{SCRATCH_INFIX}{session_id}"
 
 
+def grouped_prefix(job_id):
+    """``strangers_grouped`` on a session: the claim of one run, for one face search."""
+    return f"{job_id}/"
+
+
 def candidates(entries):
     """The numbers (from 1) of entries that may be merged (rules in the module doc)."""
     return [number for number, entry in enumerate(entries or [], start=1)
@@ -193,8 +198,9 @@ def merged_entries(entries, groups):
 class StrangerMerges:
     """The merges written to the session item, once per completed face search.
 
-    A run first claims the session (``strangers_grouped``: its token), so a
-    repeated message, or a run after one that died half way, changes nothing;
+    A run first claims the session's strangers of its face search
+    (``strangers_grouped``: ``<job_id>/<token>``), so a repeated message, or a
+    run after one that died half way, changes nothing;
     then each group is one conditional update: written only while that run
     holds the claim and every member is still unregistered and unmerged, with
     the unrecognised count lowered by the entries merged away.
@@ -213,13 +219,16 @@ class StrangerMerges:
         return True
 
     def claim(self, session_id, job_id, token):
-        """True if this run may merge the session's strangers (nobody did yet)."""
+        """True if this run may merge the strangers of ``job_id`` (nobody did yet; a
+        claim of an earlier job, before a retry or another upload, does not count)."""
         return self._update(
             session_id, UpdateExpression="SET strangers_grouped = :token",
             ConditionExpression=("job_id = :job AND #status = :done AND "
-                                 "attribute_not_exists(strangers_grouped)"),
+                                 "(attribute_not_exists(strangers_grouped) OR "
+                                 "NOT begins_with(strangers_grouped, :job_prefix))"),
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues={":token": token, ":job": job_id,
+                                       ":job_prefix": grouped_prefix(job_id),
                                        ":done": "COMPLETED"})
 
     def write(self, session_id, token, keep, fields, merged):
@@ -264,9 +273,9 @@ class FaceGrouping:
         """Merge ``item``'s (the session as read) entries whose ``crops`` (number ->
         JPEG) are one face; the number of entries merged away. Raises on a failed
         call (the caller logs it; the entries stay as they are)."""
-        if item.get("strangers_grouped"):
-            return 0  # a repeated message
         session_id, job_id = item["session_id"], item["job_id"]
+        if str(item.get("strangers_grouped") or "").startswith(grouped_prefix(job_id)):
+            return 0  # a repeated message
         entries = from_dynamo(item.get("strangers") or [])
         numbers = [n for n in candidates(entries) if n in crops]
         if len(numbers) < 2:
@@ -276,7 +285,7 @@ class FaceGrouping:
                              {n: crops[n] for n in numbers}, self.threshold)
         groups = groups_of(numbers, matches,
                            {n: entries[n - 1].get("seen_ms") or [] for n in numbers})
-        token = uuid.uuid4().hex
+        token = grouped_prefix(job_id) + uuid.uuid4().hex
         if not self.merges.claim(session_id, job_id, token):
             return 0  # grouped by another run, or the session moved on
         gone = 0

@@ -161,6 +161,26 @@ def test_grouping_twice_changes_nothing(api, admin_headers, services, video_sear
     assert services.session_store.get(session_id) == after
 
 
+def test_a_new_face_search_of_the_session_is_grouped_again(api, admin_headers, services,
+                                                           video_search, faces):
+    session_id, _ = three_strangers(api, admin_headers, services, video_search)
+    crops = crops_of(faces, "x", "y", "x")
+    first = services.session_store.get(session_id)
+    assert grouping(services, faces).group(first, crops) == 1
+    # A retry (or another upload) completes with a new job and fresh entries.
+    table = services.clients.table(services.settings.sessions_table)
+    table.update_item(Key={"session_id": session_id},
+                      UpdateExpression="SET job_id = :job, strangers = :entries, "
+                                       "counts.unrecognised = :three",
+                      ExpressionAttributeValues={
+                          ":job": "another-job", ":three": 3,
+                          ":entries": first["strangers"]})
+    again = services.session_store.get(session_id)
+    assert grouping(services, faces).group(again, crops) == 1
+    assert session_detail(api, admin_headers, session_id)["session"]["counts"][
+        "unrecognised"] == 2
+
+
 def test_someone_registered_meanwhile_is_not_merged(api, admin_headers, services,
                                                      video_search, faces):
     session_id, _ = three_strangers(api, admin_headers, services, video_search)
