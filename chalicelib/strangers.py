@@ -58,10 +58,6 @@ CENTRE_REACH = 0.3
 MAX_GROUP = 20
 
 
-class GroupingProblem(Exception):
-    """The faces could not be compared; the entries stay as the person index grouped them."""
-
-
 def scratch_collection_id(face_collection, session_id):
     return f"{face_collection}{SCRATCH_INFIX}{session_id}"
 

@@ -201,6 +201,18 @@ def test_different_strangers_at_different_times_stay_apart(api, admin_headers, s
     assert len(session["strangers"]) == 3 and session["counts"]["unrecognised"] == 3
 
 
+def test_a_face_at_the_edge_of_a_crop_is_someone_beside_them(api, admin_headers, services,
+                                                             video_search, faces):
+    """Crop 3 shows x only at its edge (the person sitting beside): not the same entry."""
+    session_id, _ = three_strangers(api, admin_headers, services, video_search)
+    crops = crops_of(faces, "x", "y")
+    crops[3] = faces.describe(png_bytes(160, 160), [face("x", left=0.0, top=0.3, width=0.25,
+                                                         height=0.3)])
+    item = services.session_store.get(session_id)
+    assert grouping(services, faces).group(item, crops) == 0
+    assert len(session_detail(api, admin_headers, session_id)["session"]["strangers"]) == 3
+
+
 # -- through cut_evidence --------------------------------------------------------------
 def recognising(fake, *people):
     """The fake sees ``people`` in the crops in the order they are indexed (by number)."""
