@@ -24,6 +24,11 @@ crop names that exist (``evidence_cut``); the API links only those, so a crop
 that could not be cut is simply absent. Cutting again (a redelivered message)
 writes the same keys with the same bytes: nothing new.
 
+Grouping: with the unrecognised people's crops in hand, the same function
+merges entries that are one face (:mod:`chalicelib.strangers`) before it says
+``ready``, so the page's last read shows one entry per person; a failure
+there is logged and changes nothing else.
+
 Decoding: PyAV reads the video straight from S3 with ranged GETs
 (:class:`S3File`), seeks near each wanted moment and decodes forward to the
 first frame at or after it (the frame the face search looked at), turned
@@ -328,12 +333,13 @@ class Evidence:
     an :class:`EvidenceFiles`, ``open_video(key)`` a seekable file of a video.
     """
 
-    def __init__(self, *, sessions, attendance, files, open_video, logger):
+    def __init__(self, *, sessions, attendance, files, open_video, logger, grouping=None):
         self.sessions = sessions
         self.attendance = attendance
         self.files = files
         self.open_video = open_video
         self.log = logger
+        self.grouping = grouping  # strangers.FaceGrouping, or None: by person index only
 
     def cut(self, session_id, job_id):
         """Cut and store every crop of a COMPLETED session; its evidence status.
@@ -351,7 +357,10 @@ class Evidence:
             return None
         if item.get("evidence_status") == READY:
             return READY  # repeated message
-        cuts = plan(self.attendance.rows(session_id), item.get("strangers") or [])
+        entries = item.get("strangers") or []
+        cuts = plan(self.attendance.rows(session_id), entries)
+        thumbs = {stranger_crop(n): n for n in range(1, len(entries) + 1)}
+        faces = {}  # stranger number -> its crop, for grouping by face
         done = []
         status = READY
         try:
@@ -361,6 +370,8 @@ class Evidence:
                     for cut, data in cut_from(video, cuts):
                         self.files.put(session_id, cut.name, data)
                         done.append(cut.name)
+                        if cut.name in thumbs:
+                            faces[thumbs[cut.name]] = data
         except Exception:  # noqa: BLE001 - any failure leaves attendance as it is
             self.log.exception("evidence crops could not be cut",
                                extra={"session_id": session_id, "job_id": job_id,
@@ -370,10 +381,23 @@ class Evidence:
         if status == READY and missing:
             self.log.warning("some evidence moments are not in the video",
                              extra={"session_id": session_id, "missing": missing})
+        self._group(item, faces)  # before "ready": the page's last read sees the result
         self.sessions.set_evidence(session_id, job_id, status, done)
         self.log.info("evidence crops stored", extra={"session_id": session_id,
                                                       "crops": len(done), "status": status})
         return status
+
+    def _group(self, item, faces):
+        """Merge unrecognised entries that are one face (chalicelib/strangers.py); a
+        failure is logged and leaves the entries as the person index grouped them."""
+        if self.grouping is None or len(faces) < 2:
+            return
+        try:
+            self.grouping.group(item, faces)
+        except Exception:  # noqa: BLE001 - the per-index entries stand
+            self.log.exception("unrecognised people could not be grouped by face",
+                               extra={"session_id": item["session_id"],
+                                      "job_id": item.get("job_id")})
 
     def links(self, session, rows):
         """Add presigned crop links: ``crops`` on each row, ``crop`` on each stranger.

@@ -22,6 +22,7 @@ from chalicelib.reports import Reports
 from chalicelib.retention import Retention
 from chalicelib.sessions import SessionStore, SessionWorkflow
 from chalicelib.settings import load_settings
+from chalicelib.strangers import FaceGrouping, StrangerMerges
 from chalicelib.students import StudentStore, Students
 from chalicelib.tokens import SsmSecret, TokenService
 from chalicelib.uploads import Uploads
@@ -136,9 +137,16 @@ class Services:
     @cached_property
     def evidence(self):
         s3, bucket = self.clients.client("s3"), self.settings.videos_bucket
+        grouping = FaceGrouping(
+            rekognition=self.clients.client("rekognition"),
+            face_collection=self.settings.face_collection,
+            threshold=self.settings.match_threshold,
+            merges=StrangerMerges(self.clients.table(self.settings.sessions_table)),
+            logger=self.logger)
         return Evidence(sessions=self.session_store, attendance=self.attendance,
                         files=self.evidence_files,
-                        open_video=lambda key: S3File(s3, bucket, key), logger=self.logger)
+                        open_video=lambda key: S3File(s3, bucket, key), logger=self.logger,
+                        grouping=grouping)
 
     @cached_property
     def retention(self):

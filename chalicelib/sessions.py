@@ -36,7 +36,9 @@ Evidence: once COMPLETED, the completion asks for the face crops
 function and never delay the result. The session keeps the unrecognised people
 (``strangers``, grouped by attendance.group_strangers) in the order found; an
 entry's number is its position (the list only grows: "Not this person" adds
-one, registering one marks it ``registered_as``).
+one, registering one marks it ``registered_as``; one found to be the same face
+as another is marked ``merged_into`` by the evidence function and no longer
+listed or counted, see chalicelib/strangers.py).
 
 Without a completion topic (or role) the S3 handler polls GetFaceSearch with
 backoff inside its Lambda timeout. If the time runs out the session stays
@@ -140,8 +142,10 @@ def stranger_views(entries):
 
 
 def unrecognised_count(entries):
-    """People still unrecognised: the strangers nobody registered."""
-    return sum(1 for entry in entries or [] if not entry.get("registered_as"))
+    """People still unrecognised: the strangers nobody registered, each once (an
+    entry merged into another as the same face, ``merged_into``, is not counted)."""
+    return sum(1 for entry in entries or []
+               if not entry.get("registered_as") and not entry.get("merged_into"))
 
 
 def public_session(item, full=False):
@@ -151,7 +155,9 @@ def public_session(item, full=False):
     session["counts"] = dict(_ZERO_COUNTS, **(item.get("counts") or {}))
     session["seen_not_enrolled"] = item.get("seen_not_enrolled") or []
     if full:
-        session["strangers"] = stranger_views(item.get("strangers"))
+        # One entry per person: those merged into another (same face) are left out.
+        session["strangers"] = [s for s in stranger_views(item.get("strangers"))
+                                if not s.get("merged_into")]
         session["evidence_cut"] = sorted(item.get("evidence_cut") or [])
     return session
 
@@ -648,7 +654,7 @@ class SessionWorkflow:
         """
         item = self._completed(session_id, user)
         entries = stranger_views(item.get("strangers"))
-        if not 1 <= number <= len(entries):
+        if not 1 <= number <= len(entries) or entries[number - 1].get("merged_into"):
             raise NotFound("This session has no such unrecognised person.",
                            code="stranger_not_found")
         entry = entries[number - 1]

@@ -114,7 +114,10 @@ export function sightingViewer() {
 
 /** The unrecognised people, once each, with their face and "Register this person". */
 export function strangerGallery(session, onChanged) {
-  const strangers = session.strangers || [];
+  // One entry per person: the server leaves out entries merged into another as
+  // the same face; they are numbered for people in the order shown (the API's
+  // number, which can skip, is only used to ask for one).
+  const strangers = (session.strangers || []).filter((s) => !s.merged_into);
   const open = strangers.filter((s) => !s.registered_as);
   const title = h("h2", { class: "panel__title", id: "strangers-title" }, "Unrecognised people",
     h("span", { class: "count" }, String(open.length)));
@@ -124,8 +127,9 @@ export function strangerGallery(session, onChanged) {
     return h("section", { class: "card panel strangers", "aria-labelledby": "strangers-title" }, title,
       h("p", { class: "muted" }, "Everyone seen in the video was recognised."));
   }
-  const cards = strangers.map((stranger) => {
-    const label = stranger.from_student ? `Person ${stranger.number} (not ${stranger.from_student})` : `Person ${stranger.number}`;
+  const cards = strangers.map((stranger, index) => {
+    const person = `Person ${index + 1}`;
+    const label = stranger.from_student ? `${person} (not ${stranger.from_student})` : person;
     const picture = cropImage(stranger.crop, `${label} in the video`, "crop--card")
       || h("span", { class: "crop crop--card crop--empty", title: waiting(session) }, "?");
     const facts = h("p", { class: "stranger__facts" },
@@ -137,7 +141,7 @@ export function strangerGallery(session, onChanged) {
     } else {
       action = h("button", { type: "button", class: "btn btn--small btn--primary" }, "Register this person");
       action.setAttribute("aria-label", `Register ${label}`);
-      action.addEventListener("click", () => registerDialog(session, stranger, onChanged));
+      action.addEventListener("click", () => registerDialog(session, stranger, onChanged, person));
     }
     return h("li", { class: ["stranger", stranger.registered_as && "stranger--registered"], dataset: { number: String(stranger.number) } },
       picture, h("h3", { class: "stranger__name" }, label), facts, action);
@@ -151,7 +155,7 @@ export function strangerGallery(session, onChanged) {
  * When the video's face cannot be a registration photo (too small, blurred),
  * the server says so; the dialog then asks for a photo and sends that instead.
  */
-export function registerDialog(session, stranger, onDone) {
+export function registerDialog(session, stranger, onDone, person = `Person ${stranger.number}`) {
   const name = h("input", { type: "text", maxlength: 200, autocomplete: "off", required: true });
   const studentId = h("input", { type: "text", maxlength: 64, autocomplete: "off", required: true, spellcheck: "false" });
   const picker = photoPicker();
@@ -159,7 +163,7 @@ export function registerDialog(session, stranger, onDone) {
     hint: "A clear photo of their face, looking at the camera (JPEG or PNG)." });
   photoField.querySelector(".field__label").after(picker.frame);
   photoField.hidden = true;
-  const fromVideo = cropImage(stranger.crop, `Person ${stranger.number} in the video`, "crop--large");
+  const fromVideo = cropImage(stranger.crop, `${person} in the video`, "crop--large");
   const submit = h("button", { type: "submit", class: "btn btn--primary" }, "Register");
   const cancel = h("button", { type: "button", class: "btn btn--ghost" }, "Cancel");
   const intro = h("p", { class: "dialog__message" }, stranger.has_photo
@@ -167,13 +171,13 @@ export function registerDialog(session, stranger, onDone) {
     : "Choose a photo of them; they are then marked present in this session.");
   if (!stranger.has_photo) photoField.hidden = false;
   const form = h("form", { class: "dialog__form register-stranger", novalidate: true },
-    h("h2", { class: "dialog__title" }, `Register person ${stranger.number}`),
+    h("h2", { class: "dialog__title" }, `Register ${person.toLowerCase()}`),
     fromVideo, intro, formErrorSlot(),
     field({ name: "full_name", label: "Full name", input: name }),
     field({ name: "student_id", label: "ID", input: studentId, hint: "Letters, digits and _ . - : (up to 64)." }),
     photoField,
     h("div", { class: "dialog__actions" }, cancel, submit));
-  const dialog = h("dialog", { class: "dialog", "aria-label": `Register person ${stranger.number}` }, form);
+  const dialog = h("dialog", { class: "dialog", "aria-label": `Register ${person.toLowerCase()}` }, form);
   cancel.addEventListener("click", () => dialog.close());
   dialog.addEventListener("close", () => dialog.remove());
   form.addEventListener("submit", async (event) => {

@@ -39,3 +39,16 @@ def complete(api, headers, services, fake, persons, video_bytes, **fields):
     job_id = session_detail(api, headers, session["session_id"])["session"]["job_id"]
     sns_event(api, fake.message(job_id))
     return session["session_id"], job_id
+
+
+class SearchAndFaces:
+    """One Rekognition client of two fakes: the video face search (StartFaceSearch,
+    GetFaceSearch) and the face collections (every other call)."""
+
+    def __init__(self, search, faces):
+        self.search, self.faces = search, faces
+
+    def __getattr__(self, name):
+        if name in ("start_face_search", "get_face_search"):
+            return getattr(self.search, name)
+        return getattr(self.faces, name)

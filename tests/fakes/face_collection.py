@@ -3,7 +3,10 @@
 moto has no DetectFaces, IndexFaces, SearchFacesByImage or DeleteFaces.
 :class:`FakeFaceCollection` answers them for photos the test describes (who
 is in the photo, where, how sharp), reading the photo from S3 just as
-Rekognition would.
+Rekognition would, or from the request's ``Bytes``. It also keeps other
+collections than the app's (CreateCollection, DeleteCollection) and answers
+SearchFaces within one: the same person at similarity 99, two people at the
+similarity the test gave their ``resemblance`` (none: no match).
 """
 import hashlib
 import io
@@ -52,7 +55,12 @@ class FakeFaceCollection(ModelCheckedFake):
         super().__init__()
         self._s3 = s3
         self._photos = {}       # sha256 of bytes -> [face, ...]
-        self.faces = {}         # face_id -> {"person", "external_id"}
+        self.faces = {}         # face_id -> {"person", "external_id", "collection"}
+        self.collections = set()  # collections made with CreateCollection (and not deleted)
+        self.deleted = set()      # collections deleted: indexing into one fails
+        self.resemblance = {}     # frozenset({person, person}) -> similarity
+        #: Bytes nobody described: ``recognise(data)`` says who is in them (None: not an image).
+        self.recognise = None
 
     # -- test side -----------------------------------------------------------
     def describe(self, data, faces):
@@ -64,13 +72,24 @@ class FakeFaceCollection(ModelCheckedFake):
         return [fid for fid, f in self.faces.items() if f["external_id"] == external_id]
 
     # -- API side ------------------------------------------------------------
+    def similarity(self, a, b):
+        """How alike two described people look to the fake (99 for the same person)."""
+        return 99.0 if a == b else self.resemblance.get(frozenset((a, b)), 0.0)
+
     def _faces_in(self, image):
-        s3obj = image["S3Object"]
-        try:
-            data = self._s3.get_object(Bucket=s3obj["Bucket"], Key=s3obj["Name"])["Body"].read()
-        except ClientError:
-            raise aws_error("InvalidS3ObjectException", "Unable to get object metadata from S3.")
+        if "Bytes" in image:
+            data = image["Bytes"]
+        else:
+            s3obj = image["S3Object"]
+            try:
+                data = self._s3.get_object(Bucket=s3obj["Bucket"],
+                                           Key=s3obj["Name"])["Body"].read()
+            except ClientError:
+                raise aws_error("InvalidS3ObjectException",
+                                "Unable to get object metadata from S3.")
         described = self._photos.get(hashlib.sha256(data).hexdigest())
+        if described is None and self.recognise is not None:
+            described = self.recognise(data)
         if described is None:
             raise aws_error("InvalidImageFormatException", "Request has invalid image format")
         return described
@@ -105,8 +124,49 @@ class FakeFaceCollection(ModelCheckedFake):
             "SearchedFaceBoundingBox": probe["box"], "SearchedFaceConfidence": 99.9,
             "FaceMatches": matches[:params.get("MaxFaces", 4096)]})
 
+    def create_collection(self, **params):
+        self._enter("CreateCollection", params)
+        if params["CollectionId"] in self.collections:
+            raise aws_error("ResourceAlreadyExistsException", "The collection exists.")
+        self.collections.add(params["CollectionId"])
+        self.deleted.discard(params["CollectionId"])
+        return self._answer("CreateCollection", {
+            "StatusCode": 200, "FaceModelVersion": "7.0",
+            "CollectionArn": f"aws:rekognition:us-east-1:123456789012:collection/"
+                             f"{params['CollectionId']}"})
+
+    def delete_collection(self, **params):
+        self._enter("DeleteCollection", params)
+        if params["CollectionId"] not in self.collections:
+            raise aws_error("ResourceNotFoundException", "The collection does not exist.")
+        self.collections.discard(params["CollectionId"])
+        self.deleted.add(params["CollectionId"])
+        self.faces = {fid: f for fid, f in self.faces.items()
+                      if f["collection"] != params["CollectionId"]}
+        return self._answer("DeleteCollection", {"StatusCode": 200})
+
+    def search_faces(self, **params):
+        self._enter("SearchFaces", params)
+        collection = params["CollectionId"]
+        probe = self.faces.get(params["FaceId"])
+        if probe is None or probe["collection"] != collection:
+            raise aws_error("InvalidParameterException", "The face is not in the collection.")
+        matches = sorted(
+            ({"Similarity": self.similarity(probe["person"], f["person"]),
+              "Face": {"FaceId": fid, "ExternalImageId": f["external_id"],
+                       "Confidence": 99.9}}
+             for fid, f in self.faces.items()
+             if f["collection"] == collection and fid != params["FaceId"]),
+            key=lambda m: -m["Similarity"])
+        matches = [m for m in matches
+                   if m["Similarity"] >= params.get("FaceMatchThreshold", 80.0)]
+        return self._answer("SearchFaces", {"SearchedFaceId": params["FaceId"],
+                                            "FaceMatches": matches[:params.get("MaxFaces", 80)]})
+
     def index_faces(self, **params):
         self._enter("IndexFaces", params)
+        if params["CollectionId"] in self.deleted:
+            raise aws_error("ResourceNotFoundException", "The collection does not exist.")
         faces = sorted(self._faces_in(params["Image"]),
                        key=lambda f: -f["box"]["Width"] * f["box"]["Height"])
         kept = faces[:params.get("MaxFaces", 100)]
@@ -117,7 +177,8 @@ class FakeFaceCollection(ModelCheckedFake):
                 continue
             face_id = str(uuid.uuid4())
             self.faces[face_id] = {"person": f["person"],
-                                   "external_id": params.get("ExternalImageId")}
+                                   "external_id": params.get("ExternalImageId"),
+                                   "collection": params["CollectionId"]}
             records.append({"Face": {"FaceId": face_id, "BoundingBox": f["box"],
                                      "ExternalImageId": params.get("ExternalImageId"),
                                      "Confidence": f["confidence"]},

@@ -1,0 +1,266 @@
+"""Unrecognised people grouped by face: entries the person index split, merged once.
+
+The rules are tested pure (:func:`groups_of`, :func:`merge_plan`); the calls
+and the session's update with the model-checked fake collection
+(tests/fakes/face_collection.py: who is in each crop is what the test says,
+and every request and answer is checked against botocore's model); the whole
+hand-off through ``cut_evidence``, with the fake as the face service. The same
+grouping on the built-in engine and real photos is in
+tests/engine/test_strangers_engine.py.
+"""
+import logging
+
+import pytest
+
+from chalicelib import strangers
+from chalicelib.strangers import FaceGrouping, StrangerMerges, groups_of, merge_plan
+from tests.fakes.drivers import session_detail
+from tests.fakes.evidence import SearchAndFaces, complete, deliver_evidence
+from tests.fakes.face_collection import FakeFaceCollection, face, png_bytes
+from tests.fakes.video_search import MP4_BYTES, sighting
+
+LEFT, MIDDLE, RIGHT = (0.05, 0.1, 0.2, 0.3), (0.4, 0.1, 0.2, 0.3), (0.7, 0.1, 0.25, 0.35)
+
+
+# -- the rules (pure) ------------------------------------------------------------------
+def both_ways(*pairs):
+    """Matches as SearchFaces reports them: (a, b, similarity) each way."""
+    found = {}
+    for a, b, similarity in pairs:
+        found[(a, b)] = found[(b, a)] = similarity
+    return found
+
+
+def test_one_face_is_one_group_and_different_faces_stay_apart():
+    assert groups_of([1, 2, 3], both_ways((1, 3, 99.0)), {}) == [(1, 3)]
+    assert groups_of([1, 2, 3], {}, {}) == []
+
+
+def test_a_match_found_one_way_only_merges_nothing():
+    assert groups_of([1, 2], {(1, 2): 95.0}, {}) == []
+
+
+def test_no_chains_every_pair_of_a_group_matched():
+    # 1~2 and 2~3, but 1 and 3 are not alike: the closer pair only.
+    assert groups_of([1, 2, 3], both_ways((1, 2, 97.0), (2, 3, 92.0)), {}) == [(1, 2)]
+    assert groups_of([1, 2, 3], both_ways((1, 2, 97.0), (2, 3, 92.0), (1, 3, 90.0)),
+                     {}) == [(1, 2, 3)]
+
+
+def test_two_faces_seen_at_the_same_moment_are_two_people():
+    seen = {1: [0, 100], 2: [100, 200], 3: [500]}
+    assert groups_of([1, 2, 3], both_ways((1, 2, 99.0)), seen) == []
+    # 1 and 3 merge first (more alike); 2 was beside 1, so it stays apart.
+    assert groups_of([1, 2, 3], both_ways((1, 3, 99.0), (2, 3, 95.0), (1, 2, 95.0)),
+                     seen) == [(1, 3)]
+
+
+def test_a_group_is_at_most_max_group_entries():
+    numbers = list(range(1, strangers.MAX_GROUP + 3))
+    everyone = both_ways(*[(a, b, 99.0) for a in numbers for b in numbers if a < b])
+    assert sorted(len(g) for g in groups_of(numbers, everyone, {})) == [2, strangers.MAX_GROUP]
+
+
+def entry(first, last, seen_for, box, seen_ms, **extra):
+    return dict({"first_seen_ms": first, "last_seen_ms": last, "seen_for_ms": seen_for,
+                 "seen_ms": seen_ms, "moment": {"ms": first, "box": list(box)},
+                 "registered_as": None, "from_student": None}, **extra)
+
+
+def test_the_largest_face_is_kept_with_the_groups_times():
+    entries = [entry(0, 2000, 2000, LEFT, [0, 1000, 2000]),
+               entry(100, 900, 800, MIDDLE, [100, 900]),
+               entry(5000, 6000, 1000, RIGHT, [5000, 6000])]
+    assert merge_plan(entries, [(1, 3)]) == [
+        (3, {"first_seen_ms": 0, "last_seen_ms": 6000, "seen_for_ms": 3000,
+             "seen_ms": [0, 1000, 2000, 5000, 6000], "merged_from": [1]}, [1])]
+    merged = strangers.merged_entries(entries, [(1, 3)])
+    assert merged[0]["merged_into"] == 3 and "merged_into" not in merged[2]
+
+
+def test_entries_a_person_touched_are_never_merged():
+    entries = [entry(0, 100, 100, LEFT, [0, 100], registered_as="ada"),
+               entry(200, 300, 100, MIDDLE, [200, 300]),
+               entry(400, 500, 100, RIGHT, [400, 500], from_student="bob"),
+               entry(600, 700, 100, RIGHT, [600, 700])]
+    assert strangers.candidates(entries) == [2, 4]
+    assert merge_plan(entries, [(1, 2)]) == []
+
+
+# -- the calls and the session's update (fake collection, moto DynamoDB) --------------
+@pytest.fixture
+def faces(services, video_search):
+    """The fake collection beside the fake face search, as the app's one client."""
+    fake = FakeFaceCollection(services.clients.client("s3"))
+    services.clients.register("rekognition", SearchAndFaces(video_search, fake))
+    return fake
+
+
+def three_strangers(api, headers, services, video_search):
+    """A completed session with three people nobody matched, at three places:
+    1 (left) and 2 (middle) at once, 3 (right, the largest face) after them."""
+    persons = ([sighting(t, 0, box=LEFT) for t in (0, 200, 400)]
+               + [sighting(t, 1, box=MIDDLE) for t in (0, 200, 400)]
+               + [sighting(t, 2, box=RIGHT) for t in (600, 800)])
+    session_id, job_id = complete(api, headers, services, video_search, persons, MP4_BYTES)
+    return session_id, job_id
+
+
+def grouping(services, fake):
+    return FaceGrouping(rekognition=fake, face_collection=services.settings.face_collection,
+                        threshold=services.settings.match_threshold,
+                        merges=StrangerMerges(services.clients.table(
+                            services.settings.sessions_table)),
+                        logger=services.logger)
+
+
+def crops_of(fake, *people):
+    """Crops numbered from 1, each showing ``people[n - 1]``."""
+    return {n: fake.describe(png_bytes(160, 160), [face(person)])
+            for n, person in enumerate(people, start=1)}
+
+
+def test_two_entries_of_one_stranger_merge_and_another_stranger_stays(
+        api, admin_headers, services, video_search, faces):
+    session_id, job_id = three_strangers(api, admin_headers, services, video_search)
+    assert session_detail(api, admin_headers, session_id)["session"]["counts"][
+        "unrecognised"] == 3
+    faces.resemblance[frozenset(("x", "y"))] = 70.0  # alike, but under the bar
+    item = services.session_store.get(session_id)
+
+    assert grouping(services, faces).group(item, crops_of(faces, "x", "y", "x")) == 1
+
+    session = session_detail(api, admin_headers, session_id)["session"]
+    assert session["counts"]["unrecognised"] == 2
+    assert [s["number"] for s in session["strangers"]] == [2, 3]
+    kept = session["strangers"][1]
+    assert kept["moment"]["box"] == list(RIGHT)  # the larger face
+    assert (kept["first_seen_ms"], kept["last_seen_ms"]) == (0, 800)
+    assert kept["seen_for_ms"] == 400 + 200 and kept["merged_from"] == [1]
+    assert kept["seen_ms"] == [0, 200, 400, 600, 800]
+    # The scratch collection is gone, with its faces; the app's was never touched.
+    created = [p["CollectionId"] for p in faces.called("CreateCollection")]
+    assert created == [f"{services.settings.face_collection}-strangers-{session_id}"]
+    assert faces.collections == set() and faces.faces == {}
+    assert {p["CollectionId"] for p in faces.called("IndexFaces")} == set(created)
+    assert all(p["FaceMatchThreshold"] == services.settings.match_threshold
+               for p in faces.called("SearchFaces"))
+
+
+def test_grouping_twice_changes_nothing(api, admin_headers, services, video_search, faces):
+    session_id, _ = three_strangers(api, admin_headers, services, video_search)
+    item = services.session_store.get(session_id)
+    crops = crops_of(faces, "x", "y", "x")
+    assert grouping(services, faces).group(item, crops) == 1
+    after = services.session_store.get(session_id)
+    # The same message again, with the session as it was read before (a redelivery
+    # racing the first), and as it is now: nothing more is merged or counted.
+    faces.resemblance[frozenset(("x", "y"))] = 99.0
+    assert grouping(services, faces).group(item, crops) == 0
+    assert grouping(services, faces).group(after, crops) == 0
+    assert services.session_store.get(session_id) == after
+
+
+def test_a_new_face_search_of_the_session_is_grouped_again(api, admin_headers, services,
+                                                           video_search, faces):
+    session_id, _ = three_strangers(api, admin_headers, services, video_search)
+    crops = crops_of(faces, "x", "y", "x")
+    first = services.session_store.get(session_id)
+    assert grouping(services, faces).group(first, crops) == 1
+    # A retry (or another upload) completes with a new job and fresh entries.
+    table = services.clients.table(services.settings.sessions_table)
+    table.update_item(Key={"session_id": session_id},
+                      UpdateExpression="SET job_id = :job, strangers = :entries, "
+                                       "counts.unrecognised = :three",
+                      ExpressionAttributeValues={
+                          ":job": "another-job", ":three": 3,
+                          ":entries": first["strangers"]})
+    again = services.session_store.get(session_id)
+    assert grouping(services, faces).group(again, crops) == 1
+    assert session_detail(api, admin_headers, session_id)["session"]["counts"][
+        "unrecognised"] == 2
+
+
+def test_someone_registered_meanwhile_is_not_merged(api, admin_headers, services,
+                                                     video_search, faces):
+    session_id, _ = three_strangers(api, admin_headers, services, video_search)
+    item = services.session_store.get(session_id)
+    services.session_store.mark_registered(session_id, 1, "newcomer")  # after the read
+    assert grouping(services, faces).group(item, crops_of(faces, "x", "y", "x")) == 0
+    session = session_detail(api, admin_headers, session_id)["session"]
+    assert [s["number"] for s in session["strangers"]] == [1, 2, 3]
+    assert session["strangers"][0]["registered_as"] == "newcomer"
+
+
+def test_different_strangers_at_different_times_stay_apart(api, admin_headers, services,
+                                                           video_search, faces):
+    session_id, _ = three_strangers(api, admin_headers, services, video_search)
+    item = services.session_store.get(session_id)
+    assert grouping(services, faces).group(item, crops_of(faces, "x", "y", "z")) == 0
+    session = session_detail(api, admin_headers, session_id)["session"]
+    assert len(session["strangers"]) == 3 and session["counts"]["unrecognised"] == 3
+
+
+def test_a_face_at_the_edge_of_a_crop_is_someone_beside_them(api, admin_headers, services,
+                                                             video_search, faces):
+    """Crop 3 shows x only at its edge (the person sitting beside): not the same entry."""
+    session_id, _ = three_strangers(api, admin_headers, services, video_search)
+    crops = crops_of(faces, "x", "y")
+    crops[3] = faces.describe(png_bytes(160, 160), [face("x", left=0.0, top=0.3, width=0.25,
+                                                         height=0.3)])
+    item = services.session_store.get(session_id)
+    assert grouping(services, faces).group(item, crops) == 0
+    assert len(session_detail(api, admin_headers, session_id)["session"]["strangers"]) == 3
+
+
+# -- through cut_evidence --------------------------------------------------------------
+def recognising(fake, *people):
+    """The fake sees ``people`` in the crops in the order they are indexed (by number)."""
+    order = iter(people)
+    fake.recognise = lambda data: [face(next(order))]
+
+
+def unsigned(session):
+    """The session without its crop links (signed afresh on every read)."""
+    return dict(session, strangers=[{k: v for k, v in s.items() if k != "crop"}
+                                    for s in session["strangers"]])
+
+
+def test_the_evidence_function_merges_and_the_page_reads_one_entry_per_person(
+        api, admin_headers, services, video_search, faces):
+    session_id, job_id = three_strangers(api, admin_headers, services, video_search)
+    recognising(faces, "x", "y", "x")
+    deliver_evidence(api, services)
+    session = session_detail(api, admin_headers, session_id)["session"]
+    assert session["evidence_status"] == "ready"
+    assert [s["number"] for s in session["strangers"]] == [2, 3]
+    assert session["counts"]["unrecognised"] == 2
+    assert all(s["crop"] for s in session["strangers"])
+    # Registering by the merged number is refused; by the kept one it is the person.
+    refused = api.http.post(f"/sessions/{session_id}/unrecognised/1/register",
+                            headers=admin_headers,
+                            body='{"student_id": "x1", "full_name": "X One"}')
+    assert refused.status_code == 404
+    # A repeated message changes nothing (and asks the face service nothing).
+    asked = len(faces.requests)
+    assert services.evidence.cut(session_id, job_id) == "ready"
+    assert unsigned(session_detail(api, admin_headers, session_id)["session"]) == \
+        unsigned(session)
+    assert len(faces.requests) == asked
+
+
+def test_a_failed_grouping_leaves_the_per_index_entries(api, admin_headers, services,
+                                                        video_search, faces, caplog):
+    session_id, _ = three_strangers(api, admin_headers, services, video_search)
+    recognising(faces, "x", "y", "x")
+    faces.fail["SearchFaces"] = "ThrottlingException"
+    with caplog.at_level(logging.ERROR, logger="rollcall"):
+        deliver_evidence(api, services)
+    session = session_detail(api, admin_headers, session_id)["session"]
+    assert session["status"] == "COMPLETED" and session["evidence_status"] == "ready"
+    assert [s["number"] for s in session["strangers"]] == [1, 2, 3]
+    assert session["counts"]["unrecognised"] == 3
+    assert all(s["crop"] for s in session["strangers"])
+    assert any(r.getMessage() == "unrecognised people could not be grouped by face"
+               for r in caplog.records)
+    assert faces.collections == set()  # the scratch collection was deleted all the same
