@@ -21,7 +21,6 @@ from chalice.test import Client
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
-import app as app_module
 from chalicelib import passwords
 from chalicelib.clients import ClientFactory
 from chalicelib.dynamo import batch_put
@@ -36,6 +35,23 @@ from tests.support import aws as aws_support
 from tests.support.aws import REGION, STAGE, expect_new_collection, stubbed_rekognition
 from tests.support.aws_stage import ACCOUNT, REGION as STAGE_REGION
 from tests.support.face_set import shared_faces_dir
+
+
+def _import_app():
+    """app.py, imported as Lambda imports it: its event sources are named from
+    os.environ (never from a config file), so the dev stage's names are put
+    there for the import only; each test sets its own environment after."""
+    saved = dict(os.environ)
+    os.environ.update({k: v for k, v in stage_environment(STAGE).items() if not saved.get(k)})
+    try:
+        import app
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return app
+
+
+app_module = _import_app()
 
 
 @pytest.fixture(autouse=True)
