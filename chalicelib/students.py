@@ -105,12 +105,15 @@ class StudentStore:
                                     ConsistentRead=True).get("Item")
         return from_dynamo(item) if item else None
 
-    def pages(self, fields=None):
+    def pages(self, fields=None, page_size=None):
         """Every person, one page of the name index at a time (a Query per page,
         never a Scan): for the few uses that need everyone by definition.
-        ``fields``: only these attributes of each item."""
+        ``fields``: only these attributes of each item; ``page_size``: at most
+        this many a page (else DynamoDB's 1 MB)."""
         request = {"IndexName": STUDENTS_BY_NAME_INDEX,
                    "KeyConditionExpression": Key(LISTED).eq("student")}
+        if page_size:
+            request["Limit"] = page_size
         if fields:
             request["ProjectionExpression"] = ", ".join(f"#f{n}" for n in range(len(fields)))
             request["ExpressionAttributeNames"] = {f"#f{n}": f for n, f in enumerate(fields)}

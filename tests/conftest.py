@@ -150,6 +150,23 @@ def api(services):
         yield client
 
 
+@pytest.fixture
+def no_table_scans(services):
+    """Every DynamoDB client of the app refuses Scan (a request path never scans)."""
+    def refuse(model, **kwargs):
+        raise AssertionError(f"a DynamoDB Scan was made: {kwargs.get('params')}")
+    s = services.settings
+    clients = [services.clients.client("dynamodb")] + [
+        services.clients.table(name).meta.client
+        for name in (s.users_table, s.students_table, s.sessions_table, s.attendance_table,
+                     s.classes_table, s.members_table)]
+    for client in clients:
+        client.meta.events.register("before-call.dynamodb.Scan", refuse)
+    yield
+    for client in clients:
+        client.meta.events.unregister("before-call.dynamodb.Scan", refuse)
+
+
 # -- users -------------------------------------------------------------------------
 
 @pytest.fixture
