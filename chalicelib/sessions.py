@@ -386,9 +386,12 @@ class SessionStore:
         return self._update(session_id, values, Attr("session_id").exists())
 
     def set_evidence(self, session_id, job_id, status, names=()):
-        """The crops' status, and the names of the crops now stored (added to the set)."""
-        update = "SET evidence_status = :status"
-        values = {":status": status, ":job": job_id, ":done": COMPLETED}
+        """The crops' status, and the names of the crops now stored (added to the set).
+
+        The session is (again) in the crops' retention index: crops written
+        after a sweep deleted the earlier ones are swept in their turn."""
+        update = "SET evidence_status = :status, crops_kept = :kept"
+        values = {":status": status, ":job": job_id, ":done": COMPLETED, ":kept": CROPS_KEPT}
         if names:
             update += " ADD evidence_cut :names"
             values[":names"] = set(names)

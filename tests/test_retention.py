@@ -130,3 +130,15 @@ def test_sessions_stored_before_the_indexes_are_swept_once_provisioning_backfill
     again = Provisioner(services.settings, services.clients)
     again.backfill()
     assert again.report == []  # nothing left to bring up to date
+
+
+def test_crops_cut_after_a_sweep_are_swept_in_their_turn(world, services):
+    session, left, sweeper, table = world
+    sid = session("aaaaaaaa", completed_at=days_ago(400), job_id="job-1")
+    assert sweeper(video_days=30, crop_days=90).sweep() == {"videos": 1, "crops": 1}
+    # A late, redelivered request cuts the crops again.
+    assert services.session_store.set_evidence(sid, "job-1", "ready", ["student-a-best.jpg"])
+    services.clients.client("s3").put_object(Bucket=services.settings.videos_bucket,
+                                             Key=f"evidence/{sid}/student-a-best.jpg", Body=b"j")
+    assert sweeper(video_days=30, crop_days=90).sweep() == {"videos": 0, "crops": 1}
+    assert left("evidence/") == []
