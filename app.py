@@ -12,6 +12,7 @@ from chalicelib.auth import require_role
 from chalicelib.conversion import parse_job_event
 from chalicelib.errors import UnknownStudent
 from chalicelib.services import Services
+from chalicelib.settings import event_source_name
 
 app = Chalice(app_name="rollcall")
 # The site's origin only; Chalice also makes the OPTIONS preflight answers from this.
@@ -448,25 +449,17 @@ def session_report(session_id):
 
 
 # -- events: S3 upload -> face search -> completion ---------------------------------
-def _stage_setting(name):
-    """A resource name at import time: the stage's env, else the dev stage's config.
-
-    Lambda always has the env; only tests and ``chalice package`` read the
-    config, through the operator module that Lambda's zip does not hold."""
-    if os.environ.get(name):
-        return os.environ[name]
-    from ops.stage_config import stage_environment
-    return stage_environment("dev").get(name, "")
-
-
-@app.on_s3_event(bucket=_stage_setting("VIDEOS_BUCKET"), events=["s3:ObjectCreated:*"],
+# The event sources are named when this module is imported, from the environment
+# only (see chalicelib.settings.event_source_name: a missing name stops the import
+# with a sentence saying which and how to set it).
+@app.on_s3_event(bucket=event_source_name("VIDEOS_BUCKET"), events=["s3:ObjectCreated:*"],
                  prefix="videos/")
 def on_video_uploaded(event):
     services().sessions.on_video_uploaded(
         event.bucket, event.key, budget_seconds=session_rules.polling_budget(event.context))
 
 
-@app.on_sns_message(topic=_stage_setting("COMPLETION_TOPIC"))
+@app.on_sns_message(topic=event_source_name("COMPLETION_TOPIC"))
 def on_face_search_complete(event):
     message = session_rules.parse_completion_message(event.message, services().logger)
     if message is not None:
@@ -475,8 +468,7 @@ def on_face_search_complete(event):
 
 @app.on_cw_event({"source": ["aws.mediaconvert"],
                   "detail-type": ["MediaConvert Job State Change"],
-                  "detail": {"userMetadata": {"stage": [_stage_setting("ROLLCALL_STAGE")
-                                                        or "dev"]}}})
+                  "detail": {"userMetadata": {"stage": [event_source_name("ROLLCALL_STAGE")]}}})
 def on_conversion_event(event):
     result = parse_job_event(event.detail, services().settings.videos_bucket)
     if result is not None:
@@ -491,7 +483,7 @@ def check_processing_sessions(event):
 
 
 # -- evidence crops (after completion) and retention ---------------------------------
-@app.on_sqs_message(queue=_stage_setting("EVIDENCE_QUEUE"), batch_size=1)
+@app.on_sqs_message(queue=event_source_name("EVIDENCE_QUEUE"), batch_size=1)
 def cut_evidence(event):
     for record in event:
         request = evidence_rules.parse_request(record.body)

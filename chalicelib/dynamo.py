@@ -1,9 +1,11 @@
 """The DynamoDB toolkit every store uses: pages, batches, conditional writes, time.
 
-* Scan and Query stop at 1 MB per call: whole reads go through
-  :func:`scan_all` / :func:`query_all`, so nothing is silently cut off; lists
-  a person pages through use :mod:`chalicelib.paging` (opaque, checked
-  cursors; never a Scan on a request path).
+* Query stops at 1 MB per call: whole reads go through :func:`query_all`, so
+  nothing is silently cut off; lists a person pages through use
+  :mod:`chalicelib.paging` (opaque, checked cursors). Lambda code never scans
+  a table (tests/test_layering.py checks it): every read is a key, a batch of
+  keys or a query on an index (see :mod:`chalicelib.schema`); the operator
+  tools' whole-table reads are :func:`ops.scanning.scan_all`.
 * A conditional write that loses is not an error to the caller: it is asked
   with :func:`is_conditional_failure`, or :func:`conditional_update` answers None.
 * Times are stored as ISO 8601 UTC strings to the second (:func:`utc_now`),
@@ -50,16 +52,6 @@ def conditional_update(table, key, values, condition, remove=(), now=None):
         if is_conditional_failure(error):
             return None
         raise
-
-
-def scan_all(table, **kwargs):
-    """Yield every item of a Scan, following ``LastEvaluatedKey``."""
-    while True:
-        page = table.scan(**kwargs)
-        yield from page.get("Items", [])
-        if "LastEvaluatedKey" not in page:
-            return
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def query_all(table, **kwargs):

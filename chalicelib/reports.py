@@ -147,8 +147,8 @@ class Reports:
         sessions are read, so an export stays well inside API Gateway's 29 s."""
         if len(sessions) > MAX_EXPORT_SESSIONS:
             raise InvalidInput(
-                f"The range holds {len(sessions)} sessions; an export takes at most "
-                f"{MAX_EXPORT_SESSIONS}. Choose a shorter range (from/to).",
+                f"The range holds more than {MAX_EXPORT_SESSIONS} sessions, the most an "
+                "export takes. Choose a shorter range (from/to).",
                 code="range_too_large", details={"field": "from"})
         ids = [s["session_id"] for s in sessions]
         if len(ids) <= 1:
@@ -160,8 +160,9 @@ class Reports:
         """People (rows) x completed sessions between ``from`` and ``to`` (columns).
 
         With ``class_id``: that class's sessions and roster (a teacher's own
-        classes only). Without: every session and person, an admin's full
-        export (the one list that reads whole tables)."""
+        classes only). Without: an admin's export of every completed session
+        in the range (the day index, at most :data:`MAX_EXPORT_SESSIONS`) and
+        every person (the name index, page by page): queries, never a scan."""
         if class_id:
             if user is not None:
                 self._access.class_for(user, class_id)
@@ -176,13 +177,12 @@ class Reports:
             if user is not None and user["role"] != "admin":
                 raise InvalidInput("Choose a class to export.", code="missing_field",
                                  details={"field": "class_id"})
-            sessions = [s for s in self._sessions.list()
-                        if s["status"] == COMPLETED and (not start or s["date"] >= start)
-                        and (not end or s["date"] <= end)]
+            sessions = [public_session(s) for s in self._sessions.store.completed_between(
+                start, end, most=MAX_EXPORT_SESSIONS)]
             sessions.sort(key=lambda s: (s["date"], s["created_at"]))  # oldest column first
             names, cells = {}, {}
-            for student in self._students.list_all():
-                names[student["student_id"]] = student["full_name"]
+            for page in self._students.pages():
+                names.update((s["student_id"], s["full_name"]) for s in page)
             by_session = self._rows_by_session(sessions)
             for column, session in enumerate(sessions):
                 for row in by_session[session["session_id"]]:

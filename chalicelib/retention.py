@@ -14,17 +14,15 @@ Rules (settings, in days; 0 = keep as long as the session):
 Deleting a session deletes both at once; deleting a person deletes their crops
 (:meth:`chalicelib.evidence.Evidence.forget_student`). The sweep runs on a
 schedule (``sweep_retention`` in app.py; the local stack's bridge runs it
-too). It reads only what it needs (a filtered scan of completed sessions, a
-few attributes each) and is idempotent: what it deleted is marked, so a second
-run deletes nothing.
+too). It reads only what is due: completed sessions keep ``video_kept`` /
+``crops_kept`` until their files are deleted, which puts them in sparse
+indexes sorted by completion time (:meth:`chalicelib.sessions.SessionStore.kept`),
+and the sweep queries those before the cutoff. It is idempotent: deleting
+takes the session out of the index, so a second run finds nothing.
 """
 import datetime
 
-from boto3.dynamodb.conditions import Attr
-
-from chalicelib.dynamo import scan_all
-
-_FIELDS = "session_id, #status, completed_at, updated_at, video_deleted_at, evidence_status"
+from chalicelib.sessions import CROPS_KEPT, VIDEO_KEPT
 
 
 def _cutoff(now, days):
@@ -32,10 +30,9 @@ def _cutoff(now, days):
 
 
 class Retention:
-    def __init__(self, *, table, store, videos, crops, video_days, crop_days, logger,
+    def __init__(self, *, store, videos, crops, video_days, crop_days, logger,
                  clock=lambda: datetime.datetime.now(datetime.timezone.utc)):
-        self._table = table
-        self.store = store
+        self.store = store  # sessions.SessionStore: the sparse indexes it queries
         self.videos = videos
         self.crops = crops
         self.video_days = video_days
@@ -49,17 +46,12 @@ class Retention:
             return [], []
         now = self.clock()
         videos, crops = [], []
-        for item in scan_all(self._table, ProjectionExpression=_FIELDS,
-                             ExpressionAttributeNames={"#status": "status"},
-                             FilterExpression=Attr("status").eq("COMPLETED")):
-            # Sessions completed before completed_at was kept: their last update.
-            completed = item.get("completed_at") or item.get("updated_at") or ""
-            if self.video_days and not item.get("video_deleted_at") \
-                    and completed < _cutoff(now, self.video_days):
-                videos.append(item["session_id"])
-            if self.crop_days and item.get("evidence_status") not in (None, "deleted") \
-                    and completed < _cutoff(now, self.crop_days):
-                crops.append(item["session_id"])
+        if self.video_days:
+            videos = [item["session_id"] for item in
+                      self.store.kept(VIDEO_KEPT, _cutoff(now, self.video_days))]
+        if self.crop_days:
+            crops = [item["session_id"] for item in
+                     self.store.kept(CROPS_KEPT, _cutoff(now, self.crop_days))]
         return videos, crops
 
     def sweep(self):

@@ -7,6 +7,11 @@ Lists page through indexes, never scans (see :mod:`chalicelib.paging`):
 * ``LISTED`` is a constant per kind of item ("student", "session", ...) so one
   index partition holds them all, sorted by a unique sort key (the item's own
   id is its last part, so no two items share one).
+* Sparse indexes hold only the items a scheduled function must find: an
+  item is in the index only while it holds the index's key attribute, which
+  the code sets when the item starts to need attention and removes when it
+  stops (a live session, a video or crops not yet swept). The watchdog and
+  the retention sweep read those few, never the whole table.
 * Memberships are one table: ``(class_id, member)`` where member is
   ``teacher#<email>`` or ``student#<student_id>``; its ``by_member`` index
   answers a teacher's classes and a person's classes.
@@ -21,6 +26,12 @@ STUDENTS_BY_ID_INDEX = "by_id_key"
 SESSIONS_BY_CLASS_INDEX = "by_class"
 #: Every session by day (the admin's list).
 SESSIONS_BY_DAY_INDEX = "by_day"
+#: Sparse: sessions PROCESSING or CONVERTING (``live`` = the status), for the watchdog.
+SESSIONS_LIVE_INDEX = "live"
+#: Sparse: completed sessions whose video / crops are still kept, by completion
+#: time (``kept_since`` = ``completed_at#session_id``), for the retention sweep.
+SESSIONS_VIDEO_KEPT_INDEX = "video_kept"
+SESSIONS_CROPS_KEPT_INDEX = "crops_kept"
 #: Classes by normalised name (the admin's list).
 CLASSES_BY_NAME_INDEX = "by_name"
 #: Memberships by member: a teacher's classes, a person's classes.
@@ -50,6 +61,11 @@ def table_specs(settings):
             "indexes": {
                 SESSIONS_BY_CLASS_INDEX: [("class_key", "HASH", "S"), ("day_key", "RANGE", "S")],
                 SESSIONS_BY_DAY_INDEX: [(LISTED, "HASH", "S"), ("day_key", "RANGE", "S")],
+                SESSIONS_LIVE_INDEX: [("live", "HASH", "S"), ("session_id", "RANGE", "S")],
+                SESSIONS_VIDEO_KEPT_INDEX: [("video_kept", "HASH", "S"),
+                                            ("kept_since", "RANGE", "S")],
+                SESSIONS_CROPS_KEPT_INDEX: [("crops_kept", "HASH", "S"),
+                                            ("kept_since", "RANGE", "S")],
             },
         },
         settings.attendance_table: {

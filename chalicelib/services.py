@@ -151,7 +151,7 @@ class Services:
     @cached_property
     def retention(self):
         s = self.settings
-        return Retention(table=self.clients.table(s.sessions_table), store=self.session_store,
+        return Retention(store=self.session_store,
                          videos=self.videos, crops=self.evidence_files,
                          video_days=s.video_retention_days, crop_days=s.crop_retention_days,
                          logger=self.logger)

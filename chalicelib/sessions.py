@@ -54,6 +54,14 @@ its job by :meth:`SessionWorkflow.check_processing`, from the scheduled
 a minute per session, whoever asks): a job that ended is finished as its
 message would have; a failed, unknown or never-started job ends the session
 FAILED with a retryable reason.
+
+Sparse indexes (see :func:`upkeep_attributes`): the same conditional write
+that moves a session into PROCESSING or CONVERTING sets ``live``, and the one
+that decides it (COMPLETED, FAILED) or sends it back to await an upload
+removes it, so the watchdog queries the few live sessions, never the table.
+Completion sets ``kept_since`` with ``video_kept`` and ``crops_kept``; the
+retention sweep removes each when it deletes those files, so it reads only
+what it has still to delete.
 """
 import collections
 import datetime
@@ -67,12 +75,14 @@ from botocore.exceptions import ClientError
 from chalicelib import attendance, evidence
 from chalicelib.classes import DEFAULT_LATE_MINUTES
 from chalicelib.dynamo import (batch_get, conditional_update, from_dynamo,
-                               is_conditional_failure, query_all, scan_all, to_dynamo, utc_now)
+                               is_conditional_failure, query_all, to_dynamo, utc_now)
 from chalicelib.errors import (InvalidInput, NotFound, UnknownSession, UnknownStudent, Unusable,
                                WrongState)
 from chalicelib.face_search import FaceSearchProblem, unreadable_video
 from chalicelib.paging import decode_cursor, encode_cursor, query_page
-from chalicelib.schema import LISTED, SESSIONS_BY_CLASS_INDEX, SESSIONS_BY_DAY_INDEX
+from chalicelib.schema import (LISTED, SESSIONS_BY_CLASS_INDEX, SESSIONS_BY_DAY_INDEX,
+                               SESSIONS_CROPS_KEPT_INDEX, SESSIONS_LIVE_INDEX,
+                               SESSIONS_VIDEO_KEPT_INDEX)
 from chalicelib.conversion import CONVERTED_PREFIX, ConversionProblem
 from chalicelib.media import MediaProblem, probe
 from chalicelib.statuses import AttendanceStatus, ErrorKind, JobStatus, SessionStatus
@@ -125,6 +135,13 @@ _PHOTO_PROBLEMS = {"bad_photo", "no_face", "face_too_small", "face_blurry", "fac
 #: ``class_key`` of a session that belongs to no class (an "everyone" session).
 NO_CLASS = "-"
 
+#: The statuses the watchdog looks after; only these set ``live``. (A session
+#: awaiting its upload is not watched: nothing of ours runs for it, and
+#: abandoned ones may pile up.)
+LIVE = (PROCESSING, CONVERTING)
+#: Values of the retention indexes' partition attributes.
+VIDEO_KEPT, CROPS_KEPT = "video", "crops"
+
 
 def index_attributes(item):
     """The list indexes' attributes (provisioning backfills older sessions):
@@ -132,6 +149,42 @@ def index_attributes(item):
     return {LISTED: "session", "class_key": item.get("class_id") or NO_CLASS,
             "day_key": f"{item.get('date') or ''}#{item.get('created_at') or ''}"
                        f"#{item['session_id']}"}
+
+
+def upkeep_attributes(item):
+    """The sparse indexes' attributes a stored session holds, None where it must
+    hold none: ``live`` (its status) while PROCESSING or CONVERTING; once
+    COMPLETED, ``kept_since`` (completion time, then the id) with ``video_kept``
+    until its video is deleted and ``crops_kept`` until its crops are.
+
+    The status writes keep these up to date; provisioning backfills sessions
+    stored before the indexes (whose completion time is then their last update).
+    """
+    status = item.get("status")
+    done = status == COMPLETED
+    since = item.get("completed_at") or item.get("updated_at") or ""
+    return {"live": status if status in LIVE else None,
+            "kept_since": f"{since}#{item['session_id']}" if done else None,
+            "video_kept": VIDEO_KEPT if done and not item.get("video_deleted_at") else None,
+            "crops_kept": CROPS_KEPT if done and item.get("evidence_status")
+            not in (None, "deleted") else None}
+
+
+def stored_index_attributes(item):
+    """Every index attribute of a stored session (what provisioning backfills)."""
+    return dict(index_attributes(item), **upkeep_attributes(item))
+
+
+def with_index_attributes(item):
+    """A copy of a whole session item (one being restored or imported) holding
+    exactly the index attributes its fields call for."""
+    item = dict(item)
+    for name, value in stored_index_attributes(item).items():
+        if value is None:
+            item.pop(name, None)
+        else:
+            item[name] = value
+    return item
 
 
 def stranger_views(entries):
@@ -196,14 +249,6 @@ class SessionStore:
         items = batch_get(self._table, [{"session_id": i} for i in set(session_ids)])
         return {item["session_id"]: item for item in items}
 
-    def list_all(self):
-        """Every session (all pages), newest first: by date, then by creation.
-
-        A whole-table scan: only for an admin's full export."""
-        items = list(scan_all(self._table))
-        return sorted(items, key=lambda s: (s.get("date", ""), s.get("created_at", "")),
-                      reverse=True)
-
     KEY_ATTRIBUTES = ("session_id", "day_key")
 
     def page(self, *, class_key=None, start=None, end=None, limit, cursor):
@@ -220,6 +265,21 @@ class SessionStore:
             fixed=dict([partition]), bounds=("day_key", low, high), IndexName=index,
             KeyConditionExpression=Key(partition[0]).eq(partition[1])
             & Key("day_key").between(low, high), ScanIndexForward=False)
+
+    def completed_between(self, start=None, end=None, most=None):
+        """COMPLETED sessions dated between ``start`` and ``end`` (the day index),
+        newest first; at most ``most`` + 1, so a caller can tell there were more."""
+        low, high = (start or "0000"), f"{end or '9999-99-99'}#\uffff"
+        found = []
+        for item in query_all(self._table, IndexName=SESSIONS_BY_DAY_INDEX,
+                              ScanIndexForward=False,
+                              KeyConditionExpression=Key(LISTED).eq("session")
+                              & Key("day_key").between(low, high),
+                              FilterExpression=Attr("status").eq(COMPLETED)):
+            found.append(item)
+            if most is not None and len(found) > most:
+                break
+        return found
 
     def of_class(self, class_key, start=None, end=None):
         """Every session of a class between two dates, oldest first (all pages)."""
@@ -245,10 +305,34 @@ class SessionStore:
         return conditional_update(self._table, {"session_id": session_id}, values, condition,
                                   remove, now=self._now)
 
-    def processing(self):
-        """Every PROCESSING or CONVERTING session (the watchdog's pages; few at any time)."""
-        return scan_all(self._table,
-                        FilterExpression=Attr("status").is_in([PROCESSING, CONVERTING]))
+    def live(self):
+        """Every PROCESSING or CONVERTING session: the sparse live index (few at any
+        time, however many sessions there are); eventually consistent, so a
+        session may have moved on since (each step's write checks its status)."""
+        for status in LIVE:
+            yield from query_all(self._table, IndexName=SESSIONS_LIVE_INDEX,
+                                 KeyConditionExpression=Key("live").eq(status))
+
+    def forget_live(self, session_id):
+        """Take ``live`` off a session that is no longer PROCESSING or CONVERTING
+        (one written by a tool that did not keep it)."""
+        try:  # (updated_at stays: an older session's completion time may be read from it)
+            self._table.update_item(
+                Key={"session_id": session_id}, UpdateExpression="REMOVE live",
+                ConditionExpression=Attr("session_id").exists()
+                & ~Attr("status").is_in(list(LIVE)))
+        except ClientError as error:
+            if not is_conditional_failure(error):
+                raise
+
+    def kept(self, which, before):
+        """Completed sessions still holding their ``which`` (:data:`VIDEO_KEPT` or
+        :data:`CROPS_KEPT`) that completed before ``before`` (the sparse index)."""
+        attribute, index = {VIDEO_KEPT: ("video_kept", SESSIONS_VIDEO_KEPT_INDEX),
+                            CROPS_KEPT: ("crops_kept", SESSIONS_CROPS_KEPT_INDEX)}[which]
+        return query_all(self._table, IndexName=index,
+                         KeyConditionExpression=Key(attribute).eq(which)
+                         & Key("kept_since").lt(before))
 
     def note_ignored_upload(self, session_id, etag):
         """Keep the ETag of the last upload that came when none was awaited."""
@@ -266,7 +350,7 @@ class SessionStore:
         """PROCESSING with ``job_id`` on ``analysis_key``, unless a retry or an end came first."""
         return self._update(session_id, {"status": PROCESSING, "job_id": job_id, "error": None,
                                          "error_kind": None, "analysis_key": analysis_key,
-                                         "processing_since": self._now()},
+                                         "processing_since": self._now(), "live": PROCESSING},
                             Attr("attempt").eq(attempt) & Attr("status").is_in(_UNDECIDED))
 
     def set_media(self, session_id, attempt, media, video=("", "")):
@@ -280,7 +364,7 @@ class SessionStore:
         """CONVERTING with MediaConvert's ``job_id``, unless the session moved on."""
         return self._update(session_id, {"status": CONVERTING, "conversion_job_id": job_id,
                                          "conversion_percent": 0, "error": None,
-                                         "error_kind": None},
+                                         "error_kind": None, "live": CONVERTING},
                             Attr("attempt").eq(attempt) & Attr("status").is_in(_UNDECIDED))
 
     def set_conversion_percent(self, session_id, job_id, percent):
@@ -289,9 +373,13 @@ class SessionStore:
                             & Attr("status").eq(CONVERTING))
 
     def mark_completed(self, session_id, job_id, counts, extra=None):
-        return self._update(session_id, dict(extra or {}, status=COMPLETED, counts=counts,
-                                             error=None, completed_at=self._now()),
-                            Attr("job_id").eq(job_id) & Attr("status").eq(PROCESSING))
+        now = self._now()
+        values = dict(extra or {}, status=COMPLETED, counts=counts, error=None, completed_at=now)
+        kept = {k: v for k, v in upkeep_attributes(dict(values, session_id=session_id)).items()
+                if v is not None}
+        return self._update(session_id, dict(values, **kept),
+                            Attr("job_id").eq(job_id) & Attr("status").eq(PROCESSING),
+                            remove=("live",))
 
     def change(self, session_id, values):
         """SET ``values`` (title, date, class, start offset) and the index keys that
@@ -304,9 +392,12 @@ class SessionStore:
         return self._update(session_id, values, Attr("session_id").exists())
 
     def set_evidence(self, session_id, job_id, status, names=()):
-        """The crops' status, and the names of the crops now stored (added to the set)."""
-        update = "SET evidence_status = :status"
-        values = {":status": status, ":job": job_id, ":done": COMPLETED}
+        """The crops' status, and the names of the crops now stored (added to the set).
+
+        The session is (again) in the crops' retention index: crops written
+        after a sweep deleted the earlier ones are swept in their turn."""
+        update = "SET evidence_status = :status, crops_kept = :kept"
+        values = {":status": status, ":job": job_id, ":done": COMPLETED, ":kept": CROPS_KEPT}
         if names:
             update += " ADD evidence_cut :names"
             values[":names"] = set(names)
@@ -374,16 +465,17 @@ class SessionStore:
 
     def mark_video_deleted(self, session_id):
         return self._update(session_id, {"video_deleted_at": self._now()},
-                            Attr("session_id").exists())
+                            Attr("session_id").exists(), remove=("video_kept",))
 
     def mark_crops_deleted(self, session_id):
         return self._update(session_id, {"evidence_status": "deleted"},
-                            Attr("session_id").exists(), remove=("evidence_cut",))
+                            Attr("session_id").exists(), remove=("evidence_cut", "crops_kept"))
 
     def mark_failed(self, session_id, attempt, reason, kind=RETRY_ERROR):
         """FAILED with a reason, unless the session moved on (completed, retried)."""
         return self._update(session_id, {"status": FAILED, "error": reason, "error_kind": kind},
-                            Attr("attempt").eq(attempt) & Attr("status").is_in(_UNDECIDED))
+                            Attr("attempt").eq(attempt) & Attr("status").is_in(_UNDECIDED),
+                            remove=("live",))
 
     def set_counts(self, session_id, counts):
         return self._update(session_id, {"counts": counts}, Attr("session_id").exists())
@@ -392,7 +484,7 @@ class SessionStore:
         """FAILED -> PROCESSING with the next attempt number; None if not FAILED."""
         return self._update(session_id, {"status": PROCESSING, "attempt": attempt + 1,
                                          "job_id": None, "error": None, "error_kind": None,
-                                         "processing_since": self._now()},
+                                         "processing_since": self._now(), "live": PROCESSING},
                             Attr("status").eq(FAILED) & Attr("attempt").eq(attempt))
 
     def begin_upload(self, session_id, attempt, video_key):
@@ -403,7 +495,7 @@ class SessionStore:
                                          "video_key": video_key, "analysis_key": None,
                                          "media": None, "conversion_job_id": None},
                             Attr("status").is_in([AWAITING_UPLOAD, FAILED])
-                            & Attr("attempt").eq(attempt))
+                            & Attr("attempt").eq(attempt), remove=("live",))
 
     def delete(self, session_id):
         self._table.delete_item(Key={"session_id": session_id})
@@ -419,7 +511,7 @@ class SessionWorkflow:
         self.attendance = attendance_store
         self.face_search = face_search
         self.videos = videos
-        self.roster = roster  # the students service: get, get_many, list_all
+        self.roster = roster  # the students service: get, get_many, list_all (index pages)
         self.classes = classes  # chalicelib.classes.Classes
         self.access = access  # chalicelib.access.Access
         self.converter = converter  # chalicelib.conversion.Converter, or None: no conversion
@@ -507,10 +599,6 @@ class SessionWorkflow:
         if user is not None:
             self.access.check_session(user, item)
         return item
-
-    def list(self):
-        """Every session (a scan): only for an admin's full export."""
-        return [public_session(item) for item in self.store.list_all()]
 
     def page(self, user, *, class_id=None, start=None, end=None, limit, cursor):
         """A page of sessions newest first: of one class (``class_id``; ``"none"``
@@ -727,7 +815,10 @@ class SessionWorkflow:
     def sweep(self, now=None):
         """Check every session stuck PROCESSING; how many ended in each status."""
         ended = collections.Counter()
-        for item in self.store.processing():
+        for item in self.store.live():
+            if item.get("status") not in LIVE:
+                self.store.forget_live(item["session_id"])
+                continue
             if item.get("status") == CONVERTING:
                 # A conversion's end event may be lost: its job is asked once a sweep.
                 if item.get("conversion_job_id") and self.converter:
@@ -1045,6 +1136,8 @@ class SessionWorkflow:
         """The people a session is taken against, now, and the late threshold in
         minutes (None: no lateness): the class's enrolment, or everyone."""
         if not item.get("class_id"):
+            # Everyone, by definition: every page of the people's name index (a
+            # query, page by page, never a scan), only at an everyone-session's end.
             return self.roster.list_all(), None
         class_item = self.classes.store.get(item["class_id"])
         if class_item is None:  # the class was deleted: nobody is on its roster

@@ -1,8 +1,9 @@
 """Runtime settings, read from the environment in exactly one place.
 
-The same variables are set by `.chalice/config.json` on Lambda, by the
-one-machine stack locally, and by the test fixtures; see
-:func:`ops.stage_config.stage_environment`.
+The same variables are set by `.chalice/config.json` on Lambda (rendered
+with every name of the stage by ``make deploy`` / ``make package``), by the
+one-machine stack locally, and by the test fixtures. Lambda code reads
+nothing else: no operator module, no config file.
 """
 import dataclasses
 import os
@@ -25,6 +26,11 @@ _REQUIRED = (
     ("face_collection", "FACE_COLLECTION"),
     ("token_secret_parameter", "TOKEN_SECRET_PARAMETER"),
 )
+
+#: The names app.py gives its event sources when it is imported (Chalice reads
+#: the decorators then, to wire the S3, SNS, EventBridge and SQS triggers).
+EVENT_SOURCE_VARIABLES = ("VIDEOS_BUCKET", "COMPLETION_TOPIC", "ROLLCALL_STAGE",
+                          "EVIDENCE_QUEUE")
 
 #: The longest a sign-in token may live; the issue caps it at 12 hours.
 MAX_TOKEN_TTL_SECONDS = 12 * 3600
@@ -75,6 +81,20 @@ class Settings:
     @property
     def tz(self):
         return pytz.timezone(self.time_zone)
+
+
+def event_source_name(variable, environ=None):
+    """The value of ``variable`` (one of :data:`EVENT_SOURCE_VARIABLES`), needed at
+    import time; a :class:`ConfigurationError` naming it when it is unset."""
+    env = os.environ if environ is None else environ
+    value = env.get(variable)
+    if not value:
+        raise ConfigurationError(
+            f"{variable} is not set: app.py names its event sources from the environment "
+            f"when it is imported. Deploy or package with `make deploy` / `make package` "
+            f"(they render .chalice/config.json with every name of the stage), or set "
+            f"{variable} (as the one-machine stack and the tests do from the stage's config).")
+    return value
 
 
 def _number(environ, name, default, kind, low, high):

@@ -56,14 +56,15 @@ from botocore.exceptions import ClientError
 from chalicelib import passwords
 from chalicelib.classes import STUDENT, is_class_id
 from chalicelib.clients import ClientFactory
-from chalicelib.dynamo import from_dynamo, is_conditional_failure, scan_all, to_dynamo
+from chalicelib.dynamo import from_dynamo, is_conditional_failure, to_dynamo
 from chalicelib.faces import FaceCollection, FaceProblem
 from chalicelib.schema import LISTED, table_specs
 from chalicelib.sessions import SESSION_ID_PATTERN
-from chalicelib.sessions import index_attributes as session_index_attributes
+from chalicelib.sessions import with_index_attributes as session_with_indexes
 from chalicelib.settings import load_settings
 from chalicelib.students import StudentStore, is_student_id
 from chalicelib.users import EMAIL_PATTERN, ROLES, normalise_email
+from ops.scanning import scan_all
 
 FORMAT = "rollcall-archive"
 FORMAT_VERSION = 1
@@ -488,7 +489,7 @@ class Importer:
                 self.report.problem(f"{kind}.jsonl line {number}", problem)
                 continue
             if kind == "sessions":
-                item.update(session_index_attributes(item))
+                item = session_with_indexes(item)
             added = self._put(table, item, keys[0])
             self.report.count(kind, added)
             there.add(item[keys[0]])

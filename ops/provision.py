@@ -27,6 +27,7 @@ from chalicelib.clients import ClientFactory
 from chalicelib.schema import table_specs
 from chalicelib.settings import load_settings
 from ops import cdn
+from ops.scanning import scan_all
 from ops.stage_config import (StageError, apply_stage_environment, aws_session,
                               check_site_origin, configured_environment, current_account,
                               needs_account, stage_options)
@@ -62,12 +63,16 @@ def table_specs_keys(settings, table_name):
 
 
 def migrations(settings):
-    """Table name -> the index attributes an item should hold (see :meth:`backfill`)."""
-    from chalicelib.sessions import index_attributes as session_keys
+    """Table name -> (the index attributes an item should hold, None for one it
+    must not hold; the attributes those are computed from). See :meth:`backfill`."""
+    from chalicelib.sessions import stored_index_attributes as session_keys
     from chalicelib.students import index_attributes as student_keys
     from chalicelib.users import index_attributes as user_keys
-    return {settings.users_table: user_keys, settings.students_table: student_keys,
-            settings.sessions_table: session_keys}
+    return {settings.users_table: (user_keys, ()),
+            settings.students_table: (student_keys, ("full_name",)),
+            settings.sessions_table: (session_keys, (
+                "status", "updated_at", "completed_at", "video_deleted_at", "evidence_status",
+                "date", "created_at", "class_id"))}
 
 
 class Provisioner:
@@ -224,25 +229,52 @@ class Provisioner:
         raise RuntimeError(f"index {index_name} of {table} did not become active")
 
     def backfill(self):
-        """Give items written before the list indexes existed their index keys.
+        """Give items written before an index existed its attributes.
 
-        Items without them are invisible to the paged lists; this scan (an
-        operator's, never a request's) sets the missing attributes, and a second
-        run finds nothing to do.
+        Items without them are invisible to the paged lists and to the sparse
+        indexes the scheduled functions read (a live session, a video still
+        kept); this scan (an operator's, never a request's) sets what is
+        missing and removes what a sparse index must not hold, and a second
+        run finds nothing to do. Each write holds only if the item still has
+        what it was computed from (the app may be writing meanwhile); one that
+        changed is left to the app's own write, or to the next run.
         """
-        from chalicelib.dynamo import scan_all
-        for table_name, keys_of in migrations(self.settings).items():
+        from boto3.dynamodb.conditions import Attr
+        for table_name, (keys_of, sources) in migrations(self.settings).items():
             table = self.clients.table(table_name)
             changed = 0
             for item in scan_all(table):
-                missing = {k: v for k, v in keys_of(item).items() if item.get(k) != v}
-                if not missing:
+                wanted = keys_of(item)
+                missing = {k: v for k, v in wanted.items() if v is not None and item.get(k) != v}
+                extra = [k for k, v in wanted.items() if v is None and k in item]
+                if not missing and not extra:
                     continue
                 key = {k: item[k] for k in table_specs_keys(self.settings, table_name)}
-                table.update_item(
-                    Key=key, UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in missing),
-                    ExpressionAttributeNames={f"#{k}": k for k in missing},
-                    ExpressionAttributeValues={f":{k}": v for k, v in missing.items()})
+                clauses = []
+                if missing:
+                    clauses.append("SET " + ", ".join(f"#{k} = :{k}" for k in missing))
+                if extra:
+                    clauses.append("REMOVE " + ", ".join(f"#{k}" for k in extra))
+                unchanged = Attr(next(iter(key))).exists()
+                for name in sources:
+                    if name not in item:
+                        unchanged &= Attr(name).not_exists()
+                    elif item[name] is None:
+                        unchanged &= Attr(name).attribute_type("NULL")
+                    else:
+                        unchanged &= Attr(name).eq(item[name])
+                request = {"Key": key, "UpdateExpression": " ".join(clauses),
+                           "ConditionExpression": unchanged,
+                           "ExpressionAttributeNames": {f"#{k}": k for k in [*missing, *extra]}}
+                if missing:
+                    request["ExpressionAttributeValues"] = {f":{k}": v
+                                                            for k, v in missing.items()}
+                try:
+                    table.update_item(**request)
+                except ClientError as error:
+                    if _error_code(error) != "ConditionalCheckFailedException":
+                        raise
+                    continue
                 changed += 1
             if changed:  # only worth a line when an older table was brought up to date
                 self._note("items", f"{table_name} ({changed})", UPDATED)

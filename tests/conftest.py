@@ -21,7 +21,6 @@ from chalice.test import Client
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
-import app as app_module
 from chalicelib import passwords
 from chalicelib.clients import ClientFactory
 from chalicelib.dynamo import batch_put
@@ -36,6 +35,23 @@ from tests.support import aws as aws_support
 from tests.support.aws import REGION, STAGE, expect_new_collection, stubbed_rekognition
 from tests.support.aws_stage import ACCOUNT, REGION as STAGE_REGION
 from tests.support.face_set import shared_faces_dir
+
+
+def _import_app():
+    """app.py, imported as Lambda imports it: its event sources are named from
+    os.environ (never from a config file), so the dev stage's names are put
+    there for the import only; each test sets its own environment after."""
+    saved = dict(os.environ)
+    os.environ.update({k: v for k, v in stage_environment(STAGE).items() if not saved.get(k)})
+    try:
+        import app
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return app
+
+
+app_module = _import_app()
 
 
 @pytest.fixture(autouse=True)
@@ -132,6 +148,23 @@ def api(services):
     """``chalice.test.Client`` over the app, wired to this test's services."""
     with Client(app_module.app, stage_name=STAGE, project_dir=str(PROJECT_DIR)) as client:
         yield client
+
+
+@pytest.fixture
+def no_table_scans(services):
+    """Every DynamoDB client of the app refuses Scan (a request path never scans)."""
+    def refuse(model, **kwargs):
+        raise AssertionError(f"a DynamoDB Scan was made: {kwargs.get('params')}")
+    s = services.settings
+    clients = [services.clients.client("dynamodb")] + [
+        services.clients.table(name).meta.client
+        for name in (s.users_table, s.students_table, s.sessions_table, s.attendance_table,
+                     s.classes_table, s.members_table)]
+    for client in clients:
+        client.meta.events.register("before-call.dynamodb.Scan", refuse)
+    yield
+    for client in clients:
+        client.meta.events.unregister("before-call.dynamodb.Scan", refuse)
 
 
 # -- users -------------------------------------------------------------------------

@@ -110,3 +110,14 @@ def test_a_wrong_current_password_counts_towards_the_lock(api, teacher_headers):
     weak = call(api, "post", "/auth/password", teacher_headers,
                 {"current_password": "teacher password 1", "new_password": "short"})
     assert weak.status_code == 429  # still locked, even with the right one
+
+
+def test_the_whole_list_of_accounts_is_read_from_the_index_not_a_scan(services,
+                                                                      no_table_scans):
+    """The CLI's list (every account, sorted by email) pages through the listing index."""
+    for email in ("zoe@example.org", "al@example.org", "Mo@Example.org"):
+        services.users.add(email, "a long password 1", "teacher")
+    listed = services.users.list()
+    assert [u["email"] for u in listed] == ["al@example.org", "mo@example.org",
+                                            "zoe@example.org"]
+    assert all(set(u) <= {"email", "role", "locked_until"} for u in listed)

@@ -7,7 +7,7 @@ import jwt
 import pytest
 
 from chalicelib import passwords
-from chalicelib.dynamo import scan_all
+from ops.scanning import scan_all
 from chalicelib.users import FIRST_LOCK_SECONDS, LONGEST_LOCK_SECONDS, MAX_FAILURES
 
 JSON = {"Content-Type": "application/json"}

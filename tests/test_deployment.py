@@ -210,13 +210,12 @@ def test_policy_resources_are_the_stages_own(stage):
 #: What the Lambda code does to each table. Users: read at sign-in, the failure
 #: counter updated, accounts added by admins (PutItem, conditional on a new
 #: email) and listed through the index; never deleted by the Lambda (the CLI,
-#: with an operator's credentials, removes accounts). Whole-table scans: only
-#: the sessions table, for an admin's full export.
+#: with an operator's credentials, removes accounts). No table is ever scanned:
+#: lists, the watchdog and the retention sweep query indexes.
 TABLE_ACTIONS = {
     "USERS_TABLE": {"GetItem", "PutItem", "UpdateItem"},
     "STUDENTS_TABLE": {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchGetItem"},
-    "SESSIONS_TABLE": {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Scan",
-                       "BatchGetItem"},
+    "SESSIONS_TABLE": {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchGetItem"},
     "ATTENDANCE_TABLE": {"Query", "PutItem", "UpdateItem", "BatchWriteItem"},
     "CLASSES_TABLE": {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchGetItem"},
     # UpdateItem: a renamed person's enrolments take the new name.

@@ -71,7 +71,7 @@ def test_session_csv_with_awkward_names_opens_as_written(api, admin_headers, ser
     assert by_id["s5"]["Name"] == "'@SUM(A1:A9)"
 
 
-def test_matrix_over_a_date_range(api, admin_headers, services, video_search):
+def test_matrix_over_a_date_range(api, admin_headers, services, video_search, no_table_scans):
     add_students(services, [("s1", "Ada, Countess"), ("s2", "Grace")])
     run_session(api, admin_headers, services, video_search, seen("s1", 0, [0, 1]),
                 title="Before", date="2024-08-31")

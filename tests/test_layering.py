@@ -5,15 +5,17 @@
   benchmarks;
 * ``local/engine/`` (the face engine) never imports ``local/stack/`` (the
   launcher that runs it);
-* ``app.py`` imports neither ``ops`` nor ``local`` at module level; its one
-  allowed operator import is ``ops.stage_config`` inside a function (stage
-  names from the dev config when the environment lacks them, as ``chalice
-  local`` and the tests need);
-* no test module imports a test module or a conftest.
+* ``app.py`` imports neither ``ops`` nor ``local``, not even inside a
+  function: it reads its names from the environment only;
+* no test module imports a test module or a conftest;
+* Lambda code (``app.py``, ``chalicelib/``) never scans a table: no ``.scan(``
+  call, no ``scan_all`` (lists, the watchdog and the retention sweep query
+  indexes; only the operator tools in ``ops/`` scan).
 
 Imports are read with :mod:`ast` from every ``.py`` file of the project, so a
-lazy import inside a function counts as much as one at the top. (An import
-made from a string, ``importlib.import_module(name)``, is not seen.)
+lazy import inside a function counts as much as one at the top, and so does
+one made from a literal string (``importlib.import_module("ops.x")``,
+``__import__("ops")``). (One from a computed name is not seen.)
 """
 import ast
 import dataclasses
@@ -29,7 +31,7 @@ LAMBDA_FORBIDDEN = ("ops", "local", "tests", "bench")
 RULES = {
     "chalicelib": (LAMBDA_FORBIDDEN, ()),
     "local.engine": (("local.stack",), ()),
-    "app": (LAMBDA_FORBIDDEN, ("ops.stage_config",)),
+    "app": (LAMBDA_FORBIDDEN, ()),
 }
 
 
@@ -63,6 +65,9 @@ def imports(source, module, is_package=False):
     def visit(node, lazy):
         for child in ast.iter_child_nodes(node):
             inner = lazy or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            named = _imported_by_name(child)
+            if named:
+                found.append(Import(named, child.lineno, inner))
             if isinstance(child, ast.Import):
                 found.extend(Import(alias.name, child.lineno, inner) for alias in child.names)
             elif isinstance(child, ast.ImportFrom):
@@ -80,6 +85,36 @@ def imports(source, module, is_package=False):
 
     visit(ast.parse(source), False)
     return found
+
+
+def _imported_by_name(node):
+    """The module a call such as ``importlib.import_module("ops.x")`` or
+    ``__import__("ops")`` imports, when named by a literal string; else None."""
+    if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)):
+        return None
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    return node.args[0].value if name in ("import_module", "__import__") else None
+
+
+def scans(source):
+    """Lines of ``source`` that scan a table: a ``.scan(`` call or any ``scan_all``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr == "scan":
+            found.append(node.lineno)
+        elif isinstance(node, ast.Name) and node.id == "scan_all":
+            found.append(node.lineno)
+        elif isinstance(node, ast.Attribute) and node.attr == "scan_all":
+            found.append(node.lineno)
+        elif isinstance(node, (ast.ImportFrom, ast.Import)) \
+                and any(alias.name.rsplit(".", 1)[-1] == "scan_all" for alias in node.names):
+            found.append(node.lineno)
+        elif isinstance(node, ast.FunctionDef) and node.name == "scan_all":
+            found.append(node.lineno)
+    return sorted(set(found))
 
 
 def violations(relative_path, source):
@@ -138,12 +173,27 @@ def test_no_test_module_imports_a_test_module_or_a_conftest():
     assert found == []
 
 
-def test_app_reads_stage_config_only_lazily():
-    app_imports = imports((PROJECT_DIR / "app.py").read_text(encoding="utf-8"), "app")
-    from_ops = [imp for imp in app_imports if _within(imp.target, "ops")]
-    assert all(imp.lazy for imp in from_ops)
-    assert {imp.target for imp in from_ops} <= {"ops.stage_config",
-                                                 "ops.stage_config.stage_environment"}
+def test_lambda_code_never_imports_ops_even_lazily():
+    """app.py and chalicelib read names from os.environ and their own modules:
+    Lambda's zip holds no ``ops``, so an import of it there fails only on AWS."""
+    lambda_files = [p for p in project_files()
+                    if p[0] == "app.py" or p[0].startswith("chalicelib/")]
+    assert any(p[0] == "app.py" for p in lambda_files)
+    found = [f"{relative}:{imp.line} imports {imp.target}"
+             for relative, path in lambda_files
+             for imp in imports(path.read_text(encoding="utf-8"), module_name(relative),
+                                relative.endswith("__init__.py"))
+             if _within(imp.target, "ops")]
+    assert found == []
+
+
+def test_lambda_code_never_scans_a_table():
+    found, checked = [], 0
+    for relative, path in project_files():
+        if relative == "app.py" or relative.startswith("chalicelib/"):
+            checked += 1
+            found += [f"{relative}:{line}" for line in scans(path.read_text(encoding="utf-8"))]
+    assert checked > 10 and found == []
 
 
 # -- the checker (so that it can fail) --------------------------------------------------
@@ -160,6 +210,10 @@ def test_app_reads_stage_config_only_lazily():
     ("local/engine/video.py", "from ..stack import launcher\n"),
     ("local/engine/video.py", "class A:\n    def f(self):\n        import local.stack.bridge\n"),
     ("app.py", "from ops.stage_config import stage_environment\n"),
+    ("app.py", "def name():\n    from ops.stage_config import stage_environment\n"),
+    ("app.py", "def name():\n    import ops.stage_config\n"),
+    ("app.py", "def name():\n    return importlib.import_module('ops.stage_config')\n"),
+    ("chalicelib/settings.py", "def name():\n    return __import__('ops')\n"),
     ("app.py", "def name():\n    from ops.provision import Provisioner\n"),
     ("app.py", "def name():\n    from local.engine import face_engine\n"),
 ])
@@ -174,7 +228,7 @@ def test_the_checker_finds_a_forbidden_import(path, source):
     ("local/engine/video.py", "from local.engine import tracking\nfrom . import boxes\n"),
     ("local/stack/launcher.py", "from local.engine import rekognition_server\nimport ops\n"),
     ("ops/provision.py", "from chalicelib.schema import TABLES\n"),
-    ("app.py", "def name():\n    from ops.stage_config import stage_environment\n"),
+    ("app.py", "def name():\n    return importlib.import_module(name)\n"),
 ])
 def test_the_checker_allows_imports_within_the_rules(path, source):
     assert violations(path, source) == []
@@ -197,4 +251,18 @@ def test_relative_imports_are_resolved_against_the_package():
     assert [i.target for i in imports("from . import video\n", "local.engine", is_package=True)] \
         == ["local.engine", "local.engine.video"]
     lazy = imports("import a\ndef f():\n    import b\nlambda: __import__('c')\n", "m")
-    assert [(i.target, i.lazy) for i in lazy] == [("a", False), ("b", True)]
+    assert [(i.target, i.lazy) for i in lazy] == [("a", False), ("b", True), ("c", True)]
+
+
+@pytest.mark.parametrize("source,bad", [
+    ("items = table.scan(FilterExpression=x)\n", True),
+    ("def f(t):\n    return self._table.scan()\n", True),
+    ("from chalicelib.dynamo import scan_all\n", True),
+    ("from ops.scanning import scan_all as everything\n", True),
+    ("for item in dynamo.scan_all(table):\n    pass\n", True),
+    ("def scan_all(table):\n    pass\n", True),
+    ("items = table.query(IndexName='live')\nscanner = 'scan'\n", False),
+    ("from chalicelib.dynamo import query_all\n", False),
+])
+def test_the_checker_finds_a_scan(source, bad):
+    assert bool(scans(source)) is bad

@@ -184,3 +184,64 @@ def test_every_table_the_schema_lists_is_made_even_one_added_later(aws, settings
         TableName="rollcall-dev-classes")["Table"]
     assert table["GlobalSecondaryIndexes"][0]["IndexName"] == "by_teacher"
     assert "SSEDescription" not in table  # DynamoDB's own key unless a stage asks for KMS
+
+
+def test_sessions_stored_before_the_sparse_indexes_are_backfilled_into_them(
+        provisioned, settings, clients):
+    """An older stage's sessions table (the list indexes only) gets the watchdog's and
+    the retention sweep's indexes, and its sessions the attributes that put the live
+    and the kept ones in them; a second run changes nothing."""
+    from chalicelib.sessions import SessionStore, VIDEO_KEPT, CROPS_KEPT
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    spec = table_specs(settings)[settings.sessions_table]
+    old_spec = {"keys": spec["keys"], "indexes": {name: keys for name, keys in
+                                                  spec["indexes"].items()
+                                                  if name in ("by_class", "by_day")}}
+    dynamodb.delete_table(TableName=settings.sessions_table)
+    Provisioner(settings, clients).ensure_table(settings.sessions_table, old_spec)
+    table = clients.table(settings.sessions_table)
+    stored = {"a" * 32: {"status": "PROCESSING", "updated_at": "2026-01-02T00:00:00+00:00"},
+              "b" * 32: {"status": "CONVERTING"},
+              "c" * 32: {"status": "COMPLETED", "completed_at": "2026-01-01T10:00:00+00:00",
+                         "evidence_status": "ready"},
+              "d" * 32: {"status": "COMPLETED", "updated_at": "2025-12-01T10:00:00+00:00",
+                         "video_deleted_at": "2026-01-01T00:00:00+00:00",
+                         "evidence_status": "deleted"},
+              "e" * 32: {"status": "FAILED"}, "f" * 32: {"status": "AWAITING_UPLOAD"}}
+    for sid, fields in stored.items():
+        table.put_item(Item=dict(fields, session_id=sid, date="2026-01-01",
+                                 created_at="2026-01-01T09:00:00+00:00"))
+    provisioner = Provisioner(settings, clients)
+    provisioner.ensure_table(settings.sessions_table, spec)
+    provisioner.backfill()
+    assert ("items", f"{settings.sessions_table} (6)", "updated") in provisioner.report
+    store = SessionStore(table)
+    assert sorted(i["session_id"] for i in store.live()) == ["a" * 32, "b" * 32]
+    assert [i["session_id"] for i in store.kept(VIDEO_KEPT, "9999")] == ["c" * 32]
+    assert [i["session_id"] for i in store.kept(CROPS_KEPT, "9999")] == ["c" * 32]
+    assert list(store.kept(VIDEO_KEPT, "2026-01-01T10:00:00+00:00")) == []  # not before
+    again = Provisioner(settings, clients)
+    again.backfill()
+    assert again.report == []
+
+
+def test_the_backfill_leaves_a_session_that_changed_meanwhile_to_the_app(
+        provisioned, settings, clients, monkeypatch):
+    """Its write holds only if the session still has what it was computed from: a
+    session that completed between the read and the write is not marked live."""
+    from ops import provision as provision_module
+    table = clients.table(settings.sessions_table)
+    sid = "a" * 32
+    table.put_item(Item={"session_id": sid, "status": "PROCESSING", "date": "2026-01-01",
+                         "created_at": "2026-01-01T09:00:00+00:00"})
+    real_scan = provision_module.scan_all
+
+    def scan_then_complete(scanned):
+        items = list(real_scan(scanned))
+        table.update_item(Key={"session_id": sid}, UpdateExpression="SET #s = :done",
+                          ExpressionAttributeNames={"#s": "status"},
+                          ExpressionAttributeValues={":done": "COMPLETED"})
+        return items
+    monkeypatch.setattr(provision_module, "scan_all", scan_then_complete)
+    Provisioner(settings, clients).backfill()
+    assert "live" not in table.get_item(Key={"session_id": sid})["Item"]

@@ -1,10 +1,13 @@
-"""Retention: the sweep deletes exactly the videos and crops that are past their time."""
+"""Retention: the sweep deletes exactly the videos and crops that are past their time,
+and reads only those (sparse indexes by completion time, never a scan)."""
 import datetime
 
 import pytest
 
 from chalicelib.retention import Retention
+from chalicelib.sessions import with_index_attributes
 from chalicelib.settings import load_settings
+from ops.provision import Provisioner
 
 NOW = datetime.datetime(2026, 6, 30, 12, 0, tzinfo=datetime.timezone.utc)
 
@@ -19,10 +22,12 @@ def world(services):
     s3 = services.clients.client("s3")
     bucket = services.settings.videos_bucket
 
-    def session(sid, status="COMPLETED", **fields):
+    def session(sid, status="COMPLETED", indexed=True, **fields):
+        """A stored session (``indexed=False``: as written before the indexes existed)."""
         sid = sid.ljust(32, "0")
-        table.put_item(Item={"session_id": sid, "status": status, "title": sid,
-                             "evidence_status": "ready", **fields})
+        item = {"session_id": sid, "status": status, "title": sid, "evidence_status": "ready",
+                **fields}
+        table.put_item(Item=with_index_attributes(item) if indexed else item)
         s3.put_object(Bucket=bucket, Key=f"videos/{sid}/video.mp4", Body=b"v")
         s3.put_object(Bucket=bucket, Key=f"evidence/{sid}/student-a-best.jpg", Body=b"j")
         return sid
@@ -32,7 +37,7 @@ def world(services):
             Bucket=bucket, Prefix=prefix).get("Contents", []))
 
     def sweeper(video_days, crop_days):
-        return Retention(table=table, store=services.session_store, videos=services.videos,
+        return Retention(store=services.session_store, videos=services.videos,
                          crops=services.evidence_files, video_days=video_days,
                          crop_days=crop_days, logger=services.logger, clock=lambda: NOW)
     return session, left, sweeper, table
@@ -78,3 +83,62 @@ def test_the_scheduled_handler_runs_the_sweep(api, services, world):
                                            "account": "1", "time": "2026-01-01T00:00:00Z",
                                            "region": "us-east-1", "resources": [], "detail": {}})
     assert left("videos/") == []
+
+
+def _reads(services):
+    """DynamoDB operations on the sessions table and the items each answered."""
+    client = services.clients.table(services.settings.sessions_table).meta.client
+    calls = []
+
+    def record(http_response, parsed, model, **kwargs):
+        calls.append((model.name, len(parsed.get("Items", []))))
+    client.meta.events.register("after-call.dynamodb", record)
+    return calls
+
+
+def test_the_sweep_reads_only_what_is_due(world, services):
+    session, left, sweeper, _ = world
+    for n in range(40):  # swept long ago, or not due yet: never read again
+        session(f"old{n:05d}", completed_at=days_ago(300), video_deleted_at=days_ago(200),
+                evidence_status="deleted")
+        session(f"new{n:05d}", completed_at=days_ago(2))
+    session("aaaaaaaa", completed_at=days_ago(100))
+    calls = _reads(services)
+    assert sweeper(video_days=30, crop_days=90).sweep() == {"videos": 1, "crops": 1}
+    assert not [name for name, _ in calls if name == "Scan"]
+    assert sum(n for name, n in calls if name == "Query") == 2  # its video, its crops
+    assert "aaaaaaaa" not in left("videos/") and len(left("videos/")) == 80
+    calls.clear()
+    assert sweeper(video_days=30, crop_days=90).sweep() == {"videos": 0, "crops": 0}
+    assert sum(n for name, n in calls if name == "Query") == 0
+
+
+def test_sessions_stored_before_the_indexes_are_swept_once_provisioning_backfills(
+        world, services):
+    session, left, sweeper, table = world
+    session("aaaaaaaa", indexed=False, completed_at=days_ago(31))
+    session("bbbbbbbb", indexed=False, completed_at=days_ago(2))
+    session("cccccccc", indexed=False, status="PROCESSING", updated_at=days_ago(90))
+    assert sweeper(video_days=30, crop_days=0).sweep() == {"videos": 0, "crops": 0}
+    provisioner = Provisioner(services.settings, services.clients)
+    provisioner.backfill()
+    assert ("items", f"{services.settings.sessions_table} (3)", "updated") in provisioner.report
+    item = table.get_item(Key={"session_id": "cccccccc".ljust(32, "0")})["Item"]
+    assert item["live"] == "PROCESSING" and "video_kept" not in item
+    assert sweeper(video_days=30, crop_days=0).sweep() == {"videos": 1, "crops": 0}
+    assert left("videos/") == ["bbbbbbbb", "cccccccc"]
+    again = Provisioner(services.settings, services.clients)
+    again.backfill()
+    assert again.report == []  # nothing left to bring up to date
+
+
+def test_crops_cut_after_a_sweep_are_swept_in_their_turn(world, services):
+    session, left, sweeper, table = world
+    sid = session("aaaaaaaa", completed_at=days_ago(400), job_id="job-1")
+    assert sweeper(video_days=30, crop_days=90).sweep() == {"videos": 1, "crops": 1}
+    # A late, redelivered request cuts the crops again.
+    assert services.session_store.set_evidence(sid, "job-1", "ready", ["student-a-best.jpg"])
+    services.clients.client("s3").put_object(Bucket=services.settings.videos_bucket,
+                                             Key=f"evidence/{sid}/student-a-best.jpg", Body=b"j")
+    assert sweeper(video_days=30, crop_days=90).sweep() == {"videos": 0, "crops": 1}
+    assert left("evidence/") == []

@@ -497,6 +497,21 @@ def test_list_sorts_by_name_ignoring_case_and_accents(api, admin_headers, servic
     assert [s["full_name"] for s in services.students.list_all()] == names
 
 
+def test_everyone_is_read_a_page_of_the_name_index_at_a_time(services, no_table_scans):
+    for n in range(7):
+        services.students.store.create({"student_id": f"p{n}", "full_name": f"Person {6 - n}",
+                                        "photo_keys": ["photos/students/x.jpg"],
+                                        "face_ids": ["f"],
+                                        "created_at": "2024-01-01T00:00:00+00:00"})
+    pages = list(services.students.store.pages(fields=("student_id", "full_name"),
+                                               page_size=3))
+    assert [len(page) for page in pages] == [3, 3, 1]
+    assert [p["full_name"] for page in pages for p in page] == [f"Person {n}" for n in range(7)]
+    assert all(set(p) == {"student_id", "full_name"} for page in pages for p in page)
+    assert [p["student_id"] for page in services.students.pages() for p in page] == \
+        [f"p{n}" for n in range(6, -1, -1)]
+
+
 # -- deleting ----------------------------------------------------------------------
 def test_admin_deletes_faces_record_and_photos(
         api, admin_headers, register, add_photo, photo_of, services, fake_rekognition,

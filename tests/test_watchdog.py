@@ -12,7 +12,8 @@ import pytest
 
 import app as app_module
 from chalicelib.services import Services
-from tests.fakes.drivers import add_students, create_session, s3_event, session_detail, upload_video
+from tests.fakes.drivers import (add_students, create_session, s3_event, session_detail,
+                                 sns_event, upload_video)
 from tests.fakes.video_search import seen
 
 
@@ -132,3 +133,73 @@ def test_the_local_bridge_runs_the_watchdog_at_its_rate():
     schedules = {r.name: r for r in routes_from_app(rollcall) if r.kind == "schedule"}
     assert schedules["check_processing_sessions"].every_seconds == 300
     assert schedules["check_processing_sessions"].handler is rollcall.check_processing_sessions
+
+
+def _calls(services):
+    """(operation, items answered) of every DynamoDB call on the sessions table's client."""
+    client = services.clients.table(services.settings.sessions_table).meta.client
+    calls = []
+    client.meta.events.register(
+        "after-call.dynamodb",
+        lambda parsed, model, **kw: calls.append((model.name, len(parsed.get("Items", [])))))
+    return calls
+
+
+def test_the_watchdog_reads_only_live_sessions(api, admin_headers, watched, video_search):
+    """Thousands of decided sessions cost the scheduled watchdog nothing: it queries
+    the sparse live index, which holds only PROCESSING and CONVERTING sessions."""
+    from chalicelib.dynamo import batch_put
+    from chalicelib.sessions import with_index_attributes
+    table = watched.clients.table(watched.settings.sessions_table)
+    decided = [with_index_attributes({
+        "session_id": f"{n:032x}", "status": status, "date": "2026-01-05",
+        "created_at": "2026-01-05T09:00:00+00:00", "completed_at": "2026-01-05T10:00:00+00:00",
+        "updated_at": "2026-01-05T10:00:00+00:00", "evidence_status": "ready"})
+        for n, status in enumerate(["COMPLETED"] * 300 + ["FAILED"] * 50
+                                   + ["AWAITING_UPLOAD"] * 50, start=1)]
+    batch_put(table, decided)
+    assert not any("live" in item for item in decided)
+    stuck = _stuck_session(api, admin_headers, watched, video_search)
+    young = _stuck_session(api, admin_headers, watched, video_search)
+    _age(watched, stuck["session_id"], 3600)
+    video_search.jobs.clear()  # the stuck one's job is lost
+    calls = _calls(watched)
+    assert watched.sessions.sweep()
+    assert not [name for name, _ in calls if name == "Scan"]
+    assert sum(n for name, n in calls if name == "Query") == 2  # the two live sessions
+    ended = table.get_item(Key={"session_id": stuck["session_id"]})["Item"]
+    assert ended["status"] == "FAILED" and "live" not in ended  # it left the index
+    assert table.get_item(Key={"session_id": young["session_id"]})["Item"]["live"] \
+        == "PROCESSING"
+    calls.clear()
+    watched.sessions.sweep()
+    assert sum(n for name, n in calls if name == "Query") == 1  # only the young one now
+
+
+def test_a_session_is_live_only_until_decided_and_then_kept_for_retention(
+        api, admin_headers, watched, video_search):
+    add_students(watched, [("ada", "Ada")])
+    video_search.persons = seen("ada", 0, [0, 500, 1000])
+    session = _stuck_session(api, admin_headers, watched, video_search)
+    table = watched.clients.table(watched.settings.sessions_table)
+    key = {"session_id": session["session_id"]}
+    assert table.get_item(Key=key)["Item"]["live"] == "PROCESSING"
+    sns_event(api, video_search.message(session["job_id"]))
+    item = table.get_item(Key=key)["Item"]
+    assert item["status"] == "COMPLETED" and "live" not in item
+    assert item["kept_since"] == f"{item['completed_at']}#{session['session_id']}"
+    assert (item["video_kept"], item["crops_kept"]) == ("video", "crops")
+
+
+def test_a_stale_live_mark_is_taken_off_by_the_watchdog(watched):
+    """A session written by a tool that did not keep ``live`` (it says PROCESSING
+    while the session completed) is read once, then leaves the index."""
+    table = watched.clients.table(watched.settings.sessions_table)
+    sid = "f" * 32
+    table.put_item(Item={"session_id": sid, "status": "COMPLETED", "live": "PROCESSING",
+                         "updated_at": "2026-01-05T10:00:00+00:00"})
+    assert [i["session_id"] for i in watched.session_store.live()] == [sid]
+    assert watched.sessions.sweep() == {}
+    item = table.get_item(Key={"session_id": sid})["Item"]
+    assert "live" not in item and item["updated_at"] == "2026-01-05T10:00:00+00:00"
+    assert list(watched.session_store.live()) == []

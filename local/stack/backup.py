@@ -312,7 +312,8 @@ def _environ(env):
 def reconcile(stage, env, out=None):
     """Make faces and records agree (see the module docstring); answers what it did."""
     from chalicelib.clients import ClientFactory
-    from chalicelib.dynamo import scan_all, to_dynamo
+    from chalicelib.dynamo import to_dynamo
+    from ops.scanning import scan_all
     from chalicelib.faces import FaceCollection, FaceProblem
     from chalicelib.settings import load_settings
     from ops.stage_config import stage_environment

@@ -15,7 +15,8 @@ from moto import mock_aws
 
 from chalicelib import passwords
 from chalicelib.attendance import Decision, Evidence
-from chalicelib.dynamo import from_dynamo, scan_all
+from chalicelib.dynamo import from_dynamo
+from ops.scanning import scan_all
 from chalicelib.statuses import AttendanceStatus
 from ops import archive as archive_module
 from ops.archive import (FORMAT_VERSION, PHOTOS_DIR, ArchiveError, Target, export_archive,

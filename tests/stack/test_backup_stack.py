@@ -45,7 +45,8 @@ def _register(services, student_id, name, data):
 
 def _state(services):
     """(records, faces by id -> external id, photo keys missing) of a running stack."""
-    from chalicelib.dynamo import from_dynamo, scan_all
+    from chalicelib.dynamo import from_dynamo
+    from ops.scanning import scan_all
     settings = services.settings
     records = {i["student_id"]: from_dynamo(i) for i in
                scan_all(services.clients.table(settings.students_table))}

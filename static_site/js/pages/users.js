@@ -6,6 +6,8 @@ import * as auth from "../auth.js";
 import { pageHeader, loading, notice, field, formErrorSlot, clearErrors, showApiError,
   setBusy, lockForm, toast, toastError, confirmDialog, badge } from "../ui.js";
 
+const PAGE = 50;
+
 export async function render(main) {
   if (!auth.isAdmin()) {
     clear(main).append(notice("error", "Only administrators manage accounts", h("p", {}, h("a", { href: "#/account" }, "Change your own password"))));
@@ -13,6 +15,21 @@ export async function render(main) {
   }
   const listBox = h("div", { class: "users-list" });
   const secretBox = h("div", { class: "one-time", "aria-live": "polite" });
+  let wanted = PAGE; // how many are shown: "Show more" asks for the next page
+  let more = false;
+
+  /** The first `wanted` accounts by email, paging through the API's cursors. */
+  async function load() {
+    const users = [];
+    let cursor = null;
+    do {
+      const found = await api.page("/users", "users", { cursor, limit: Math.min(200, wanted - users.length) });
+      users.push(...found.items);
+      cursor = found.next;
+    } while (cursor && users.length < wanted);
+    more = Boolean(cursor);
+    return users;
+  }
 
   function showSecret(user, password, what) {
     // Shown once: the server keeps only its hash.
@@ -24,7 +41,7 @@ export async function render(main) {
   async function refresh() {
     let users;
     try {
-      users = await api.getAll("/users", "users");
+      users = await load();
     } catch (error) {
       return api.unlessSignedOut(error, () => clear(listBox).append(notice("error", "The accounts could not be loaded", error.message)));
     }
@@ -33,6 +50,11 @@ export async function render(main) {
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Email"), h("th", { scope: "col" }, "Role"),
         h("th", { scope: "col" }, "State"), h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Actions")))),
       h("tbody", {}, users.map((user) => row(user))))));
+    if (more) {
+      const showMore = h("button", { type: "button", class: "btn btn--secondary show-more" }, "Show more");
+      showMore.addEventListener("click", () => { wanted += PAGE; refresh(); });
+      listBox.append(showMore);
+    }
   }
 
   function row(user) {
