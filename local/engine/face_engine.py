@@ -5,7 +5,9 @@ faces out. The Rekognition-compatible endpoint (``local/rekognition_server.py``)
 and the video pipeline (``local/video.py``) build on it.
 
 Models come from the ``face-recognition-models`` package (weights shipped in
-the wheel, never downloaded) and are loaded once per process (:func:`models`).
+the wheel, never downloaded) and are loaded once per process (:func:`models`);
+the endpoint's still-image requests lease further sets from a :class:`ModelPool`
+(:class:`PhotoAnalyser`, which also keeps the faces of the last photos).
 
 Similarity
 ----------
