@@ -112,7 +112,7 @@ def test_photos_analysed_at_once_give_the_answers_of_one_at_a_time(photos):
 def test_the_cache_answers_only_for_the_same_bytes(photos):
     analyser = face_engine.PhotoAnalyser(workers=1, cache_size=2)
     fresh = face_engine.PhotoAnalyser(workers=1, cache_size=0)
-    portrait, other = photos[0], photos[1]
+    portrait = photos[0]
     first = analyser.analyse(portrait)
     assert analyser.analyse(portrait) is first and (analyser.hits, analyser.misses) == (1, 1)
 
