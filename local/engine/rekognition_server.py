@@ -186,7 +186,8 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=None,
                         help="keep collections and jobs here (default: in memory)")
     parser.add_argument("--workers", type=int, default=None,
-                        help="processes per video analysis (default: CPU count)")
+                        help="processes per video analysis, and photos analysed at "
+                             "once (default: CPU count)")
     parser.add_argument("--max-jobs", type=int, default=None,
                         help="face searches run at once (default: 2)")
     args = parser.parse_args(argv)
