@@ -7,8 +7,13 @@ in, then imports every identity of ``../shared/faces/people`` (its first
 photo) as one batch the way the site's import page does it (per row: look the
 ID up, ask for a presigned POST, send the photo to S3, POST /students; at
 most ``--concurrency`` rows at once), deletes them all, and repeats until
-``--registrations`` are done. Prints people per minute, the time of each
-client step, and the load average (the machine may be shared).
+``--registrations`` are done. Every row sends its photo with a comment of its
+own in the JPEG header (same pixels, different bytes), so the face engine
+sees 200 photos it has never seen, as in a real import of 200 people, and its
+photo cache only serves the repeated looks of one registration. Prints
+people per minute, the time of each client step, the load average while it
+ran (the machine may be shared), and the CPU seconds each part of the stack
+used per registration: on a shared machine the steadier figure.
 
 Then, to see where a registration's time goes on the server, registers each
 photo once more in this process with the app's own ``Students`` service
@@ -72,6 +77,88 @@ def load():
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
+def tagged(photo, tag):
+    """The same JPEG with a comment segment saying ``tag`` after its start marker."""
+    assert photo[:2] == b"\xff\xd8"
+    text = tag.encode()
+    return photo[:2] + b"\xff\xfe" + (len(text) + 2).to_bytes(2, "big") + text + photo[2:]
+
+
+class LoadSampler:
+    """The 1-minute load average, sampled every few seconds in the background."""
+
+    def __init__(self, every=5.0):
+        self.samples, self._every = [], every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.wait(self._every):
+            self.samples.append(os.getloadavg()[0])
+
+    def __enter__(self):
+        self.samples.append(os.getloadavg()[0])
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.samples.append(os.getloadavg()[0])
+
+    def summary(self):
+        return (f"1-min load average while importing: min {min(self.samples):.1f}, "
+                f"mean {statistics.mean(self.samples):.1f}, max {max(self.samples):.1f} "
+                f"({len(self.samples)} samples, {os.cpu_count()} CPUs)")
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds of a process (all its threads) so far."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def memory_mb(pid):
+    """(resident, peak resident) MB of a process."""
+    values = {}
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0]) / 1024
+    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+
+
+class PartCpu:
+    """CPU seconds the stack's processes spend inside ``with`` blocks, summed."""
+
+    def __init__(self, stack):
+        self.pids = {part.name: part.proc.pid for part in stack.parts
+                     if part.proc is not None and part.proc.poll() is None}
+        self.used = collections.Counter()
+        self.wall = 0.0
+
+    def __enter__(self):
+        self._start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall += time.perf_counter() - self._started
+        for name, pid in self.pids.items():
+            self.used[name] += cpu_seconds(pid) - self._start[name]
+
+    def report(self, registrations):
+        total = sum(self.used.values())
+        print(f"CPU seconds per registration (the stack's processes while importing; "
+              f"{total:.1f} s in {self.wall:.1f} s of wall time, "
+              f"{total / self.wall:.2f} cores busy on average):")
+        for name, used in self.used.most_common():
+            print(f"  {name:<10} {used / registrations:6.3f} s")
+        print(f"  {'all':<10} {total / registrations:6.3f} s")
+
+
 class Client:
     def __init__(self, api_url):
         self.api = api_url
@@ -105,7 +192,7 @@ class Client:
         answer.raise_for_status()
 
 
-def run_batches(client, people, total, concurrency):
+def run_batches(client, people, total, concurrency, cpu):
     timings = Timings()
     done = failed = batch = 0
     problems = collections.Counter()
@@ -113,10 +200,11 @@ def run_batches(client, people, total, concurrency):
     importing = 0.0
     while done < total:
         batch += 1
-        rows = [(f"B{batch}-{n}", name.replace("_", " ").title(), photo)
+        rows = [(f"B{batch}-{n}", name.replace("_", " ").title(),
+                 tagged(photo, f"bench batch {batch} row {n}"))
                 for n, (name, photo) in enumerate(people)][:total - done]
         batch_started = time.perf_counter()
-        with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+        with cpu, concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
             answers = list(pool.map(lambda row: client.import_row(timings, *row), rows))
         importing += time.perf_counter() - batch_started
         registered = []
@@ -138,6 +226,7 @@ def run_batches(client, people, total, concurrency):
           f"({wall:.1f} s with the deletions): {60 * done / importing:.0f} people per minute "
           f"at {concurrency} at once; {failed} refused {dict(problems) or ''}")
     timings.report("client steps (per row):")
+    return done
 
 
 def server_steps(stack, people):
@@ -172,7 +261,8 @@ def server_steps(stack, people):
     s3 = boto3.client("s3")
     for n, (name, photo) in enumerate(people):
         key = students.new_upload("image/jpeg")["photo_key"]
-        s3.put_object(Bucket=services.settings.photos_bucket, Key=key, Body=photo,
+        s3.put_object(Bucket=services.settings.photos_bucket, Key=key,
+                      Body=tagged(photo, f"bench one at a time {n}"),
                       ContentType="image/jpeg")
         timings.timed("whole registration", students.register, f"T-{n}", name, key)
         students.delete(f"T-{n}")
@@ -195,7 +285,15 @@ def main(argv=None):
         try:
             stack.add_user(ADMIN[0], ADMIN[1], "admin")
             client = Client(stack.api_url)
-            run_batches(client, people, args.registrations, args.concurrency)
+            cpu = PartCpu(stack)
+            with LoadSampler() as sampler:
+                done = run_batches(client, people, args.registrations, args.concurrency, cpu)
+            print(sampler.summary())
+            cpu.report(done)
+            faces_pid = cpu.pids.get("faces")
+            if faces_pid:
+                rss, peak = memory_mb(faces_pid)
+                print(f"face engine memory: {rss:.0f} MB resident, peak {peak:.0f} MB")
             server_steps(stack, people)
         finally:
             stack.stop()

@@ -5,7 +5,9 @@ faces out. The Rekognition-compatible endpoint (``local/rekognition_server.py``)
 and the video pipeline (``local/video.py``) build on it.
 
 Models come from the ``face-recognition-models`` package (weights shipped in
-the wheel, never downloaded) and are loaded once per process (:func:`models`).
+the wheel, never downloaded) and are loaded once per process (:func:`models`);
+the endpoint's still-image requests lease further sets from a :class:`ModelPool`
+(:class:`PhotoAnalyser`, which also keeps the faces of the last photos).
 
 Similarity
 ----------
@@ -28,8 +30,12 @@ between the two (0.548 .. 0.608), so: same person -> similarity >= 87.8
 A face's score against itself is 100. SCALE 0.05 makes the curve as steep
 as the gap is narrow: 10 points of similarity around 80 are 0.02 of distance.
 """
+import collections
+import contextlib
+import hashlib
 import io
 import math
+import queue
 import threading
 from dataclasses import dataclass, field
 
@@ -64,14 +70,16 @@ class Models:
     detector: object
     predictor: object
     recognizer: object
-    # dlib documents its detectors and networks as unsafe to share between
-    # threads (they keep scratch buffers); the endpoint's request threads take
-    # turns. Videos run in worker processes, one model set each.
+    # dlib's detector and ResNet keep scratch buffers and must not be used by
+    # two threads at once: every call takes the set's lock. A still-image
+    # request leases a set of its own from a :class:`ModelPool` (so the lock is
+    # free); videos run in worker processes, one model set each.
     lock: object = field(default_factory=threading.Lock)
 
 
 _models = None
 _models_lock = threading.Lock()
+_leased = threading.local()     # .models: the set this thread holds from a ModelPool
 
 
 _mouth_predictor = None
@@ -81,7 +89,9 @@ def mouth_predictor():
     """dlib's 68-point shape predictor (for the mouth corners), loaded on first use.
 
     Only photos need it (DetectFaces, IndexFaces, CompareFaces report 5
-    landmarks); video workers never load it, so they do not hold its 100 MB."""
+    landmarks); video workers never load it, so they do not hold its 100 MB.
+    One copy serves every thread: a shape predictor's call only reads its
+    trees (dlib's ``operator() const``), and the binding holds the GIL anyway."""
     global _mouth_predictor
     if _mouth_predictor is None:
         with _models_lock:
@@ -93,21 +103,90 @@ def mouth_predictor():
     return _mouth_predictor
 
 
+def _load_models(predictor=None):
+    import dlib
+    import face_recognition_models as weights
+    return Models(
+        detector=dlib.get_frontal_face_detector(),
+        predictor=predictor or dlib.shape_predictor(
+            weights.pose_predictor_five_point_model_location()),
+        recognizer=dlib.face_recognition_model_v1(weights.face_recognition_model_location()))
+
+
 def models():
-    """dlib's detector, 5-point shape predictor and ResNet, loaded once per process."""
+    """The model set this thread works with.
+
+    Inside :meth:`ModelPool.lease`, the leased set; otherwise the process's
+    own set (dlib's detector, 5-point shape predictor and ResNet), loaded once."""
+    leased = getattr(_leased, "models", None)
+    if leased is not None:
+        return leased
     global _models
     if _models is None:
         with _models_lock:
             if _models is None:
-                import dlib
-                import face_recognition_models as weights
-                _models = Models(
-                    detector=dlib.get_frontal_face_detector(),
-                    predictor=dlib.shape_predictor(
-                        weights.pose_predictor_five_point_model_location()),
-                    recognizer=dlib.face_recognition_model_v1(
-                        weights.face_recognition_model_location()))
+                _models = _load_models()
     return _models
+
+
+class ModelPool:
+    """Up to ``size`` model sets for still images, one per request at a time.
+
+    dlib's HOG detector releases the GIL while it scans, so requests holding
+    different sets detect on different cores at once (the ResNet and the shape
+    predictors keep the GIL: describing a face, ~0.15 s, still takes turns).
+    The first set is the process's own (:func:`models`); the others are made
+    on first need and share its 5-point predictor (read-only), each with its own
+    detector and ResNet (about 30 MB more each). A request that finds every
+    set in use waits for one.
+    """
+
+    def __init__(self, size):
+        if size < 1:
+            raise ValueError("a model pool needs at least one set")
+        self.size = size
+        self._free = queue.LifoQueue()      # the most recently used set first (warm caches)
+        self._made = 0
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def lease(self):
+        """Hold one set for this thread; :func:`models` answers it meanwhile."""
+        if getattr(_leased, "models", None) is not None:     # already holding one
+            yield _leased.models
+            return
+        m = self._take()
+        _leased.models = m
+        try:
+            yield m
+        finally:
+            _leased.models = None
+            self._free.put(m)
+
+    def _take(self):
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            index = self._made
+            if index < self.size:
+                self._made += 1
+        if index >= self.size:
+            return self._free.get()
+        try:
+            if index == 0:
+                return models()
+            return _load_models(predictor=models().predictor)
+        except BaseException:
+            with self._lock:
+                self._made -= 1
+            raise
+
+    @property
+    def loaded(self):
+        """How many sets exist so far."""
+        return self._made
 
 
 # -- images ------------------------------------------------------------------
@@ -377,6 +456,7 @@ class Face:
     quality: dict
     descriptor: np.ndarray = field(default=None, repr=False)
     shape: object = field(default=None, repr=False)     # dlib's 5-point shape
+    chip: np.ndarray = field(default=None, repr=False)  # aligned 150x150, the ResNet's input
 
     @property
     def confidence(self):
@@ -391,8 +471,8 @@ def find_faces(rgb, describe=True, upsample=1, max_pixels=MAX_DETECT_PIXELS):
     """Every face in a photo, largest first, each aligned and (optionally) described.
 
     Detection runs on a gray copy scaled down to at most ``max_pixels``,
-    upsampled once (faces down to about 40 px at that scale); landmarks and
-    descriptors use the full-resolution pixels."""
+    upsampled once (faces down to about 40 px at that scale); landmarks, chips
+    and descriptors use the full-resolution pixels."""
     import cv2
     h, w = rgb.shape[:2]
     gray = to_gray(rgb)
@@ -406,10 +486,94 @@ def find_faces(rgb, describe=True, upsample=1, max_pixels=MAX_DETECT_PIXELS):
         shape = shape_of(rgb, box)
         marks = landmarks(shape, mouth_shape(rgb, box))
         face = Face(box=box, score=det.score, view=det.view, landmarks=marks,
-                    pose=pose(marks), quality=quality(gray, box))
-        face.shape = shape
+                    pose=pose(marks), quality=quality(gray, box), shape=shape,
+                    chip=face_chip(rgb, shape))
         if describe:
-            face.descriptor = describe_chip(face_chip(rgb, shape))
+            face.descriptor = describe_chip(face.chip)
         faces.append(face)
     faces.sort(key=lambda f: -(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
     return faces
+
+
+# -- still photos: a pool of model sets and the last photos' faces ---------------
+
+#: Distinct photos whose faces are kept. A registration looks at its photo
+#: four times (face check, duplicate search, indexing, the search after its
+#: record is written, on a byte-identical copy); a few registrations run at once.
+PHOTO_CACHE_SIZE = 16
+
+
+@dataclass(frozen=True)
+class Photo:
+    """The faces found in one image (largest first) and its upright size.
+
+    Kept in :class:`PhotoAnalyser`'s cache and handed to several requests:
+    read it, never change it (descriptors are filled in by
+    :meth:`PhotoAnalyser.describe` only)."""
+    digest: str
+    width: int
+    height: int
+    faces: tuple
+
+
+class PhotoAnalyser:
+    """Faces in still photos, for the endpoint's image operations.
+
+    :meth:`analyse` decodes the bytes and finds the faces (:func:`find_faces`)
+    with a model set leased from a :class:`ModelPool` of ``workers`` sets, so
+    that many requests detect at once. The answer is kept, least recently
+    used out after ``cache_size`` photos, under the SHA-256 digest and length
+    of the exact bytes: the same bytes give the same pixels (decoding is
+    deterministic, EXIF included), so a repeated photo is answered without
+    looking at it again, and any other bytes, even one changed pixel, are a
+    different key. Descriptors (the costly part, ~0.15 s a face) are computed
+    only for the faces an operation needs (:meth:`describe`) and kept on them.
+    """
+
+    def __init__(self, workers=1, cache_size=PHOTO_CACHE_SIZE):
+        if cache_size < 0:
+            raise ValueError("cache_size must be 0 or more")
+        self.pool = ModelPool(workers)
+        self.cache_size = cache_size
+        self._cache = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def analyse(self, data):
+        """The :class:`Photo` of JPEG/PNG bytes (ImageFormatError, ImageTooLargeError)."""
+        key = (hashlib.sha256(data).hexdigest(), len(data))
+        with self._lock:
+            photo = self._cache.get(key)
+            if photo is not None:
+                self._cache.move_to_end(key)
+                self.hits += 1
+                return photo
+            self.misses += 1
+        rgb = decode_image(data)
+        with self.pool.lease():
+            faces = find_faces(rgb, describe=False)
+        photo = Photo(digest=key[0], width=rgb.shape[1], height=rgb.shape[0],
+                      faces=tuple(faces))
+        if self.cache_size:
+            with self._lock:
+                self._cache[key] = photo
+                self._cache.move_to_end(key)
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return photo
+
+    def describe(self, faces):
+        """The descriptors of ``faces`` (of photos from :meth:`analyse`), each computed once."""
+        missing = [f for f in faces if f.descriptor is None]
+        if missing:
+            with self.pool.lease():
+                for face in missing:
+                    # Two requests may both compute it: the same value, set whole.
+                    face.descriptor = describe_chip(face.chip)
+        return [f.descriptor for f in faces]
+
+    def cached(self):
+        """How many photos are kept now."""
+        with self._lock:
+            return len(self._cache)

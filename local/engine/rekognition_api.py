@@ -112,7 +112,8 @@ class RekognitionApi:
     """The operations. ``s3`` and ``sns`` are boto3 clients (moto on one machine)."""
 
     def __init__(self, s3, sns, data_dir=None, video_settings=None, region="us-east-1",
-                 max_video_bytes=MAX_VIDEO_BYTES, max_jobs=None):
+                 max_video_bytes=MAX_VIDEO_BYTES, max_jobs=None, image_workers=None,
+                 photo_cache_size=None):
         self.s3 = s3
         self.sns = sns
         self.region = region
@@ -120,6 +121,16 @@ class RekognitionApi:
         self.jobs = JobStore(data_dir)
         self.video_settings = video_settings or video.VideoSettings.from_env()
         self.max_video_bytes = max_video_bytes
+        # Image requests analyse photos on their own model sets, as many at once
+        # as there are video workers (ROLLCALL_FACE_WORKERS, else the CPU count);
+        # a photo's faces are kept for the next requests on the same bytes
+        # (ROLLCALL_FACE_PHOTO_CACHE photos, default 16; 0 keeps none).
+        if image_workers is None:
+            image_workers = max(1, self.video_settings.workers)
+        if photo_cache_size is None:
+            photo_cache_size = int(os.environ.get("ROLLCALL_FACE_PHOTO_CACHE")
+                                   or face_engine.PHOTO_CACHE_SIZE)
+        self.photos = face_engine.PhotoAnalyser(image_workers, photo_cache_size)
         self._scratch = os.path.join(data_dir, "tmp") if data_dir else None
         # Several jobs at once (ROLLCALL_FACE_MAX_JOBS, default 2): their
         # segments share the worker processes in turns (video.analyse); the
@@ -176,7 +187,7 @@ class RekognitionApi:
     # -- faces in images -------------------------------------------------------------
 
     def _image(self, image):
-        """Decoded RGB pixels of an Image (Bytes or S3Object)."""
+        """The faces of an Image (Bytes or S3Object): a :class:`face_engine.Photo`."""
         if "Bytes" in image and "S3Object" in image:
             raise invalid("Image must have Bytes or S3Object, not both")
         if "Bytes" in image:
@@ -186,7 +197,7 @@ class RekognitionApi:
         else:
             raise invalid("Image must have Bytes or S3Object")
         try:
-            return face_engine.decode_image(data)
+            return self.photos.analyse(data)
         except face_engine.ImageTooLargeError:
             raise RekognitionError("ImageTooLargeException",
                                    "The image has too many pixels to analyse") from None
@@ -211,22 +222,20 @@ class RekognitionApi:
             raise _unreadable_s3_object(exc, obj) from None
 
     def op_DetectFaces(self, req):
-        rgb = self._image(req["Image"])
-        h, w = rgb.shape[:2]
-        faces = face_engine.find_faces(rgb, describe=False)
-        return {"FaceDetails": [_face_detail(f, w, h) for f in faces]}
+        photo = self._image(req["Image"])
+        return {"FaceDetails": [_face_detail(f, photo.width, photo.height)
+                                for f in photo.faces]}
 
     def op_IndexFaces(self, req):
         collection_id = req["CollectionId"]
         self.collections.describe(collection_id)          # ResourceNotFound before work
-        rgb = self._image(req["Image"])
-        h, w = rgb.shape[:2]
-        faces = face_engine.find_faces(rgb, describe=True)    # largest first
+        photo = self._image(req["Image"])
+        w, h = photo.width, photo.height
         bar = _QUALITY_BARS.get(req.get("QualityFilter", "AUTO"))
         max_faces = req.get("MaxFaces")
         image_id = str(uuid.uuid4())
-        records, unindexed, new_faces = [], [], []
-        for face in faces:
+        records, unindexed, new_faces, indexed = [], [], [], []
+        for face in photo.faces:                              # largest first
             detail = _face_detail(face, w, h)
             reasons = _quality_reasons(face, bar) if bar else []
             if not reasons and max_faces is not None and len(records) >= max_faces:
@@ -240,8 +249,10 @@ class RekognitionApi:
             if req.get("ExternalImageId"):
                 stored["ExternalImageId"] = req["ExternalImageId"]
             records.append({"Face": dict(stored), "FaceDetail": detail})
-            stored["Descriptor"] = [round(float(v), 6) for v in face.descriptor]
             new_faces.append(stored)
+            indexed.append(face)
+        for stored, descriptor in zip(new_faces, self.photos.describe(indexed)):
+            stored["Descriptor"] = [round(float(v), 6) for v in descriptor]
         if new_faces:
             self.collections.add_faces(collection_id, new_faces)
         return {"FaceRecords": records, "FaceModelVersion": FACE_MODEL_VERSION,
@@ -269,16 +280,16 @@ class RekognitionApi:
     def op_SearchFacesByImage(self, req):
         collection_id = req["CollectionId"]
         faces, matrix = self.collections.snapshot(collection_id)
-        rgb = self._image(req["Image"])
-        h, w = rgb.shape[:2]
-        found = face_engine.find_faces(rgb, describe=False)
+        photo = self._image(req["Image"])
+        w, h = photo.width, photo.height
+        found = list(photo.faces)
         bar = _QUALITY_BARS.get(req.get("QualityFilter", "NONE"))
         if bar:
             found = [f for f in found if not _quality_reasons(f, bar)]
         if not found:
             raise invalid("There are no faces in the image. Should be at least 1.")
         face = found[0]                                # the largest
-        descriptor = face_engine.describe_chip(face_engine.face_chip(rgb, face.shape))
+        [descriptor] = self.photos.describe([face])
         matches = self._matches([descriptor], faces, matrix,
                                 req.get("FaceMatchThreshold", 80.0), req.get("MaxFaces", 80))
         return {"SearchedFaceBoundingBox": _ratio_box(face.box, w, h),
@@ -306,10 +317,10 @@ class RekognitionApi:
         under SimilarityThreshold (default 80) are UnmatchedFaces."""
         source, target = self._image(req["SourceImage"]), self._image(req["TargetImage"])
         bar = _QUALITY_BARS.get(req.get("QualityFilter", "NONE"))
-        sh, sw = source.shape[:2]
-        th, tw = target.shape[:2]
-        source_faces = face_engine.find_faces(source, describe=False)
-        target_faces = face_engine.find_faces(target, describe=False)[:100]
+        sh, sw = source.height, source.width
+        th, tw = target.height, target.width
+        source_faces = list(source.faces)
+        target_faces = list(target.faces[:100])
         if bar:
             source_faces = [f for f in source_faces if not _quality_reasons(f, bar)]
             target_faces = [f for f in target_faces if not _quality_reasons(f, bar)]
@@ -317,10 +328,9 @@ class RekognitionApi:
             raise invalid("Request has invalid parameters: no face was detected in the "
                           + ("source" if not source_faces else "target") + " image")
         face = source_faces[0]
-        descriptor = face_engine.describe_chip(face_engine.face_chip(source, face.shape))
-        chips = [face_engine.face_chip(target, f.shape) for f in target_faces]
+        [descriptor] = self.photos.describe([face])
         sims = np.atleast_1d(face_engine.similarity(
-            face_engine.distances(descriptor, np.stack(face_engine.describe_chips(chips)))))
+            face_engine.distances(descriptor, np.stack(self.photos.describe(target_faces)))))
         threshold = req.get("SimilarityThreshold", 80.0)
         matched, unmatched = [], []
         for f, sim in sorted(zip(target_faces, sims), key=lambda p: -p[1]):

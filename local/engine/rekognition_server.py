@@ -121,11 +121,16 @@ class RekognitionServer:
     analysis (see :class:`local.engine.video.VideoSettings`). ``max_jobs``
     face searches run at once (default: ROLLCALL_FACE_MAX_JOBS, else 2); the
     others wait in order and report their place in ``StatusMessage``.
+    ``image_workers`` image requests are analysed at once, each on a model
+    set of its own (default: as many as video workers, at least 1), and the
+    faces of the last ``photo_cache_size`` distinct photos are kept
+    (default: ROLLCALL_FACE_PHOTO_CACHE, else 16).
     """
 
     def __init__(self, host="127.0.0.1", port=0, data_dir=None, s3_client=None,
                  sns_client=None, workers=None, region=None, video_settings=None,
-                 max_video_bytes=MAX_VIDEO_BYTES, max_jobs=None):
+                 max_video_bytes=MAX_VIDEO_BYTES, max_jobs=None, image_workers=None,
+                 photo_cache_size=None):
         import boto3
         self.region = region or os.environ.get("AWS_REGION") or os.environ.get(
             "AWS_DEFAULT_REGION") or "us-east-1"
@@ -138,7 +143,9 @@ class RekognitionServer:
             video_settings = VideoSettings.from_env(workers=workers)
         self.api = RekognitionApi(s3_client, sns_client, data_dir=data_dir,
                                   video_settings=video_settings, region=self.region,
-                                  max_video_bytes=max_video_bytes, max_jobs=max_jobs)
+                                  max_video_bytes=max_video_bytes, max_jobs=max_jobs,
+                                  image_workers=image_workers,
+                                  photo_cache_size=photo_cache_size)
         self._httpd = None
         self._thread = None
 
@@ -179,7 +186,8 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=None,
                         help="keep collections and jobs here (default: in memory)")
     parser.add_argument("--workers", type=int, default=None,
-                        help="processes per video analysis (default: CPU count)")
+                        help="processes per video analysis, and photos analysed at "
+                             "once (default: CPU count)")
     parser.add_argument("--max-jobs", type=int, default=None,
                         help="face searches run at once (default: 2)")
     args = parser.parse_args(argv)
