@@ -77,6 +77,8 @@ def test_a_teacher_runs_one_class(page, stack, faces_dir, tmp_path):
     nav(page, "Classes")
     expect(page.locator("tbody tr")).to_have_count(1)
     expect(page.locator("tbody tr")).to_contain_text(CLASS)
+    # A part a teacher does not get (the new-class form) is left out, not written "null".
+    expect(page.locator(".view")).not_to_contain_text("null")
     page.shots.take(page, "teacher-classes")
 
     # Nobody in the class yet: the teacher sees nobody on People either.
@@ -89,6 +91,7 @@ def test_a_teacher_runs_one_class(page, stack, faces_dir, tmp_path):
     expect(results.locator("td:nth-child(3)")).to_have_text(
         ["Added", "Added", "Unknown ID", "Already enrolled"])
     expect(page.locator(".table--roster tbody tr")).to_have_count(2)
+    expect(page.locator(".view")).not_to_contain_text("null")  # no archived notice
     page.shots.take(page, "roster-imported")
 
     # -- a recording of the class: Obama (enrolled) and Kit (not enrolled) ---------------

@@ -1,7 +1,7 @@
 // One class: its roster (add one person, paste or upload a list of IDs with a
 // result per line, remove), its late threshold, and for admins its name,
 // teachers, archiving and deletion.
-import { h, clear } from "../dom.js";
+import { h, clear, fill } from "../dom.js";
 import * as api from "../api.js";
 import * as auth from "../auth.js";
 import { pageHeader, pageError, loading, notice, field, formErrorSlot, toast, emptyState } from "../ui.js";
@@ -31,7 +31,7 @@ export async function render(main, { classId }, { setTitle }) {
       : emptyState("Nobody enrolled yet", "Add people by their ID, or paste a list below."));
   }
 
-  clear(main).append(
+  fill(main,
     pageHeader(klass.name, {
       subtitle: [klass.term, klass.teachers.length ? `Taught by ${klass.teachers.join(", ")}` : "No teacher yet"]
         .filter(Boolean).join(" · "),

@@ -1,6 +1,6 @@
 // Classes: a teacher's own, or every class for an admin (who creates them and
 // names their teachers). The list pages through the API's cursors.
-import { h, clear } from "../dom.js";
+import { h, clear, fill } from "../dom.js";
 import * as api from "../api.js";
 import * as auth from "../auth.js";
 import { pageHeader, emptyState, loading, field, formErrorSlot, toast } from "../ui.js";
@@ -22,7 +22,7 @@ export async function render(main) {
   }
   showArchived.addEventListener("change", refresh);
 
-  clear(main).append(
+  fill(main,
     pageHeader("Classes", { subtitle: admin ? "Every class, its teachers and its people."
       : "The classes you teach." }),
     h("label", { class: "checkbox-line" }, showArchived, " Show archived classes"),
