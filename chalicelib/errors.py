@@ -89,5 +89,10 @@ class DuplicateStudentId(Conflict):
     code = "duplicate_student_id"
 
 
+class PasswordChangeRequired(NotAllowed):
+    """The user signed in with a one-time password and has not chosen their own yet."""
+    code = "password_change_required"
+
+
 class WrongState(Conflict):
     """The session (or other record) is not in a state that allows this step."""

@@ -1,7 +1,8 @@
 """The HTTP middleware: identity, one error shape, CORS, and access logs.
 
 Chalice runs :func:`handle_request` around every route. It checks the token
-(except on :data:`chalicelib.auth.PUBLIC_ROUTES`), turns domain errors
+(except on :data:`chalicelib.auth.PUBLIC_ROUTES`) and that a one-time password
+was replaced (:func:`require_own_password`), turns domain errors
 (:mod:`chalicelib.errors`, through :data:`HTTP_STATUS`, the one mapping from a
 kind of refusal to a status code) and Chalice's own error bodies into
 ``{"error": {"code", "message"}}``, adds CORS
@@ -17,6 +18,9 @@ from chalicelib import errors
 from chalicelib.logs import request_id_var
 
 USER_CONTEXT_KEY = "rollcall_user"
+#: All a user whose password is a one-time one may call: who they are, and
+#: changing it (signing out needs no call: the site forgets the token).
+ONE_TIME_PASSWORD_ROUTES = frozenset({"/auth/me", "/auth/password"})
 
 # Chalice's own error codes (405, 415, 500, ...) mapped to ours.
 _CHALICE_CODES = {
@@ -80,6 +84,14 @@ def cors_headers(origin):
     }
 
 
+def require_own_password(user, path):
+    """403 ``password_change_required`` on every route but :data:`ONE_TIME_PASSWORD_ROUTES`
+    while ``user`` still has a generated one-time password (a new account, a reset)."""
+    if user.get("must_change_password") and path not in ONE_TIME_PASSWORD_ROUTES:
+        raise errors.PasswordChangeRequired(
+            "Choose a password of your own first: you signed in with a one-time password.")
+
+
 def handle_request(request, get_response, *, authenticator, site_origin, logger):
     """Run one request through identity, the view, error shaping and logging."""
     request_id = request.context.get("requestId") or str(uuid.uuid4())
@@ -90,6 +102,7 @@ def handle_request(request, get_response, *, authenticator, site_origin, logger)
         if request.method != "OPTIONS" and request.path not in PUBLIC_ROUTES:
             user = authenticator().identify(request.headers.get("authorization"))
             request.context[USER_CONTEXT_KEY] = user
+            require_own_password(user, request.path)
         response = get_response(request)
     except errors.RollcallError as error:
         response = error_response(error)

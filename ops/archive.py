@@ -411,15 +411,12 @@ class Importer:
                 # An import that stopped between the faces and the record.
                 faces.delete(left_faces.pop(student_id))
             record = {k: v for k, v in item.items() if k not in FACE_FIELDS}
-            record.update(photo_keys=[], face_ids=[], face_boxes=[])
-            for key in keys:
-                face_ids, box = self._photo(reader, faces, student_id, key)
-                if face_ids is None:
-                    continue
-                record["photo_keys"].append(key)
-                record["face_ids"].extend(face_ids)
-                if box:
-                    record["face_boxes"].append(dict(box, photo_key=key))
+            record.update(index_photos(
+                faces, self.target.settings.photos_bucket, student_id, keys,
+                present=lambda key: self._put_photo(reader, student_id, key),
+                refused=lambda key, problem: self._photo_refused(student_id, key, problem)))
+            for _ in record["photo_keys"]:
+                self.report.count("photos", True)
             if not record["face_ids"]:
                 # A record without a face could never be given one (a new photo must
                 # match the registered face): register the person again instead.
@@ -436,41 +433,28 @@ class Importer:
             self.report.count("people", True)
         return known
 
-    def _photo(self, reader, faces, student_id, key):
-        """Put one photo back and index its face: ``(face ids, box)`` or ``(None, None)``."""
-        bucket = self.target.settings.photos_bucket
+    def _put_photo(self, reader, student_id, key):
+        """Put one photo back from the archive: False (and a problem) if it is not there."""
         data = reader.file(PHOTOS_DIR + key)
         if data is None:
             self.report.problem(f"person {student_id}",
                                 f"photo {key} {reader.problem_with(PHOTOS_DIR + key)}")
-            return None, None
-        self.target.s3.put_object(Bucket=bucket, Key=key, Body=data,
-                                  ContentType=mimetypes.guess_type(key)[0]
+            return False
+        self.target.s3.put_object(Bucket=self.target.settings.photos_bucket, Key=key,
+                                  Body=data, ContentType=mimetypes.guess_type(key)[0]
                                   or "application/octet-stream")
-        try:
-            face_ids, box = faces.index(bucket, key, student_id)
-        except FaceProblem as problem:
-            self.target.s3.delete_object(Bucket=bucket, Key=key)
-            self.report.problem(f"person {student_id}",
-                                f"photo {key} was not indexed: {problem}")
-            return None, None
-        self.report.count("photos", True)
-        return face_ids, box
+        return True
+
+    def _photo_refused(self, student_id, key, problem):
+        """A photo put back whose face was not indexed goes again: no photo without a face."""
+        self.target.s3.delete_object(Bucket=self.target.settings.photos_bucket, Key=key)
+        self.report.problem(f"person {student_id}", f"photo {key} was not indexed: {problem}")
 
     def _faces_by_student(self):
         found = {}
-        rekognition = self.target.rekognition
-        token = None
-        while True:
-            request = {"CollectionId": self.target.settings.face_collection, "MaxResults": 1000}
-            if token:
-                request["NextToken"] = token
-            answer = rekognition.list_faces(**request)
-            for face in answer.get("Faces", []):
-                found.setdefault(face.get("ExternalImageId"), []).append(face["FaceId"])
-            token = answer.get("NextToken")
-            if not token:
-                return found
+        for face in stored_faces(self.target.rekognition, self.target.settings.face_collection):
+            found.setdefault(face.get("ExternalImageId"), []).append(face["FaceId"])
+        return found
 
     # classes, rosters, sessions, attendance: items as they were
     def _plain(self, reader, kind, check):
@@ -534,7 +518,7 @@ class Importer:
             if not key.startswith(CROP_PREFIX) or ".." in key:
                 self.report.problem(name, "not a face crop key")
                 continue
-            if _read_head(self.target.s3, bucket, key):
+            if object_exists(self.target.s3, bucket, key):
                 self.report.count("crops", False)
                 continue
             data = reader.file(name)
@@ -557,7 +541,8 @@ class Importer:
         return True
 
 
-def _read_head(s3, bucket, key):
+def object_exists(s3, bucket, key):
+    """True if ``key`` is in ``bucket`` (a HEAD request); other errors are raised."""
     try:
         s3.head_object(Bucket=bucket, Key=key)
         return True
@@ -565,6 +550,45 @@ def _read_head(s3, bucket, key):
         if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
             return False
         raise
+
+
+def stored_faces(rekognition, collection_id):
+    """Every face of a collection (``FaceId``, ``ExternalImageId``...), page by page."""
+    request = {"CollectionId": collection_id, "MaxResults": 1000}
+    while True:
+        answer = rekognition.list_faces(**request)
+        yield from answer.get("Faces", [])
+        if not answer.get("NextToken"):
+            return
+        request["NextToken"] = answer["NextToken"]
+
+
+def index_photos(faces, bucket, student_id, keys, present=None, refused=None):
+    """Index the face of each photo ``keys`` (in ``bucket``) for ``student_id``, in order.
+
+    ``present(key)`` says whether the photo is there to index (it may put it
+    there first); ``refused(key, problem)`` hears of a photo whose face was not
+    indexed (a :class:`FaceProblem`). Answers the face fields of a student
+    record for the photos indexed: ``{"photo_keys", "face_ids", "face_boxes"}``.
+    A person's record is made again from their photos this way on import
+    (:class:`Importer`) and on a one-machine restore
+    (:func:`local.stack.backup.reconcile`).
+    """
+    fields = {"photo_keys": [], "face_ids": [], "face_boxes": []}
+    for key in keys:
+        if present is not None and not present(key):
+            continue
+        try:
+            face_ids, box = faces.index(bucket, key, student_id)
+        except FaceProblem as problem:
+            if refused is not None:
+                refused(key, problem)
+            continue
+        fields["photo_keys"].append(key)
+        fields["face_ids"].extend(face_ids)
+        if box:
+            fields["face_boxes"].append(dict(box, photo_key=key))
+    return fields
 
 
 def import_archive(target, path, out=None):

@@ -11,12 +11,15 @@ dlib face engine, ``stack`` tests start the one-machine stack's processes,
 ``browser`` tests drive Chromium, ``slow`` tests are left out of
 ``pytest -m "not slow"``.
 """
+import contextlib
 import dataclasses
 import json
 import os
+import threading
 
 import boto3
 import pytest
+from chalice import test as chalice_test
 from chalice.test import Client
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
@@ -54,13 +57,65 @@ def _import_app():
 app_module = _import_app()
 
 
+class _RequestEnvironment:
+    """The stage's environment variables around each ``chalice.test.Client`` request,
+    set in the real ``os.environ`` for as long as any request is in flight.
+
+    Chalice swaps ``os.environ`` for a patched copy during a request and puts
+    back what it found after. Requests sent from several threads at once (the
+    race tests) interleave those swaps, and ``os.environ`` stays a plain dict
+    for the rest of the worker's life: what a later test sets there no longer
+    reaches code holding the real environment (``Ports.from_env``'s default,
+    subprocesses), and ``python -m local.stack`` given a bad port in the
+    environment started a stack and ran forever instead of refusing it.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._saved = {}
+
+    @contextlib.contextmanager
+    def patched(self, environment_variables):
+        """Stands in for ``BaseClient._patched_env_vars`` (a bound method: no client)."""
+        with self._lock:
+            for name, value in environment_variables.items():
+                self._saved.setdefault(name, os.environ.get(name))
+                os.environ[name] = value
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                if not self._in_flight:
+                    for name, value in self._saved.items():
+                        if value is None:
+                            os.environ.pop(name, None)
+                        else:
+                            os.environ[name] = value
+                    self._saved = {}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def thread_safe_request_environment():
+    original = chalice_test.BaseClient._patched_env_vars
+    chalice_test.BaseClient._patched_env_vars = _RequestEnvironment().patched
+    yield
+    chalice_test.BaseClient._patched_env_vars = original
+
+
 @pytest.fixture(autouse=True)
 def restored_environment():
     """Every test starts from the worker's own environment: in-process CLIs
     (the stack's command, ops' stage loading) write os.environ, and what one
-    test leaves there must not steer the next one on the same worker."""
-    saved = dict(os.environ)
+    test leaves there must not steer the next one on the same worker. The
+    environment object itself is put back too, should anything have swapped it."""
+    real = os.environ
+    saved = dict(real)
     yield
+    if os.environ is not real:
+        os.environ = real
     if os.environ != saved:
         os.environ.clear()
         os.environ.update(saved)

@@ -412,3 +412,18 @@ def test_progress_counts_and_time_left_at_the_pace_so_far(js, numbers, expected)
                                            (600, "about 10 min left")])
 def test_time_left_reads_as_a_person_says_it(js, seconds, text):
     assert js("importrun.js", "formatTimeLeft", seconds) == text
+
+
+@pytest.mark.parametrize("student_id", [".", "..", "...", "." * 64])
+def test_an_id_of_only_dots_is_a_bad_id_as_the_api_says(js, student_id):
+    [row] = roster(js, f"student_id,full_name\n{student_id},Ada\n")["rows"]
+    assert row["problem"]["kind"] == "bad_id"
+    assert "not only dots" in row["problem"]["reason"]
+
+
+def test_the_site_checks_student_ids_by_the_api_rule(js):
+    from chalicelib.students import is_student_id
+    samples = [".", "..", "...", ".a", "a.", "a..b", "S-1", "s_1:2", "x" * 64, "x" * 65, "",
+               "S 1", "élève", "a/b", "-", ":", "_", "1.5"]
+    in_the_site = [js("studentid.js", "isStudentId", value) for value in samples]
+    assert in_the_site == [is_student_id(value) for value in samples]

@@ -2,11 +2,12 @@
 
 With ``data_dir=None`` everything lives in memory (tests). With a data dir,
 each collection is one JSON file ``collections/<id>.json`` and each job one
-``jobs/<JobId>.json``, written whole to a temporary file and renamed over
-the old one, so a crash never leaves half a file; a restarted endpoint finds
-its collections and finished jobs again. A job that was still running when
-the endpoint stopped is reported FAILED after the restart (its worker is
-gone), never IN_PROGRESS forever.
+``jobs/<JobId>.json``, written whole to a temporary file, fsynced and renamed
+over the old one (then the directory fsynced): a crash never leaves half a
+file, and an acknowledged write (an IndexFaces answered) survives a power
+cut. A restarted endpoint finds its collections and finished jobs again. A
+job that was still running when the endpoint stopped is reported FAILED
+after the restart (its worker is gone), never IN_PROGRESS forever.
 """
 import json
 import os
@@ -20,12 +21,45 @@ import numpy as np
 from local.engine.service_model import RekognitionError
 
 ACCOUNT = "123456789012"
+_TMP_SUFFIX = ".tmp"
 
 
 def _atomic_write(path, payload):
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(payload, separators=(",", ":")))
-    os.replace(tmp, path)
+    """Write ``path`` whole, durably: once this returns it survives a power cut.
+
+    The new content is written and fsynced under a temporary name, renamed
+    over the old file, then the directory is fsynced so that the rename is on
+    disk too. A crash before the rename leaves the old file as it was (and a
+    temporary file that :func:`_load_dir` removes)."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}{_TMP_SUFFIX}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as out:
+            out.write(json.dumps(payload, separators=(",", ":")))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory):
+    """Put a directory's entries (a rename, a deletion) on disk."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _load_dir(directory):
+    """The JSON records of ``directory`` (made if missing), in name order;
+    temporary files a crash left behind are removed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for leftover in directory.glob(f".*{_TMP_SUFFIX}"):
+        leftover.unlink(missing_ok=True)
+    return [json.loads(path.read_text()) for path in sorted(directory.glob("*.json"))]
 
 
 def not_found(collection_id):
@@ -42,9 +76,7 @@ class CollectionStore:
         self._dir = pathlib.Path(data_dir) / "collections" if data_dir else None
         self._collections = {}
         if self._dir:
-            self._dir.mkdir(parents=True, exist_ok=True)
-            for path in sorted(self._dir.glob("*.json")):
-                record = json.loads(path.read_text())
+            for record in _load_dir(self._dir):
                 self._collections[record["CollectionId"]] = record
 
     def _save(self, record):
@@ -85,6 +117,7 @@ class CollectionStore:
             del self._collections[collection_id]
             if self._dir:
                 (self._dir / f"{collection_id}.json").unlink(missing_ok=True)
+                _fsync_dir(self._dir)
 
     def add_faces(self, collection_id, faces):
         """Store faces (dicts with FaceId..., and ``Descriptor``: 128 floats)."""
@@ -127,14 +160,12 @@ class JobStore:
         self._jobs = {}
         self._tokens = {}
         if self._dir:
-            self._dir.mkdir(parents=True, exist_ok=True)
-            for path in sorted(self._dir.glob("*.json")):
-                job = json.loads(path.read_text())
+            for job in _load_dir(self._dir):
                 if job["JobStatus"] == "IN_PROGRESS":
                     job["JobStatus"] = "FAILED"
                     job["StatusMessage"] = ("The face engine stopped before this job "
                                             "finished; start the search again")
-                    _atomic_write(path, job)
+                    _atomic_write(self._dir / f"{job['JobId']}.json", job)
                 self._remember(job)
 
     def _remember(self, job):

@@ -313,9 +313,10 @@ def reconcile(stage, env, out=None):
     """Make faces and records agree (see the module docstring); answers what it did."""
     from chalicelib.clients import ClientFactory
     from chalicelib.dynamo import to_dynamo
+    from chalicelib.faces import FaceCollection
     from ops.scanning import scan_all
-    from chalicelib.faces import FaceCollection, FaceProblem
     from chalicelib.settings import load_settings
+    from ops.archive import index_photos, object_exists, stored_faces
     from ops.stage_config import stage_environment
     report = {"faces_deleted": 0, "photos_indexed": 0, "photos_missing": 0}
     with _environ(dict(stage_environment(stage), **env)):
@@ -327,40 +328,33 @@ def reconcile(stage, env, out=None):
                                match_threshold=settings.match_threshold)
         table = clients.table(settings.students_table)
         records = {item["student_id"]: item for item in scan_all(table)}
-        stored = {}
-        for page in rekognition.get_paginator("list_faces").paginate(
-                CollectionId=settings.face_collection):
-            for face in page["Faces"]:
-                stored[face["FaceId"]] = face.get("ExternalImageId")
+        stored = {face["FaceId"]: face.get("ExternalImageId")
+                  for face in stored_faces(rekognition, settings.face_collection)}
         named = {face_id: student_id for student_id, item in records.items()
                  for face_id in item.get("face_ids") or []}
         strays = [f for f, owner in stored.items() if named.get(f) != owner]
         if strays:
             faces.delete(strays)
             report["faces_deleted"] = len(strays)
+
+        def present(key):
+            if object_exists(s3, settings.photos_bucket, key):
+                return True
+            report["photos_missing"] += 1
+            return False
+
         for student_id, item in records.items():
             keys = list(item.get("photo_keys") or [])
             have = [f for f in item.get("face_ids") or [] if stored.get(f) == student_id]
             if len(have) == len(item.get("face_ids") or []) and all(
-                    _exists(s3, settings.photos_bucket, k) for k in keys):
+                    object_exists(s3, settings.photos_bucket, k) for k in keys):
                 continue
             # Settle this person from their photos: those there, each indexed anew.
             faces.delete(have)
-            kept, face_ids, face_boxes = [], [], []
-            for key in keys:
-                if not _exists(s3, settings.photos_bucket, key):
-                    report["photos_missing"] += 1
-                    continue
-                try:
-                    new_ids, box = faces.index(settings.photos_bucket, key, student_id)
-                except FaceProblem:
-                    continue
-                kept.append(key)
-                face_ids += new_ids
-                if box:
-                    face_boxes.append(dict(box, photo_key=key))
-                report["photos_indexed"] += 1
-            if not kept:
+            fields = index_photos(faces, settings.photos_bucket, student_id, keys,
+                                  present=present)
+            report["photos_indexed"] += len(fields["photo_keys"])
+            if not fields["photo_keys"]:
                 # Nothing left to recognise them by: the deletion in flight wins.
                 table.delete_item(Key={"student_id": student_id})
                 report.setdefault("records_deleted", []).append(student_id)
@@ -369,22 +363,12 @@ def reconcile(stage, env, out=None):
                               UpdateExpression="SET photo_keys = :k, face_ids = :f, "
                                                "face_boxes = :b",
                               ExpressionAttributeValues=to_dynamo({
-                                  ":k": kept, ":f": face_ids, ":b": face_boxes}))
+                                  ":k": fields["photo_keys"], ":f": fields["face_ids"],
+                                  ":b": fields["face_boxes"]}))
     if out is not None:
         print("faces and records agree: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v
                                                        in report.items()), file=out)
     return report
-
-
-def _exists(s3, bucket, key):
-    from botocore.exceptions import ClientError
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-        return True
-    except ClientError as error:
-        if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
-            return False
-        raise
 
 
 def main(argv=None):

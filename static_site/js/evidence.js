@@ -10,6 +10,7 @@ import { formatMs } from "./format.js";
 import { avatar, isHttpUrl, field, clearErrors, showApiError, showFieldError, formErrorSlot,
   setBusy, toast, confirmDialog } from "./ui.js";
 import { photoPicker, uploadPhoto } from "./photo.js";
+import { STUDENT_ID_RULE, isStudentId } from "./studentid.js";
 
 export const MATCH_HELP = "How closely the face in the video matches this person's registered photo "
   + "(100 % would be the same picture). Rollcall counts a sighting from 80 %; the same person usually scores above 90 %.";
@@ -184,9 +185,7 @@ export function registerDialog(session, stranger, onDone, person = `Person ${str
     event.preventDefault();
     clearErrors(form);
     if (!name.value.trim()) return showFieldError(form, "full_name", "Enter their full name.");
-    if (!/^[A-Za-z0-9_.\-:]{1,64}$/.test(studentId.value.trim())) {
-      return showFieldError(form, "student_id", "Enter an ID of letters, digits and _ . - : (up to 64).");
-    }
+    if (!isStudentId(studentId.value.trim())) return showFieldError(form, "student_id", STUDENT_ID_RULE);
     const needsPhoto = !photoField.hidden;
     if (needsPhoto && !picker.file()) return showFieldError(form, "photo", "Choose a photo of their face.");
     setBusy(submit, true, needsPhoto ? "Uploading…" : "Registering…");

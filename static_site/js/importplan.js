@@ -4,8 +4,8 @@
 // duplicate IDs, bad IDs). Pure functions over plain data, so node tests
 // run them as the page does.
 import { parseCsv } from "./csv.js";
+import { STUDENT_ID_RULE, isStudentId } from "./studentid.js";
 
-export const STUDENT_ID_PATTERN = /^[A-Za-z0-9_.\-:]{1,64}$/;
 export const MAX_NAME_LENGTH = 200;
 const EMAIL_PATTERN = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
 const PHOTO_EXTENSIONS = ["jpg", "jpeg", "png"];
@@ -65,9 +65,7 @@ export function readRoster(text) {
 
 function rowProblem(row) {
   if (!row.student_id) return { kind: "bad_id", reason: "no student ID" };
-  if (!STUDENT_ID_PATTERN.test(row.student_id)) {
-    return { kind: "bad_id", reason: "bad ID: use 1 to 64 letters, digits or . _ - : (no spaces or accents)" };
-  }
+  if (!isStudentId(row.student_id)) return { kind: "bad_id", reason: `bad ID: ${STUDENT_ID_RULE}` };
   if (!row.full_name) return { kind: "bad_row", reason: "no name" };
   if (row.full_name.length > MAX_NAME_LENGTH) return { kind: "bad_row", reason: `name longer than ${MAX_NAME_LENGTH} characters` };
   if (hasControl(row.full_name)) return { kind: "bad_row", reason: "the name holds a line break or tab" };

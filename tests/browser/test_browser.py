@@ -131,6 +131,23 @@ def test_a_name_with_markup_shows_as_text(page, stack, faces_dir):
     page.watch.check()
 
 
+@pytest.mark.parametrize("student_id", ["..", "..."])
+def test_an_id_of_only_dots_is_refused_before_anything_is_sent(page, stack, faces_dir,
+                                                              student_id):
+    sign_in(page, stack, ADMIN)
+    nav(page, "People")
+    expect(page.locator("h1")).to_have_text("People")
+    sent = []
+    page.on("request", lambda r: sent.append(r.url) if r.method == "POST" else None)
+    register(page, "Dot Dot", student_id, faces_dir / "people" / "kit_harington" / "1.jpg")
+    # The API's own rule (a path cannot hold "." or ".."), said beside the field.
+    expect(page.locator('[data-error-for="student_id"]')).to_have_text(
+        "Use 1 to 64 letters, digits or . _ - : (no spaces or accents, not only dots).")
+    assert sent == []
+    page.shots.take(page, "dots-refused")
+    page.watch.check()
+
+
 def test_teacher_journey(page, stack, faces_dir, tmp_path):
     from tests.support.video_maker import make_video
 

@@ -12,45 +12,16 @@ import zipfile
 import pytest
 import requests
 
-from tests.support.browser import PageWatch, Shots, launch, require_browser
+from tests.support.browser import ADMIN, TEACHER, require_browser, sign_in_home
+from tests.support.stack import presigned_post
 
 pytestmark = [pytest.mark.browser, pytest.mark.stack, pytest.mark.engine, pytest.mark.slow]
 
 sync_api = require_browser()
 expect = sync_api.expect
 
-ADMIN = ("admin@example.org", "admin password 12", "admin")
-TEACHER = ("teacher@example.org", "teacher password 1", "teacher")
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    from tests.support.stack import running_stack
-
-    with running_stack(tmp_path_factory.mktemp("class-import-stack")) as running:
-        for user in (ADMIN, TEACHER):
-            running.add_user(*user)
-        yield running
-
-
-@pytest.fixture
-def page(stack, request):
-    with sync_api.sync_playwright() as playwright:
-        chromium = launch(playwright)
-        context = chromium.new_context(viewport={"width": 1280, "height": 900},
-                                       accept_downloads=True, locale="en-GB")
-        page = context.new_page()
-        page.set_default_timeout(20_000)
-        page.watch = PageWatch(page)
-        page.shots = Shots(request.node.name)
-        yield page
-        context.close()
-        chromium.close()
-
 
 def admin_api(stack):
-    from tests.support.stack import presigned_post
-
     http = requests.Session()
     token = http.post(f"{stack.api_url}/auth/login",
                       json={"email": ADMIN[0], "password": ADMIN[1]}).json()["token"]
@@ -86,11 +57,7 @@ def test_a_teacher_imports_into_their_class(page, stack, faces_dir, tmp_path):
         zipped.write(faces_dir / "people/joe_biden/2.jpg", "C-2.jpg")
         zipped.write(faces_dir / "people/kit_harington/2.jpg", "C-3.jpg")
 
-    page.goto(stack.site_url + "#/login")
-    page.get_by_label("Email").fill(TEACHER[0])
-    page.get_by_label("Password").fill(TEACHER[1])
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.locator("h1")).to_have_text("Sessions")
+    sign_in_home(page, stack, TEACHER)
     page.goto(stack.site_url + f"#/classes/{class_id}")
     page.get_by_role("link", name="Import people").click()
     expect(page.locator("h1")).to_have_text("Import people into 7C")

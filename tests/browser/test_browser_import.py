@@ -12,15 +12,13 @@ import zipfile
 import pytest
 from PIL import Image
 
-from tests.support.browser import PageWatch, Shots, launch, require_browser
+from tests.support.browser import ADMIN, TEACHER, nav, require_browser, sign_in_home
 
 pytestmark = [pytest.mark.browser, pytest.mark.stack, pytest.mark.engine, pytest.mark.slow]
 
 sync_api = require_browser()
 expect = sync_api.expect
 
-ADMIN = ("admin@example.org", "admin password 12", "admin")
-TEACHER = ("teacher@example.org", "teacher password 1", "teacher")
 # One registration photo per identity, under the ID the spreadsheet gives.
 PEOPLE = [
     ("S-2001", "Barack Obama", "barack_obama/1.jpg"),
@@ -37,44 +35,6 @@ PEOPLE = [
 TWO_FACES = ("S-2011", "Two People", "group/two_people.jpg")
 NO_FACE = ("S-2012", "Nobody There", None)  # a plain grey picture
 PROCESSING_MS = 240_000
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    from tests.support.stack import running_stack
-
-    with running_stack(tmp_path_factory.mktemp("import-stack")) as running:
-        running.add_user(*ADMIN)
-        running.add_user(*TEACHER)
-        yield running
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser, stack, request):
-    context = browser.new_context(viewport={"width": 1280, "height": 900},
-                                  accept_downloads=True, locale="en-GB")
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    page.watch = PageWatch(page)
-    page.shots = Shots(request.node.name)
-    yield page
-    context.close()
-
-
-def sign_in(page, stack, user=ADMIN):
-    page.goto(stack.site_url + "#/login")
-    page.get_by_label("Email").fill(user[0])
-    page.get_by_label("Password").fill(user[1])
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.locator("h1")).to_have_text("Sessions")
 
 
 def class_files(tmp_path, faces_dir):
@@ -115,8 +75,8 @@ def stat(page, label):
 def test_import_a_class_from_a_spreadsheet_and_a_zip_then_again(page, stack, faces_dir,
                                                                 tmp_path):
     roster, archive = class_files(tmp_path, faces_dir)
-    sign_in(page, stack)
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="People").click()
+    sign_in_home(page, stack, ADMIN)
+    nav(page, "People")
     page.get_by_role("link", name="Import from a spreadsheet").click()
     expect(page).to_have_url(re.compile(r"#/import$"))
     expect(page.locator("h1")).to_have_text("Import people")
@@ -182,7 +142,7 @@ def test_import_a_class_from_a_spreadsheet_and_a_zip_then_again(page, stack, fac
 
 def test_edit_a_person_rename_photos_with_face_boxes_remove_and_replace(
         page, stack, faces_dir, tmp_path):
-    sign_in(page, stack)
+    sign_in_home(page, stack, ADMIN)
     page.goto(stack.site_url + "#/students")
     form = page.locator(".register-form")
     form.get_by_label("Full name").fill("John Simm")
@@ -239,7 +199,7 @@ def test_edit_a_person_rename_photos_with_face_boxes_remove_and_replace(
 
 
 def test_a_teacher_is_sent_to_their_class_page_to_import(page, stack, tmp_path):
-    sign_in(page, stack, TEACHER)
+    sign_in_home(page, stack, TEACHER)
     page.goto(stack.site_url + "#/import")
     expect(page.locator("h1")).to_have_text("Import people")
     expect(page.locator(".notice")).to_contain_text("Import from your class’s page")
@@ -262,7 +222,7 @@ def test_a_folder_of_photos_is_matched_in_the_preview(page, stack, faces_dir, tm
     roster = tmp_path / "people.csv"
     roster.write_text("student_id,full_name\nF-1,Joe\nF-2,\"Doe, Jane\"\nF-3,Nobody\nF-1,Again\n"
                       "bad id,Bad\n", encoding="utf-8")
-    sign_in(page, stack)
+    sign_in_home(page, stack, ADMIN)
     page.goto(stack.site_url + "#/import")
     page.get_by_label("CSV file").set_input_files(str(roster))
     page.get_by_label("A folder of photos").set_input_files(str(folder))

@@ -14,7 +14,7 @@ import urllib.parse
 
 import pytest
 
-from tests.support.browser import require_browser
+from tests.support.browser import nav, require_browser, sign_in_home
 
 sync_api = require_browser()
 expect = sync_api.expect
@@ -41,18 +41,6 @@ def fake_video(path, size, seed):
             out.write(block[:left])
             left -= len(block)
     return path
-
-
-def sign_in(page, stack, user=TEACHER):
-    page.goto(stack.site_url + "#/login")
-    page.get_by_label("Email").fill(user[0])
-    page.get_by_label("Password").fill(user[1])
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.locator("h1")).to_have_text("Sessions")
-
-
-def nav(page, name):
-    page.get_by_role("navigation", name="Main").get_by_role("link", name=name).click()
 
 
 def slow_uplink(page, bytes_per_second):
@@ -124,7 +112,7 @@ def stored_matches(s3, stack, session_id, video):
 
 def test_an_upload_keeps_going_while_the_teacher_moves_around(page, stack, s3, tmp_path):
     video = fake_video(tmp_path / "week-1.mp4", 2 * PART + 3 * MIB, seed=1)
-    sign_in(page, stack)
+    sign_in_home(page, stack, TEACHER)
     parts = PartLog(page)
     cdp = slow_uplink(page, 4 * MIB)  # about 5 s for this file
     start_upload(page, video, "Moving around")
@@ -165,7 +153,7 @@ def test_an_upload_keeps_going_while_the_teacher_moves_around(page, stack, s3, t
 
 def test_a_cancelled_upload_stops_and_says_so(page, stack, tmp_path):
     video = fake_video(tmp_path / "cancel-me.mp4", 3 * PART, seed=2)
-    sign_in(page, stack)
+    sign_in_home(page, stack, TEACHER)
     slow_uplink(page, 2 * MIB)
     start_upload(page, video, "Cancelled upload")
     chip = page.locator(".upload-chip")
@@ -178,7 +166,7 @@ def test_a_cancelled_upload_stops_and_says_so(page, stack, tmp_path):
 
 def test_an_interrupted_upload_resumes_and_completes(page, stack, s3, tmp_path):
     video = fake_video(tmp_path / "flaky.mp4", 3 * PART + MIB, seed=3)
-    sign_in(page, stack)
+    sign_in_home(page, stack, TEACHER)
     parts = PartLog(page)
     cut = {"left": 3}
 
@@ -203,7 +191,7 @@ def test_an_interrupted_upload_resumes_and_completes(page, stack, s3, tmp_path):
 
 def test_a_reload_mid_upload_resumes_from_the_parts_s3_has(page, stack, s3, tmp_path):
     video = fake_video(tmp_path / "long-lecture.mp4", 4 * PART + 2 * MIB, seed=4)
-    sign_in(page, stack)
+    sign_in_home(page, stack, TEACHER)
     parts = PartLog(page)
     cdp = slow_uplink(page, 6 * MIB)
     start_upload(page, video, "Reloaded")
@@ -249,7 +237,7 @@ def test_a_reload_mid_upload_resumes_from_the_parts_s3_has(page, stack, s3, tmp_
 def test_a_renamed_text_file_is_refused_before_anything_is_sent(page, stack, tmp_path):
     text = tmp_path / "lecture.mp4"
     text.write_text("These are my notes, not a video.\n" * 50)
-    sign_in(page, stack)
+    sign_in_home(page, stack, TEACHER)
     requests = []
     page.on("request", lambda r: requests.append((r.method, r.url)))
     nav(page, "Upload a recording")
@@ -273,7 +261,7 @@ def test_a_renamed_text_file_is_refused_before_anything_is_sent(page, stack, tmp
 
 
 def test_a_session_is_renamed_and_deleted_from_its_page(page, stack):
-    sign_in(page, stack, ADMIN)
+    sign_in_home(page, stack, ADMIN)
     created = api_call(page, "POST", "/sessions", {
         "title": "Wrong title", "date": "2026-03-02", "content_type": "video/mp4"})
     session_id = created["session"]["session_id"]
@@ -315,7 +303,7 @@ def test_a_session_is_renamed_and_deleted_from_its_page(page, stack):
     made = api_call(page, "POST", "/classes", {"name": "Chemistry 2",
                                                 "teachers": [CLASS_TEACHER[0]]})
     page.get_by_role("button", name="Sign out").click()
-    sign_in(page, stack, CLASS_TEACHER)
+    sign_in_home(page, stack, CLASS_TEACHER)
     created = api_call(page, "POST", "/sessions", {
         "title": "Teacher session", "content_type": "video/mp4",
         "class_id": made["class"]["class_id"]})

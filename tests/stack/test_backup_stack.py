@@ -15,6 +15,7 @@ import pytest
 
 from local.stack import backup as backup_module
 from local.stack.backup import BackupError, backup, restore, running_parts
+from ops.archive import object_exists, stored_faces
 
 pytestmark = [pytest.mark.stack, pytest.mark.engine, pytest.mark.slow]
 
@@ -51,13 +52,10 @@ def _state(services):
     records = {i["student_id"]: from_dynamo(i) for i in
                scan_all(services.clients.table(settings.students_table))}
     rekognition = services.clients.client("rekognition")
-    faces = {}
-    for page in rekognition.get_paginator("list_faces").paginate(
-            CollectionId=settings.face_collection):
-        faces.update({f["FaceId"]: f["ExternalImageId"] for f in page["Faces"]})
+    faces = {f["FaceId"]: f["ExternalImageId"]
+             for f in stored_faces(rekognition, settings.face_collection)}
     missing = [key for item in records.values() for key in item["photo_keys"]
-               if not backup_module._exists(services.clients.client("s3"),
-                                            settings.photos_bucket, key)]
+               if not object_exists(services.clients.client("s3"), settings.photos_bucket, key)]
     return records, faces, missing
 
 

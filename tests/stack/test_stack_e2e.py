@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from local.stack.command import main as stack_main
+from local.stack.launcher import Stack
 from local.stack.processes import StackError
 from tests.support.stack import (PROJECT_DIR, is_listening, make_stack, presigned_post,
                                  wait_for)
@@ -242,6 +243,10 @@ def test_a_missing_part_fails_at_once_and_says_what_to_do(tmp_path):
 
 
 def test_command_line_rejects_bad_settings_with_a_message(tmp_path, capsys, monkeypatch):
+    def start(stack):
+        # A setting let through would run the stack until Ctrl-C: fail instead.
+        raise AssertionError("the bad setting was not refused: the stack was started")
+    monkeypatch.setattr(Stack, "start", start)
     monkeypatch.setenv("ROLLCALL_SITE_PORT", "not-a-port")
     assert stack_main(["--data-dir", str(tmp_path)]) == 2
     assert "ROLLCALL_SITE_PORT must be a port number" in capsys.readouterr().err

@@ -118,6 +118,13 @@ def sign_in(page, stack, user, password=None):
     page.get_by_role("button", name="Sign in").click()
 
 
+def sign_in_home(page, stack, user):
+    """:func:`sign_in`, then wait for the page a signed-in user lands on (Sessions)."""
+    from playwright.sync_api import expect
+    sign_in(page, stack, user)
+    expect(page.locator("h1")).to_have_text("Sessions")
+
+
 def nav(page, name):
     """Follow a link of the main navigation (pages may have the same link too)."""
     page.get_by_role("navigation", name="Main").get_by_role("link", name=name).click()

@@ -4,7 +4,9 @@
     with running_stack(tmp_path) as stack:        # free ports, tmp data dir
         requests.get(stack.api_url + "/health")
 
-Everything binds 127.0.0.1 and every request goes there. The browser tests
+Everything binds 127.0.0.1 and every request goes there. Every wait here
+has a timeout: a part that never answers fails the test, it never hangs the
+run. The browser tests
 of the site use :func:`running_stack` too; :func:`presigned_post` sends a
 file the way the site's upload form does.
 """
@@ -128,14 +130,14 @@ class MotoProcess:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                self.kill()
         self._log_handle.close()
         return self.proc.returncode
 
-    def kill(self):
+    def kill(self, timeout=30):
+        """SIGKILL and wait (a process stuck in the kernel past ``timeout``: TimeoutExpired)."""
         self.proc.kill()
-        self.proc.wait()
+        self.proc.wait(timeout)
         self._log_handle.close()
 
 

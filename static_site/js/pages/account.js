@@ -1,6 +1,6 @@
 // Your own password. After a one-time password (a new account, a reset) the
 // app comes here first and asks for a password of your own.
-import { h, clear } from "../dom.js";
+import { h, fill } from "../dom.js";
 import * as api from "../api.js";
 import * as auth from "../auth.js";
 import { pageHeader, notice, field, formErrorSlot, clearErrors, showApiError, setBusy, toast } from "../ui.js";
@@ -36,7 +36,7 @@ export async function render(main) {
       setBusy(submit, false);
     }
   });
-  clear(main).append(
+  fill(main,
     pageHeader("Your account", { subtitle: `${who.email} · ${who.role === "admin" ? "Administrator" : "Teacher"}` }),
     who.must_change_password ? notice("info", "Choose your own password", "You signed in with a one-time password. Choose one of your own to carry on.") : null,
     form);

@@ -1,11 +1,11 @@
 // One class: its roster (add one person, paste or upload a list of IDs with a
 // result per line, remove), its late threshold, and for admins its name,
 // teachers, archiving and deletion.
-import { h, clear } from "../dom.js";
+import { h, clear, fill } from "../dom.js";
 import * as api from "../api.js";
 import * as auth from "../auth.js";
-import { pageHeader, pageError, loading, notice, field, formErrorSlot, clearErrors,
-  showApiError, setBusy, lockForm, toast, toastError, confirmDialog, emptyState } from "../ui.js";
+import { pageHeader, pageError, loading, notice, field, formErrorSlot, toast, emptyState } from "../ui.js";
+import { confirmedAction, loadList, submitWith } from "../forms.js";
 import { emailList } from "./classes.js";
 
 const RESULT_LABELS = {
@@ -25,18 +25,13 @@ export async function render(main, { classId }, { setTitle }) {
   const rosterBox = h("div", { class: "roster" });
 
   async function refreshRoster() {
-    let people;
-    try {
-      people = await api.getAll(`/classes/${api.seg(classId)}/students`, "students");
-    } catch (error) {
-      api.unlessSignedOut(error, () => clear(rosterBox).append(notice("error", "The roster could not be loaded", error.message)));
-      return;
-    }
+    const people = await loadList(rosterBox, `/classes/${api.seg(classId)}/students`, "students", "The roster");
+    if (!people) return;
     clear(rosterBox).append(people.length ? rosterTable(klass, people, refreshRoster)
       : emptyState("Nobody enrolled yet", "Add people by their ID, or paste a list below."));
   }
 
-  clear(main).append(
+  fill(main,
     pageHeader(klass.name, {
       subtitle: [klass.term, klass.teachers.length ? `Taught by ${klass.teachers.join(", ")}` : "No teacher yet"]
         .filter(Boolean).join(" · "),
@@ -68,18 +63,14 @@ function rosterTable(klass, people, refresh) {
       const remove = h("button", { type: "button", class: "btn btn--small btn--ghost",
         "aria-label": `Remove ${person.full_name} from the class` }, "Remove");
       remove.hidden = klass.archived;
-      remove.addEventListener("click", async () => {
-        const ok = await confirmDialog({ title: `Remove ${person.full_name} from ${klass.name}?`,
-          message: "Their past attendance stays; later sessions will not count them.", confirmLabel: "Remove", danger: true });
-        if (!ok) return;
-        try {
+      confirmedAction(remove,
+        () => ({ title: `Remove ${person.full_name} from ${klass.name}?`,
+          message: "Their past attendance stays; later sessions will not count them.", confirmLabel: "Remove", danger: true }),
+        async () => {
           await api.del(`/classes/${api.seg(klass.class_id)}/students/${api.seg(person.student_id)}`);
           toast(`${person.full_name} removed.`);
           refresh();
-        } catch (error) {
-          toastError(error);
-        }
-      });
+        });
       return h("tr", { dataset: { studentId: person.student_id } },
         h("td", { "data-label": "Name" }, h("a", { href: `#/students/${api.seg(person.student_id)}` }, person.full_name)),
         h("td", { class: "cell-id", "data-label": "ID" }, person.student_id),
@@ -94,21 +85,16 @@ function addOneForm(klass, refresh) {
     h("h2", { class: "panel__title" }, "Add one person"),
     formErrorSlot(),
     h("div", { class: "inline-form" }, field({ name: "student_id", label: "ID", input: id }), submit));
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(form);
-    if (!id.value.trim()) return showApiError(form, { field: "student_id", message: "Type the person's ID." });
-    setBusy(submit, true, "Adding…");
-    try {
+  submitWith(form, submit, {
+    busyLabel: "Adding…",
+    lock: false,
+    check: () => (id.value.trim() ? null : { field: "student_id", message: "Type the person's ID." }),
+    send: async () => {
       const answer = await api.post(`/classes/${api.seg(klass.class_id)}/students`, { student_id: id.value.trim() });
       toast(answer.result === "added" ? `${answer.full_name} added.` : `${answer.full_name} was already enrolled.`);
       id.value = "";
       refresh();
-    } catch (error) {
-      api.unlessSignedOut(error, () => showApiError(form, error));
-    } finally {
-      setBusy(submit, false);
-    }
+    },
   });
   return form;
 }
@@ -129,13 +115,10 @@ function importForm(klass, refresh) {
     const chosen = file.files[0];
     if (chosen) text.value = await chosen.text();
   });
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(form);
-    if (!text.value.trim()) return showApiError(form, { field: "text", message: "Paste some IDs or choose a file." });
-    setBusy(submit, true, "Importing…");
-    lockForm(form, true);
-    try {
+  submitWith(form, submit, {
+    busyLabel: "Importing…",
+    check: () => (text.value.trim() ? null : { field: "text", message: "Paste some IDs or choose a file." }),
+    send: async () => {
       const answer = await api.post(`/classes/${api.seg(klass.class_id)}/roster/import`, { text: text.value });
       const s = answer.summary;
       clear(results).append(
@@ -149,12 +132,7 @@ function importForm(klass, refresh) {
             h("td", {}, r.value || "—", r.full_name ? h("span", { class: "muted" }, ` (${r.full_name})`) : null),
             h("td", {}, h("span", { class: ["badge", `badge--${r.result.replace("_", "-")}`] }, RESULT_LABELS[r.result] || r.result)))))));
       if (s.added) refresh();
-    } catch (error) {
-      api.unlessSignedOut(error, () => showApiError(form, error));
-    } finally {
-      lockForm(form, false);
-      setBusy(submit, false);
-    }
+    },
   });
   return form;
 }
@@ -174,45 +152,32 @@ function settingsForm(klass) {
     admin ? field({ name: "teachers", label: "Teachers", input: teachers, hint: "Sign-in emails, one per line." }) : null,
     field({ name: "late_threshold_minutes", label: "Late after (minutes)", input: late }),
     h("div", { class: "form-actions" }, save));
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(form);
-    const body = { late_threshold_minutes: Number(late.value) };
-    if (admin) Object.assign(body, { name: name.value.trim(), term: term.value.trim() || null, teachers: emailList(teachers.value) });
-    setBusy(save, true, "Saving…");
-    try {
+  submitWith(form, save, {
+    busyLabel: "Saving…",
+    lock: false,
+    send: async () => {
+      const body = { late_threshold_minutes: Number(late.value) };
+      if (admin) Object.assign(body, { name: name.value.trim(), term: term.value.trim() || null, teachers: emailList(teachers.value) });
       await api.patch(`/classes/${api.seg(klass.class_id)}`, body);
       toast("Saved.");
-    } catch (error) {
-      api.unlessSignedOut(error, () => showApiError(form, error));
-    } finally {
-      setBusy(save, false);
-    }
+    },
   });
   if (admin) {
     const archive = h("button", { type: "button", class: "btn btn--ghost" }, klass.archived ? "Unarchive" : "Archive");
-    archive.addEventListener("click", async () => {
-      try {
-        await api.patch(`/classes/${api.seg(klass.class_id)}`, { archived: !klass.archived });
-        toast(klass.archived ? "Class unarchived." : "Class archived.");
-        location.hash = "#/classes";
-      } catch (error) {
-        toastError(error);
-      }
+    confirmedAction(archive, null, async () => {
+      await api.patch(`/classes/${api.seg(klass.class_id)}`, { archived: !klass.archived });
+      toast(klass.archived ? "Class unarchived." : "Class archived.");
+      location.hash = "#/classes";
     });
     const remove = h("button", { type: "button", class: "btn btn--danger" }, "Delete");
-    remove.addEventListener("click", async () => {
-      const ok = await confirmDialog({ title: `Delete ${klass.name}?`, danger: true, confirmLabel: "Delete",
-        message: "Its roster goes too. A class with sessions cannot be deleted: archive it instead." });
-      if (!ok) return;
-      try {
+    confirmedAction(remove,
+      () => ({ title: `Delete ${klass.name}?`, danger: true, confirmLabel: "Delete",
+        message: "Its roster goes too. A class with sessions cannot be deleted: archive it instead." }),
+      async () => {
         await api.del(`/classes/${api.seg(klass.class_id)}`);
         toast("Class deleted.");
         location.hash = "#/classes";
-      } catch (error) {
-        toastError(error);
-      }
-    });
+      });
     form.querySelector(".form-actions").append(archive, remove);
   }
   return form;

@@ -1,10 +1,10 @@
 // Classes: a teacher's own, or every class for an admin (who creates them and
 // names their teachers). The list pages through the API's cursors.
-import { h, clear } from "../dom.js";
+import { h, clear, fill } from "../dom.js";
 import * as api from "../api.js";
 import * as auth from "../auth.js";
-import { pageHeader, emptyState, loading, notice, field, formErrorSlot, clearErrors,
-  showApiError, setBusy, lockForm, toast } from "../ui.js";
+import { pageHeader, emptyState, loading, field, formErrorSlot, toast } from "../ui.js";
+import { loadList, submitWith } from "../forms.js";
 
 export async function render(main) {
   const admin = auth.isAdmin();
@@ -13,13 +13,8 @@ export async function render(main) {
 
   async function refresh() {
     loading(listBox, "Loading classes…");
-    let classes;
-    try {
-      classes = await api.getAll(`/classes${showArchived.checked ? "?archived=1" : ""}`, "classes");
-    } catch (error) {
-      api.unlessSignedOut(error, () => clear(listBox).append(notice("error", "The classes could not be loaded", error.message)));
-      return;
-    }
+    const classes = await loadList(listBox, `/classes${showArchived.checked ? "?archived=1" : ""}`, "classes", "The classes");
+    if (!classes) return;
     clear(listBox).append(classes.length ? table(classes) : emptyState(
       "No classes yet",
       admin ? "Create a class below and name its teachers; they then add the people who attend it."
@@ -27,7 +22,7 @@ export async function render(main) {
   }
   showArchived.addEventListener("change", refresh);
 
-  clear(main).append(
+  fill(main,
     pageHeader("Classes", { subtitle: admin ? "Every class, its teachers and its people."
       : "The classes you teach." }),
     h("label", { class: "checkbox-line" }, showArchived, " Show archived classes"),
@@ -74,13 +69,10 @@ function createForm(refresh) {
     field({ name: "teachers", label: "Teachers", input: teachers, hint: "Their sign-in emails, one per line. Add accounts on the Users page first." }),
     field({ name: "late_threshold_minutes", label: "Late after (minutes)", input: late, hint: "Someone first seen later than this after the start is marked late." }),
     submit);
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(form);
-    if (!name.value.trim()) return showApiError(form, { field: "name", message: "Give the class a name." });
-    setBusy(submit, true, "Creating…");
-    lockForm(form, true);
-    try {
+  submitWith(form, submit, {
+    busyLabel: "Creating…",
+    check: () => (name.value.trim() ? null : { field: "name", message: "Give the class a name." }),
+    send: async () => {
       const body = { name: name.value.trim(), teachers: emailList(teachers.value),
         late_threshold_minutes: Number(late.value) };
       if (term.value.trim()) body.term = term.value.trim();
@@ -89,12 +81,7 @@ function createForm(refresh) {
       form.reset();
       late.value = 10;
       refresh();
-    } catch (error) {
-      api.unlessSignedOut(error, () => showApiError(form, error));
-    } finally {
-      lockForm(form, false);
-      setBusy(submit, false);
-    }
+    },
   });
   return form;
 }

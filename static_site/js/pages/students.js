@@ -7,6 +7,7 @@ import { formatDayOf } from "../format.js";
 import { pageHeader, emptyState, loading, notice, toast, field, clearErrors, showApiError,
   showFieldError, formErrorSlot, setBusy, lockForm, avatar } from "../ui.js";
 import { photoPicker, uploadPhoto } from "../photo.js";
+import { STUDENT_ID_RULE, isStudentId } from "../studentid.js";
 import * as auth from "../auth.js";
 
 const PAGE = 100;
@@ -19,7 +20,6 @@ export const PHOTO_ERRORS = {
   "code:face_mismatch": "photo", "code:too_many_photos": "photo",
 };
 const FIELD_FOR = { ...PHOTO_ERRORS, "code:duplicate_student_id": "student_id" };
-const STUDENT_ID_PATTERN = /^[A-Za-z0-9_.\-:]{1,64}$/;
 
 export async function render(main) {
   let students = [];
@@ -170,9 +170,7 @@ function registrationForm(onRegistered) {
     event.preventDefault();
     clearErrors(form);
     if (!name.value.trim()) return showFieldError(form, "full_name", "Enter the person's name.");
-    if (!STUDENT_ID_PATTERN.test(studentId.value.trim())) {
-      return showFieldError(form, "student_id", "Use 1 to 64 letters, digits or . _ - : (no spaces).");
-    }
+    if (!isStudentId(studentId.value.trim())) return showFieldError(form, "student_id", STUDENT_ID_RULE);
     if (!picker.file()) return showFieldError(form, "photo", "Choose a photo of the person's face.");
     setBusy(submit, true, "Uploading the photo…");
     // Nothing can be changed while the face is checked; a refusal leaves it all as typed.

@@ -3,8 +3,8 @@
 import { h, clear } from "../dom.js";
 import * as api from "../api.js";
 import * as auth from "../auth.js";
-import { pageHeader, loading, notice, field, formErrorSlot, clearErrors, showApiError,
-  setBusy, lockForm, toast, toastError, confirmDialog, badge } from "../ui.js";
+import { pageHeader, loading, notice, field, formErrorSlot, toast, badge } from "../ui.js";
+import { confirmedAction, submitWith } from "../forms.js";
 
 const PAGE = 50;
 
@@ -60,35 +60,23 @@ export async function render(main) {
   function row(user) {
     const toggle = h("button", { type: "button", class: "btn btn--small btn--ghost" }, user.disabled ? "Enable" : "Disable");
     toggle.disabled = user.email === auth.user().email;
-    toggle.addEventListener("click", async () => {
-      if (!user.disabled) {
-        const ok = await confirmDialog({ title: `Disable ${user.email}?`, confirmLabel: "Disable", danger: true,
-          message: "They are signed out at once and cannot sign in until enabled again." });
-        if (!ok) return;
-      }
-      try {
+    confirmedAction(toggle,
+      () => (user.disabled ? null : { title: `Disable ${user.email}?`, confirmLabel: "Disable", danger: true,
+        message: "They are signed out at once and cannot sign in until enabled again." }),
+      async () => {
         await api.patch(`/users/${api.seg(user.email)}`, { disabled: !user.disabled });
         toast(user.disabled ? `${user.email} enabled.` : `${user.email} disabled.`);
         refresh();
-      } catch (error) {
-        toastError(error);
-      }
-    });
+      });
     const reset = h("button", { type: "button", class: "btn btn--small btn--ghost" }, "Reset password");
-    reset.addEventListener("click", async () => {
-      const ok = await confirmDialog({ title: `Reset ${user.email}'s password?`, confirmLabel: "Reset",
-        message: "Their current password stops working and they are signed out." });
-      if (!ok) return;
-      setBusy(reset, true, "Resetting…");
-      try {
+    confirmedAction(reset,
+      () => ({ title: `Reset ${user.email}'s password?`, confirmLabel: "Reset",
+        message: "Their current password stops working and they are signed out." }),
+      async () => {
         const answer = await api.post(`/users/${api.seg(user.email)}/reset`);
         showSecret(answer.user, answer.password, "New password");
         refresh();
-      } catch (error) {
-        toastError(error);
-        setBusy(reset, false);
-      }
-    });
+      }, { busyLabel: "Resetting…" });
     const state = user.disabled ? badge("DISABLED") : user.must_change_password ? h("span", { class: "muted" }, "Has a one-time password") : h("span", {}, "Active");
     return h("tr", { dataset: { email: user.email } },
       h("td", { "data-label": "Email" }, user.email),
@@ -105,23 +93,15 @@ export async function render(main) {
     formErrorSlot(),
     h("div", { class: "grid-2" }, field({ name: "email", label: "Email", input: email }), field({ name: "role", label: "Role", input: role })),
     submit);
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(form);
-    if (!email.value.trim()) return showApiError(form, { field: "email", message: "Type their email address." });
-    setBusy(submit, true, "Adding…");
-    lockForm(form, true);
-    try {
+  submitWith(form, submit, {
+    busyLabel: "Adding…",
+    check: () => (email.value.trim() ? null : { field: "email", message: "Type their email address." }),
+    send: async () => {
       const answer = await api.post("/users", { email: email.value.trim(), role: role.value });
       showSecret(answer.user, answer.password, "Account added");
       form.reset();
       refresh();
-    } catch (error) {
-      api.unlessSignedOut(error, () => showApiError(form, error));
-    } finally {
-      lockForm(form, false);
-      setBusy(submit, false);
-    }
+    },
   });
 
   loading(main, "Loading accounts…");
