@@ -88,6 +88,8 @@ def evaluate(entries, truth, seats, info, min_sightings):
             "unrecognised": decision.unrecognised, "strangers_true": strangers_true,
             "persons": len({e["Person"]["Index"] for e in entries}), "seats": len(seats),
             "seats_seen": len(seats_seen), "seats_split": split,
+            "unseen": sorted((n, seats[n]["face_px"], seats[n]["identity"])
+                             for n in range(len(seats)) if n not in seats_seen),
             "phantom_entries": phantom}
 
 
@@ -128,6 +130,9 @@ def report(name, f):
     print(f"persons (Person.Index): {f['persons']} for {f['seats']} seats "
           f"({f['seats_seen']} seen, {f['seats_split']} split over several indexes; "
           f"{f['tracks']} tracks; {f['phantom_entries']} entries on no seat)")
+    if f["unseen"]:
+        print("seats never seen (seat, face px, who): "
+              + ", ".join(f"{n} {px} px {who}" for n, px, who in f["unseen"]))
     line = (f"wall {f['wall']:.1f} s for {f['duration']:.0f} s: "
             f"{f['duration'] / f['wall']:.1f}x real time")
     if f["decode"]:
@@ -138,6 +143,15 @@ def report(name, f):
           f"{f['duration'] / max(1e-9, f['cpu']) * (os.cpu_count() or 1):.1f}x real time on "
           f"{os.cpu_count()} otherwise idle cores")
     print(f"peak memory (process + workers): {f['peak_mb']:.0f} MB")
+
+
+def _video(out, path, seats, size, duration_s):
+    """Make the video (and its truth) unless a kept one is there; answer the truth."""
+    truth_path = out / f"{path.name}.truth.npy"
+    if not path.exists() or not truth_path.exists():
+        truth = lecture_hall.write(path, seats, size=size, duration_s=duration_s)
+        np.save(truth_path, np.array(truth, dtype=object), allow_pickle=True)
+    return list(np.load(truth_path, allow_pickle=True))
 
 
 def main(argv=None):
@@ -165,11 +179,7 @@ def main(argv=None):
         seats = lecture_hall.hall(FACES, duration_s=args.duration, size=size)
         path = out / f"hall{height}_{int(args.duration)}s.mp4"
         t0 = time.perf_counter()
-        if not path.exists() or not (out / f"{path.name}.truth.npy").exists():
-            truth = lecture_hall.write(path, seats, size=size, duration_s=args.duration)
-            np.save(out / f"{path.name}.truth.npy", np.array(truth, dtype=object),
-                    allow_pickle=True)
-        truth = list(np.load(out / f"{path.name}.truth.npy", allow_pickle=True))
+        truth = _video(out, path, seats, size, args.duration)
         print(f"\n{path.name}: {size[0]}x{size[1]}, {args.duration:.0f} s, 15 fps, CRF 28, "
               f"{len(seats)} seats, faces {min(s['face_px'] for s in seats)}-"
               f"{max(s['face_px'] for s in seats)} px (made in {time.perf_counter() - t0:.0f} s)",
@@ -184,11 +194,12 @@ def main(argv=None):
         for minutes in lengths:
             seats = lecture_hall.hall(FACES, duration_s=60.0 * minutes, size=size)
             path = out / f"hall720_{minutes:g}min.mp4"
-            truth = lecture_hall.write(path, seats, size=size, duration_s=60.0 * minutes)
+            truth = _video(out, path, seats, size, 60.0 * minutes)
             figures = run(path, seats, truth, settings, faces, matrix, args.min_sightings,
                           decode=(minutes == lengths[-1]))
             report(f"1280x720, {minutes:g} min", figures)
-            path.unlink()
+            if not args.keep:
+                path.unlink()
     if not args.keep:
         shutil.rmtree(out, ignore_errors=True)
     return 0
