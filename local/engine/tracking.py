@@ -55,6 +55,7 @@ _MAX_CHANGED_REGIONS = 0.5 # ... or when the regions to search cover this much
 
 
 _CANDIDATE_THRESHOLD = -0.25   # scan detections down to this score, then confirmed
+_CONFIRM_SIZES = (90, 80, 110)  # face px of the second looks at an unsure detection
 _CLEAR_MATCH = 0.45         # descriptor distances that need no second frame:
 _CLEAR_STRANGER = 0.72      # (same person 0.18-0.55, different 0.61+ on the photos)
 _SAME_CHIP = 0.95           # chip correlation above which a face is "the same as before"
@@ -221,16 +222,19 @@ class SegmentTracker:
         detector's pyramid levels: a 50 px face can score 0.1 at one
         enlargement and -0.1 at another. So scans keep candidates down to
         _CANDIDATE_THRESHOLD, and those under 0 count only if a search of
-        their region, scaled so the face is ~90 px, finds a face there."""
+        their region, scaled so the face is ~90 px (else ~80, else ~110:
+        the second look has pyramid levels too), finds a face there."""
         out = []
         for d in detections:
             if d.score >= 0:
                 out.append(d)
                 continue
-            again = [c for c in face_engine.detect_in_region(gray, d.box)
-                     if iou(c.box, d.box) >= 0.3]
-            if again:
-                out.append(max(again, key=lambda c: c.score))
+            for target in _CONFIRM_SIZES:
+                again = [c for c in face_engine.detect_in_region(gray, d.box, target)
+                         if iou(c.box, d.box) >= 0.3]
+                if again:
+                    out.append(max(again, key=lambda c: c.score))
+                    break
         return out
 
     def _changed_regions(self, small, previous, shape):

@@ -43,8 +43,10 @@ class VideoSettings:
         faces are found); in between, known faces are followed cheaply. A
         face that appears between two looks is found at the next one and
         traced back through the frames in between.
-    full_scan_interval_s: the whole frame is searched this often (catches a
-        face that was there all along but not found, e.g. turned away).
+    full_scan_interval_s: the whole frame is searched this often, and at
+        each segment's start (catches a face that was there all along but not
+        found, e.g. turned away and turning back too slowly to count as a
+        change); at 24 px one such search of a 1080p frame costs about 1 s.
     max_misses: samples a face may go unseen before its track ends (so a
         blink or a turned head does not split one appearance in two).
     descriptors_per_track: how many of a track's best frames are described.
@@ -59,7 +61,7 @@ class VideoSettings:
     """
     sample_fps: float = 2.0
     scan_interval_s: float = 2.0
-    full_scan_interval_s: float = 20.0
+    full_scan_interval_s: float = 30.0
     max_misses: int = 2
     descriptors_per_track: int = 2
     workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
