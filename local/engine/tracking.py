@@ -407,6 +407,9 @@ class SegmentTracker:
         descriptors = self._described_before(track, chips)
         if descriptors is None:
             descriptors = self._describe(chips, sizes)
+            # one size per descriptor (often only the first chip is described):
+            # persons.py lines the two up across a person's tracks
+            sizes = sizes[:len(descriptors)]
             if chips:
                 self._described.append((track.box, _chip_key(chips[0]), descriptors, sizes))
                 del self._described[:-_DESCRIBED_KEPT]
