@@ -12,8 +12,9 @@ Describing a face costs about 0.1 s (dlib's ResNet) and searching a whole
   unsure detections are confirmed by a second look at their region;
   detections are paired with known tracks by overlap, the rest start tracks;
 - a new track is traced *back* through the samples since the previous scan
-  (a region search around its box in each older frame), so its first sighting
-  is accurate to one sample interval, not one scan interval;
+  (its template in each older frame, a region search where the match is
+  weak), so its first sighting is accurate to one sample interval, not one
+  scan interval;
 - between scans each track follows its face by normalised cross-correlation
   of a small template in a window around its last box; when the match is
   weak, the face is searched for in that region with dlib (scaled so the face
