@@ -14,8 +14,12 @@ prints, for each video:
 - unrecognised people counted (Person.Index without a match, as the app
   counts them) against the true number of unregistered people on screen;
 - persons reported against seats (one index per person);
-- wall time, x real time, decode-only time and the engine's ratio to it,
-  peak memory (this process and its workers).
+- wall time and CPU seconds (this process and its workers), x real time;
+  decode-only wall and CPU seconds (the video decoded as the engine's
+  workers decode it: video.sampled_frames, same skipped B-frames, FFmpeg
+  threads and RGB conversion of the sampled frames) and the engine's ratio
+  to them; peak memory (this process and its workers), and for the long
+  videos the memory over the run.
 
 ``--long 1,3,10`` adds 720p videos of those lengths in minutes (the same
 hall, longer) for memory growth. Asserts nothing: it prints figures.
