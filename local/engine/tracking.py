@@ -127,7 +127,8 @@ class Track:
 class SegmentTracker:
     """Tracks the faces of one run of consecutive samples (see the module doc)."""
 
-    def __init__(self, settings, first_k=0, cut_before=None, cut_after=False, reference=None):
+    def __init__(self, settings, first_k=0, cut_before=None, cut_after=False, reference=None,
+                 known=None):
         self.settings = settings
         self.reference = None if reference is None or not len(reference) else \
             np.asarray(reference, np.float32).reshape(-1, 128)
@@ -145,7 +146,11 @@ class SegmentTracker:
         self._full_k = None             # ... and of the last whole-frame search
         self.active = []
         self.done = []
-        self._described = []            # (box, chip key, descriptors, sizes) of closed tracks
+        # (box, chip key, descriptors, sizes) of closed tracks: this segment's,
+        # and ``known`` ones from segments already done (described_faces())
+        self._described = [(tuple(b), np.asarray(key, np.float32),
+                            [np.asarray(d, np.float32) for d in ds], list(sz))
+                           for b, key, ds, sz in (known or [])][-_DESCRIBED_KEPT:]
         # gray frames since the last scan, for tracing new tracks backwards
         self.history = deque(maxlen=self.scan_every + 1)
         self.last = None                # the last sample, if it was not a scan
@@ -464,6 +469,13 @@ class SegmentTracker:
             if iou(box, track.box) >= 0.3 and float(np.dot(key, other)) >= _SAME_CHIP:
                 return [d.copy() for d in descriptors]
         return None
+
+    def described_faces(self):
+        """The faces described here, as plain data another segment's tracker
+        can take as ``known`` (a person still in their seat later in the
+        video is then not described again)."""
+        return [(tuple(float(v) for v in box), key, [d.tolist() for d in ds], list(sizes))
+                for box, key, ds, sizes in self._described]
 
     def finish(self):
         """Close every track; the segment's tracks as plain, picklable dicts.
