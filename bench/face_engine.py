@@ -70,8 +70,10 @@ def schedule(duration):
 class PeakRss:
     """Peak resident memory of this process plus its children, sampled every 20 ms."""
 
-    def __init__(self):
+    def __init__(self, trace_every_s=None):
         self.peak = 0
+        self.trace_every_s = trace_every_s
+        self.trace = []                 # (seconds since start, MB) every trace_every_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -101,8 +103,13 @@ class PeakRss:
         return self._rss(me) + sum(self._rss(c) for c in self._children(me))
 
     def _run(self):
+        start = next_trace = time.perf_counter()
         while not self._stop.is_set():
-            self.peak = max(self.peak, self.current())
+            now = self.current()
+            self.peak = max(self.peak, now)
+            if self.trace_every_s and time.perf_counter() >= next_trace:
+                self.trace.append((time.perf_counter() - start, now / 2 ** 20))
+                next_trace += self.trace_every_s
             time.sleep(0.02)
 
     def __enter__(self):

@@ -12,8 +12,9 @@ Describing a face costs about 0.1 s (dlib's ResNet) and searching a whole
   unsure detections are confirmed by a second look at their region;
   detections are paired with known tracks by overlap, the rest start tracks;
 - a new track is traced *back* through the samples since the previous scan
-  (a region search around its box in each older frame), so its first sighting
-  is accurate to one sample interval, not one scan interval;
+  (its template in each older frame, a region search where the match is
+  weak), so its first sighting is accurate to one sample interval, not one
+  scan interval;
 - between scans each track follows its face by normalised cross-correlation
   of a small template in a window around its last box; when the match is
   weak, the face is searched for in that region with dlib (scaled so the face
@@ -45,12 +46,17 @@ _CHANGE_SCALE = 4
 _CHANGE_LEVEL = 18         # gray levels; H.264 noise on a still wall stays under ~6
 _KNOWN_MARGIN = 1.0        # ignore changes this close (in face sizes) to a known face
 _MIN_CHANGE_AREA = 6       # changed pixels at quarter size (~100 px at full size)
-_REGION_MARGIN = 48        # px around a change, so a face at its edge is whole
+# px around a change, so a face at its edge is whole:
+# a quarter of the change's size (someone who appeared or looked up changed at
+# least their face, usually head and shoulders), 16 to 48
+_REGION_MARGIN = 48
+_REGION_MARGIN_MIN = 16
 _MAX_CHANGED = 0.25        # over this share of changed pixels: scan the whole frame
 _MAX_CHANGED_REGIONS = 0.5 # ... or when the regions to search cover this much
 
 
 _CANDIDATE_THRESHOLD = -0.25   # scan detections down to this score, then confirmed
+_CONFIRM_SIZES = (90, 80, 110)  # face px of the second looks at an unsure detection
 _CLEAR_MATCH = 0.45         # descriptor distances that need no second frame:
 _CLEAR_STRANGER = 0.72      # (same person 0.18-0.55, different 0.61+ on the photos)
 _SAME_CHIP = 0.95           # chip correlation above which a face is "the same as before"
@@ -121,7 +127,8 @@ class Track:
 class SegmentTracker:
     """Tracks the faces of one run of consecutive samples (see the module doc)."""
 
-    def __init__(self, settings, first_k=0, cut_before=None, cut_after=False, reference=None):
+    def __init__(self, settings, first_k=0, cut_before=None, cut_after=False, reference=None,
+                 known=None):
         self.settings = settings
         self.reference = None if reference is None or not len(reference) else \
             np.asarray(reference, np.float32).reshape(-1, 128)
@@ -139,7 +146,11 @@ class SegmentTracker:
         self._full_k = None             # ... and of the last whole-frame search
         self.active = []
         self.done = []
-        self._described = []            # (box, chip key, descriptors, sizes) of closed tracks
+        # (box, chip key, descriptors, sizes) of closed tracks: this segment's,
+        # and ``known`` ones from segments already done (described_faces())
+        self._described = [(tuple(b), np.asarray(key, np.float32),
+                            [np.asarray(d, np.float32) for d in ds], list(sz))
+                           for b, key, ds, sz in (known or [])][-_DESCRIBED_KEPT:]
         # gray frames since the last scan, for tracing new tracks backwards
         self.history = deque(maxlen=self.scan_every + 1)
         self.last = None                # the last sample, if it was not a scan
@@ -217,16 +228,19 @@ class SegmentTracker:
         detector's pyramid levels: a 50 px face can score 0.1 at one
         enlargement and -0.1 at another. So scans keep candidates down to
         _CANDIDATE_THRESHOLD, and those under 0 count only if a search of
-        their region, scaled so the face is ~90 px, finds a face there."""
+        their region, scaled so the face is ~90 px (else ~80, else ~110:
+        the second look has pyramid levels too), finds a face there."""
         out = []
         for d in detections:
             if d.score >= 0:
                 out.append(d)
                 continue
-            again = [c for c in face_engine.detect_in_region(gray, d.box)
-                     if iou(c.box, d.box) >= 0.3]
-            if again:
-                out.append(max(again, key=lambda c: c.score))
+            for target in _CONFIRM_SIZES:
+                again = [c for c in face_engine.detect_in_region(gray, d.box, target)
+                         if iou(c.box, d.box) >= 0.3]
+                if again:
+                    out.append(max(again, key=lambda c: c.score))
+                    break
         return out
 
     def _changed_regions(self, small, previous, shape):
@@ -255,9 +269,9 @@ class SegmentTracker:
         for x, y, bw, bh, area in stats[1:count]:
             if area < _MIN_CHANGE_AREA:
                 continue
-            boxes.append([max(0, int(x * s - _REGION_MARGIN)), max(0, int(y * s - _REGION_MARGIN)),
-                          min(w, int((x + bw) * s + _REGION_MARGIN)),
-                          min(h, int((y + bh) * s + _REGION_MARGIN))])
+            m = min(_REGION_MARGIN, max(_REGION_MARGIN_MIN, 0.25 * max(bw, bh) * s))
+            boxes.append([max(0, int(x * s - m)), max(0, int(y * s - m)),
+                          min(w, int((x + bw) * s + m)), min(h, int((y + bh) * s + m))])
         boxes = _merge_boxes(boxes)
         if sum((b[2] - b[0]) * (b[3] - b[1]) for b in boxes) > _MAX_CHANGED_REGIONS * w * h:
             return None
@@ -321,20 +335,24 @@ class SegmentTracker:
 
     def _follow(self, track, gray):
         """The best template match near the last box: (box, score) or (None, 0)."""
-        if track.template is None:
+        return self._match(track.template, track.template_scale, track.box, gray)
+
+    @staticmethod
+    def _match(template, s, box, gray):
+        """The best match of ``template`` (shrunk by ``s``) near ``box``: (box, score)."""
+        if template is None:
             return None, 0.0
-        l, t, r, b = track.box
+        l, t, r, b = box
         w, h = r - l, b - t
         m = _SEARCH_MARGIN * max(w, h)
         x0, y0, x1, y1 = _clip_box((l - m, t - m, r + m, b + m), gray.shape)
         window = gray[y0:y1, x0:x1]
-        s = track.template_scale
         if s < 1.0:
             window = cv2.resize(window, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
-        th, tw = track.template.shape[:2]
+        th, tw = template.shape[:2]
         if window.shape[0] < th or window.shape[1] < tw:
             return None, 0.0
-        result = cv2.matchTemplate(window, track.template, cv2.TM_CCOEFF_NORMED)
+        result = cv2.matchTemplate(window, template, cv2.TM_CCOEFF_NORMED)
         _, score, _, (mx, my) = cv2.minMaxLoc(result)
         if not np.isfinite(score):
             return None, 0.0
@@ -342,21 +360,30 @@ class SegmentTracker:
         return (nl, nt, nl + w, nt + h), float(score)
 
     def _trace_back(self, track):
-        """Follow a new track backwards through the frames since the last scan."""
+        """Follow a new track backwards through the frames since the last scan.
+
+        As forwards: the face's template first (a strong match is the face,
+        as when following it), dlib in the region only when the match is
+        weak, which is where the face was not yet there (a head still down,
+        someone not yet in the seat): so a face seen in every earlier frame
+        costs no detector run, and the frame it appeared in costs one."""
         box = track.box
         for k, t_ms, gray in reversed(self.history):
             if k >= track.first_k:
                 continue
-            # a wide margin: a face can move far in one sample interval
-            found = face_engine.detect_in_region(gray, box, margin=1.0)
-            if not found:
-                break
-            det = max(found, key=lambda d: iou(d.box, box))
-            if iou(det.box, box) < 0.2:
-                break
-            box = det.box
-            track.entries.insert(0, (t_ms, tuple(float(round(v, 1)) for v in box),
-                                     face_engine.confidence(det.score)))
+            followed, score = self._match(track.template, track.template_scale, box, gray)
+            if followed is not None and score >= _FOLLOW_MIN_SCORE:
+                box, conf = followed, track.confidence
+            else:
+                # a wide margin: a face can move far in one sample interval
+                found = face_engine.detect_in_region(gray, box, margin=1.0)
+                if not found:
+                    break
+                det = max(found, key=lambda d: iou(d.box, box))
+                if iou(det.box, box) < 0.2:
+                    break
+                box, conf = det.box, face_engine.confidence(det.score)
+            track.entries.insert(0, (t_ms, tuple(float(round(v, 1)) for v in box), conf))
             track.first_k = k
 
     # -- description --------------------------------------------------------------
@@ -386,6 +413,9 @@ class SegmentTracker:
         descriptors = self._described_before(track, chips)
         if descriptors is None:
             descriptors = self._describe(chips, sizes)
+            # one size per descriptor (often only the first chip is described):
+            # persons.py lines the two up across a person's tracks
+            sizes = sizes[:len(descriptors)]
             if chips:
                 self._described.append((track.box, _chip_key(chips[0]), descriptors, sizes))
                 del self._described[:-_DESCRIBED_KEPT]
@@ -407,14 +437,20 @@ class SegmentTracker:
         With the collection at hand, a face big enough to be described
         reliably whose first descriptor is clearly someone (distance under
         _CLEAR_MATCH) or clearly nobody (over _CLEAR_STRANGER) needs no
-        second opinion. Small faces always get all their chips: their
-        evidence is the mean of several (persons.person_distances)."""
-        if (self.reference is None or len(chips) <= 1
-                or min(sizes) < persons.RELIABLE_FACE_PX):
+        second opinion. Small faces get all their chips (their evidence is
+        the mean of several, persons.person_distances) unless the first is
+        clearly someone even with the small-face margin: at _CLEAR_MATCH
+        plus the margin, 0.09+ under the nearest different-person video
+        crop measured (0.568); never "clearly nobody" from one small face,
+        whose distance to its own photo varies most."""
+        if self.reference is None or len(chips) <= 1:
             return face_engine.describe_chips(chips)
         first = face_engine.describe_chips(chips[:1])
         nearest = float(face_engine.distances(first[0], self.reference).min())
-        if nearest <= _CLEAR_MATCH or nearest >= _CLEAR_STRANGER:
+        if min(sizes) < persons.RELIABLE_FACE_PX:
+            if nearest + persons.SMALL_FACE_PENALTY <= _CLEAR_MATCH:
+                return first
+        elif nearest <= _CLEAR_MATCH or nearest >= _CLEAR_STRANGER:
             return first
         return first + face_engine.describe_chips(chips[1:])
 
@@ -433,6 +469,13 @@ class SegmentTracker:
             if iou(box, track.box) >= 0.3 and float(np.dot(key, other)) >= _SAME_CHIP:
                 return [d.copy() for d in descriptors]
         return None
+
+    def described_faces(self):
+        """The faces described here, as plain data another segment's tracker
+        can take as ``known`` (a person still in their seat later in the
+        video is then not described again)."""
+        return [(tuple(float(v) for v in box), key, [d.tolist() for d in ds], list(sizes))
+                for box, key, ds, sizes in self._described]
 
     def finish(self):
         """Close every track; the segment's tracks as plain, picklable dicts.

@@ -9,7 +9,9 @@ arrays; memory does not grow with the video's length.
 Both cores: the video is cut into time segments analysed by a pool of worker
 processes (dlib's ResNet holds the GIL, so threads would not do), each
 seeking to its own start; tracks that cross a cut are stitched back together
-so one continuous appearance keeps one index.
+so one continuous appearance keeps one index. A segment that starts after
+others are done gets the faces they described, so a person still in their
+seat (same place, same-looking face) is not described again.
 """
 import atexit
 import math
@@ -43,8 +45,10 @@ class VideoSettings:
         faces are found); in between, known faces are followed cheaply. A
         face that appears between two looks is found at the next one and
         traced back through the frames in between.
-    full_scan_interval_s: the whole frame is searched this often (catches a
-        face that was there all along but not found, e.g. turned away).
+    full_scan_interval_s: the whole frame is searched this often, and at
+        each segment's start (catches a face that was there all along but not
+        found, e.g. turned away and turning back too slowly to count as a
+        change); at 24 px one such search of a 1080p frame costs about 1 s.
     max_misses: samples a face may go unseen before its track ends (so a
         blink or a turned head does not split one appearance in two).
     descriptors_per_track: how many of a track's best frames are described.
@@ -59,7 +63,7 @@ class VideoSettings:
     """
     sample_fps: float = 2.0
     scan_interval_s: float = 2.0
-    full_scan_interval_s: float = 20.0
+    full_scan_interval_s: float = 30.0
     max_misses: int = 2
     descriptors_per_track: int = 2
     workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
@@ -271,15 +275,34 @@ def sampled_frames(path, sample_fps, first_k=0, end_k=None, queue_size=4):
 
 # -- segments and the worker pool ------------------------------------------------
 
-def _analyse_segment(path, settings_dict, first_k, end_k, cut_after=False, reference=None):
-    """Worker entry point: track faces in samples [first_k, end_k)."""
+def _analyse_segment(path, settings_dict, first_k, end_k, cut_after=False, reference=None,
+                     known=None):
+    """Worker entry point: track faces in samples [first_k, end_k).
+
+    Answers (tracks, described faces); ``known`` are the described faces of
+    segments already done, reused for a face that looks the same in the
+    same place."""
     from local.engine.tracking import SegmentTracker
     settings = VideoSettings(**settings_dict)
     tracker = SegmentTracker(settings, first_k=first_k, cut_after=cut_after,
-                             reference=reference)
+                             reference=reference, known=known)
     for k, t, rgb in sampled_frames(path, settings.sample_fps, first_k, end_k):
         tracker.add(k, t, rgb)
-    return tracker.finish()
+    tracks = tracker.finish()
+    return tracks, tracker.described_faces()
+
+
+# described faces handed to a segment that starts after others are done
+_KNOWN_KEPT = 256
+
+
+def _known(done):
+    """The described faces of finished segments (latest last), for the next one."""
+    out = []
+    for described in done:
+        if described:
+            out.extend(described)
+    return out[-_KNOWN_KEPT:]
 
 
 def _warm_up():
@@ -383,16 +406,19 @@ def _run_in_pool(pool, path, settings, settings_dict, segments, progress, refere
         _running += 1
     try:
         results = [None] * len(segments)
+        described = [None] * len(segments)
         waiting = list(enumerate(segments))
         flying = {}
         while waiting or flying:
             while waiting and len(flying) < _share(settings.workers):
                 i, (a, b) = waiting.pop(0)
                 flying[pool.submit(_analyse_segment, str(path), settings_dict, a, b,
-                                   i < len(segments) - 1, reference)] = i
+                                   i < len(segments) - 1, reference,
+                                   _known(described))] = i
             done, _ = wait(list(flying), return_when=FIRST_COMPLETED)
             for future in done:
-                results[flying.pop(future)] = future.result()
+                i = flying.pop(future)
+                results[i], described[i] = future.result()
             if progress is not None:
                 progress(sum(r is not None for r in results), len(segments))
         return results
@@ -416,10 +442,13 @@ def analyse(path, settings=None, progress=None, reference=None):
     segments = plan_segments(info, settings)
     settings_dict = asdict(settings)
     if settings.workers <= 0:
-        results = []
+        results, described = [], []
         for i, (a, b) in enumerate(segments):
-            results.append(_analyse_segment(str(path), settings_dict, a, b,
-                                            i < len(segments) - 1, reference))
+            tracks, faces = _analyse_segment(str(path), settings_dict, a, b,
+                                             i < len(segments) - 1, reference,
+                                             _known(described))
+            results.append(tracks)
+            described.append(faces)
             if progress is not None:
                 progress(i + 1, len(segments))
     else:

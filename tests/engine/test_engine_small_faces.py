@@ -67,6 +67,38 @@ def test_a_person_at_26_px_is_found_and_matched(faces_dir, tmp_path):
         assert len({index for index, _, _ in sightings}) == 1
 
 
+def _closed_track(faces_dir, who, reference_of, face_px):
+    """A track of two chips of ``who``'s photo 1 at ``face_px``, closed by a
+    tracker holding ``reference_of``'s descriptor: the track's dict."""
+    from local.engine import tracking
+    rgb = face_engine.decode_image(photo(faces_dir, who, 1).read_bytes())
+    face = face_engine.find_faces(rgb)[0]
+    chip = face_engine.face_chip(rgb, face.shape)
+    _, reference = registered(faces_dir, [reference_of])
+    tracker = tracking.SegmentTracker(video.VideoSettings(workers=0), reference=reference)
+    track = tracking.Track(face_engine.Detection(face.box, face.score), 0, 0)
+    track.see(0, 0, face.box)
+    track.chips = [(2.0, 0, chip, float(face_px)), (1.0, 1, chip, float(face_px))]
+    tracker._close(track)
+    return tracker.done[0]
+
+
+@pytest.mark.parametrize("face_px", [30, 80])
+def test_a_clear_match_is_described_once_with_one_size_per_descriptor(faces_dir, face_px):
+    """Its own registration photo is a clear match, small or not: one
+    descriptor, and one face size for it (persons.py pairs sizes with
+    descriptors across a person's tracks)."""
+    done = _closed_track(faces_dir, "john_simm", "john_simm", face_px)
+    assert len(done["descriptors"]) == 1
+    assert done["sizes"] == [float(face_px)]
+
+
+def test_a_small_face_that_is_no_clear_match_gets_every_chip_described(faces_dir):
+    """Against someone else a small face is never judged on one descriptor."""
+    done = _closed_track(faces_dir, "john_simm", "barack_obama", 30)
+    assert len(done["descriptors"]) == 2 and done["sizes"] == [30.0, 30.0]
+
+
 SIZES = (24, 30, 36, 44)
 
 

@@ -215,6 +215,30 @@ def test_each_track_is_described_a_few_times_not_every_frame(faces_dir, tmp_path
     assert 1 <= len(tracks[0]["descriptors"]) <= 3    # described on a few frames only
 
 
+def test_a_later_segment_reuses_what_finished_segments_described(faces_dir, tmp_path,
+                                                                  monkeypatch):
+    """Someone who sits still through two segments analysed one after the
+    other is described in the first only: the second gets its described faces."""
+    path = tmp_path / "still.mp4"
+    make_video(path, [dict(image=photo(faces_dir, "kit_harington", 2), start_s=0, end_s=8,
+                           x=100, y=60, height=100, drift=2)],
+               size=(640, 360), duration_s=8, fps=10)
+    settings = video.VideoSettings(workers=0, sample_fps=2.0)
+    first, described = video._analyse_segment(str(path), vars(settings), 0, 8, True)
+    assert described and first[0]["descriptors"]
+    calls = []
+    real = face_engine.describe_chips
+    monkeypatch.setattr(face_engine, "describe_chips",
+                        lambda chips: calls.append(len(chips)) or real(chips))
+    second, _ = video._analyse_segment(str(path), vars(settings), 8, 16, False,
+                                       known=described)
+    assert len(second) == 1 and second[0]["descriptors"]
+    assert calls == []                                 # nothing described again
+    assert np.allclose(second[0]["descriptors"][0], first[0]["descriptors"][0])
+    alone, _ = video._analyse_segment(str(path), vars(settings), 8, 16, False)
+    assert calls                                        # without them it is described
+
+
 def test_portrait_phone_video_is_turned_upright(faces_dir, tmp_path):
     """Stored sideways with a display matrix (as phones do): faces still found."""
     path = tmp_path / "phone.mp4"

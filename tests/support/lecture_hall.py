@@ -85,6 +85,8 @@ def appearances(seats):
                 l, t, r, bt = CHILD_BOX
                 m = int((r - l) * 0.6)
                 app["crop"] = (l - m, t - m, r + m, bt + m)
+                # the face is the crop's middle part: its box in the truth too
+                app["inner"] = (m / (r - l + 2 * m), m / (bt - t + 2 * m))
                 app["height"] = int(round(seat["face_px"] * (bt - t + 2 * m) / (bt - t)))
             out.append(app)
     return out
@@ -113,6 +115,9 @@ def write(path, seats, *, size=(1280, 720), fps=15, duration_s=60.0, crf=28, see
     truth = []
     for app, piece, face in prepared:
         x, y = video_maker._position(app, app["start_s"], piece.shape, (w, h))
+        if "inner" in app:
+            fx, fy = app["inner"][0] * (face[2] - face[0]), app["inner"][1] * (face[3] - face[1])
+            face = (face[0] + fx, face[1] + fy, face[2] - fx, face[3] - fy)
         truth.append({"seat": app["seat"], "identity": app["label"], "start_s": app["start_s"],
                       "end_s": app["end_s"],
                       "face_box": [x + face[0], y + face[1], x + face[2], y + face[3]]})
