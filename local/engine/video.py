@@ -20,6 +20,7 @@ import os
 import queue
 import sys
 import threading
+import time
 import types
 from concurrent.futures import FIRST_COMPLETED, CancelledError, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -317,6 +318,19 @@ _pool_lock = threading.Lock()
 _stopping = threading.Event()       # set for good by shutdown_pool()
 
 
+def _leave_with_parent(parent_pid, interval=1.0):
+    """In a worker: exit as soon as the process that spawned it is gone.
+
+    A killed parent (``kill -9``, a crashed server) never tells its pool to
+    stop, and the workers would wait on their call queue for ever, holding
+    their models' memory; reparented, their parent id changes."""
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(interval)
+        os._exit(0)
+    threading.Thread(target=watch, name="leave-with-parent", daemon=True).start()
+
+
 def worker_pool(size):
     """The process pool shared by every analysis in this process (spawned once).
 
@@ -332,7 +346,9 @@ def worker_pool(size):
             if _pool is not None:
                 _pool.shutdown(wait=False, cancel_futures=True)
             _pool = ProcessPoolExecutor(max_workers=size,
-                                        mp_context=multiprocessing.get_context("spawn"))
+                                        mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_leave_with_parent,
+                                        initargs=(os.getpid(),))
             _pool_size = size
             # A spawned child re-runs the parent's main *script* unless it has a
             # __main__ guard; workers need nothing from it, so while they start
