@@ -9,6 +9,7 @@ cut. A restarted endpoint finds its collections and finished jobs again. A
 job that was still running when the endpoint stopped is reported FAILED
 after the restart (its worker is gone), never IN_PROGRESS forever.
 """
+import collections
 import json
 import os
 import pathlib
@@ -59,7 +60,9 @@ def _load_dir(directory):
     directory.mkdir(parents=True, exist_ok=True)
     for leftover in directory.glob(f".*{_TMP_SUFFIX}"):
         leftover.unlink(missing_ok=True)
-    return [json.loads(path.read_text()) for path in sorted(directory.glob("*.json"))]
+    # A generator: a job store's records are read one at a time and kept
+    # without their results, so starting never holds every result at once.
+    return (json.loads(path.read_text()) for path in sorted(directory.glob("*.json")))
 
 
 def not_found(collection_id):
@@ -151,14 +154,37 @@ class CollectionStore:
         return faces, matrix
 
 
+def _compact(persons):
+    """A result written before results were compact (a list of Persons dicts)."""
+    matches = {}
+    entries = []
+    for p in persons:
+        index, box = p["Person"]["Index"], p["Person"]["BoundingBox"]
+        matches.setdefault(index, p["FaceMatches"])
+        entries.append([p["Timestamp"], index,
+                        [box["Left"], box["Top"], box["Width"], box["Height"]],
+                        p["Person"]["Face"]["Confidence"]])
+    entries.sort(key=lambda e: (e[0], e[1]))
+    return {"Matches": [matches.get(i, []) for i in range(max(matches, default=-1) + 1)],
+            "Entries": entries}
+
+
 class JobStore:
-    """Face-search jobs by JobId, and the ClientRequestToken each was started with."""
+    """Face-search jobs by JobId, and the ClientRequestToken each was started with.
+
+    A finished job's ``Result`` (every sighting of the video) is the bulk of
+    it: when jobs are written down, memory keeps the job without it and only
+    the last few results read (:meth:`result`), so the engine's memory does not
+    grow with the number or length of the videos it has analysed."""
+
+    RESULTS_KEPT = 2
 
     def __init__(self, data_dir=None):
         self._lock = threading.RLock()
         self._dir = pathlib.Path(data_dir) / "jobs" if data_dir else None
         self._jobs = {}
         self._tokens = {}
+        self._results = collections.OrderedDict()   # JobId -> Result, most recent last
         if self._dir:
             for job in _load_dir(self._dir):
                 if job["JobStatus"] == "IN_PROGRESS":
@@ -169,6 +195,8 @@ class JobStore:
                 self._remember(job)
 
     def _remember(self, job):
+        if self._dir and ("Result" in job or "Persons" in job):
+            job = {k: v for k, v in job.items() if k not in ("Result", "Persons")}
         self._jobs[job["JobId"]] = job
         if job.get("ClientRequestToken"):
             self._tokens[job["ClientRequestToken"]] = job["JobId"]
@@ -185,9 +213,24 @@ class JobStore:
     def put(self, job):
         """Add or replace a job (and write it down when persisting)."""
         with self._lock:
-            self._remember(job)
             if self._dir:
                 _atomic_write(self._dir / f"{job['JobId']}.json", job)
+                self._results.pop(job["JobId"], None)
+            self._remember(job)
+
+    def result(self, job_id):
+        """A finished job's ``{"Matches", "Entries"}`` (see ``persons.entries``)."""
+        with self._lock:
+            job = self._jobs[job_id]
+            if not self._dir:
+                return job.get("Result") or _compact(job["Persons"])
+            if job_id not in self._results:
+                stored = json.loads((self._dir / f"{job_id}.json").read_text())
+                self._results[job_id] = stored.get("Result") or _compact(stored["Persons"])
+                while len(self._results) > self.RESULTS_KEPT:
+                    self._results.popitem(last=False)
+            self._results.move_to_end(job_id)
+            return self._results[job_id]
 
     def claim_token(self, token, make_job):
         """The job started with ``token``, or a new one from ``make_job()`` (atomic)."""

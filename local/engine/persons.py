@@ -224,25 +224,38 @@ def ratio_box(box, width, height):
 
 
 def entries(tracks, info, faces, matrix, threshold):
-    """GetFaceSearch's Persons entries: one ``Person.Index`` per person, whole video.
+    """GetFaceSearch's result, compact: ``{"Matches": [...], "Entries": [...]}``.
 
-    Tracks are grouped into persons (:func:`group`); a person's FaceMatches
-    use every descriptor of every one of its tracks (:func:`person_distances`)
-    and are the same on each of its entries."""
-    out = []
+    One ``Person.Index`` per person, whole video: tracks are grouped into
+    persons (:func:`group`); a person's FaceMatches use every descriptor of
+    every one of its tracks (:func:`person_distances`) and are the same on
+    each of its entries, so they are kept once per person (``Matches[index]``)
+    and each sighting is ``[timestamp_ms, index, [left, top, width, height],
+    confidence]``, sorted by time then index. A long lecture has hundreds of
+    thousands of sightings: as dicts they were most of the job's memory;
+    :func:`person_entry` builds the API's shape for one page at a time."""
+    matches_by_person, out = [], []
     for index, person_tracks in enumerate(group(tracks, faces, matrix, threshold)):
         descriptors, sizes = [], []
         for track in person_tracks:
             descriptors += [np.asarray(d, np.float32) for d in track["descriptors"]]
             sizes += list(track.get("sizes") or [RELIABLE_FACE_PX] * len(track["descriptors"]))
-        matches = face_matches(person_distances(descriptors, sizes, matrix), faces, threshold)
+        matches_by_person.append(
+            face_matches(person_distances(descriptors, sizes, matrix), faces, threshold))
         for track in person_tracks:
             for t_ms, box, conf in track["entries"]:
                 bbox = ratio_box(box, info.width, info.height)
-                out.append({"Timestamp": int(t_ms),
-                            "Person": {"Index": index, "BoundingBox": bbox,
-                                       "Face": {"BoundingBox": bbox,
-                                                "Confidence": round(conf, 4)}},
-                            "FaceMatches": matches})
-    out.sort(key=lambda p: (p["Timestamp"], p["Person"]["Index"]))
-    return out
+                out.append([int(t_ms), index, [bbox["Left"], bbox["Top"], bbox["Width"],
+                                               bbox["Height"]], round(conf, 4)])
+    out.sort(key=lambda e: (e[0], e[1]))
+    return {"Matches": matches_by_person, "Entries": out}
+
+
+def person_entry(entry, matches_by_person):
+    """One GetFaceSearch ``Persons`` element from a compact sighting (see :func:`entries`)."""
+    t_ms, index, (left, top, width, height), conf = entry
+    bbox = {"Width": width, "Height": height, "Left": left, "Top": top}
+    return {"Timestamp": t_ms,
+            "Person": {"Index": index, "BoundingBox": bbox,
+                       "Face": {"BoundingBox": dict(bbox), "Confidence": conf}},
+            "FaceMatches": matches_by_person[index]}

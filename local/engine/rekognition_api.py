@@ -442,8 +442,9 @@ class RekognitionApi:
                                          progress=self._track_progress(job_id),
                                          reference=matrix)
             job["VideoMetadata"] = info.metadata()
-            job["Persons"] = persons.entries(tracks, info, faces, matrix,
-                                             params["FaceMatchThreshold"])
+            job["Result"] = persons.entries(tracks, info, faces, matrix,
+                                            params["FaceMatchThreshold"])
+            del tracks
             job["JobStatus"] = "SUCCEEDED"
         except video.VideoError as exc:
             job["JobStatus"], job["StatusMessage"] = "FAILED", str(exc)
@@ -499,9 +500,10 @@ class RekognitionApi:
         if job["JobStatus"] != "SUCCEEDED":
             return answer
         sort_by = req.get("SortBy", "TIMESTAMP")
-        persons = sorted(job["Persons"], key=(
-            (lambda p: (p["Person"]["Index"], p["Timestamp"])) if sort_by == "INDEX"
-            else (lambda p: (p["Timestamp"], p["Person"]["Index"]))))
+        result = self.jobs.result(job["JobId"])
+        sightings = result["Entries"]       # by (timestamp, index) already
+        if sort_by == "INDEX":
+            sightings = sorted(sightings, key=lambda e: (e[1], e[0]))
         start = 0
         if req.get("NextToken"):
             token = _decode_token(req["NextToken"], ["o", "j"])
@@ -511,7 +513,8 @@ class RekognitionApi:
             start = token["o"]
         limit = req.get("MaxResults") or 1000
         answer["VideoMetadata"] = job["VideoMetadata"]
-        answer["Persons"] = persons[start:start + limit]
-        if start + limit < len(persons):
+        answer["Persons"] = [persons.person_entry(e, result["Matches"])
+                             for e in sightings[start:start + limit]]
+        if start + limit < len(sightings):
             answer["NextToken"] = _encode_token({"o": start + limit, "j": job["JobId"]})
         return answer

@@ -84,3 +84,37 @@ def test_a_half_written_file_a_power_cut_left_is_ignored_and_removed(tmp_path):
     restarted = CollectionStore(tmp_path)
     assert [f["FaceId"] for f in restarted.faces("class-1")] == ["f1"]
     assert not torn.exists()
+
+
+def a_result(n):
+    return {"Matches": [[{"Similarity": 99.0, "Face": {"FaceId": "f-1"}}], []],
+            "Entries": [[t * 200, t % 2, [0.1, 0.2, 0.05, 0.06], 99.9] for t in range(n)]}
+
+
+def test_a_written_jobs_result_is_read_back_and_only_the_last_few_stay_in_memory(tmp_path):
+    store = JobStore(tmp_path)
+    for n in range(5):
+        store.put({"JobId": f"job-{n}", "JobStatus": "SUCCEEDED", "Result": a_result(n + 1)})
+    assert all("Result" not in store.get(f"job-{n}") for n in range(5))
+    for n in range(5):
+        assert store.result(f"job-{n}") == a_result(n + 1)
+    assert len(store._results) == JobStore.RESULTS_KEPT
+    assert JobStore(tmp_path).result("job-3") == a_result(4), "a restarted engine serves it"
+
+
+def test_a_job_written_before_results_were_compact_is_still_served(tmp_path):
+    box = {"Width": 0.05, "Height": 0.06, "Left": 0.1, "Top": 0.2}
+    old = {"JobId": "old", "JobStatus": "SUCCEEDED", "Persons": [
+        {"Timestamp": 400, "Person": {"Index": 1, "BoundingBox": box,
+                                      "Face": {"BoundingBox": box, "Confidence": 98.5}},
+         "FaceMatches": []},
+        {"Timestamp": 0, "Person": {"Index": 0, "BoundingBox": box,
+                                    "Face": {"BoundingBox": box, "Confidence": 99.5}},
+         "FaceMatches": [{"Similarity": 99.0, "Face": {"FaceId": "f-1"}}]}]}
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / "old.json").write_text(json.dumps(old))
+    store = JobStore(tmp_path)
+    assert "Persons" not in store.get("old")
+    assert store.result("old") == {
+        "Matches": [[{"Similarity": 99.0, "Face": {"FaceId": "f-1"}}], []],
+        "Entries": [[0, 0, [0.1, 0.2, 0.05, 0.06], 99.5], [400, 1, [0.1, 0.2, 0.05, 0.06], 98.5]]}
