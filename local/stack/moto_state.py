@@ -154,6 +154,24 @@ def _cache_module_list():
     backends.list_of_moto_modules = lambda: modules
 
 
+def _cache_method_names():
+    """moto lists a response class's methods (inspect.getmembers) on every request
+    to find the action's handler; classes do not change while the server runs."""
+    from moto.core import responses
+    if getattr(responses.method_names_from_class, "_rollcall_cached", False):
+        return
+    names = {}
+    listing = responses.method_names_from_class
+
+    def method_names_from_class(cls):
+        if cls not in names:
+            names[cls] = listing(cls)
+        return names[cls]
+
+    method_names_from_class._rollcall_cached = True
+    responses.method_names_from_class = method_names_from_class
+
+
 def _attribute_value(value):
     """A DynamoDB AttributeValue as moto's serializer writes it (JSON protocol):
     strings as str, binaries base64, sets as lists, M and L recursively,
@@ -231,6 +249,7 @@ class PersistentMoto:
         self.interval = interval
         self.journal = journal or Journal(store.state_dir)
         _cache_module_list()
+        _cache_method_names()
         _fast_dynamodb_serializer()
         self.app = DomainDispatcherApplication(create_backend_app)
         self._lock = _SharedExclusiveLock()
