@@ -100,6 +100,9 @@ class ForgettingUserStore:
     def __setattr__(self, name, value):
         setattr(self._store, name, value)  # e.g. a test's clock: the store's
 
+    def __delattr__(self, name):
+        delattr(self._store, name)
+
     def __getattr__(self, name):
         attribute = getattr(self._store, name)
         if name.startswith("_") or name in self.READS or not callable(attribute):
