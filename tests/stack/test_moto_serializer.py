@@ -163,3 +163,25 @@ def test_the_api_server_reads_answers_as_botocore_does(serializers, parsers):
                 fast().parse(answer, shape)
             continue
         assert fast().parse(answer, shape) == expected, operation
+
+
+def test_quick_random_strings_keep_moto_alphabet_and_length():
+    import string
+
+    from moto.moto_api._internal import mock_random
+
+    from local.stack.moto_state import _quick_random_strings
+    kind = type(mock_random)
+    saved = kind.get_random_string
+    try:
+        _quick_random_strings()
+        assert kind.get_random_string is not saved
+        ids = {mock_random.get_random_string(length=52) for _ in range(200)}
+        assert len(ids) == 200
+        assert all(len(i) == 52 and set(i) <= set(string.ascii_letters + string.digits)
+                   for i in ids)
+        assert set("".join(ids)) > set(string.digits)  # digits are drawn too
+        short = mock_random.get_random_string(length=8, include_digits=False, lower_case=True)
+        assert len(short) == 8 and set(short) <= set(string.ascii_lowercase)
+    finally:
+        kind.get_random_string = saved
