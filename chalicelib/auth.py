@@ -34,7 +34,7 @@ _BAD_CREDENTIALS = ("The email or password is not right. After several failed si
 #: account disabled, removed or given a new password elsewhere is refused
 #: within this bound (at once when the change went through this process).
 IDENTITY_MAX_AGE_S = 2.0
-#: Users remembered at once per process (least recently read dropped first).
+#: Users remembered at once per process (the one read longest ago dropped first).
 IDENTITY_CACHE_SIZE = 1024
 
 
