@@ -37,6 +37,7 @@ block snapshots for 20 s); the worst a torn SQS state can do is deliver a
 message again, which every consumer tolerates anyway.
 """
 import argparse
+import contextlib
 import io
 import json
 import logging
@@ -276,6 +277,11 @@ class PersistentMoto:
         self._lock = _SharedExclusiveLock()
         # Changes run one at a time, so the journal's order is the order applied.
         self._change_lock = threading.Lock()
+        # moto's DynamoDB is not safe to run from several threads at once: a Query
+        # beside other requests now and then answered "Query condition missed key
+        # schema element" (and a write could change a dict a read walked). Its
+        # requests take turns; it is one process under the GIL anyway.
+        self._dynamodb_lock = threading.Lock()
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._save_lock = threading.Lock()
@@ -303,12 +309,19 @@ class PersistentMoto:
             self._spool_body(environ)
             self._lock.acquire_shared()
             try:
-                body = _drain(self.app(environ, start_response))
+                with self._turn(environ):
+                    body = _drain(self.app(environ, start_response))
             finally:
                 self._lock.release_shared()
         if _may_change_state(environ, body):
             self._dirty.set()
         return body
+
+    def _turn(self, environ):
+        """The lock a request waits for before moto runs it (none for most)."""
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            return self._dynamodb_lock
+        return contextlib.nullcontext()
 
     def _change(self, environ, start_response):
         """Apply, journal and fsync a changing request; only then answer it."""
@@ -322,7 +335,7 @@ class PersistentMoto:
 
         self._lock.acquire_shared()
         try:
-            with self._change_lock:
+            with self._change_lock, self._turn(environ):
                 body = _drain(self.app(environ, remember))
                 ticket = None
                 # A refused request changed nothing: no need to replay it.
