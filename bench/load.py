@@ -184,10 +184,32 @@ def main(argv=None):
             token = _sign_in(api, stack.first_admin["email"], stack.first_admin["password"])
             parts = {part.name: part.proc.pid for part in stack.parts
                      if part.name != "provision" and part.running()}
-            run_and_report(api, token, clients, seconds, args.max_requests, parts, video)
+            errors = run_and_report(api, token, clients, seconds, args.max_requests, parts,
+                                    video)
         finally:
             stack.stop()
+        if errors:
+            _print_logged_errors(stack.log_dir)
     return 0
+
+
+def _print_logged_errors(log_dir, most=3):
+    """The last errors the stack's parts logged (the temporary data dir goes):
+    JSON error lines, and tracebacks whole."""
+    for log in sorted(pathlib.Path(log_dir).glob("*.log")):
+        found, block = [], None
+        for line in log.read_text(errors="replace").splitlines():
+            if '"level": "ERROR"' in line:
+                found.append([line[:3000]])
+            elif line.startswith("Traceback"):
+                block = [line]
+            elif block is not None:
+                block.append(line)
+                if not line.startswith((" ", "\t")):
+                    found.append(block)
+                    block = None
+        for lines in found[-most:]:
+            print("\n".join(f"{log.stem}: {line}" for line in lines))
 
 
 # -- a video being analysed meanwhile ------------------------------------------------
@@ -321,6 +343,7 @@ def run_and_report(api, token, clients, seconds, max_requests, parts=None, video
                   "api and moto (each one Python process); "
                   f"all of it: {sum(per.values()) + 1000 * own / len(latencies):.1f} CPU ms "
                   "per request")
+    return errors
 
 
 if __name__ == "__main__":
