@@ -9,6 +9,7 @@ import os
 import threading
 
 import boto3
+from boto3.dynamodb.conditions import ConditionExpressionBuilder
 from botocore.config import Config
 
 # Retries with backoff for throttling; short connect timeout so a dead local
@@ -30,6 +31,45 @@ _S3_LOCAL_CONFIG = _BOTO_CONFIG.merge(Config(signature_version="s3v4",
 def _s3_config():
     local = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     return _S3_LOCAL_CONFIG if local else _S3_CONFIG
+
+
+class _PerThreadConditionBuilder(ConditionExpressionBuilder):
+    """boto3's builder of ``Key(...)``/``Attr(...)`` expressions numbers the
+    placeholders (#n0, :v0...) with counters kept on itself, and a Table
+    resource has one builder for every thread: two requests built at once
+    (the local API server runs one thread per connection) reset each other's
+    counters and gave two values one name, so DynamoDB refused the query now
+    and then ("Query condition missed key schema element"; boto3 issue 1332).
+    Here each thread counts on its own. (A Lambda runs one request at a time.)"""
+
+    def __init__(self):
+        self._counts = threading.local()
+        super().__init__()
+
+    @property
+    def _name_count(self):
+        return getattr(self._counts, "names", 0)
+
+    @_name_count.setter
+    def _name_count(self, value):
+        self._counts.names = value
+
+    @property
+    def _value_count(self):
+        return getattr(self._counts, "values", 0)
+
+    @_value_count.setter
+    def _value_count(self, value):
+        self._counts.values = value
+
+
+def _safe_for_threads(resource):
+    """The resource's expression builder made safe to share between threads."""
+    injector = getattr(resource, "_injector", None)
+    if injector is None or not hasattr(injector, "_condition_builder"):
+        raise RuntimeError("boto3's DynamoDB resource changed: check _PerThreadConditionBuilder")
+    injector._condition_builder = _PerThreadConditionBuilder()
+    return resource
 
 
 class ClientFactory:
@@ -64,7 +104,8 @@ class ClientFactory:
         """A cached ``boto3`` DynamoDB Table resource."""
         with self._lock:
             if table_name not in self._tables:
-                resource = self._get_session().resource("dynamodb", config=_BOTO_CONFIG)
+                resource = _safe_for_threads(
+                    self._get_session().resource("dynamodb", config=_BOTO_CONFIG))
                 self._tables[table_name] = resource.Table(table_name)
             return self._tables[table_name]
 

@@ -11,7 +11,7 @@ from chalicelib.access import Access
 from chalicelib.attendance import AttendanceStore
 from chalicelib.classes import Classes, ClassStore, Memberships
 from chalicelib.evidence import Evidence, EvidenceFiles, EvidenceQueue, S3File
-from chalicelib.auth import Authenticator
+from chalicelib.auth import Authenticator, ForgettingUserStore, RecentUsers
 from chalicelib.clients import ClientFactory
 from chalicelib.conversion import Converter
 from chalicelib.face_search import FaceSearch
@@ -48,7 +48,10 @@ class Services:
 
     @cached_property
     def users(self):
-        return UserStore(self.clients.table(self.settings.users_table))
+        """The users table; every change through it makes the authenticator read
+        the users it remembers again (see :class:`chalicelib.auth.RecentUsers`)."""
+        return ForgettingUserStore(UserStore(self.clients.table(self.settings.users_table)),
+                                   RecentUsers())
 
     @cached_property
     def tokens(self):

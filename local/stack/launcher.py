@@ -57,6 +57,10 @@ DEFAULT_ADMIN_EMAIL = "admin@rollcall.local"
 REGION = "us-east-1"
 #: A part that stops on its own is restarted at most this often in this window.
 MAX_RESTARTS, RESTART_WINDOW_S = 5, 300.0
+#: Niceness of the face engine (and its workers): while a video is analysed,
+#: the site's requests to the API and moto get the CPU first, and the analysis
+#: takes what is left.
+ENGINE_NICENESS = 10
 #: Parts that run for as long as the stack does (provisioning runs once).
 LONG_RUNNING = ("moto", "faces", "convert", "bridge", "api", "site")
 
@@ -236,9 +240,10 @@ class Stack:
             raise StackError(f"another Rollcall stack is using {self.data_dir}; stop it "
                              "first (Ctrl-C in its terminal) or choose another --data-dir")
 
-    def _part(self, name, module, *args, ready_line="listening on"):
+    def _part(self, name, module, *args, ready_line="listening on", nice=0):
         part = Part(name, [sys.executable, "-m", module, *map(str, args)],
-                    self.environment(), self.log_dir, self.out, ready_line=ready_line)
+                    self.environment(), self.log_dir, self.out, ready_line=ready_line,
+                    nice=nice)
         self.parts.append(part)
         return part.start()
 
@@ -264,7 +269,8 @@ class Stack:
         moto = self._part("moto", "local.stack.moto_state", "--host", HOST, "--port",
                           self.ports.moto, "--state-dir", self.data_dir / "moto")
         faces = self._part("faces", self.faces_module, "--host", HOST, "--port",
-                           self.ports.faces, "--data-dir", self.data_dir / "faces")
+                           self.ports.faces, "--data-dir", self.data_dir / "faces",
+                           nice=ENGINE_NICENESS)
         moto.wait_ready(lambda: _listening(self.ports.moto), timeout)
         faces.wait_ready(lambda: _listening(self.ports.faces), timeout)
         # Its end events go on the queue the bridge hands to on_conversion_event.

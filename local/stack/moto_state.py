@@ -37,6 +37,7 @@ block snapshots for 20 s); the worst a torn SQS state can do is deliver a
 message again, which every consumer tolerates anyway.
 """
 import argparse
+import contextlib
 import io
 import json
 import logging
@@ -154,6 +155,113 @@ def _cache_module_list():
     backends.list_of_moto_modules = lambda: modules
 
 
+def _cache_method_names():
+    """moto lists a response class's methods (inspect.getmembers) on every request
+    to find the action's handler; classes do not change while the server runs."""
+    from moto.core import responses
+    if getattr(responses.method_names_from_class, "_rollcall_cached", False):
+        return
+    names = {}
+    listing = responses.method_names_from_class
+
+    def method_names_from_class(cls):
+        if cls not in names:
+            names[cls] = listing(cls)
+        return names[cls]
+
+    method_names_from_class._rollcall_cached = True
+    responses.method_names_from_class = method_names_from_class
+
+
+def _quick_random_strings():
+    """moto draws each character of a random string (a 52-character request id on
+    every answer) with its own ``random.choice``: a tenth of its time for a
+    GetItem. ``choices`` draws them at once, from the same generator and alphabet."""
+    import string
+    from moto.moto_api._internal import mock_random
+
+    kind = type(mock_random)
+    if getattr(kind.get_random_string, "_rollcall_quick", False):
+        return
+
+    def get_random_string(self, length=20, include_digits=True, lower_case=False):
+        pool = string.ascii_letters + (string.digits if include_digits else "")
+        drawn = "".join(self.choices(pool, k=length))
+        return drawn.lower() if lower_case else drawn
+
+    get_random_string._rollcall_quick = True
+    kind.get_random_string = get_random_string
+
+
+def _attribute_value(value):
+    """A DynamoDB AttributeValue as moto's serializer writes it (JSON protocol):
+    strings as str, binaries base64, sets as lists, M and L recursively,
+    members not in the shape (and None) left out."""
+    wire = {}
+    for name, member in value.items():
+        if member is None:
+            continue
+        if name in ("S", "N"):
+            wire[name] = str(member) if member not in ({}, []) else member
+        elif name in ("SS", "NS"):
+            wire[name] = [str(v) if v not in (None, {}, []) else v for v in member]
+        elif name == "B":
+            wire[name] = _base64(member)
+        elif name == "BS":
+            wire[name] = [_base64(v) for v in member]
+        elif name == "M":
+            wire[name] = {k: _attribute_value(v) for k, v in member.items()}
+        elif name == "L":
+            wire[name] = [_attribute_value(v) for v in member]
+        elif name in ("NULL", "BOOL"):
+            wire[name] = member in (True, "True", "true")
+    return wire
+
+
+def _base64(value):
+    import base64
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    return base64.b64encode(value).strip().decode("utf-8")
+
+
+def _fast_dynamodb_serializer():
+    """moto (5.2) writes every DynamoDB answer by walking botocore's output shape
+    member by member: each attribute value of each item costs ten lookups of
+    every alias of every member of AttributeValue, two thirds of moto's time
+    for a GetItem and far more for a Query. Items are already in wire form
+    ({"S": ...}) when they reach the serializer, so attribute values (and maps
+    of them) are written directly; everything else still takes moto's path.
+    (tests/stack/test_moto_serializer.py checks both write the same JSON.)"""
+    from moto.core import serialize
+
+    base = serialize.get_serializer_class("dynamodb", "json")
+    if getattr(base, "_rollcall_fast", False):
+        return base
+
+    class FastDynamoSerializer(base):
+        _rollcall_fast = True
+
+        def _serialize_type_structure(self, serialized, value, shape, key):
+            if shape.name == "AttributeValue" and key and isinstance(value, dict):
+                self._default_serialize(serialized, _attribute_value(value), shape, key)
+            else:
+                super()._serialize_type_structure(serialized, value, shape, key)
+
+        def _serialize_type_map(self, serialized, value, shape, key):
+            if shape.value.name == "AttributeValue" and isinstance(value, dict) and all(
+                    isinstance(v, dict) for v in value.values()):
+                self._default_serialize(
+                    serialized, {k: _attribute_value(v) for k, v in value.items()},
+                    shape, key)
+            else:
+                super()._serialize_type_map(serialized, value, shape, key)
+
+    serialize.SERVICE_SPECIFIC_SERIALIZERS.setdefault("dynamodb", {})["json"] = \
+        FastDynamoSerializer
+    return FastDynamoSerializer
+
+
 class PersistentMoto:
     """moto's WSGI app behind a lock, with a journal and periodic and final snapshots."""
 
@@ -162,10 +270,18 @@ class PersistentMoto:
         self.interval = interval
         self.journal = journal or Journal(store.state_dir)
         _cache_module_list()
+        _cache_method_names()
+        _quick_random_strings()
+        _fast_dynamodb_serializer()
         self.app = DomainDispatcherApplication(create_backend_app)
         self._lock = _SharedExclusiveLock()
         # Changes run one at a time, so the journal's order is the order applied.
         self._change_lock = threading.Lock()
+        # moto's DynamoDB is not safe to run from several threads at once: a Query
+        # beside other requests now and then answered "Query condition missed key
+        # schema element" (and a write could change a dict a read walked). Its
+        # requests take turns; it is one process under the GIL anyway.
+        self._dynamodb_lock = threading.Lock()
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._save_lock = threading.Lock()
@@ -193,12 +309,19 @@ class PersistentMoto:
             self._spool_body(environ)
             self._lock.acquire_shared()
             try:
-                body = _drain(self.app(environ, start_response))
+                with self._turn(environ):
+                    body = _drain(self.app(environ, start_response))
             finally:
                 self._lock.release_shared()
         if _may_change_state(environ, body):
             self._dirty.set()
         return body
+
+    def _turn(self, environ):
+        """The lock a request waits for before moto runs it (none for most)."""
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            return self._dynamodb_lock
+        return contextlib.nullcontext()
 
     def _change(self, environ, start_response):
         """Apply, journal and fsync a changing request; only then answer it."""
@@ -212,7 +335,7 @@ class PersistentMoto:
 
         self._lock.acquire_shared()
         try:
-            with self._change_lock:
+            with self._change_lock, self._turn(environ):
                 body = _drain(self.app(environ, remember))
                 ticket = None
                 # A refused request changed nothing: no need to replay it.

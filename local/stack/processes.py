@@ -68,8 +68,9 @@ _SET_PDEATHSIG = _parent_death_signal() if sys.platform.startswith("linux") else
 class Part:
     """One child process; its output goes to the terminal (prefixed) and to a log file."""
 
-    def __init__(self, name, argv, env, log_dir, out, ready_line=None, width=9):
+    def __init__(self, name, argv, env, log_dir, out, ready_line=None, width=9, nice=0):
         self.name = name
+        self.nice = nice  # added to the niceness of the part and of what it starts
         self.argv = argv
         self.env = env
         self.log_path = pathlib.Path(log_dir) / f"{name}.log"
@@ -98,11 +99,17 @@ class Part:
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             # Its own session: Ctrl-C reaches the launcher only, which stops the
             # parts in order (moto last, so the final state is saved).
-            start_new_session=True, preexec_fn=_SET_PDEATHSIG)
+            start_new_session=True, preexec_fn=self._in_child)
         self._reader = threading.Thread(target=self._pump, name=f"log-{self.name}",
                                         daemon=True)
         self._reader.start()
         return self
+
+    def _in_child(self):
+        if _SET_PDEATHSIG is not None:
+            _SET_PDEATHSIG()
+        if self.nice:
+            os.nice(self.nice)
 
     def _pump(self):
         for raw in iter(self.proc.stdout.readline, b""):
