@@ -126,8 +126,10 @@ def run(path, seats, truth, settings, faces, matrix, min_sightings, decode=True,
     with PeakRss(trace_every_s=trace_every_s) as rss:
         start, cpu = time.perf_counter(), cpu_seconds()
         info, tracks = video.analyse(path, settings, reference=matrix)
-        entries = persons.entries(tracks, info, faces, matrix, THRESHOLD)
+        result = persons.entries(tracks, info, faces, matrix, THRESHOLD)
         wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    # GetFaceSearch builds these a page at a time; all at once only to score them.
+    entries = [persons.person_entry(e, result["Matches"]) for e in result["Entries"]]
     figures = evaluate(entries, truth, seats, info, min_sightings)
     figures.update(wall=wall, cpu=cpu, decode=decode_wall, decode_cpu=decode_cpu, peak_mb=rss.peak / 2 ** 20,
                    duration=info.duration_s, tracks=len(tracks), trace=rss.trace)

@@ -46,7 +46,8 @@ def test_a_person_at_26_px_is_found_and_matched(faces_dir, tmp_path):
     truth = lecture_hall.write(path, seats, size=(1280, 720), duration_s=8.0)
     faces, matrix = registered(faces_dir, ["john_simm", "john_savage", "barack_obama"])
     info, tracks = video.analyse(path, video.VideoSettings(workers=0), reference=matrix)
-    entries = persons.entries(tracks, info, faces, matrix, 80.0)
+    result = persons.entries(tracks, info, faces, matrix, 80.0)
+    entries = [persons.person_entry(e, result["Matches"]) for e in result["Entries"]]
     seen = {}
     for e in entries:
         b = e["Person"]["BoundingBox"]
