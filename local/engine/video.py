@@ -431,7 +431,15 @@ def _run_in_pool(pool, path, settings, settings_dict, segments, progress, refere
                 flying[pool.submit(_analyse_segment, str(path), settings_dict, a, b,
                                    i < len(segments) - 1, reference,
                                    _known(described))] = i
-            done, _ = wait(list(flying), return_when=FIRST_COMPLETED)
+            # Not a plain wait: a segment already handed to a worker that the
+            # endpoint's stop then terminates may never be resolved, and this
+            # thread would hold up the process's exit for ever.
+            done, _ = wait(list(flying), timeout=0.5, return_when=FIRST_COMPLETED)
+            if not done and _stopping.is_set():
+                for future in flying:
+                    future.cancel()
+                raise VideoError("The face engine stopped before this video was analysed; "
+                                 "start the search again")
             for future in done:
                 i = flying.pop(future)
                 results[i], described[i] = future.result()
