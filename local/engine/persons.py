@@ -233,7 +233,9 @@ def entries(tracks, info, faces, matrix, threshold):
     and each sighting is ``[timestamp_ms, index, [left, top, width, height],
     confidence]``, sorted by time then index. A long lecture has hundreds of
     thousands of sightings: as dicts they were most of the job's memory;
-    :func:`person_entry` builds the API's shape for one page at a time."""
+    :func:`person_entry` builds the API's shape for one page at a time. Each
+    track's ``entries`` are consumed (emptied) as they are copied, so the
+    tracks and the result are not both whole in memory at the end of a job."""
     matches_by_person, out = [], []
     for index, person_tracks in enumerate(group(tracks, faces, matrix, threshold)):
         descriptors, sizes = [], []
@@ -247,6 +249,7 @@ def entries(tracks, info, faces, matrix, threshold):
                 bbox = ratio_box(box, info.width, info.height)
                 out.append([int(t_ms), index, [bbox["Left"], bbox["Top"], bbox["Width"],
                                                bbox["Height"]], round(conf, 4)])
+            track["entries"] = []
     out.sort(key=lambda e: (e[0], e[1]))
     return {"Matches": matches_by_person, "Entries": out}
 
