@@ -22,7 +22,7 @@ import requests
 from local.stack.command import main as stack_main
 from local.stack.launcher import Stack
 from local.stack.processes import StackError
-from tests.support.stack import (PROJECT_DIR, is_listening, make_stack, presigned_post,
+from tests.support.stack import (PROJECT_DIR, SiteClient, is_listening, make_stack,
                                  wait_for)
 
 pytestmark = pytest.mark.stack
@@ -36,40 +36,6 @@ PEOPLE = [
 ]
 PROCESSING_TIMEOUT_S = 150
 READY = re.compile(r"^stack +\| ready in [0-9.]+ s")
-
-
-class Browser:
-    """What the site's JavaScript does: JSON calls to the API from the site's origin."""
-
-    def __init__(self, api_url, origin):
-        self.api_url = api_url
-        self.origin = origin
-        self.token = None
-
-    def call(self, method, path, body=None, expect=200):
-        headers = {"Origin": self.origin}
-        if self.token:
-            headers["Authorization"] = "Bearer " + self.token
-        answer = requests.request(method, self.api_url + path, json=body, headers=headers,
-                                  timeout=60)
-        assert answer.status_code == expect, (method, path, answer.status_code, answer.text)
-        # The API lets the site (and only the site) read its answers.
-        assert answer.headers.get("Access-Control-Allow-Origin") == self.origin
-        return answer.json() if answer.content else None
-
-    def sign_in(self, email, password):
-        self.token = self.call("POST", "/auth/login",
-                               {"email": email, "password": password})["token"]
-
-    def upload(self, upload, data, filename, content_type):
-        # The site's XHR watches upload progress, which makes the browser preflight.
-        preflight = requests.options(upload["url"], timeout=10, headers={
-            "Origin": self.origin, "Access-Control-Request-Method": "POST"})
-        assert preflight.status_code == 200, preflight.text
-        assert preflight.headers["Access-Control-Allow-Origin"] == self.origin
-        answer = presigned_post(upload, data, filename, content_type, origin=self.origin)
-        assert answer.status_code in (200, 201, 204), answer.text
-        assert answer.headers.get("Access-Control-Allow-Origin") == self.origin
 
 
 def _make_video(path, faces_dir):
@@ -108,7 +74,7 @@ def test_rollcall_end_to_end_and_after_a_restart(tmp_path, faces_dir):
     try:
         admin = stack.first_admin
         assert admin and admin["password"] in stack.out.text()
-        browser = Browser(stack.api_url, stack.site_url)
+        browser = SiteClient(stack.api_url, stack.site_url)
         assert "apiBaseUrl" in requests.get(stack.site_url + "/config.js", timeout=10).text
         browser.sign_in(admin["email"], admin["password"])
         # The browser's preflight for an authorised JSON call from the site.
@@ -181,7 +147,7 @@ def test_rollcall_end_to_end_and_after_a_restart(tmp_path, faces_dir):
         assert f"local.stack --data-dir {data_dir} cli user set-password {admin['email']}" \
             in printed
 
-        browser = Browser(f"http://127.0.0.1:{ports.api}", f"http://127.0.0.1:{ports.site}")
+        browser = SiteClient(f"http://127.0.0.1:{ports.api}", f"http://127.0.0.1:{ports.site}")
         browser.sign_in(admin["email"], admin["password"])
         students = browser.call("GET", "/students")["students"]
         assert sorted(s["student_id"] for s in students) == sorted(photos)

@@ -13,29 +13,9 @@ import json
 import pytest
 import requests
 
-from tests.support.stack import boto_client, make_stack, presigned_post, wait_for
+from tests.support.stack import SiteClient, boto_client, make_stack, presigned_post, wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.engine, pytest.mark.slow]
-
-
-class Site:
-    """What the site's JavaScript does: JSON calls to the API, signed in."""
-
-    def __init__(self, stack):
-        self.api_url, self.origin = stack.api_url, stack.site_url
-        self.token = None
-        self.token = self.call("POST", "/auth/login", {
-            "email": stack.first_admin["email"],
-            "password": stack.first_admin["password"]})["token"]
-
-    def call(self, method, path, body=None, expect=200):
-        headers = {"Origin": self.origin}
-        if self.token:
-            headers["Authorization"] = "Bearer " + self.token
-        answer = requests.request(method, self.api_url + path, json=body, headers=headers,
-                                  timeout=60)
-        assert answer.status_code == expect, (method, path, answer.status_code, answer.text)
-        return answer.json()
 
 
 def test_the_real_clip_shows_each_unrecognised_person_once(tmp_path, faces_dir):
@@ -45,7 +25,8 @@ def test_the_real_clip_shows_each_unrecognised_person_once(tmp_path, faces_dir):
     stack = make_stack(tmp_path / "data")
     stack.start()
     try:
-        browser = Site(stack)
+        browser = SiteClient(stack.api_url, stack.site_url)
+        browser.sign_in(stack.first_admin["email"], stack.first_admin["password"])
         created = browser.call("POST", "/sessions", {
             "title": "Hamilton rehearsal", "content_type": "video/mp4"}, expect=201)
         session_id = created["session"]["session_id"]

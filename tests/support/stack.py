@@ -205,3 +205,37 @@ def running_stack(data_dir, **kwargs):
         yield stack
     finally:
         stack.stop()
+
+
+class SiteClient:
+    """What the site's JavaScript does: JSON calls to the API from the site's origin."""
+
+    def __init__(self, api_url, origin):
+        self.api_url = api_url
+        self.origin = origin
+        self.token = None
+
+    def call(self, method, path, body=None, expect=200):
+        headers = {"Origin": self.origin}
+        if self.token:
+            headers["Authorization"] = "Bearer " + self.token
+        answer = requests.request(method, self.api_url + path, json=body, headers=headers,
+                                  timeout=60)
+        assert answer.status_code == expect, (method, path, answer.status_code, answer.text)
+        # The API lets the site (and only the site) read its answers.
+        assert answer.headers.get("Access-Control-Allow-Origin") == self.origin
+        return answer.json() if answer.content else None
+
+    def sign_in(self, email, password):
+        self.token = self.call("POST", "/auth/login",
+                               {"email": email, "password": password})["token"]
+
+    def upload(self, upload, data, filename, content_type):
+        # The site's XHR watches upload progress, which makes the browser preflight.
+        preflight = requests.options(upload["url"], timeout=10, headers={
+            "Origin": self.origin, "Access-Control-Request-Method": "POST"})
+        assert preflight.status_code == 200, preflight.text
+        assert preflight.headers["Access-Control-Allow-Origin"] == self.origin
+        answer = presigned_post(upload, data, filename, content_type, origin=self.origin)
+        assert answer.status_code in (200, 201, 204), answer.text
+        assert answer.headers.get("Access-Control-Allow-Origin") == self.origin
