@@ -149,6 +149,14 @@ class RekognitionApi:
         self._closed.set()
         self._runner.shutdown(wait=False, cancel_futures=True)
 
+    def wait_for_jobs(self, timeout):
+        """After :meth:`close`: wait up to ``timeout`` s for running face searches
+        to end; True when they all did."""
+        deadline = time.monotonic() + timeout
+        for thread in list(getattr(self._runner, "_threads", ())):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in getattr(self._runner, "_threads", ()))
+
     def handle(self, operation, body):
         if operation not in _OPERATIONS:
             raise RekognitionError("UnknownOperationException",

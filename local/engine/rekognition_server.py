@@ -205,8 +205,22 @@ def main(argv=None):
     server.stop()
     from local.engine.video import shutdown_pool
     shutdown_pool()
+    server.api.wait_for_jobs(timeout=JOBS_STOP_WAIT_S)
     return 0
 
 
+#: How long a stopping endpoint gives its running face searches to end.
+JOBS_STOP_WAIT_S = 15.0
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # Not a normal interpreter exit, which joins every job thread for as long
+    # as it takes: a face search blocked where the stop cannot reach it (an S3
+    # read, a segment a terminated worker held) would keep the process alive.
+    # Its job is marked failed on the next start, and every acknowledged
+    # write is on disk already (fsynced before its answer).
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
