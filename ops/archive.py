@@ -84,6 +84,19 @@ class ArchiveError(RuntimeError):
     """The archive cannot be read at all (not a ZIP, another format, a newer version)."""
 
 
+def checked_manifest(manifest, expected_format, newest_version, error, what):
+    """``manifest`` when it is ``expected_format`` at ``newest_version`` or older;
+    else ``error`` saying why (the stack's backups are read the same way)."""
+    if manifest.get("format") != expected_format:
+        raise error(f"this is not a {what} (format {manifest.get('format')!r})")
+    version = manifest.get("version")
+    if not isinstance(version, int) or version > newest_version:
+        raise error(f"this {what} is version {version!r}, written by "
+                    f"{manifest.get('written_by')!r}; this Rollcall reads version "
+                    f"{newest_version} and older: update Rollcall first")
+    return manifest
+
+
 # -- JSON lines -------------------------------------------------------------------
 def _encode(value):
     if isinstance(value, Decimal):
@@ -295,15 +308,8 @@ class _Reader:
             raise ArchiveError("this ZIP has no manifest.json: it is not a Rollcall archive")
         except ValueError as error:
             raise ArchiveError(f"manifest.json cannot be read ({error})")
-        if manifest.get("format") != FORMAT:
-            raise ArchiveError(f"this is not a Rollcall archive (format "
-                               f"{manifest.get('format')!r})")
-        version = manifest.get("version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise ArchiveError(f"this archive is version {version!r}, written by "
-                               f"{manifest.get('written_by')!r}; this Rollcall reads version "
-                               f"{FORMAT_VERSION} and older: update it first")
-        self.manifest = manifest
+        self.manifest = checked_manifest(manifest, FORMAT, FORMAT_VERSION, ArchiveError,
+                                         "Rollcall archive")
         self.names = set(archive.namelist())
 
     def file(self, name):

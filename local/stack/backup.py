@@ -180,15 +180,8 @@ def read_manifest(tar):
         manifest = json.load(tar.extractfile("manifest.json"))
     except (KeyError, ValueError) as error:
         raise BackupError(f"this is not a Rollcall stack backup ({error})")
-    if manifest.get("format") != FORMAT:
-        raise BackupError(f"this is not a Rollcall stack backup (format "
-                          f"{manifest.get('format')!r})")
-    version = manifest.get("version")
-    if not isinstance(version, int) or version > VERSION:
-        raise BackupError(f"this backup was written by {manifest.get('written_by')!r} "
-                          f"(version {version!r}); this Rollcall restores version {VERSION} "
-                          "and older: update Rollcall first")
-    return manifest
+    from ops.archive import checked_manifest
+    return checked_manifest(manifest, FORMAT, VERSION, BackupError, "Rollcall stack backup")
 
 
 def restore(archive, data_dir, out=sys.stdout, reconcile_parts=True):

@@ -252,7 +252,7 @@ def test_an_archive_from_a_newer_version_or_not_an_archive_is_refused(aws, setti
             "format": "rollcall-archive", "version": FORMAT_VERSION + 1,
             "written_by": "rollcall archive 9"}))
     target = Target(settings, clients)
-    with pytest.raises(ArchiveError, match="update it first"):
+    with pytest.raises(ArchiveError, match="rollcall archive 9.*update Rollcall first"):
         import_archive(target, newer)
     other = tmp_path / "other.zip"
     other.write_bytes(b"not a zip")
