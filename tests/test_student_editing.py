@@ -8,7 +8,8 @@ import json
 import pytest
 
 from tests.fakes.face_collection import face
-from tests.support.failures import FAILURES, error_of, fail_once
+from tests.support.failures import (FAILURES, PHOTO_CHANGE_FAILURES, error_of, fail_once,
+                                    fail_step)
 
 
 def enrol(services, class_id, student_id, full_name):
@@ -316,18 +317,12 @@ def test_a_replacement_of_someone_else_is_refused_and_leaves_nothing(
     assert bucket_keys() == before["photo_keys"]
 
 
-@pytest.mark.parametrize("step", ["index the face", "copy the photo", "write the record"])
+@pytest.mark.parametrize("step", list(PHOTO_CHANGE_FAILURES))
 def test_a_failed_replacement_is_undone(step, register, photo_of, replace_main, services,
                                         fake_rekognition, bucket_keys):
     register("S1", "Ada", photo_of("ada"))
     before = services.students.get("S1")
-    if step == "index the face":
-        fake_rekognition.fail["IndexFaces"] = "InternalServerError"
-    elif step == "copy the photo":
-        fail_once(services.clients.client("s3"), "before-call.s3.CopyObject")
-    else:
-        fail_once(services.clients.table(services.settings.students_table).meta.client,
-                  "before-call.dynamodb.UpdateItem")
+    fail_step(services, fake_rekognition, PHOTO_CHANGE_FAILURES[step])
     assert replace_main("S1", photo_of("ada")).status_code == 500
     assert services.students.get("S1") == before
     assert fake_rekognition.faces_of("S1") == before["face_ids"]

@@ -17,7 +17,8 @@ from chalicelib.faces import FaceCollection
 from chalicelib.students import index_attributes
 from chalicelib.students import Students
 from tests.fakes.face_collection import face, jpeg_bytes, png_bytes
-from tests.support.failures import FAILURES, error_of, fail_once
+from tests.support.failures import (FAILURES, PHOTO_CHANGE_FAILURES, error_of, fail_once,
+                                    fail_step)
 
 
 # -- presigned upload -----------------------------------------------------------
@@ -290,14 +291,7 @@ def test_the_conditional_write_decides_a_race_for_one_id(
 def test_a_failure_at_any_step_undoes_every_earlier_step(
         step, register, photo_of, services, fake_rekognition, bucket_keys):
     key = photo_of("ada")
-    kind, target = FAILURES[step]
-    if kind == "rekognition":
-        fake_rekognition.fail[target] = "InternalServerError"
-    elif kind == "s3":
-        fail_once(services.clients.client("s3"), target)
-    else:
-        table = services.clients.table(services.settings.students_table)
-        fail_once(table.meta.client, target)
+    fail_step(services, fake_rekognition, FAILURES[step])
     answer = register("S1", "Ada", key)
     assert answer.status_code == 500
     assert error_of(answer)["code"] == "internal_error"
@@ -410,18 +404,12 @@ def test_adding_to_a_student_deleted_meanwhile_is_404_and_undone(
     assert len(fake_rekognition.faces_of("S1")) == 1 and len(bucket_keys()) == 1
 
 
-@pytest.mark.parametrize("step", ["index the face", "copy the photo", "update the record"])
+@pytest.mark.parametrize("step", list(PHOTO_CHANGE_FAILURES))
 def test_a_failed_addition_is_undone(step, register, add_photo, photo_of, services,
                                      fake_rekognition, bucket_keys):
     kept = register("S1", "Ada", photo_of("ada")).json_body["student"]["photo_keys"]
     before = services.students.get("S1")
-    if step == "index the face":
-        fake_rekognition.fail["IndexFaces"] = "InternalServerError"
-    elif step == "copy the photo":
-        fail_once(services.clients.client("s3"), "before-call.s3.CopyObject")
-    else:
-        fail_once(services.clients.table(services.settings.students_table).meta.client,
-                  "before-call.dynamodb.UpdateItem")
+    fail_step(services, fake_rekognition, PHOTO_CHANGE_FAILURES[step])
     assert add_photo("S1", photo_of("ada")).status_code == 500
     assert services.students.get("S1") == before
     assert len(fake_rekognition.faces_of("S1")) == 1 and bucket_keys() == kept

@@ -25,3 +25,22 @@ FAILURES = {
     "delete the upload": ("s3", "before-call.s3.DeleteObjects"),
     "write the record": ("dynamodb", "before-call.dynamodb.PutItem"),
 }
+
+# Steps of a photo change (add or replace) that a registration does not have.
+PHOTO_CHANGE_FAILURES = {
+    "index the face": FAILURES["index the face"],
+    "copy the photo": FAILURES["copy the photo"],
+    "update the record": ("dynamodb", "before-call.dynamodb.UpdateItem"),
+}
+
+
+def fail_step(services, fake_rekognition, failure):
+    """Make one step (a ``(kind, target)`` of the tables above) fail once."""
+    kind, target = failure
+    if kind == "rekognition":
+        fake_rekognition.fail[target] = "InternalServerError"
+    elif kind == "s3":
+        fail_once(services.clients.client("s3"), target)
+    else:
+        fail_once(services.clients.table(services.settings.students_table).meta.client,
+                  target)
