@@ -223,7 +223,7 @@ class JobStore:
         with self._lock:
             job = self._jobs[job_id]
             if not self._dir:
-                return job.get("Result") or _compact(job["Persons"])
+                return job["Result"]
             if job_id not in self._results:
                 stored = json.loads((self._dir / f"{job_id}.json").read_text())
                 self._results[job_id] = stored.get("Result") or _compact(stored["Persons"])

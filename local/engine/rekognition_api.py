@@ -12,6 +12,7 @@ import base64
 import json
 import logging
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -132,6 +133,10 @@ class RekognitionApi:
                                    or face_engine.PHOTO_CACHE_SIZE)
         self.photos = face_engine.PhotoAnalyser(image_workers, photo_cache_size)
         self._scratch = os.path.join(data_dir, "tmp") if data_dir else None
+        if self._scratch:
+            # Videos a stopped or killed engine was still reading (a stop
+            # exits without waiting for them): no job can use them now.
+            shutil.rmtree(self._scratch, ignore_errors=True)
         # Several jobs at once (ROLLCALL_FACE_MAX_JOBS, default 2): their
         # segments share the worker processes in turns (video.analyse); the
         # others wait in order, and GetFaceSearch tells them their place.

@@ -76,7 +76,11 @@ def test_sigterm_ends_the_engine_while_a_search_is_stuck_reading_s3(tmp_path):
         time.sleep(2)                           # the search is now waiting on S3
         engine.send_signal(signal.SIGTERM)
         assert engine.wait(timeout=45) == 0, "the engine did not exit"
+        scratch = tmp_path / "faces" / "tmp"
+        assert any(scratch.iterdir()), "the stuck search had started its download"
         engine, url = _start_engine(tmp_path / "faces", env)
+        assert not scratch.exists() or not any(scratch.iterdir()), \
+            "what the stopped search was reading is gone"
         job = boto3.client("rekognition", endpoint_url=url, **KEYS).get_face_search(
             JobId=job_id)
         assert job["JobStatus"] == "FAILED" and "stopped" in job["StatusMessage"], \
