@@ -91,7 +91,9 @@ class ForgettingUserStore:
     (so a method added later errs on the safe side).
     """
 
-    READS = frozenset({"get", "page", "list", "locked_until"})
+    # Sign-in bookkeeping changes only lockout fields, which identify never
+    # reads: it must not empty the cache (a stream of failed sign-ins would).
+    READS = frozenset({"get", "page", "list", "take_attempt", "record_failure", "succeed"})
 
     def __init__(self, store, recent):
         object.__setattr__(self, "_store", store)

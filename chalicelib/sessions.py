@@ -452,7 +452,9 @@ class SessionStore:
             self._table.update_item(
                 Key={"session_id": session_id},
                 UpdateExpression=f"SET {path}.registered_as = :sid, updated_at = :now",
+                # Not an entry the grouping merged meanwhile (its sightings moved on).
                 ConditionExpression=(f"attribute_exists({path}) AND "
+                                     f"attribute_not_exists({path}.merged_into) AND "
                                      f"(attribute_not_exists({path}.registered_as) OR "
                                      f"attribute_type({path}.registered_as, :null))"),
                 ExpressionAttributeValues={":sid": student_id, ":now": self._now(),

@@ -364,9 +364,6 @@ class Students:
         """The API's ``student`` for an id, or 404."""
         return self.view(self.require(student_id))
 
-    def list_views(self):
-        return [self.view(item) for item in self.list_all()]
-
     def add_photos(self, rows):
         """Put each row's student's registered photo link and face box on it (BatchGetItem,
         not one read each); rows of deleted students get None."""

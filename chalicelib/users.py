@@ -167,11 +167,6 @@ class UserStore:
         return from_dynamo(item) if item else None
 
     # -- sign-in bookkeeping ------------------------------------------------
-    def locked_until(self, user):
-        """Epoch seconds the account stays locked, or None."""
-        until = user.get("locked_until")
-        return until if until and until > self._clock() else None
-
     def take_attempt(self, email):
         """Take one of the window's sign-in slots: the number taken, or None when
         the account is locked, out of slots, or does not exist (nothing to check).
