@@ -1,7 +1,7 @@
 """A school's portable archive: everything it entrusted, in one ZIP, anywhere.
 
-    python -m ops.archive export --stage prod school.zip
-    python -m ops.archive import --stage prod school.zip
+    python -m ops.archive --stage prod export school.zip
+    python -m ops.archive --stage prod import school.zip
     python -m local.stack cli archive export school.zip     (the one-machine stack)
 
 The archive (format ``rollcall-archive``, version :data:`FORMAT_VERSION`)::

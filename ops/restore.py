@@ -1,8 +1,8 @@
 """Bring a stage's tables back to a point in time (DynamoDB point-in-time recovery).
 
-    python -m ops.restore status  --stage prod
-    python -m ops.restore restore --stage prod --time 2026-11-30T03:00:00Z   (or --latest)
-    python -m ops.restore switch  --stage prod --back
+    python -m ops.restore --stage prod status
+    python -m ops.restore --stage prod restore --time 2026-11-30T03:00:00Z   (or --latest)
+    python -m ops.restore --stage prod switch --back
 
 ``restore`` makes a new table from every table of the stage as it was at that
 time (RestoreTableToPointInTime; the tables in use are never touched), named
