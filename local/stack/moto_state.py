@@ -454,13 +454,20 @@ class PersistentMoto:
                 generation = self.journal.generation + 1
                 self.journal.open(generation)
                 payload = self.store.dump(journal_generation=generation)
+            except BaseException:
+                self._dirty.set()
+                raise
             finally:
                 self._lock.release_exclusive()
             # Requests wait while the state is pickled: with much data, snapshot
             # less often so that they wait at most a tenth of the time.
             # (The journal keeps every change meanwhile; at most a minute apart.)
             self._wait = min(60.0, max(self.interval, 10 * (time.monotonic() - started)))
-            self.store.write(payload)
+            try:
+                self.store.write(payload)
+            except BaseException:
+                self._dirty.set()   # the journal still holds it all: try again later
+                raise
             self.journal.drop_before(generation)
             self.snapshots += 1
             return len(payload)

@@ -215,6 +215,8 @@ class StateStore:
                         out.write(block)
                 except ValueError:
                     pass  # a disposed (deleted) key: its body is gone, keep it empty
+                out.flush()
+                os.fsync(out.fileno())  # on disk before a snapshot names it
             name = digest.hexdigest()
             target = self.blobs / name
             if target.exists():
@@ -263,6 +265,10 @@ class StateStore:
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, self.snapshot)
+        # The new blobs' names and the snapshot's are on disk before the caller
+        # drops the journal that held these changes.
+        _fsync_dir(self.blobs)
+        _fsync_dir(self.state_dir)
         used = set(self._used)
         for blob in self.blobs.iterdir():
             if not blob.name.startswith(".") and blob.name not in used:
