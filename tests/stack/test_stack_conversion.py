@@ -6,9 +6,8 @@ import time
 
 import av
 import pytest
-import requests
 
-from tests.support.stack import presigned_post, running_stack
+from tests.support.stack import SiteClient, presigned_post, running_stack
 
 pytestmark = [pytest.mark.stack, pytest.mark.engine, pytest.mark.slow]
 
@@ -36,20 +35,6 @@ def to_hevc_mov(source, target):
             out.mux(packet)
 
 
-class Api:
-    def __init__(self, url, origin):
-        self.url, self.origin, self.token = url, origin, None
-
-    def call(self, method, path, body=None, expect=200):
-        headers = {"Origin": self.origin}
-        if self.token:
-            headers["Authorization"] = "Bearer " + self.token
-        answer = requests.request(method, self.url + path, json=body, headers=headers,
-                                  timeout=60)
-        assert answer.status_code == expect, (method, path, answer.status_code, answer.text)
-        return answer.json() if answer.content else None
-
-
 def wait_completed(api, session_id, timeout=400):
     deadline = time.monotonic() + timeout
     seen = set()
@@ -75,7 +60,7 @@ def test_an_hevc_mov_gives_the_same_register_as_its_h264_twin(tmp_path, faces_di
     to_hevc_mov(h264, hevc)
 
     with running_stack(tmp_path / "data") as stack:
-        api = Api(stack.api_url, stack.site_url)
+        api = SiteClient(stack.api_url, stack.site_url)
         admin = stack.first_admin
         api.token = api.call("POST", "/auth/login", {"email": admin["email"],
                                                      "password": admin["password"]})["token"]

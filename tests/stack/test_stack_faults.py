@@ -10,30 +10,14 @@ import requests
 
 pytestmark = [pytest.mark.stack, pytest.mark.engine, pytest.mark.slow]
 
-from tests.support.stack import boto_client, make_stack, presigned_post, wait_for
+from tests.support.stack import SiteClient, boto_client, make_stack, presigned_post, wait_for
 
 
-class Api:
-    """JSON calls to the stack's API as the site makes them."""
+class Api(SiteClient):
+    """JSON calls to the stack's API as the site makes them, and a registration."""
 
     def __init__(self, stack):
-        self.base = stack.api_url
-        self.origin = stack.site_url
-        self.token = None
-
-    def call(self, method, path, body=None, expect=200):
-        headers = {"Origin": self.origin}
-        if self.token:
-            headers["Authorization"] = "Bearer " + self.token
-        answer = requests.request(method, self.base + path, json=body, headers=headers,
-                                  timeout=60)
-        assert answer.status_code == expect, (method, path, answer.status_code, answer.text)
-        return answer.json() if answer.content else None
-
-    def sign_in(self, email, password):
-        self.token = self.call("POST", "/auth/login",
-                               {"email": email, "password": password})["token"]
-        return self
+        super().__init__(stack.api_url, stack.site_url)
 
     def register(self, student_id, name, photo_bytes, expect=201):
         answer = self.call("POST", "/uploads/photo", {"content_type": "image/jpeg"})

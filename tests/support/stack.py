@@ -229,6 +229,7 @@ class SiteClient:
     def sign_in(self, email, password):
         self.token = self.call("POST", "/auth/login",
                                {"email": email, "password": password})["token"]
+        return self
 
     def upload(self, upload, data, filename, content_type):
         # The site's XHR watches upload progress, which makes the browser preflight.
