@@ -57,10 +57,11 @@ DEFAULT_ADMIN_EMAIL = "admin@rollcall.local"
 REGION = "us-east-1"
 #: A part that stops on its own is restarted at most this often in this window.
 MAX_RESTARTS, RESTART_WINDOW_S = 5, 300.0
-#: Niceness of the face engine (and its workers): while a video is analysed,
-#: the site's requests to the API and moto get the CPU first, and the analysis
-#: takes what is left.
-ENGINE_NICENESS = 10
+#: Niceness of the face engine (and its workers), and of its session as a
+#: whole (processes.lower_session_priority): while a video is analysed, the
+#: site's requests to the API and moto get the CPU first and the analysis
+#: takes what is left (it has all of it when nobody is using the site).
+ENGINE_NICENESS = 19
 #: Parts that run for as long as the stack does (provisioning runs once).
 LONG_RUNNING = ("moto", "faces", "convert", "bridge", "api", "site")
 
