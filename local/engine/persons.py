@@ -249,7 +249,7 @@ def entries(tracks, info, faces, matrix, threshold):
                 bbox = ratio_box(box, info.width, info.height)
                 out.append([int(t_ms), index, [bbox["Left"], bbox["Top"], bbox["Width"],
                                                bbox["Height"]], round(conf, 4)])
-            track["entries"] = []
+            track["entries"] = ()
     out.sort(key=lambda e: (e[0], e[1]))
     return {"Matches": matches_by_person, "Entries": out}
 
