@@ -71,7 +71,8 @@ class PeakRss:
     """Peak resident memory of this process plus its children, sampled every 20 ms."""
 
     def __init__(self, trace_every_s=None):
-        self.peak = 0
+        self.peak = 0                   # resident, summed over the processes
+        self.pss_peak = 0               # proportional (see _pss), sampled less often
         self.trace_every_s = trace_every_s
         self.trace = []                 # (seconds since start, MB) every trace_every_s
         self._stop = threading.Event()
@@ -98,15 +99,35 @@ class PeakRss:
                 pass
         return kids
 
+    @staticmethod
+    def _pss(pid):
+        """Proportional set size: pages shared between processes (the libraries,
+        the models' mapped files) split between them instead of counted in each."""
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return 0
+
     def current(self):
         me = os.getpid()
         return self._rss(me) + sum(self._rss(c) for c in self._children(me))
 
+    def current_pss(self):
+        me = os.getpid()
+        return self._pss(me) + sum(self._pss(c) for c in self._children(me))
+
     def _run(self):
-        start = next_trace = time.perf_counter()
+        start = next_trace = next_pss = time.perf_counter()
         while not self._stop.is_set():
             now = self.current()
             self.peak = max(self.peak, now)
+            if time.perf_counter() >= next_pss:      # costlier to read: 4 times a second
+                self.pss_peak = max(self.pss_peak, self.current_pss())
+                next_pss += 0.25
             if self.trace_every_s and time.perf_counter() >= next_trace:
                 self.trace.append((time.perf_counter() - start, now / 2 ** 20))
                 next_trace += self.trace_every_s

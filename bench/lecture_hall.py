@@ -132,6 +132,7 @@ def run(path, seats, truth, settings, faces, matrix, min_sightings, decode=True,
     entries = [persons.person_entry(e, result["Matches"]) for e in result["Entries"]]
     figures = evaluate(entries, truth, seats, info, min_sightings)
     figures.update(wall=wall, cpu=cpu, decode=decode_wall, decode_cpu=decode_cpu, peak_mb=rss.peak / 2 ** 20,
+                   pss_peak_mb=rss.pss_peak / 2 ** 20,
                    duration=info.duration_s, tracks=len(tracks), trace=rss.trace)
     return figures
 
@@ -161,7 +162,9 @@ def report(name, f):
         line += (f"; decode only {f['decode_cpu']:.1f} CPU s, "
                  f"engine/decode in CPU s {f['cpu'] / f['decode_cpu']:.2f}")
     print(line)
-    print(f"peak memory (process + workers): {f['peak_mb']:.0f} MB")
+    print(f"peak memory (process + workers): {f['peak_mb']:.0f} MB resident, summed "
+          f"(libraries shared by the processes counted in each); {f['pss_peak_mb']:.0f} MB "
+          f"proportional (PSS: shared pages split between them)")
     if f.get("trace"):
         # the highest in each tenth of the run: flat = nothing grows with the video
         n = len(f["trace"])

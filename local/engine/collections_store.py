@@ -13,12 +13,14 @@ import collections
 import json
 import os
 import pathlib
+import re
 import threading
 import time
 import uuid
 
 import numpy as np
 
+from local.engine.persons import EntryRows
 from local.engine.service_model import RekognitionError
 
 ACCOUNT = "123456789012"
@@ -35,7 +37,8 @@ def _atomic_write(path, payload):
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}{_TMP_SUFFIX}")
     try:
         with open(tmp, "w", encoding="utf-8") as out:
-            out.write(json.dumps(payload, separators=(",", ":")))
+            for chunk in _json_chunks(payload):
+                out.write(chunk)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)
@@ -43,6 +46,27 @@ def _atomic_write(path, payload):
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def _json_chunks(payload):
+    """``json.dumps(payload)`` in pieces: a value with ``json_chunks()`` (a
+    job's sightings, persons.EntryRows) is written a few thousand rows at a
+    time instead of being turned into Python lists whole."""
+    streamed = []
+    nonce = uuid.uuid4().hex            # no string in the payload can pass for a mark
+
+    def mark(value):
+        if not hasattr(value, "json_chunks"):
+            raise TypeError(f"{type(value).__name__} is not JSON serializable")
+        streamed.append(value)
+        return f"\0{nonce}:{len(streamed) - 1}\0"
+
+    text = json.dumps(payload, separators=(",", ":"), default=mark)
+    pieces = re.split(r'"\\u0000' + nonce + r':(\d+)\\u0000"', text)
+    yield pieces[0]
+    for i in range(1, len(pieces), 2):
+        yield from streamed[int(pieces[i])].json_chunks()
+        yield pieces[i + 1]
 
 
 def _fsync_dir(directory):
@@ -226,7 +250,10 @@ class JobStore:
                 return job["Result"]
             if job_id not in self._results:
                 stored = json.loads((self._dir / f"{job_id}.json").read_text())
-                self._results[job_id] = stored.get("Result") or _compact(stored["Persons"])
+                result = stored.get("Result") or _compact(stored["Persons"])
+                result["Entries"] = EntryRows.from_lists(result["Entries"])
+                del stored
+                self._results[job_id] = result
                 while len(self._results) > self.RESULTS_KEPT:
                     self._results.popitem(last=False)
             self._results.move_to_end(job_id)

@@ -28,6 +28,8 @@ small ones otherwise (one 26 px sighting is noisy evidence; the mean of
 several is steadier), with a margin that grows as faces shrink, so a
 stranger's small, blurred face does not reach the threshold.
 """
+import json
+
 import numpy as np
 
 from local.engine import face_engine
@@ -223,20 +225,76 @@ def ratio_box(box, width, height):
             "Left": round(l / width, 6), "Top": round(t / height, 6)}
 
 
+class EntryRows:
+    """GetFaceSearch's sightings, read as a list of ``[timestamp_ms, index,
+    [left, top, width, height], confidence]`` (see :func:`entries`), kept as
+    one row of 7 floats each.
+
+    An hour of a lecture hall is a quarter of a million sightings: ~350 bytes
+    each as Python lists, 56 as rows. Reading a row answers the list, built
+    then (GetFaceSearch reads a page at a time)."""
+
+    __slots__ = ("_rows",)
+    _CHUNK = 4096                       # rows turned into lists at a time
+
+    def __init__(self, rows=()):
+        self._rows = np.asarray(rows, np.float64).reshape(-1, 7)
+
+    @classmethod
+    def from_lists(cls, entries):
+        return cls([(t_ms, index, *box, conf) for t_ms, index, box, conf in entries])
+
+    @staticmethod
+    def _entry(row):
+        t_ms, index, left, top, width, height, conf = row
+        return [int(t_ms), int(index), [left, top, width, height], conf]
+
+    def __len__(self):
+        return len(self._rows)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self._entry(row) for row in self._rows[i].tolist()]
+        return self._entry(self._rows[i].tolist())
+
+    def __iter__(self):
+        for start in range(0, len(self._rows), self._CHUNK):
+            for row in self._rows[start:start + self._CHUNK].tolist():
+                yield self._entry(row)
+
+    def __eq__(self, other):
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    def by_index(self):
+        """The same sightings by (index, timestamp) (GetFaceSearch's SortBy INDEX)."""
+        return EntryRows(self._rows[np.lexsort((self._rows[:, 0], self._rows[:, 1]))])
+
+    def json_chunks(self):
+        """The JSON list of the sightings, a few thousand at a time (never the
+        whole list as Python objects)."""
+        yield "["
+        for start in range(0, len(self._rows), self._CHUNK):
+            lists = [self._entry(row) for row in self._rows[start:start + self._CHUNK].tolist()]
+            yield ("," if start else "") + json.dumps(lists, separators=(",", ":"))[1:-1]
+        yield "]"
+
+    def __repr__(self):
+        return f"EntryRows({len(self)} sightings)"
+
+
 def entries(tracks, info, faces, matrix, threshold):
-    """GetFaceSearch's result, compact: ``{"Matches": [...], "Entries": [...]}``.
+    """GetFaceSearch's result, compact: ``{"Matches": [...], "Entries": EntryRows}``.
 
     One ``Person.Index`` per person, whole video: tracks are grouped into
     persons (:func:`group`); a person's FaceMatches use every descriptor of
     every one of its tracks (:func:`person_distances`) and are the same on
     each of its entries, so they are kept once per person (``Matches[index]``)
     and each sighting is ``[timestamp_ms, index, [left, top, width, height],
-    confidence]``, sorted by time then index. A long lecture has hundreds of
-    thousands of sightings: as dicts they were most of the job's memory;
+    confidence]``, sorted by time then index (:class:`EntryRows`);
     :func:`person_entry` builds the API's shape for one page at a time. Each
     track's ``entries`` are consumed (emptied) as they are copied, so the
     tracks and the result are not both whole in memory at the end of a job."""
-    matches_by_person, out = [], []
+    matches_by_person, blocks = [], []
     for index, person_tracks in enumerate(group(tracks, faces, matrix, threshold)):
         descriptors, sizes = [], []
         for track in person_tracks:
@@ -245,13 +303,17 @@ def entries(tracks, info, faces, matrix, threshold):
         matches_by_person.append(
             face_matches(person_distances(descriptors, sizes, matrix), faces, threshold))
         for track in person_tracks:
+            rows = []
             for t_ms, box, conf in track["entries"]:
                 bbox = ratio_box(box, info.width, info.height)
-                out.append([int(t_ms), index, [bbox["Left"], bbox["Top"], bbox["Width"],
-                                               bbox["Height"]], round(conf, 4)])
+                rows.append((int(t_ms), index, bbox["Left"], bbox["Top"], bbox["Width"],
+                             bbox["Height"], round(conf, 4)))
+            blocks.append(np.asarray(rows, np.float64).reshape(-1, 7))
             track["entries"] = ()
-    out.sort(key=lambda e: (e[0], e[1]))
-    return {"Matches": matches_by_person, "Entries": out}
+    rows = np.concatenate(blocks) if blocks else np.zeros((0, 7))
+    # by time, then index; stable, as the list sort it replaces
+    rows = rows[np.lexsort((rows[:, 1], rows[:, 0]))]
+    return {"Matches": matches_by_person, "Entries": EntryRows(rows)}
 
 
 def person_entry(entry, matches_by_person):

@@ -516,7 +516,7 @@ class RekognitionApi:
         result = self.jobs.result(job["JobId"])
         sightings = result["Entries"]       # by (timestamp, index) already
         if sort_by == "INDEX":
-            sightings = sorted(sightings, key=lambda e: (e[1], e[0]))
+            sightings = sightings.by_index()
         start = 0
         if req.get("NextToken"):
             token = _decode_token(req["NextToken"], ["o", "j"])

@@ -1,10 +1,14 @@
-"""A finished track's sightings (local.engine.tracking.Sightings) read as the
-list of (timestamp_ms, box, confidence) tuples they replace, at a fraction of
-the memory: an hour-long video's tracks must not grow the endpoint with the
-video's length."""
+"""Sightings kept as rows of floats, read as the Python lists and tuples they
+replace, at a fraction of the memory: a finished track's
+(local.engine.tracking.Sightings) and a job's result
+(local.engine.persons.EntryRows). An hour-long video must not grow the
+endpoint with the video's length."""
+import json
 import pickle
 import tracemalloc
 
+from local.engine.collections_store import JobStore
+from local.engine.persons import EntryRows
 from local.engine.tracking import Sightings
 from local.engine.video import stitch, VideoSettings
 
@@ -65,3 +69,44 @@ def test_stitching_joins_sightings_across_a_cut():
     assert len(joined) == 1
     assert [t for t, _, _ in joined[0]["entries"]] == [k * 500 for k in range(15)]
     assert joined[0]["last_ms"] == 7000 and len(joined[0]["descriptors"]) == 2
+
+
+# -- a job's result: persons.EntryRows ------------------------------------------
+
+def _sightings(n):
+    return [[t * 500, (t * 7) % 5, [round(0.1 + (t % 9) / 100, 6), 0.2, 0.05, 0.06],
+             round(99.0 - (t % 13) / 10, 4)] for t in range(n)]
+
+
+def test_a_results_sightings_read_as_the_lists_they_hold():
+    lists = _sightings(10000)               # over one chunk of rows
+    rows = EntryRows.from_lists(lists)
+    assert len(rows) == len(lists) and rows == lists and list(rows) == lists
+    assert rows[0] == lists[0] and rows[-1] == lists[-1]
+    assert rows[4095:4098] == lists[4095:4098]
+    assert isinstance(rows[3][0], int) and isinstance(rows[3][1], int)
+    assert rows.by_index() == sorted(lists, key=lambda e: (e[1], e[0]))
+    assert json.loads("".join(rows.json_chunks())) == lists
+    assert "".join(EntryRows().json_chunks()) == "[]"
+
+
+def test_a_results_sightings_cost_a_fraction_of_lists():
+    lists = _sightings(20000)
+    as_lists, _ = _allocated(lambda: json.loads(json.dumps(lists)))
+    as_rows, _ = _allocated(lambda: EntryRows.from_lists(json.loads(json.dumps(lists))))
+    assert as_rows * 4 < as_lists, (as_rows, as_lists)
+
+
+def test_a_job_store_writes_and_reads_back_a_big_result(tmp_path):
+    lists = _sightings(10000)
+    result = {"Matches": [[{"Similarity": 99.0, "Face": {"FaceId": "f-1"}}]] + [[]] * 4,
+              "Entries": EntryRows.from_lists(lists)}
+    store = JobStore(tmp_path)
+    store.put({"JobId": "long", "JobStatus": "SUCCEEDED", "JobTag": '"\\u0000x:0\\u0000"',
+               "Result": result})
+    on_disk = json.loads((tmp_path / "jobs" / "long.json").read_text())
+    assert on_disk["Result"]["Entries"] == lists
+    assert on_disk["JobTag"] == '"\\u0000x:0\\u0000"'
+    again = JobStore(tmp_path).result("long")
+    assert isinstance(again["Entries"], EntryRows)
+    assert again["Entries"] == lists and again["Matches"] == result["Matches"]
