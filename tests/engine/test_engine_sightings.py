@@ -5,11 +5,13 @@ replace, at a fraction of the memory: a finished track's
 endpoint with the video's length."""
 import json
 import pickle
+import random
 import tracemalloc
 
 from local.engine.collections_store import JobStore
 from local.engine.persons import EntryRows
 from local.engine.tracking import Sightings
+from local.engine import video
 from local.engine.video import stitch, VideoSettings
 
 ENTRIES = [(0, (10.5, 20.0, 40.5, 50.0), 99.5), (500, (11.0, 20.5, 41.0, 50.5), 98.25),
@@ -110,3 +112,21 @@ def test_a_job_store_writes_and_reads_back_a_big_result(tmp_path):
     again = JobStore(tmp_path).result("long")
     assert isinstance(again["Entries"], EntryRows)
     assert again["Entries"] == lists and again["Matches"] == result["Matches"]
+
+
+def test_described_faces_no_later_segment_can_reach_are_let_go():
+    """The faces segments described are handed to later segments (the last
+    video._KNOWN_KEPT, in segment order); the rest must not be kept for the
+    whole video, and letting them go must not change what is handed on."""
+    rng = random.Random(7)
+    for _ in range(500):
+        n = rng.randint(1, 12)
+        finishing = list(range(n))
+        rng.shuffle(finishing)                 # segments finish in any order
+        kept_all, pruned = [None] * n, [None] * n
+        for i in finishing:
+            faces = [(i, j) for j in range(rng.choice([0, 5, 100, 256, 300]))]
+            kept_all[i], pruned[i] = list(faces), list(faces)
+            video._forget_unreachable(pruned)
+            assert video._known(pruned) == video._known(kept_all)
+        assert sum(len(d) for d in pruned) <= 2 * video._KNOWN_KEPT + 300
