@@ -369,6 +369,27 @@ def _leave_with_parent(parent_pid, interval=1.0):
     threading.Thread(target=watch, name="leave-with-parent", daemon=True).start()
 
 
+#: Niceness of the video workers (their own sessions' too, see local.priority):
+#: the one-machine stack sets 19, so analysing a video takes only the CPU that
+#: the site's requests and the engine's photo answers (registrations) leave.
+WORKER_NICENESS_ENV = "ROLLCALL_FACE_WORKER_NICENESS"
+
+
+def _start_worker(parent_pid, nice):
+    _leave_with_parent(parent_pid)
+    if nice > 0:
+        from local.priority import run_in_background
+        run_in_background(nice, own_session=True)
+
+
+def _worker_niceness():
+    raw = os.environ.get(WORKER_NICENESS_ENV, "").strip()
+    try:
+        return max(0, min(19, int(raw))) if raw else 0
+    except ValueError:
+        raise VideoError(f"{WORKER_NICENESS_ENV}={raw!r} is not a whole number") from None
+
+
 def worker_pool(size):
     """The process pool shared by every analysis in this process (spawned once).
 
@@ -385,8 +406,8 @@ def worker_pool(size):
                 _pool.shutdown(wait=False, cancel_futures=True)
             _pool = ProcessPoolExecutor(max_workers=size,
                                         mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_leave_with_parent,
-                                        initargs=(os.getpid(),))
+                                        initializer=_start_worker,
+                                        initargs=(os.getpid(), _worker_niceness()))
             _pool_size = size
             # A spawned child re-runs the parent's main *script* unless it has a
             # __main__ guard; workers need nothing from it, so while they start

@@ -57,11 +57,12 @@ DEFAULT_ADMIN_EMAIL = "admin@rollcall.local"
 REGION = "us-east-1"
 #: A part that stops on its own is restarted at most this often in this window.
 MAX_RESTARTS, RESTART_WINDOW_S = 5, 300.0
-#: Niceness of the face engine (and its workers), and of its session as a
-#: whole (processes.lower_session_priority): while a video is analysed, the
-#: site's requests to the API and moto get the CPU first and the analysis
-#: takes what is left (it has all of it when nobody is using the site).
-ENGINE_NICENESS = 19
+#: Niceness of the face engine's video workers, and of their sessions as
+#: scheduling groups (local/priority.py): while a video is analysed, the site's
+#: requests to the API and moto, and the engine's photo answers (a
+#: registration), get the CPU first and the analysis takes what is left (all
+#: of it when nobody is using the site).
+BACKGROUND_NICENESS = 19
 #: Parts that run for as long as the stack does (provisioning runs once).
 LONG_RUNNING = ("moto", "faces", "convert", "bridge", "api", "site")
 
@@ -198,6 +199,8 @@ class Stack:
             "SITE_ORIGIN": self.site_url,
             "ROLLCALL_STAGE": self.stage,
             "PYTHONUNBUFFERED": "1",
+            # local.engine.video.WORKER_NICENESS_ENV (not imported: numpy, dlib)
+            "ROLLCALL_FACE_WORKER_NICENESS": str(BACKGROUND_NICENESS),
             # Stuck sessions are checked after a minute here (the bridge runs the watchdog).
             "PROCESSING_CHECK_SECONDS": os.environ.get("PROCESSING_CHECK_SECONDS", "60"),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_DIR),
@@ -241,10 +244,9 @@ class Stack:
             raise StackError(f"another Rollcall stack is using {self.data_dir}; stop it "
                              "first (Ctrl-C in its terminal) or choose another --data-dir")
 
-    def _part(self, name, module, *args, ready_line="listening on", nice=0):
+    def _part(self, name, module, *args, ready_line="listening on"):
         part = Part(name, [sys.executable, "-m", module, *map(str, args)],
-                    self.environment(), self.log_dir, self.out, ready_line=ready_line,
-                    nice=nice)
+                    self.environment(), self.log_dir, self.out, ready_line=ready_line)
         self.parts.append(part)
         return part.start()
 
@@ -270,8 +272,7 @@ class Stack:
         moto = self._part("moto", "local.stack.moto_state", "--host", HOST, "--port",
                           self.ports.moto, "--state-dir", self.data_dir / "moto")
         faces = self._part("faces", self.faces_module, "--host", HOST, "--port",
-                           self.ports.faces, "--data-dir", self.data_dir / "faces",
-                           nice=ENGINE_NICENESS)
+                           self.ports.faces, "--data-dir", self.data_dir / "faces")
         moto.wait_ready(lambda: _listening(self.ports.moto), timeout)
         faces.wait_ready(lambda: _listening(self.ports.faces), timeout)
         # Its end events go on the queue the bridge hands to on_conversion_event.

@@ -65,32 +65,11 @@ def _parent_death_signal():
 _SET_PDEATHSIG = _parent_death_signal() if sys.platform.startswith("linux") else None
 
 
-AUTOGROUP = "/proc/self/autogroup"
-
-
-def lower_session_priority(nice, autogroup=AUTOGROUP):
-    """Give the calling process's session the niceness ``nice`` as a whole.
-
-    Linux's autogroup scheduling (``kernel.sched_autogroup_enabled``, on by
-    default) schedules each session as one group and shares the CPU fairly
-    between groups first; a process's own niceness only ranks it within its
-    session. Every part has a session of its own, so an engine at niceness 19
-    still took as much CPU as the API until its session was lowered too.
-    Lowering needs no privilege; without autogroups the file is missing and
-    the process's niceness alone applies."""
-    try:
-        with open(autogroup, "w") as handle:
-            handle.write(str(max(-20, min(19, nice))))
-    except OSError:
-        pass
-
-
 class Part:
     """One child process; its output goes to the terminal (prefixed) and to a log file."""
 
-    def __init__(self, name, argv, env, log_dir, out, ready_line=None, width=9, nice=0):
+    def __init__(self, name, argv, env, log_dir, out, ready_line=None, width=9):
         self.name = name
-        self.nice = nice  # added to the niceness of the part and of what it starts
         self.argv = argv
         self.env = env
         self.log_path = pathlib.Path(log_dir) / f"{name}.log"
@@ -128,9 +107,6 @@ class Part:
     def _in_child(self):
         if _SET_PDEATHSIG is not None:
             _SET_PDEATHSIG()
-        if self.nice:
-            os.nice(self.nice)
-            lower_session_priority(self.nice)
 
     def _pump(self):
         for raw in iter(self.proc.stdout.readline, b""):

@@ -53,3 +53,44 @@ def test_workers_exit_when_the_engine_is_killed():
         for pid in workers:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+LOWERED = """
+import os
+from local.engine import video
+pool = video.worker_pool(1)
+pid = next(iter(pool._processes))
+def group(p):
+    try:
+        return open(f"/proc/{p}/autogroup").read().split()[-1]
+    except OSError:
+        return "none"
+nice = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[16])
+print(os.nice(0), nice, os.getsid(0), os.getsid(pid), group("self"), group(pid), flush=True)
+video.shutdown_pool()
+"""
+
+
+def test_workers_run_in_the_background_when_asked():
+    """ROLLCALL_FACE_WORKER_NICENESS: each worker is lowered, in a session of
+    its own lowered too (under autogroup scheduling a session is what the
+    kernel shares the CPU between), and the engine itself keeps its priority."""
+    out = subprocess.run([sys.executable, "-c", LOWERED], cwd=ROOT, text=True,
+                         capture_output=True, timeout=120,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT),
+                                  ROLLCALL_FACE_WORKER_NICENESS="19"))
+    engine_nice, worker_nice, engine_sid, worker_sid, engine_group, worker_group = \
+        out.stdout.split()
+    assert int(engine_nice) == os.nice(0)
+    assert int(worker_nice) == 19
+    assert worker_sid != engine_sid
+    if engine_group != "none":
+        assert worker_group == "19" and engine_group != "19"
+
+
+def test_workers_keep_the_engines_priority_by_default():
+    env = {k: v for k, v in os.environ.items() if k != "ROLLCALL_FACE_WORKER_NICENESS"}
+    out = subprocess.run([sys.executable, "-c", LOWERED], cwd=ROOT, text=True,
+                         capture_output=True, timeout=120, env=dict(env, PYTHONPATH=str(ROOT)))
+    engine_nice, worker_nice, engine_sid, worker_sid, _, _ = out.stdout.split()
+    assert worker_nice == engine_nice and worker_sid == engine_sid

@@ -1,0 +1,36 @@
+"""Background work on one machine: the CPU goes to interactive work first.
+
+Linux's autogroup scheduling (``kernel.sched_autogroup_enabled``, on by
+default) schedules each *session* as one group and shares the CPU fairly
+between groups before it looks at any process's niceness, which then only
+ranks a process within its own session. So lowering a process's niceness
+alone does not put it behind processes of other sessions (each stack part
+is a session of its own): its session's group must be lowered too.
+"""
+import os
+
+AUTOGROUP = "/proc/self/autogroup"
+
+
+def run_in_background(nice, own_session=False, autogroup=AUTOGROUP):
+    """Add ``nice`` to this process's niceness (what it starts inherits it)
+    and lower its session's scheduling group to the same niceness.
+
+    ``own_session`` first makes the process a session of its own, so that
+    lowering the group does not lower the process that started it (the face
+    engine's video workers, below the engine's photo answers). Lowering needs
+    no privilege; without autogroups the file is missing and niceness alone
+    applies."""
+    if nice <= 0:
+        return
+    os.nice(nice)
+    if own_session:
+        try:
+            os.setsid()
+        except OSError:
+            pass        # already a session's leader: its session is its own
+    try:
+        with open(autogroup, "w") as handle:
+            handle.write(str(min(19, os.nice(0))))
+    except OSError:
+        pass
