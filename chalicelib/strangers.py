@@ -46,6 +46,10 @@ from botocore.exceptions import ClientError
 from chalicelib.attendance import MAX_STRANGER_TIMELINE, thin_timeline
 from chalicelib.dynamo import from_dynamo, is_conditional_failure, to_dynamo
 
+#: A fresh value on the session (:func:`new_strangers_version`) with every write
+#: of its ``strangers``: a recount writes the counts only if it is still the one
+#: it read, so it never brings back a number a merge lowered meanwhile.
+STRANGERS_VERSION = "strangers_version"
 #: The scratch collections' names: ``<FACE_COLLECTION>-strangers-<session_id>``
 #: (the IAM policy grants the calls on this prefix only).
 SCRATCH_INFIX = "-strangers-"
@@ -56,6 +60,10 @@ CENTRE_REACH = 0.3
 #: At most this many entries become one person (bounds one merge's DynamoDB
 #: update expression; a person split more often keeps the rest apart).
 MAX_GROUP = 20
+
+
+def new_strangers_version():
+    return uuid.uuid4().hex
 
 
 def scratch_collection_id(face_collection, session_id):
@@ -230,8 +238,9 @@ class StrangerMerges:
     def write(self, session_id, token, keep, fields, merged):
         """Merge entries ``merged`` into ``keep`` (which takes ``fields``); False if
         the claim is gone or a member changed (registered, merged) meanwhile."""
-        values = {":token": token, ":null": "NULL", ":gone": len(merged)}
-        sets, conditions = [], ["strangers_grouped = :token"]
+        values = {":token": token, ":null": "NULL", ":gone": len(merged),
+                  ":version": new_strangers_version()}
+        sets, conditions = [f"{STRANGERS_VERSION} = :version"], ["strangers_grouped = :token"]
         for name, value in fields.items():
             values[f":{name}"] = to_dynamo(value)
             sets.append(f"strangers[{keep - 1}].{name} = :{name}")

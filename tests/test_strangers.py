@@ -8,13 +8,14 @@ hand-off through ``cut_evidence``, with the fake as the face service. The same
 grouping on the built-in engine and real photos is in
 tests/engine/test_strangers_engine.py.
 """
+import json
 import logging
 
 import pytest
 
 from chalicelib import strangers
 from chalicelib.strangers import FaceGrouping, StrangerMerges, groups_of, merge_plan
-from tests.fakes.drivers import session_detail
+from tests.fakes.drivers import add_students, session_detail
 from tests.fakes.evidence import SearchAndFaces, complete, deliver_evidence
 from tests.fakes.face_collection import FakeFaceCollection, face, png_bytes
 from tests.fakes.video_search import MP4_BYTES, sighting
@@ -264,3 +265,44 @@ def test_a_failed_grouping_leaves_the_per_index_entries(api, admin_headers, serv
     assert any(r.getMessage() == "unrecognised people could not be grouped by face"
                for r in caplog.records)
     assert faces.collections == set()  # the scratch collection was deleted all the same
+
+
+# -- races with the other writers of the session ----------------------------------------
+class WritesFirst:
+    """The sessions table, with ``before()`` run once just before the first update
+    of the session's ``counts`` (another writer landing between its read and write)."""
+
+    def __init__(self, table, before):
+        self._table, self._before = table, before
+
+    def __getattr__(self, name):
+        return getattr(self._table, name)
+
+    def update_item(self, **request):
+        if self._before and "counts" in request.get("UpdateExpression", ""):
+            before, self._before = self._before, None
+            before()
+        return self._table.update_item(**request)
+
+
+def test_a_correction_racing_a_merge_keeps_the_merged_count(
+        api, admin_headers, services, video_search, faces):
+    """The recount after a correction read the session before the merge and
+    writes after it: the count stays the merged one."""
+    add_students(services, [("ada1", "Ada One")])
+    session_id, _ = three_strangers(api, admin_headers, services, video_search)
+    item = services.session_store.get(session_id)
+    crops = crops_of(faces, "x", "y", "x")
+    merged = []
+    store = services.sessions.store
+    store._table = WritesFirst(store._table, lambda: merged.append(
+        grouping(services, faces).group(item, crops)))
+
+    response = api.http.patch(f"/sessions/{session_id}/attendance/ada1", headers=admin_headers,
+                              body=json.dumps({"status": "PRESENT", "reason": "seen late"}))
+
+    assert response.status_code == 200, response.body
+    assert merged == [1]
+    counts = session_detail(api, admin_headers, session_id)["session"]["counts"]
+    assert counts["unrecognised"] == 2
+    assert counts["present"] == 1 and counts["absent"] == 0
