@@ -399,9 +399,13 @@ class SessionStore:
         """The crops' status, and the names of the crops now stored (added to the set).
 
         The session is (again) in the crops' retention index: crops written
-        after a sweep deleted the earlier ones are swept in their turn."""
-        update = "SET evidence_status = :status, crops_kept = :kept"
-        values = {":status": status, ":job": job_id, ":done": COMPLETED, ":kept": CROPS_KEPT}
+        after a sweep deleted the earlier ones are swept in their turn. Each
+        write gives the crops a new ``crops_version``: a sweep marks the crops
+        deleted only if they are still those it saw."""
+        update = ("SET evidence_status = :status, crops_kept = :kept, "
+                  "crops_version = :version")
+        values = {":status": status, ":job": job_id, ":done": COMPLETED, ":kept": CROPS_KEPT,
+                  ":version": uuid.uuid4().hex}
         if names:
             update += " ADD evidence_cut :names"
             values[":names"] = set(names)
@@ -477,9 +481,15 @@ class SessionStore:
         return self._update(session_id, {"video_deleted_at": self._now()},
                             Attr("session_id").exists(), remove=("video_kept",))
 
-    def mark_crops_deleted(self, session_id):
-        return self._update(session_id, {"evidence_status": "deleted"},
-                            Attr("session_id").exists(), remove=("evidence_cut", "crops_kept"))
+    def mark_crops_deleted(self, session_id, crops_version=None):
+        """The crops are deleted, if they are still those of ``crops_version`` (as
+        the sweep read it; None: the session had none): crops cut again
+        meanwhile keep the session in the retention index for the next sweep.
+        The item, or None."""
+        unchanged = (Attr("crops_version").not_exists() if crops_version is None
+                     else Attr("crops_version").eq(crops_version))
+        return self._update(session_id, {"evidence_status": "deleted"}, unchanged,
+                            remove=("evidence_cut", "crops_kept", "crops_version"))
 
     def mark_failed(self, session_id, attempt, reason, kind=RETRY_ERROR):
         """FAILED with a reason, unless the session moved on (completed, retried)."""
