@@ -18,7 +18,10 @@ too). It reads only what is due: completed sessions keep ``video_kept`` /
 ``crops_kept`` until their files are deleted, which puts them in sparse
 indexes sorted by completion time (:meth:`chalicelib.sessions.SessionStore.kept`),
 and the sweep queries those before the cutoff. It is idempotent: deleting
-takes the session out of the index, so a second run finds nothing.
+takes the session out of the index, so a second run finds nothing. Crops cut
+again while it deletes (a late evidence request) are not lost to it: it marks
+a session's crops deleted only if they are the ones it read (``crops_version``),
+otherwise the session stays in the index and the next sweep takes them.
 """
 import datetime
 
@@ -41,7 +44,8 @@ class Retention:
         self.clock = clock
 
     def due(self):
-        """``(videos due, crops due)``: the session ids whose files are past their time."""
+        """``(videos due, crops due)``: the session ids whose files are past their
+        time; for crops, ``(session id, crops_version)`` as the index holds it."""
         if not self.video_days and not self.crop_days:
             return [], []
         now = self.clock()
@@ -50,20 +54,24 @@ class Retention:
             videos = [item["session_id"] for item in
                       self.store.kept(VIDEO_KEPT, _cutoff(now, self.video_days))]
         if self.crop_days:
-            crops = [item["session_id"] for item in
+            crops = [(item["session_id"], item.get("crops_version")) for item in
                      self.store.kept(CROPS_KEPT, _cutoff(now, self.crop_days))]
         return videos, crops
 
     def sweep(self):
-        """Delete what is due; answers ``{"videos": n, "crops": n}`` (sessions swept)."""
+        """Delete what is due; answers ``{"videos": n, "crops": n}`` (sessions swept;
+        one whose crops were cut again meanwhile is left to the next sweep)."""
         videos, crops = self.due()
         for session_id in videos:
             self.videos.delete_prefix(f"videos/{session_id}/")
             self.videos.delete_prefix(f"converted/{session_id}/")  # the copy searched
             self.store.mark_video_deleted(session_id)
-        for session_id in crops:
+        swept = 0
+        for session_id, version in crops:
             self.crops.delete_session(session_id)
-            self.store.mark_crops_deleted(session_id)
+            if self.store.mark_crops_deleted(session_id, version) is not None:
+                swept += 1
         self.log.info("retention sweep", extra={"videos_deleted": len(videos),
-                                                 "crops_deleted": len(crops)})
-        return {"videos": len(videos), "crops": len(crops)}
+                                                 "crops_deleted": swept,
+                                                 "crops_left": len(crops) - swept})
+        return {"videos": len(videos), "crops": swept}

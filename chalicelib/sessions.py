@@ -85,6 +85,7 @@ from chalicelib.schema import (LISTED, SESSIONS_BY_CLASS_INDEX, SESSIONS_BY_DAY_
                                SESSIONS_VIDEO_KEPT_INDEX)
 from chalicelib.conversion import CONVERTED_PREFIX, ConversionProblem
 from chalicelib.media import MediaProblem, probe
+from chalicelib.strangers import STRANGERS_VERSION, new_strangers_version
 from chalicelib.statuses import AttendanceStatus, ErrorKind, JobStatus, SessionStatus
 from chalicelib.students import is_student_id
 from chalicelib.uploads import VIDEO_TYPES, UploadProblem
@@ -113,6 +114,9 @@ _INTERNAL_ERROR = ("Attendance could not be recorded because of an error on our 
 
 #: Results are kept as (timestamp, track, best student, similarity) while read.
 _BEST = attendance.best_match
+
+#: Reads a recount makes before it gives up (each lost to a strangers write).
+_RECOUNT_TRIES = 5
 
 _ZERO_COUNTS = {"roster": 0, "present": 0, "late": 0, "absent": 0, "excused": 0,
                 "unrecognised": 0, "not_enrolled": 0}
@@ -395,9 +399,13 @@ class SessionStore:
         """The crops' status, and the names of the crops now stored (added to the set).
 
         The session is (again) in the crops' retention index: crops written
-        after a sweep deleted the earlier ones are swept in their turn."""
-        update = "SET evidence_status = :status, crops_kept = :kept"
-        values = {":status": status, ":job": job_id, ":done": COMPLETED, ":kept": CROPS_KEPT}
+        after a sweep deleted the earlier ones are swept in their turn. Each
+        write gives the crops a new ``crops_version``: a sweep marks the crops
+        deleted only if they are still those it saw."""
+        update = ("SET evidence_status = :status, crops_kept = :kept, "
+                  "crops_version = :version")
+        values = {":status": status, ":job": job_id, ":done": COMPLETED, ":kept": CROPS_KEPT,
+                  ":version": uuid.uuid4().hex}
         if names:
             update += " ADD evidence_cut :names"
             values[":names"] = set(names)
@@ -433,12 +441,14 @@ class SessionStore:
             self._table.update_item(
                 Key={"session_id": session_id},
                 UpdateExpression=("SET strangers = list_append(if_not_exists(strangers, :none), "
-                                  ":entry), updated_at = :now ADD not_this_person :sid"),
+                                  ":entry), updated_at = :now, "
+                                  f"{STRANGERS_VERSION} = :version ADD not_this_person :sid"),
                 ConditionExpression=("attribute_exists(session_id) AND "
                                      "NOT contains(not_this_person, :id)"),
                 ExpressionAttributeValues={":none": [], ":entry": [to_dynamo(entry)],
                                            ":sid": {student_id}, ":id": student_id,
-                                           ":now": self._now()})
+                                           ":now": self._now(),
+                                           ":version": new_strangers_version()})
         except ClientError as error:
             if not is_conditional_failure(error):
                 raise
@@ -451,14 +461,16 @@ class SessionStore:
         try:
             self._table.update_item(
                 Key={"session_id": session_id},
-                UpdateExpression=f"SET {path}.registered_as = :sid, updated_at = :now",
+                UpdateExpression=(f"SET {path}.registered_as = :sid, updated_at = :now, "
+                                  f"{STRANGERS_VERSION} = :version"),
                 # Not an entry the grouping merged meanwhile (its sightings moved on).
                 ConditionExpression=(f"attribute_exists({path}) AND "
                                      f"attribute_not_exists({path}.merged_into) AND "
                                      f"(attribute_not_exists({path}.registered_as) OR "
                                      f"attribute_type({path}.registered_as, :null))"),
                 ExpressionAttributeValues={":sid": student_id, ":now": self._now(),
-                                           ":null": "NULL"})
+                                           ":null": "NULL",
+                                           ":version": new_strangers_version()})
         except ClientError as error:
             if not is_conditional_failure(error):
                 raise
@@ -469,9 +481,15 @@ class SessionStore:
         return self._update(session_id, {"video_deleted_at": self._now()},
                             Attr("session_id").exists(), remove=("video_kept",))
 
-    def mark_crops_deleted(self, session_id):
-        return self._update(session_id, {"evidence_status": "deleted"},
-                            Attr("session_id").exists(), remove=("evidence_cut", "crops_kept"))
+    def mark_crops_deleted(self, session_id, crops_version=None):
+        """The crops are deleted, if they are still those of ``crops_version`` (as
+        the sweep read it; None: the session had none): crops cut again
+        meanwhile keep the session in the retention index for the next sweep.
+        The item, or None."""
+        unchanged = (Attr("crops_version").not_exists() if crops_version is None
+                     else Attr("crops_version").eq(crops_version))
+        return self._update(session_id, {"evidence_status": "deleted"}, unchanged,
+                            remove=("evidence_cut", "crops_kept", "crops_version"))
 
     def mark_failed(self, session_id, attempt, reason, kind=RETRY_ERROR):
         """FAILED with a reason, unless the session moved on (completed, retried)."""
@@ -479,8 +497,13 @@ class SessionStore:
                             Attr("attempt").eq(attempt) & Attr("status").is_in(_UNDECIDED),
                             remove=("live",))
 
-    def set_counts(self, session_id, counts):
-        return self._update(session_id, {"counts": counts}, Attr("session_id").exists())
+    def set_counts(self, session_id, counts, strangers_version=None):
+        """Write ``counts`` if the strangers are still as read (``strangers_version``
+        as read; None: it had none); the item, or None if they changed or the
+        session is gone."""
+        unchanged = (Attr(STRANGERS_VERSION).not_exists() if strangers_version is None
+                     else Attr(STRANGERS_VERSION).eq(strangers_version))
+        return self._update(session_id, {"counts": counts}, unchanged)
 
     def begin_retry(self, session_id, attempt):
         """FAILED -> PROCESSING with the next attempt number; None if not FAILED."""
@@ -1108,6 +1131,7 @@ class SessionWorkflow:
                        "late_threshold_minutes": late_minutes,
                        # The unrecognised people, and the crops that follow.
                        "strangers": to_dynamo(strangers),
+                       STRANGERS_VERSION: new_strangers_version(),
                        "evidence_status": evidence.PENDING})
         except Exception:
             self.log.exception("attendance could not be recorded",
@@ -1148,15 +1172,24 @@ class SessionWorkflow:
         return self.classes.roster_for_completion(item["class_id"]), late
 
     def _recount(self, session_id):
-        item = self.store.get(session_id)
-        if item is None:
-            return
-        old = item.get("counts") or {}
-        unrecognised = int(old.get("unrecognised", 0))
-        if item.get("strangers") is not None:
-            unrecognised = unrecognised_count(item["strangers"])
-        self.store.set_counts(session_id, attendance.counts(
-            self.attendance.rows(session_id), unrecognised, int(old.get("not_enrolled", 0))))
+        """Count the session again. The unrecognised count comes from the strangers
+        as read, and other writers change them meanwhile (the grouping's merges
+        lower the count themselves): the counts are written only if the strangers
+        are unchanged since the read, else counted again from a fresh read."""
+        for _ in range(_RECOUNT_TRIES):
+            item = self.store.get(session_id)
+            if item is None:
+                return
+            old = item.get("counts") or {}
+            unrecognised = int(old.get("unrecognised", 0))
+            if item.get("strangers") is not None:
+                unrecognised = unrecognised_count(item["strangers"])
+            counts = attendance.counts(self.attendance.rows(session_id), unrecognised,
+                                       int(old.get("not_enrolled", 0)))
+            if self.store.set_counts(session_id, counts, item.get(STRANGERS_VERSION)):
+                return
+        self.log.warning("counts not written: the strangers kept changing",
+                         extra={"session_id": session_id})
 
 
 def attendance_totals(statuses):

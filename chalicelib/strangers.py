@@ -6,10 +6,15 @@ at two places (a new seat, the board), or a track the face search lost and
 started again elsewhere. Once the crops are cut (the evidence function), the
 entries' faces are compared, and entries that are one face are merged.
 
-How: a scratch collection for the session (:func:`scratch_collection_id`):
+How: a scratch collection for the run (:func:`scratch_collection_id`):
 IndexFaces on each entry's crop, SearchFaces for each indexed face, then the
-collection is deleted (in ``finally``; a function that died meanwhile leaves
-it to the redelivered message, which deletes it before making it again).
+collection is deleted (in ``finally``). Its name is the run's own (the session,
+the run's start and its claim token), so two deliveries of one message at once
+(SQS delivers at least once) never touch each other's collection. The session
+notes each run's collection (``strangers_scratch``) before it is made and
+forgets it once deleted; a run that died meanwhile (its timeout) leaves it
+noted, and a later run of the session deletes every noted collection whose run
+started more than :data:`RUN_SECONDS` ago (so certainly ended).
 Chosen over CompareFaces between pairs because it is linear: 2 calls per entry
 (n IndexFaces + n SearchFaces, each $0.001 at Rekognition's list price: 4
 cents for a session with 20 unrecognised entries, 40 cents at most, the
@@ -39,6 +44,8 @@ and timeline; the others get ``merged_into`` (the kept number) and are left
 out of what the API answers and of the unrecognised count.
 """
 import itertools
+import re
+import time
 import uuid
 
 from botocore.exceptions import ClientError
@@ -46,9 +53,20 @@ from botocore.exceptions import ClientError
 from chalicelib.attendance import MAX_STRANGER_TIMELINE, thin_timeline
 from chalicelib.dynamo import from_dynamo, is_conditional_failure, to_dynamo
 
-#: The scratch collections' names: ``<FACE_COLLECTION>-strangers-<session_id>``
-#: (the IAM policy grants the calls on this prefix only).
+#: A fresh value on the session (:func:`new_strangers_version`) with every write
+#: of its ``strangers``: a recount writes the counts only if it is still the one
+#: it read, so it never brings back a number a merge lowered meanwhile.
+STRANGERS_VERSION = "strangers_version"
+#: The scratch collections' names:
+#: ``<FACE_COLLECTION>-strangers-<session_id>-<run start, epoch s>-<run id>``
+#: (the IAM policy grants the calls on ``<FACE_COLLECTION>-strangers-*`` only).
 SCRATCH_INFIX = "-strangers-"
+#: The session attribute (a string set) noting the scratch collections of runs
+#: that may not have deleted theirs.
+SCRATCH_NOTED = "strangers_scratch"
+#: No run lasts longer: the evidence function's timeout (config.json's
+#: cut_evidence ``lambda_timeout``, 300 s). A run started this long ago has ended.
+RUN_SECONDS = 300
 #: The face found in a crop must have its centre this close to the crop's middle
 #: (fraction of the side either way): a crop is cut around its face, and a face
 #: near its edge is someone sitting beside them.
@@ -58,8 +76,21 @@ CENTRE_REACH = 0.3
 MAX_GROUP = 20
 
 
-def scratch_collection_id(face_collection, session_id):
-    return f"{face_collection}{SCRATCH_INFIX}{session_id}"
+def new_strangers_version():
+    return uuid.uuid4().hex
+
+
+def scratch_collection_id(face_collection, session_id, started, run):
+    """One run's scratch collection (``run``: hex, ``started``: epoch seconds).
+    Rekognition's CollectionId is ``[a-zA-Z0-9_.\\-]+``, at most 255 long: the
+    suffix takes 87 (a 32-hex session id and run id)."""
+    return f"{face_collection}{SCRATCH_INFIX}{session_id}-{int(started)}-{run}"
+
+
+def scratch_started(collection_id):
+    """The start (epoch seconds) of the run that named ``collection_id``, or None."""
+    match = re.search(r"-(\d+)-[0-9a-f]+$", collection_id)
+    return int(match.group(1)) if match else None
 
 
 def grouped_prefix(job_id):
@@ -87,16 +118,12 @@ def same_faces(rekognition, collection_id, crops, threshold):
 
     ``crops`` maps an entry number to its crop's JPEG bytes. Each pair is
     reported as each face's search found it (a, b) and (b, a). The scratch
-    collection ``collection_id`` exists only during the call.
+    collection ``collection_id`` (a new name: one run's) exists only during
+    the call.
     """
     def delete():
-        try:
-            rekognition.delete_collection(CollectionId=collection_id)
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ResourceNotFoundException":
-                raise
+        delete_scratch(rekognition, collection_id)
 
-    delete()  # left by a function that died before its ``finally``
     rekognition.create_collection(CollectionId=collection_id)
     try:
         face_of = {}  # FaceId -> entry number
@@ -122,6 +149,15 @@ def same_faces(rekognition, collection_id, crops, threshold):
         return matches
     finally:
         delete()
+
+
+def delete_scratch(rekognition, collection_id):
+    """Delete a scratch collection; one already gone is fine."""
+    try:
+        rekognition.delete_collection(CollectionId=collection_id)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
 
 
 def groups_of(numbers, matches, seen):
@@ -214,6 +250,19 @@ class StrangerMerges:
             return False
         return True
 
+    def note_scratch(self, session_id, collection_id):
+        """Note a scratch collection about to be made; False if the session is gone."""
+        return self._update(session_id, UpdateExpression=f"ADD {SCRATCH_NOTED} :names",
+                            ConditionExpression="attribute_exists(session_id)",
+                            ExpressionAttributeValues={":names": {collection_id}})
+
+    def forget_scratch(self, session_id, collection_ids):
+        """The scratch collections ``collection_ids`` are deleted."""
+        if collection_ids:
+            self._update(session_id, UpdateExpression=f"DELETE {SCRATCH_NOTED} :names",
+                         ConditionExpression="attribute_exists(session_id)",
+                         ExpressionAttributeValues={":names": set(collection_ids)})
+
     def claim(self, session_id, job_id, token):
         """True if this run may merge the strangers of ``job_id`` (nobody did yet; a
         claim of an earlier job, before a retry or another upload, does not count)."""
@@ -230,8 +279,9 @@ class StrangerMerges:
     def write(self, session_id, token, keep, fields, merged):
         """Merge entries ``merged`` into ``keep`` (which takes ``fields``); False if
         the claim is gone or a member changed (registered, merged) meanwhile."""
-        values = {":token": token, ":null": "NULL", ":gone": len(merged)}
-        sets, conditions = [], ["strangers_grouped = :token"]
+        values = {":token": token, ":null": "NULL", ":gone": len(merged),
+                  ":version": new_strangers_version()}
+        sets, conditions = [f"{STRANGERS_VERSION} = :version"], ["strangers_grouped = :token"]
         for name, value in fields.items():
             values[f":{name}"] = to_dynamo(value)
             sets.append(f"strangers[{keep - 1}].{name} = :{name}")
@@ -258,12 +308,27 @@ class FaceGrouping:
     MATCH_THRESHOLD, ``merges`` a :class:`StrangerMerges`.
     """
 
-    def __init__(self, *, rekognition, face_collection, threshold, merges, logger):
+    def __init__(self, *, rekognition, face_collection, threshold, merges, logger,
+                 clock=time.time):
         self.rekognition = rekognition
         self.face_collection = face_collection
         self.threshold = float(threshold)
         self.merges = merges
         self.log = logger
+        self.clock = clock
+
+    def _delete_left(self, item, now):
+        """Delete the noted scratch collections of the session's runs that ended
+        (started over :data:`RUN_SECONDS` ago) without deleting theirs."""
+        ended = [name for name in item.get(SCRATCH_NOTED) or ()
+                 if scratch_started(name) is None
+                 or now - scratch_started(name) >= RUN_SECONDS]
+        for name in ended:
+            delete_scratch(self.rekognition, name)
+        self.merges.forget_scratch(item["session_id"], ended)
+        if ended:
+            self.log.warning("scratch collections of ended runs deleted",
+                             extra={"session_id": item["session_id"], "deleted": len(ended)})
 
     def group(self, item, crops):
         """Merge ``item``'s (the session as read) entries whose ``crops`` (number ->
@@ -276,12 +341,17 @@ class FaceGrouping:
         numbers = [n for n in candidates(entries) if n in crops]
         if len(numbers) < 2:
             return 0
-        matches = same_faces(self.rekognition,
-                             scratch_collection_id(self.face_collection, session_id),
-                             {n: crops[n] for n in numbers}, self.threshold)
+        run, now = uuid.uuid4().hex, self.clock()
+        self._delete_left(item, now)
+        scratch = scratch_collection_id(self.face_collection, session_id, now, run)
+        if not self.merges.note_scratch(session_id, scratch):
+            return 0  # the session was deleted
+        matches = same_faces(self.rekognition, scratch, {n: crops[n] for n in numbers},
+                             self.threshold)
+        self.merges.forget_scratch(session_id, [scratch])  # (left noted if that raised)
         groups = groups_of(numbers, matches,
                            {n: entries[n - 1].get("seen_ms") or [] for n in numbers})
-        token = grouped_prefix(job_id) + uuid.uuid4().hex
+        token = grouped_prefix(job_id) + run
         if not self.merges.claim(session_id, job_id, token):
             return 0  # grouped by another run, or the session moved on
         gone = 0

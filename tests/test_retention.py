@@ -142,3 +142,44 @@ def test_crops_cut_after_a_sweep_are_swept_in_their_turn(world, services):
                                              Key=f"evidence/{sid}/student-a-best.jpg", Body=b"j")
     assert sweeper(video_days=30, crop_days=90).sweep() == {"videos": 0, "crops": 1}
     assert left("evidence/") == []
+
+
+class CutAgainWhileSwept:
+    """The crops' files, with the crops cut again (a late, redelivered request)
+    just after the sweep deleted the session's ones, before it marks the session."""
+
+    def __init__(self, files, services, job_id):
+        self._files, self._services, self._job_id = files, services, job_id
+
+    def __getattr__(self, name):
+        return getattr(self._files, name)
+
+    def delete_session(self, session_id):
+        self._files.delete_session(session_id)
+        self._services.clients.client("s3").put_object(
+            Bucket=self._services.settings.videos_bucket,
+            Key=f"evidence/{session_id}/student-b-best.jpg", Body=b"j")
+        assert self._services.session_store.set_evidence(session_id, self._job_id, "ready",
+                                                        ["student-b-best.jpg"])
+
+
+def test_crops_cut_while_the_sweep_deletes_stay_for_the_next_sweep(world, services):
+    session, left, sweeper, table = world
+    sid = session("aaaaaaaa", completed_at=days_ago(400), job_id="job-1",
+                  evidence_cut={"student-a-best.jpg"})
+    racing = Retention(store=services.session_store, videos=services.videos,
+                       crops=CutAgainWhileSwept(services.evidence_files, services, "job-1"),
+                       video_days=30, crop_days=90, logger=services.logger, clock=lambda: NOW)
+
+    assert racing.sweep() == {"videos": 1, "crops": 0}
+
+    assert left("evidence/") == ["aaaaaaaa"]  # the crops cut again
+    item = table.get_item(Key={"session_id": sid})["Item"]
+    assert item["evidence_status"] == "ready" and item["crops_kept"] == "crops"
+    assert "student-b-best.jpg" in item["evidence_cut"]
+    # The next sweep takes them.
+    assert sweeper(video_days=30, crop_days=90).sweep() == {"videos": 0, "crops": 1}
+    assert left("evidence/") == []
+    item = table.get_item(Key={"session_id": sid})["Item"]
+    assert item["evidence_status"] == "deleted" and "crops_kept" not in item
+    assert "evidence_cut" not in item

@@ -8,13 +8,16 @@ hand-off through ``cut_evidence``, with the fake as the face service. The same
 grouping on the built-in engine and real photos is in
 tests/engine/test_strangers_engine.py.
 """
+import json
 import logging
+import pathlib
+import re
 
 import pytest
 
 from chalicelib import strangers
 from chalicelib.strangers import FaceGrouping, StrangerMerges, groups_of, merge_plan
-from tests.fakes.drivers import session_detail
+from tests.fakes.drivers import add_students, session_detail
 from tests.fakes.evidence import SearchAndFaces, complete, deliver_evidence
 from tests.fakes.face_collection import FakeFaceCollection, face, png_bytes
 from tests.fakes.video_search import MP4_BYTES, sighting
@@ -106,12 +109,12 @@ def three_strangers(api, headers, services, video_search):
     return session_id, job_id
 
 
-def grouping(services, fake):
+def grouping(services, fake, **extra):
     return FaceGrouping(rekognition=fake, face_collection=services.settings.face_collection,
                         threshold=services.settings.match_threshold,
                         merges=StrangerMerges(services.clients.table(
                             services.settings.sessions_table)),
-                        logger=services.logger)
+                        logger=services.logger, **extra)
 
 
 def crops_of(fake, *people):
@@ -140,7 +143,8 @@ def test_two_entries_of_one_stranger_merge_and_another_stranger_stays(
     assert kept["seen_ms"] == [0, 200, 400, 600, 800]
     # The scratch collection is gone, with its faces; the app's was never touched.
     created = [p["CollectionId"] for p in faces.called("CreateCollection")]
-    assert created == [f"{services.settings.face_collection}-strangers-{session_id}"]
+    assert len(created) == 1 and created[0].startswith(
+        f"{services.settings.face_collection}-strangers-{session_id}-")
     assert faces.collections == set() and faces.faces == {}
     assert {p["CollectionId"] for p in faces.called("IndexFaces")} == set(created)
     assert all(p["FaceMatchThreshold"] == services.settings.match_threshold
@@ -264,3 +268,123 @@ def test_a_failed_grouping_leaves_the_per_index_entries(api, admin_headers, serv
     assert any(r.getMessage() == "unrecognised people could not be grouped by face"
                for r in caplog.records)
     assert faces.collections == set()  # the scratch collection was deleted all the same
+
+
+# -- races with the other writers of the session ----------------------------------------
+class WritesFirst:
+    """The sessions table, with ``before()`` run once just before the first update
+    of the session's ``counts`` (another writer landing between its read and write)."""
+
+    def __init__(self, table, before):
+        self._table, self._before = table, before
+
+    def __getattr__(self, name):
+        return getattr(self._table, name)
+
+    def update_item(self, **request):
+        if self._before and "counts" in request.get("UpdateExpression", ""):
+            before, self._before = self._before, None
+            before()
+        return self._table.update_item(**request)
+
+
+def test_a_correction_racing_a_merge_keeps_the_merged_count(
+        api, admin_headers, services, video_search, faces):
+    """The recount after a correction read the session before the merge and
+    writes after it: the count stays the merged one."""
+    add_students(services, [("ada1", "Ada One")])
+    session_id, _ = three_strangers(api, admin_headers, services, video_search)
+    item = services.session_store.get(session_id)
+    crops = crops_of(faces, "x", "y", "x")
+    merged = []
+    store = services.sessions.store
+    store._table = WritesFirst(store._table, lambda: merged.append(
+        grouping(services, faces).group(item, crops)))
+
+    response = api.http.patch(f"/sessions/{session_id}/attendance/ada1", headers=admin_headers,
+                              body=json.dumps({"status": "PRESENT", "reason": "seen late"}))
+
+    assert response.status_code == 200, response.body
+    assert merged == [1]
+    counts = session_detail(api, admin_headers, session_id)["session"]["counts"]
+    assert counts["unrecognised"] == 2
+    assert counts["present"] == 1 and counts["absent"] == 0
+
+
+class SecondRunMidway:
+    """The fake face service, with another run of the grouping done in full the
+    first time this one searches (two deliveries of one message at once)."""
+
+    def __init__(self, fake, other_run):
+        self._fake, self._other_run = fake, other_run
+
+    def __getattr__(self, name):
+        return getattr(self._fake, name)
+
+    def search_faces(self, **params):
+        if self._other_run:
+            other_run, self._other_run = self._other_run, None
+            other_run()
+        return self._fake.search_faces(**params)
+
+
+def test_two_deliveries_at_once_each_search_their_own_collection(
+        api, admin_headers, services, video_search, faces):
+    session_id, _ = three_strangers(api, admin_headers, services, video_search)
+    item = services.session_store.get(session_id)
+    crops = crops_of(faces, "x", "y", "x")
+    second = []
+    first = grouping(services, SecondRunMidway(faces, lambda: second.append(
+        grouping(services, faces).group(item, crops))))
+
+    assert first.group(item, crops) == 0  # the second run merged first
+    assert second == [1]
+    session = session_detail(api, admin_headers, session_id)["session"]
+    assert [s["number"] for s in session["strangers"]] == [2, 3]
+    assert session["counts"]["unrecognised"] == 2
+    created = [p["CollectionId"] for p in faces.called("CreateCollection")]
+    assert len(set(created)) == 2 and faces.collections == set()
+    prefix = f"{services.settings.face_collection}-strangers-{session_id}-"
+    for name in created:  # Rekognition's CollectionId, and the IAM policy's pattern
+        assert name.startswith(prefix) and len(name) <= 255
+        assert re.fullmatch(r"[a-zA-Z0-9_.\-]+", name)
+    assert "strangers_scratch" not in services.session_store.get(session_id)
+
+
+def test_a_collection_left_by_a_dead_run_is_deleted_by_a_later_run(
+        api, admin_headers, services, video_search, faces):
+    session_id, _ = three_strangers(api, admin_headers, services, video_search)
+    crops = crops_of(faces, "x", "y", "x")
+    now = [1_800_000_000.0]
+    # A run that ends without deleting its collection (as one stopped by its timeout).
+    faces.fail["SearchFaces"] = "ThrottlingException"
+    faces.fail["DeleteCollection"] = "ThrottlingException"
+    with pytest.raises(Exception):
+        grouping(services, faces, clock=lambda: now[0]).group(
+            services.session_store.get(session_id), crops)
+    left = set(faces.collections)
+    assert len(left) == 1
+    # A run while the first one may still be running leaves its collection alone...
+    now[0] += strangers.RUN_SECONDS - 1
+    faces.resemblance[frozenset(("x", "y"))] = 0.0
+    crops_apart = crops_of(faces, "x", "y", "z")
+    assert grouping(services, faces, clock=lambda: now[0]).group(
+        services.session_store.get(session_id), crops_apart) == 0
+    assert faces.collections == left
+    # ...one after it certainly ended deletes it, and groups as usual.
+    table = services.clients.table(services.settings.sessions_table)
+    table.update_item(Key={"session_id": session_id}, UpdateExpression="REMOVE strangers_grouped")
+    now[0] += 1
+    assert grouping(services, faces, clock=lambda: now[0]).group(
+        services.session_store.get(session_id), crops) == 1
+    assert faces.collections == set()
+    assert "strangers_scratch" not in services.session_store.get(session_id)
+
+
+def test_the_evidence_function_ends_before_its_scratch_collections_count_as_left():
+    config = json.loads((pathlib.Path(__file__).resolve().parents[1] / ".chalice"
+                         / "config.json").read_text())
+    timeouts = [stage.get("lambda_functions", {}).get("cut_evidence", {}).get(
+        "lambda_timeout", stage.get("lambda_timeout", config.get("lambda_timeout", 60)))
+        for stage in config["stages"].values()]
+    assert timeouts and max(timeouts) <= strangers.RUN_SECONDS

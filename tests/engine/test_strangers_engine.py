@@ -35,7 +35,8 @@ def test_crops_of_one_person_from_two_photos_group_and_different_people_stay_apa
              ("john_savage", 4), ("rose_leslie", 1), ("john_schneider", 2)]
     crops = {n: crop_of(people / who / f"{photo}.jpg")
              for n, (who, photo) in enumerate(shown, start=1)}
-    collection = strangers.scratch_collection_id(services.settings.face_collection, "0" * 32)
+    collection = strangers.scratch_collection_id(services.settings.face_collection, "0" * 32,
+                                                 0, "1" * 32)
     matches = strangers.same_faces(face_rekognition, collection, crops,
                                    services.settings.match_threshold)
     groups = strangers.groups_of(sorted(crops), matches, {})
