@@ -10,7 +10,7 @@ Memberships (the members table, key ``(class_id, member)``)::
 
     {class_id, member: "teacher#<email>"}
     {class_id, member: "student#<student_id>", student_id, full_name, name_key,
-     enrolled_at, enrolled_by}
+     name_version, enrolled_at, enrolled_by}
 
 Invariants:
 
@@ -22,6 +22,25 @@ Invariants:
 * An enrolment is one conditional put, so two concurrent adds of one person
   answer "added" once and "already enrolled" once; ``enrolled`` on the class
   is counted by the write that won.
+* A roster entry's ``full_name``/``name_key`` copy the person's record (the
+  truth), with the record's ``name_version`` (see chalicelib/students.py).
+  Entries are written only under the condition that the version they carry is
+  older, so an entry never goes back to an older name whatever order writes
+  land in. A rename writes the record first (bumping the version in the same
+  write), then the entries, then marks the record's ``roster_name_version``;
+  of two concurrent renames the one holding the later version writes it on
+  every entry, so entries end on the record's final name. A rename cut short
+  (an error, a timeout) leaves the record marked behind, and the next request
+  that reads or writes that person (GET or PATCH of it, an enrolment of it)
+  finishes it: :meth:`Classes.catch_up_rosters`, idempotent and cheap (no
+  call) when nothing is behind.
+* An enrolment copies the name, then reads the record again: either that read
+  sees a rename's newer name (and writes it on the entry), or the rename's
+  record write came after it, hence after the entry was put, and the rename's
+  listing of entries includes it. (The listing reads the by_member index,
+  which DynamoDB updates within a moment, not in the same instant: an entry
+  put in that moment before a rename's listing may be missed until the
+  person's next rename.)
 * A class with sessions is not deleted (archive it); deleting removes its
   memberships first, then the class.
 """
@@ -38,7 +57,8 @@ from chalicelib.dynamo import (batch_delete, batch_get, conditional_update, from
 from chalicelib.errors import InvalidInput, NotFound, WrongState
 from chalicelib.paging import page_sorted, query_page
 from chalicelib.schema import CLASSES_BY_NAME_INDEX, LISTED, MEMBERS_BY_MEMBER_INDEX
-from chalicelib.students import STUDENT_ID_PATTERN, is_student_id
+from chalicelib.students import (STUDENT_ID_PATTERN, is_student_id, name_version,
+                                 rosters_behind)
 from chalicelib.users import normalise_email
 
 CLASS_ID_PATTERN = r"[0-9a-f]{32}"
@@ -193,14 +213,12 @@ class Memberships:
 
     # people
     def enrol(self, class_id, student, by):
-        """True if ``student`` was enrolled now, False if already enrolled."""
+        """True if ``student`` (its record as read) was enrolled now, False if
+        already enrolled."""
         try:
             self._table.put_item(
                 Item={"class_id": class_id, "member": STUDENT + student["student_id"],
-                      "student_id": student["student_id"],
-                      "full_name": student.get("full_name") or student["student_id"],
-                      "name_key": names.sort_key(student.get("full_name") or "",
-                                                 student["student_id"]),
+                      "student_id": student["student_id"], **_name_of(student),
                       "enrolled_at": self._now(), "enrolled_by": by},
                 # "member" is a DynamoDB reserved word: named through #member.
                 ConditionExpression="attribute_not_exists(#member)",
@@ -211,19 +229,30 @@ class Memberships:
             raise
         return True
 
-    def rename_student(self, student_id, full_name):
-        """A renamed person's enrolments carry the new name (rosters list and sort by it)."""
-        for class_id in self.class_ids_of_student(student_id):
-            try:
-                self._table.update_item(
-                    Key={"class_id": class_id, "member": STUDENT + student_id},
-                    UpdateExpression="SET full_name = :name, name_key = :name_key",
-                    ConditionExpression=Attr("member").exists(),
-                    ExpressionAttributeValues={
-                        ":name": full_name, ":name_key": names.sort_key(full_name, student_id)})
-            except ClientError as error:
-                if not is_conditional_failure(error):  # unenrolled meanwhile: nothing to do
-                    raise
+    def set_name(self, class_id, student):
+        """Put ``student``'s name (its record as read) on one roster entry, unless
+        the entry already carries that version of the name or a later one, or
+        is gone (unenrolled meanwhile: nothing to do)."""
+        values = _name_of(student)
+        try:
+            self._table.update_item(
+                Key={"class_id": class_id, "member": STUDENT + student["student_id"]},
+                UpdateExpression=("SET full_name = :full_name, name_key = :name_key, "
+                                  "name_version = :name_version"),
+                ConditionExpression=("attribute_exists(#member) AND "
+                                     "(attribute_not_exists(name_version) OR "
+                                     "name_version < :name_version)"),
+                ExpressionAttributeNames={"#member": "member"},
+                ExpressionAttributeValues={f":{k}": v for k, v in values.items()})
+        except ClientError as error:
+            if not is_conditional_failure(error):
+                raise
+
+    def rename_student(self, student):
+        """Every roster entry of the person takes ``student``'s name, unless it
+        already carries that version or a later one."""
+        for class_id in self.class_ids_of_student(student["student_id"]):
+            self.set_name(class_id, student)
 
     def unenrol(self, class_id, student_id):
         """True if the person was enrolled (and is not now)."""
@@ -261,6 +290,13 @@ class Memberships:
                                       ProjectionExpression="class_id, #m",
                                       ExpressionAttributeNames={"#m": "member"})]
         batch_delete(self._table, keys)
+
+
+def _name_of(student):
+    """What a roster entry copies of a person's record."""
+    return {"full_name": student.get("full_name") or student["student_id"],
+            "name_key": names.sort_key(student.get("full_name") or "", student["student_id"]),
+            "name_version": name_version(student)}
 
 
 # -- the service -------------------------------------------------------------------
@@ -353,7 +389,31 @@ class Classes:
         added = self.members.enrol(class_item["class_id"], student, by)
         if added:
             self.store.count_enrolled(class_item["class_id"], 1)
+            self._settle_names(class_item["class_id"], [student])
         return (ADDED if added else ALREADY), student
+
+    def catch_up_rosters(self, student):
+        """Bring the person's roster entries to the name of ``student`` (the
+        record as just read or written), if a rename may not have reached them.
+
+        A rename calls it with the record it wrote; any request that reads the
+        person calls it to finish a rename that was cut short. No call is made
+        unless the record is behind; running it twice, or beside a rename,
+        changes nothing more (entry writes never go back to an older version,
+        and the mark only ever rises)."""
+        if student is None or not rosters_behind(student):
+            return
+        self.members.rename_student(student)
+        self._students.mark_rosters_named(student["student_id"], name_version(student))
+
+    def _settle_names(self, class_id, enrolled):
+        """New entries copied their records as read before the put: read them
+        again (strongly) and write on each entry a name that changed meanwhile."""
+        versions = {s["student_id"]: name_version(s) for s in enrolled}
+        for student in self._students.get_many(versions, consistent=True):
+            if name_version(student) > versions[student["student_id"]]:
+                self.members.set_name(class_id, student)
+            self.catch_up_rosters(student)
 
     def unenrol(self, class_item, student_id):
         self._refuse_archived(class_item)
@@ -370,7 +430,7 @@ class Classes:
         wanted = {sid for _, _, sid, _ in parsed if sid}
         known = {s["student_id"]: s for s in self._students.get_many(wanted)}
         already = {sid for _, sid in self.members.enrolled([class_item["class_id"]], known)}
-        results, added = [], 0
+        results, added, new = [], 0, []
         for number, value, student_id, result in parsed:
             if result is None:
                 if student_id not in known:
@@ -380,6 +440,7 @@ class Classes:
                 elif self.members.enrol(class_item["class_id"], known[student_id], by):
                     result, added = ADDED, added + 1
                     already.add(student_id)
+                    new.append(known[student_id])
                 else:  # enrolled by someone else meanwhile
                     result = ALREADY
                     already.add(student_id)
@@ -388,6 +449,7 @@ class Classes:
                                           if student_id in known else None)})
         if added:
             self.store.count_enrolled(class_item["class_id"], added)
+            self._settle_names(class_item["class_id"], new)
         summary = {kind: sum(1 for r in results if r["result"] == kind)
                    for kind in (ADDED, ALREADY, UNKNOWN, INVALID)}
         return {"results": results, "summary": summary}

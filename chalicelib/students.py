@@ -13,6 +13,13 @@ The first photo is the main one (thumbnails, the person's page).
 ``face_boxes`` (where each photo's indexed face is, ratios of the image) is
 missing from records made before it was kept; the API's ``face_box`` is then null.
 
+``name_version`` counts the record's renames (missing: 0) and is bumped in the
+same write as the name; ``roster_name_version`` (missing: 0) is the highest
+version known to have reached every class roster entry of the person. A record
+whose ``name_version`` is ahead has a rename whose roster writes did not finish
+(running now, or cut short): see :func:`rosters_behind` and
+:meth:`chalicelib.classes.Classes.catch_up_rosters`.
+
 ``created_at`` is ISO 8601 UTC. The face's ``ExternalImageId`` in the
 Rekognition collection IS the ``student_id``: the allowed student_id charset
 ``[A-Za-z0-9_.\\-:]`` is exactly ExternalImageId's, so the mapping is the
@@ -73,6 +80,16 @@ def name_sort_key(item):
     return (base, folded, item["student_id"])
 
 
+def name_version(item):
+    """How many times the record was renamed (0 for records from before it was counted)."""
+    return int(item.get("name_version") or 0)
+
+
+def rosters_behind(item):
+    """True if some roster entry of the person may still carry an older name."""
+    return name_version(item) > int(item.get("roster_name_version") or 0)
+
+
 class DuplicateStudent(Exception):
     """A record with that student_id already exists (the conditional put said so)."""
 
@@ -128,11 +145,12 @@ class StudentStore:
         """Every student item (every page of the name index), sorted by name."""
         return sorted((item for page in self.pages() for item in page), key=name_sort_key)
 
-    def get_many(self, student_ids):
+    def get_many(self, student_ids, consistent=False):
         """The stored items of those ids that exist (BatchGetItem, 100 a call)."""
         ids = {i for i in student_ids if is_student_id(i)}
         return [from_dynamo(item) for item in
-                batch_get(self._table, [{"student_id": i} for i in ids])]
+                batch_get(self._table, [{"student_id": i} for i in ids],
+                          consistent=consistent)]
 
     KEY_ATTRIBUTES = ("student_id", LISTED, "name_key")
 
@@ -206,14 +224,20 @@ class StudentStore:
         return from_dynamo(answer["Attributes"])
 
     def update_details(self, student_id, full_name=None, email=None):
-        """Set the name and/or the email ("" removes it); None if the record is gone."""
-        sets, removes, values = [], [], {}
+        """Set the name and/or the email ("" removes it); None if the record is gone.
+
+        A new name bumps ``name_version`` in the same write, so the version a
+        rename answers is the one its name holds (two renames get two versions,
+        and the later version is the name the record keeps)."""
+        sets, removes, adds, values = [], [], [], {}
         if full_name is not None:
             # The list and search indexes read name_key: it follows the name.
             sets.append("full_name = :name, name_key = :name_key")
+            adds.append("name_version :one")
             values[":name"] = full_name
             values[":name_key"] = index_attributes(
                 {"student_id": student_id, "full_name": full_name})["name_key"]
+            values[":one"] = 1
         if email:
             sets.append("email = :email")
             values[":email"] = email
@@ -221,7 +245,8 @@ class StudentStore:
             removes.append("email")
         expression = " ".join(part for part in (
             "SET " + ", ".join(sets) if sets else "",
-            "REMOVE " + ", ".join(removes) if removes else "") if part)
+            "REMOVE " + ", ".join(removes) if removes else "",
+            "ADD " + ", ".join(adds) if adds else "") if part)
         extra = {"ExpressionAttributeValues": values} if values else {}
         try:
             answer = self._table.update_item(
@@ -233,6 +258,23 @@ class StudentStore:
                 return None
             raise
         return from_dynamo(answer["Attributes"])
+
+    def mark_rosters_named(self, student_id, version):
+        """Record that every roster entry carries name ``version`` or a later one.
+
+        Only ever raises ``roster_name_version`` (a slower rename finishing
+        after a later one cannot lower it), and never recreates a deleted record."""
+        try:
+            self._table.update_item(
+                Key={"student_id": student_id},
+                UpdateExpression="SET roster_name_version = :v",
+                ConditionExpression=("attribute_exists(student_id) AND "
+                                     "(attribute_not_exists(roster_name_version) OR "
+                                     "roster_name_version < :v)"),
+                ExpressionAttributeValues={":v": version})
+        except ClientError as error:
+            if not is_conditional_failure(error):
+                raise
 
     def set_photos(self, before, photo_keys, face_ids, face_boxes):
         """Write a new photo list, only if it is still ``before``'s; :class:`Changed` if not.
@@ -344,8 +386,12 @@ class Students:
         """Everyone's ``student_id`` and ``full_name``, a page of the index at a time."""
         return self.store.pages(fields=("student_id", "full_name"))
 
-    def get_many(self, student_ids):
-        return self.store.get_many(student_ids)
+    def get_many(self, student_ids, consistent=False):
+        return self.store.get_many(student_ids, consistent=consistent)
+
+    def mark_rosters_named(self, student_id, version):
+        """Every roster entry of the person carries name ``version`` or a later one."""
+        self.store.mark_rosters_named(student_id, version)
 
     # -- API answers ---------------------------------------------------------
     def view(self, item):
