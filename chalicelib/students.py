@@ -13,8 +13,9 @@ The first photo is the main one (thumbnails, the person's page).
 ``face_boxes`` (where each photo's indexed face is, ratios of the image) is
 missing from records made before it was kept; the API's ``face_box`` is then null.
 
-``name_version`` counts the record's renames (missing: 0) and is bumped in the
-same write as the name; ``roster_name_version`` (missing: 0) is the highest
+``name_version`` orders the record's names (missing: 0; see
+:meth:`StudentStore.create` for its start) and is bumped in the same write as
+the name; ``roster_name_version`` (missing: 0) is the highest
 version known to have reached every class roster entry of the person. A record
 whose ``name_version`` is ahead has a rename whose roster writes did not finish
 (running now, or cut short): see :func:`rosters_behind` and
@@ -81,7 +82,7 @@ def name_sort_key(item):
 
 
 def name_version(item):
-    """How many times the record was renamed (0 for records from before it was counted)."""
+    """The version of the record's name (0 for records from before it was kept)."""
     return int(item.get("name_version") or 0)
 
 
@@ -186,8 +187,15 @@ class StudentStore:
 
         The conditional write is what decides a duplicate id (two concurrent
         registrations of one id cannot both succeed); nothing is scanned.
+
+        The name's first version is the creation time in microseconds: roster
+        entries outlive a deleted record, and a record registered again under
+        the same ID must start above every version its earlier life gave out
+        (one per rename, and renames are far more than a microsecond apart).
         """
-        item = dict(item, **index_attributes(item))
+        version = time.time_ns() // 1000
+        item = dict(item, **index_attributes(item), name_version=version,
+                    roster_name_version=version)
         try:
             self._table.put_item(Item=item,
                                  ConditionExpression="attribute_not_exists(student_id)")

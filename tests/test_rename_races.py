@@ -283,3 +283,15 @@ def test_enrolments_and_renames_in_threads_end_on_the_records_name(
         people = people + [new_class["class_id"]]
         record = assert_rosters_follow_the_record(api, admin_headers, services, people)
         assert record["full_name"] == f"Ada {attempt}"
+
+
+def test_a_person_registered_again_under_the_same_id_renames_the_old_entries(
+        api, admin_headers, services, people, rename, register, photo_of):
+    """Roster entries outlive a deleted record; the new record's names are newer."""
+    for name in ("Ada Lovelace", "Ada King", "Ada Lovelace-King"):
+        assert rename(name).status_code == 200
+    assert api.http.delete("/students/S1", headers=admin_headers).status_code == 204
+    assert register("S1", "Ada Again", photo_of("ada")).status_code == 201
+    assert rename("Ada Renamed").status_code == 200
+    record = assert_rosters_follow_the_record(api, admin_headers, services, people)
+    assert record["full_name"] == "Ada Renamed" and not rosters_behind(record)
