@@ -19,9 +19,12 @@ Invariants:
   teacher's classes" (the ``by_member`` index). A change writes in the order
   that fails closed: links of removed teachers go first, then the class, then
   links of added teachers; saving the same teachers again repairs any gap.
-* An enrolment is one conditional put, so two concurrent adds of one person
-  answer "added" once and "already enrolled" once; ``enrolled`` on the class
-  is counted by the write that won.
+* An enrolment is one transaction: the entry's conditional put, and a check
+  that the person's record still has the name version the entry copies (so
+  an entry is never written with a name its record no longer has; a rename
+  or deletion in between makes it read the record again). Two concurrent
+  adds of one person answer "added" once and "already enrolled" once;
+  ``enrolled`` on the class is counted by the write that won.
 * A roster entry's ``full_name``/``name_key`` copy the person's record (the
   truth), with the record's ``name_version`` (see chalicelib/students.py).
   Entries are written only under the condition that the version they carry is
@@ -34,13 +37,13 @@ Invariants:
   that reads or writes that person (GET or PATCH of it, an enrolment of it)
   finishes it: :meth:`Classes.catch_up_rosters`, idempotent and cheap (no
   call) when nothing is behind.
-* An enrolment copies the name, then reads the record again: either that read
-  sees a rename's newer name (and writes it on the entry), or the rename's
-  record write came after it, hence after the entry was put, and the rename's
-  listing of entries includes it. (The listing reads the by_member index,
-  which DynamoDB updates within a moment, not in the same instant: an entry
-  put in that moment before a rename's listing may be missed until the
-  person's next rename.)
+* An enrolment racing a rename: if the enrolment's transaction comes first,
+  the rename's record write follows it and the rename's listing of entries
+  includes the new one; if the rename's record write comes first, the
+  transaction's check fails and the enrolment copies the new name. (The
+  listing reads the by_member index, which DynamoDB updates within a moment,
+  not in the same instant: an entry written in that moment before a
+  rename's listing may be missed until the person's next rename.)
 * A class with sessions is not deleted (archive it); deleting removes its
   memberships first, then the class.
 """
@@ -54,7 +57,7 @@ from botocore.exceptions import ClientError
 from chalicelib import names
 from chalicelib.dynamo import (batch_delete, batch_get, conditional_update, from_dynamo,
                                is_conditional_failure, query_all, utc_now)
-from chalicelib.errors import InvalidInput, NotFound, WrongState
+from chalicelib.errors import Conflict, InvalidInput, NotFound, WrongState
 from chalicelib.paging import page_sorted, query_page
 from chalicelib.schema import CLASSES_BY_NAME_INDEX, LISTED, MEMBERS_BY_MEMBER_INDEX
 from chalicelib.students import (STUDENT_ID_PATTERN, is_student_id, name_version,
@@ -191,11 +194,19 @@ class ClassStore:
         self._table.delete_item(Key={"class_id": class_id})
 
 
-class Memberships:
-    """The members table: teacher links and enrolments (see the module docstring)."""
+class RecordChanged(Exception):
+    """The person's record was renamed or deleted since it was read."""
 
-    def __init__(self, table, now=utc_now):
+
+class Memberships:
+    """The members table: teacher links and enrolments (see the module docstring).
+
+    ``students_table``: the name of the students table, whose records an
+    enrolment checks in the same transaction."""
+
+    def __init__(self, table, students_table, now=utc_now):
         self._table = table
+        self._students_table = students_table
         self._now = now
 
     # teachers
@@ -214,18 +225,32 @@ class Memberships:
     # people
     def enrol(self, class_id, student, by):
         """True if ``student`` (its record as read) was enrolled now, False if
-        already enrolled."""
+        already enrolled; :class:`RecordChanged` if the record no longer has the
+        name version read (renamed or deleted meanwhile): read it again."""
+        entry = {"class_id": class_id, "member": STUDENT + student["student_id"],
+                 "student_id": student["student_id"], **_name_of(student),
+                 "enrolled_at": self._now(), "enrolled_by": by}
         try:
-            self._table.put_item(
-                Item={"class_id": class_id, "member": STUDENT + student["student_id"],
-                      "student_id": student["student_id"], **_name_of(student),
-                      "enrolled_at": self._now(), "enrolled_by": by},
-                # "member" is a DynamoDB reserved word: named through #member.
-                ConditionExpression="attribute_not_exists(#member)",
-                ExpressionAttributeNames={"#member": "member"})
+            # The table's client takes plain values (boto3 types them, as for the table).
+            self._table.meta.client.transact_write_items(TransactItems=[
+                {"Put": {"TableName": self._table.name,
+                         "Item": entry,
+                         # "member" is a DynamoDB reserved word: named through #member.
+                         "ConditionExpression": "attribute_not_exists(#member)",
+                         "ExpressionAttributeNames": {"#member": "member"}}},
+                {"ConditionCheck": {
+                    "TableName": self._students_table,
+                    "Key": {"student_id": student["student_id"]},
+                    "ConditionExpression": ("attribute_exists(student_id) AND "
+                                            "(attribute_not_exists(name_version) OR "
+                                            "name_version = :v)"),
+                    "ExpressionAttributeValues": {":v": entry["name_version"]}}}])
         except ClientError as error:
-            if is_conditional_failure(error):
+            reasons = [r.get("Code") for r in error.response.get("CancellationReasons") or []]
+            if reasons[:1] == ["ConditionalCheckFailed"]:
                 return False
+            if reasons[1:2] == ["ConditionalCheckFailed"] or "TransactionConflict" in reasons:
+                raise RecordChanged(student["student_id"])
             raise
         return True
 
@@ -381,16 +406,39 @@ class Classes:
         return [public_enrolment(e) for e in page], next_cursor
 
     def enrol(self, class_item, student_id, by):
-        """``(result, enrolment or None)``: ADDED, ALREADY or UNKNOWN."""
+        """``(result, the person's record or None)``: ADDED, ALREADY or UNKNOWN."""
         self._refuse_archived(class_item)
-        student = self._students.get(student_id) if is_student_id(student_id) else None
+        if not is_student_id(student_id):
+            return UNKNOWN, None
+        added, student = self._enrol_current(class_item["class_id"], student_id, by)
         if student is None:
             return UNKNOWN, None
-        added = self.members.enrol(class_item["class_id"], student, by)
         if added:
             self.store.count_enrolled(class_item["class_id"], 1)
-            self._settle_names(class_item["class_id"], [student])
         return (ADDED if added else ALREADY), student
+
+    #: Renames of one person landing between an enrolment's read and its write,
+    #: one after another, that make it give up (409) instead of reading again.
+    ENROL_ATTEMPTS = 5
+
+    def _enrol_current(self, class_id, student_id, by, student=None):
+        """``(added, record)``: enrol the person under the name their record has
+        at the moment of the write (``student``: the record if already read).
+        ``(None, None)`` if there is no such person."""
+        for _ in range(self.ENROL_ATTEMPTS):
+            if student is None:
+                student = self._students.get(student_id)
+                if student is None:
+                    return None, None
+            try:
+                added = self.members.enrol(class_id, student, by)
+            except RecordChanged:
+                student = None
+                continue
+            self.catch_up_rosters(student)  # an earlier rename of theirs cut short
+            return added, student
+        raise Conflict(f"{student_id} was renamed several times while being enrolled. "
+                       "Try again.", code="student_changed")
 
     def catch_up_rosters(self, student):
         """Bring the person's roster entries to the name of ``student`` (the
@@ -405,15 +453,6 @@ class Classes:
             return
         self.members.rename_student(student)
         self._students.mark_rosters_named(student["student_id"], name_version(student))
-
-    def _settle_names(self, class_id, enrolled):
-        """New entries copied their records as read before the put: read them
-        again (strongly) and write on each entry a name that changed meanwhile."""
-        versions = {s["student_id"]: name_version(s) for s in enrolled}
-        for student in self._students.get_many(versions, consistent=True):
-            if name_version(student) > versions[student["student_id"]]:
-                self.members.set_name(class_id, student)
-            self.catch_up_rosters(student)
 
     def unenrol(self, class_item, student_id):
         self._refuse_archived(class_item)
@@ -430,26 +469,29 @@ class Classes:
         wanted = {sid for _, _, sid, _ in parsed if sid}
         known = {s["student_id"]: s for s in self._students.get_many(wanted)}
         already = {sid for _, sid in self.members.enrolled([class_item["class_id"]], known)}
-        results, added, new = [], 0, []
+        results, added = [], 0
         for number, value, student_id, result in parsed:
             if result is None:
                 if student_id not in known:
                     result = UNKNOWN
                 elif student_id in already:
                     result = ALREADY
-                elif self.members.enrol(class_item["class_id"], known[student_id], by):
-                    result, added = ADDED, added + 1
-                    already.add(student_id)
-                    new.append(known[student_id])
-                else:  # enrolled by someone else meanwhile
-                    result = ALREADY
+                else:
+                    enrolled, known[student_id] = self._enrol_current(
+                        class_item["class_id"], student_id, by, known[student_id])
+                    if known[student_id] is None:  # deleted meanwhile
+                        del known[student_id]
+                        result = UNKNOWN
+                    elif enrolled:
+                        result, added = ADDED, added + 1
+                    else:  # enrolled by someone else meanwhile
+                        result = ALREADY
                     already.add(student_id)
             results.append({"line": number, "value": value, "result": result,
                             "full_name": (known[student_id].get("full_name")
                                           if student_id in known else None)})
         if added:
             self.store.count_enrolled(class_item["class_id"], added)
-            self._settle_names(class_item["class_id"], new)
         summary = {kind: sum(1 for r in results if r["result"] == kind)
                    for kind in (ADDED, ALREADY, UNKNOWN, INVALID)}
         return {"results": results, "summary": summary}

@@ -26,33 +26,31 @@ def requests_per_thread(threadsafe_app):
 @pytest.fixture(autouse=True)
 def atomic_writes(services, fake_rekognition, monkeypatch):
     lock = threading.Lock()
-    for table in (services.students.store._table, services.classes.members._table):
-        for method in ("update_item", "put_item", "delete_item"):
-            def atomic(real=getattr(table, method), **kwargs):
-                with lock:
-                    return real(**kwargs)
-            monkeypatch.setattr(table, method, atomic)
+    students, members = services.students.store._table, services.classes.members._table
+    for owner, method in [(table, method) for table in (students, members)
+                          for method in ("update_item", "put_item", "delete_item")] + [
+                              (members.meta.client, "transact_write_items")]:
+        def atomic(real=getattr(owner, method), **kwargs):
+            with lock:
+                return real(**kwargs)
+        monkeypatch.setattr(owner, method, atomic)
 
 
-class HeldTable:
-    """The members table, except that the first call of ``method`` made while
-    ``when(kwargs)`` holds waits (up to 10 s) until :meth:`release`."""
+class Held:
+    """The first write to the members table made by ``thread`` waits (up to 10 s)
+    until :meth:`release`; :attr:`reached` is set when it starts waiting."""
 
-    def __init__(self, table, method, when):
-        self._table, self._method, self._when = table, method, when
+    def __init__(self, services, monkeypatch, thread):
         self.reached, self._go = threading.Event(), threading.Event()
-
-    def __getattr__(self, name):
-        real = getattr(self._table, name)
-        if name != self._method:
-            return real
-
-        def held(**kwargs):
-            if not self.reached.is_set() and self._when(kwargs):
-                self.reached.set()
-                assert self._go.wait(10), "the held write was never released"
-            return real(**kwargs)
-        return held
+        members = services.classes.members._table
+        for owner, method in ((members, "update_item"), (members, "put_item"),
+                              (members.meta.client, "transact_write_items")):
+            def held(real=getattr(owner, method), **kwargs):
+                if threading.current_thread() is thread and not self.reached.is_set():
+                    self.reached.set()
+                    assert self._go.wait(10), "the held write was never released"
+                return real(**kwargs)
+            monkeypatch.setattr(owner, method, held)
 
     def release(self):
         self._go.set()
@@ -102,24 +100,13 @@ def assert_rosters_follow_the_record(api, admin_headers, services, class_ids):
     return record
 
 
-def hold_members(services, method, when):
-    members = services.classes.members
-    held = HeldTable(members._table, method, when)
-    members._table = held
-    return held
-
-
-def on_thread(thread):
-    return lambda kwargs: threading.current_thread() is thread
-
-
 # -- two renames ---------------------------------------------------------------------
 def test_a_slower_rename_does_not_put_its_older_name_back_on_the_rosters(
-        api, admin_headers, services, people, rename):
+        api, admin_headers, services, people, rename, monkeypatch):
     """Record A then record B; roster writes B then A (A's held until B is done)."""
     answers = {}
     first = threading.Thread(target=lambda: answers.update(first=rename("Ada Lovelace")))
-    held = hold_members(services, "update_item", on_thread(first))
+    held = Held(services, monkeypatch, first)
     first.start()
     assert held.reached.wait(10)
     assert services.students.get("S1")["full_name"] == "Ada Lovelace"
@@ -241,14 +228,14 @@ def enrol_by_import(api, admin_headers, class_id):
 
 @pytest.mark.parametrize("enrol", [enrol_by_api, enrol_by_import], ids=["one", "import"])
 def test_an_enrolment_racing_a_rename_takes_the_new_name(
-        api, admin_headers, services, people, rename, enrol):
+        api, admin_headers, services, people, rename, enrol, monkeypatch):
     """The enrolment read the old name; the whole rename runs before its put."""
     new_class = services.classes.create(name="9D", term=None, teachers=[], schedule=None,
                                         late_threshold_minutes=10)
     answers = {}
     enrolling = threading.Thread(target=lambda: answers.update(
         enrol=enrol(api, admin_headers, new_class["class_id"])))
-    held = hold_members(services, "put_item", on_thread(enrolling))
+    held = Held(services, monkeypatch, enrolling)
     enrolling.start()
     assert held.reached.wait(10)
     assert rename("Ada Lovelace").status_code == 200
@@ -295,3 +282,21 @@ def test_a_person_registered_again_under_the_same_id_renames_the_old_entries(
     assert rename("Ada Renamed").status_code == 200
     record = assert_rosters_follow_the_record(api, admin_headers, services, people)
     assert record["full_name"] == "Ada Renamed" and not rosters_behind(record)
+
+
+def test_an_enrolment_racing_a_deletion_enrols_nobody(
+        api, admin_headers, services, people, monkeypatch):
+    new_class = services.classes.create(name="9D", term=None, teachers=[], schedule=None,
+                                        late_threshold_minutes=10)
+    answers = {}
+    enrolling = threading.Thread(target=lambda: answers.update(
+        enrol=enrol_by_api(api, admin_headers, new_class["class_id"])))
+    held = Held(services, monkeypatch, enrolling)
+    enrolling.start()
+    assert held.reached.wait(10)
+    assert api.http.delete("/students/S1", headers=admin_headers).status_code == 204
+    held.release()
+    enrolling.join(10)
+    assert answers["enrol"].status_code == 404, answers["enrol"].body
+    assert roster_names(api, admin_headers, new_class["class_id"]) == []
+    assert services.classes.require(new_class["class_id"])["enrolled"] == 0
