@@ -417,8 +417,8 @@ class Classes:
             self.store.count_enrolled(class_item["class_id"], 1)
         return (ADDED if added else ALREADY), student
 
-    #: Renames of one person landing between an enrolment's read and its write,
-    #: one after another, that make it give up (409) instead of reading again.
+    #: How often an enrolment reads the record again when a rename lands between
+    #: its read and its write, before it gives up (409).
     ENROL_ATTEMPTS = 5
 
     def _enrol_current(self, class_id, student_id, by, student=None):

@@ -64,9 +64,8 @@ def query_all(table, **kwargs):
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def batch_get(table, keys, max_attempts=8, consistent=False):
-    """Every item of ``keys`` that exists, with BatchGetItem (100 a call);
-    ``consistent``: strongly consistent reads (each sees every acknowledged write).
+def batch_get(table, keys, max_attempts=8):
+    """Every item of ``keys`` that exists, with BatchGetItem (100 a call).
 
     Keys DynamoDB leaves unprocessed (throttling) are asked for again with
     backoff; if some still are after ``max_attempts``, it raises.
@@ -74,7 +73,7 @@ def batch_get(table, keys, max_attempts=8, consistent=False):
     keys, found = list(keys), []
     client, name = table.meta.client, table.name
     for start in range(0, len(keys), 100):
-        request = {name: {"Keys": keys[start:start + 100], "ConsistentRead": consistent}}
+        request = {name: {"Keys": keys[start:start + 100]}}
         for attempt in range(max_attempts):
             answer = client.batch_get_item(RequestItems=request)
             found.extend(answer["Responses"].get(name, []))

@@ -146,12 +146,11 @@ class StudentStore:
         """Every student item (every page of the name index), sorted by name."""
         return sorted((item for page in self.pages() for item in page), key=name_sort_key)
 
-    def get_many(self, student_ids, consistent=False):
+    def get_many(self, student_ids):
         """The stored items of those ids that exist (BatchGetItem, 100 a call)."""
         ids = {i for i in student_ids if is_student_id(i)}
         return [from_dynamo(item) for item in
-                batch_get(self._table, [{"student_id": i} for i in ids],
-                          consistent=consistent)]
+                batch_get(self._table, [{"student_id": i} for i in ids])]
 
     KEY_ATTRIBUTES = ("student_id", LISTED, "name_key")
 
@@ -394,8 +393,8 @@ class Students:
         """Everyone's ``student_id`` and ``full_name``, a page of the index at a time."""
         return self.store.pages(fields=("student_id", "full_name"))
 
-    def get_many(self, student_ids, consistent=False):
-        return self.store.get_many(student_ids, consistent=consistent)
+    def get_many(self, student_ids):
+        return self.store.get_many(student_ids)
 
     def mark_rosters_named(self, student_id, version):
         """Every roster entry of the person carries name ``version`` or a later one."""
