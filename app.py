@@ -242,7 +242,9 @@ def list_students():
 @app.route("/students/{student_id}", methods=["GET"])
 def get_student(student_id):
     services().access.check_student(current_user(), student_id)
-    return {"student": services().students.describe(student_id)}
+    item = services().students.require(student_id)
+    services().classes.catch_up_rosters(item)  # a rename cut short is finished here
+    return {"student": services().students.view(item)}
 
 
 @app.route("/students/{student_id}/classes", methods=["GET"])
@@ -273,8 +275,7 @@ def change_student(student_id):
     services().access.check_student(current_user(), student_id)
     changes = inputs.read_student_changes(app.current_request)
     item = services().students.update(student_id, **changes)
-    if "full_name" in changes:
-        services().classes.members.rename_student(student_id, item["full_name"])
+    services().classes.catch_up_rosters(item)  # this rename's, or one cut short before
     return {"student": services().students.view(item)}
 
 

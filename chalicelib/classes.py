@@ -10,7 +10,7 @@ Memberships (the members table, key ``(class_id, member)``)::
 
     {class_id, member: "teacher#<email>"}
     {class_id, member: "student#<student_id>", student_id, full_name, name_key,
-     enrolled_at, enrolled_by}
+     name_version, enrolled_at, enrolled_by}
 
 Invariants:
 
@@ -19,9 +19,31 @@ Invariants:
   teacher's classes" (the ``by_member`` index). A change writes in the order
   that fails closed: links of removed teachers go first, then the class, then
   links of added teachers; saving the same teachers again repairs any gap.
-* An enrolment is one conditional put, so two concurrent adds of one person
-  answer "added" once and "already enrolled" once; ``enrolled`` on the class
-  is counted by the write that won.
+* An enrolment is one transaction: the entry's conditional put, and a check
+  that the person's record still has the name version the entry copies (so
+  an entry is never written with a name its record no longer has; a rename
+  or deletion in between makes it read the record again). Two concurrent
+  adds of one person answer "added" once and "already enrolled" once;
+  ``enrolled`` on the class is counted by the write that won.
+* A roster entry's ``full_name``/``name_key`` copy the person's record (the
+  truth), with the record's ``name_version`` (see chalicelib/students.py).
+  Entries are written only under the condition that the version they carry is
+  older, so an entry never goes back to an older name whatever order writes
+  land in. A rename writes the record first (bumping the version in the same
+  write), then the entries, then marks the record's ``roster_name_version``;
+  of two concurrent renames the one holding the later version writes it on
+  every entry, so entries end on the record's final name. A rename cut short
+  (an error, a timeout) leaves the record marked behind, and the next request
+  that reads or writes that person (GET or PATCH of it, an enrolment of it)
+  finishes it: :meth:`Classes.catch_up_rosters`, idempotent and cheap (no
+  call) when nothing is behind.
+* An enrolment racing a rename: if the enrolment's transaction comes first,
+  the rename's record write follows it and the rename's listing of entries
+  includes the new one; if the rename's record write comes first, the
+  transaction's check fails and the enrolment copies the new name. (The
+  listing reads the by_member index, which DynamoDB updates within a moment,
+  not in the same instant: an entry written in that moment before a
+  rename's listing may be missed until the person's next rename.)
 * A class with sessions is not deleted (archive it); deleting removes its
   memberships first, then the class.
 """
@@ -35,10 +57,11 @@ from botocore.exceptions import ClientError
 from chalicelib import names
 from chalicelib.dynamo import (batch_delete, batch_get, conditional_update, from_dynamo,
                                is_conditional_failure, query_all, utc_now)
-from chalicelib.errors import InvalidInput, NotFound, WrongState
+from chalicelib.errors import Conflict, InvalidInput, NotFound, WrongState
 from chalicelib.paging import page_sorted, query_page
 from chalicelib.schema import CLASSES_BY_NAME_INDEX, LISTED, MEMBERS_BY_MEMBER_INDEX
-from chalicelib.students import STUDENT_ID_PATTERN, is_student_id
+from chalicelib.students import (STUDENT_ID_PATTERN, is_student_id, name_version,
+                                 rosters_behind)
 from chalicelib.users import normalise_email
 
 CLASS_ID_PATTERN = r"[0-9a-f]{32}"
@@ -171,11 +194,19 @@ class ClassStore:
         self._table.delete_item(Key={"class_id": class_id})
 
 
-class Memberships:
-    """The members table: teacher links and enrolments (see the module docstring)."""
+class RecordChanged(Exception):
+    """The person's record was renamed or deleted since it was read."""
 
-    def __init__(self, table, now=utc_now):
+
+class Memberships:
+    """The members table: teacher links and enrolments (see the module docstring).
+
+    ``students_table``: the name of the students table, whose records an
+    enrolment checks in the same transaction."""
+
+    def __init__(self, table, students_table, now=utc_now):
         self._table = table
+        self._students_table = students_table
         self._now = now
 
     # teachers
@@ -193,37 +224,60 @@ class Memberships:
 
     # people
     def enrol(self, class_id, student, by):
-        """True if ``student`` was enrolled now, False if already enrolled."""
+        """True if ``student`` (its record as read) was enrolled now, False if
+        already enrolled; :class:`RecordChanged` if the record no longer has the
+        name version read (renamed or deleted meanwhile): read it again."""
+        entry = {"class_id": class_id, "member": STUDENT + student["student_id"],
+                 "student_id": student["student_id"], **_name_of(student),
+                 "enrolled_at": self._now(), "enrolled_by": by}
         try:
-            self._table.put_item(
-                Item={"class_id": class_id, "member": STUDENT + student["student_id"],
-                      "student_id": student["student_id"],
-                      "full_name": student.get("full_name") or student["student_id"],
-                      "name_key": names.sort_key(student.get("full_name") or "",
-                                                 student["student_id"]),
-                      "enrolled_at": self._now(), "enrolled_by": by},
-                # "member" is a DynamoDB reserved word: named through #member.
-                ConditionExpression="attribute_not_exists(#member)",
-                ExpressionAttributeNames={"#member": "member"})
+            # The table's client takes plain values (boto3 types them, as for the table).
+            self._table.meta.client.transact_write_items(TransactItems=[
+                {"Put": {"TableName": self._table.name,
+                         "Item": entry,
+                         # "member" is a DynamoDB reserved word: named through #member.
+                         "ConditionExpression": "attribute_not_exists(#member)",
+                         "ExpressionAttributeNames": {"#member": "member"}}},
+                {"ConditionCheck": {
+                    "TableName": self._students_table,
+                    "Key": {"student_id": student["student_id"]},
+                    "ConditionExpression": ("attribute_exists(student_id) AND "
+                                            "(attribute_not_exists(name_version) OR "
+                                            "name_version = :v)"),
+                    "ExpressionAttributeValues": {":v": entry["name_version"]}}}])
         except ClientError as error:
-            if is_conditional_failure(error):
+            reasons = [r.get("Code") for r in error.response.get("CancellationReasons") or []]
+            if reasons[:1] == ["ConditionalCheckFailed"]:
                 return False
+            if reasons[1:2] == ["ConditionalCheckFailed"] or "TransactionConflict" in reasons:
+                raise RecordChanged(student["student_id"])
             raise
         return True
 
-    def rename_student(self, student_id, full_name):
-        """A renamed person's enrolments carry the new name (rosters list and sort by it)."""
-        for class_id in self.class_ids_of_student(student_id):
-            try:
-                self._table.update_item(
-                    Key={"class_id": class_id, "member": STUDENT + student_id},
-                    UpdateExpression="SET full_name = :name, name_key = :name_key",
-                    ConditionExpression=Attr("member").exists(),
-                    ExpressionAttributeValues={
-                        ":name": full_name, ":name_key": names.sort_key(full_name, student_id)})
-            except ClientError as error:
-                if not is_conditional_failure(error):  # unenrolled meanwhile: nothing to do
-                    raise
+    def set_name(self, class_id, student):
+        """Put ``student``'s name (its record as read) on one roster entry, unless
+        the entry already carries that version of the name or a later one, or
+        is gone (unenrolled meanwhile: nothing to do)."""
+        values = _name_of(student)
+        try:
+            self._table.update_item(
+                Key={"class_id": class_id, "member": STUDENT + student["student_id"]},
+                UpdateExpression=("SET full_name = :full_name, name_key = :name_key, "
+                                  "name_version = :name_version"),
+                ConditionExpression=("attribute_exists(#member) AND "
+                                     "(attribute_not_exists(name_version) OR "
+                                     "name_version < :name_version)"),
+                ExpressionAttributeNames={"#member": "member"},
+                ExpressionAttributeValues={f":{k}": v for k, v in values.items()})
+        except ClientError as error:
+            if not is_conditional_failure(error):
+                raise
+
+    def rename_student(self, student):
+        """Every roster entry of the person takes ``student``'s name, unless it
+        already carries that version or a later one."""
+        for class_id in self.class_ids_of_student(student["student_id"]):
+            self.set_name(class_id, student)
 
     def unenrol(self, class_id, student_id):
         """True if the person was enrolled (and is not now)."""
@@ -261,6 +315,13 @@ class Memberships:
                                       ProjectionExpression="class_id, #m",
                                       ExpressionAttributeNames={"#m": "member"})]
         batch_delete(self._table, keys)
+
+
+def _name_of(student):
+    """What a roster entry copies of a person's record."""
+    return {"full_name": student.get("full_name") or student["student_id"],
+            "name_key": names.sort_key(student.get("full_name") or "", student["student_id"]),
+            "name_version": name_version(student)}
 
 
 # -- the service -------------------------------------------------------------------
@@ -345,15 +406,53 @@ class Classes:
         return [public_enrolment(e) for e in page], next_cursor
 
     def enrol(self, class_item, student_id, by):
-        """``(result, enrolment or None)``: ADDED, ALREADY or UNKNOWN."""
+        """``(result, the person's record or None)``: ADDED, ALREADY or UNKNOWN."""
         self._refuse_archived(class_item)
-        student = self._students.get(student_id) if is_student_id(student_id) else None
+        if not is_student_id(student_id):
+            return UNKNOWN, None
+        added, student = self._enrol_current(class_item["class_id"], student_id, by)
         if student is None:
             return UNKNOWN, None
-        added = self.members.enrol(class_item["class_id"], student, by)
         if added:
             self.store.count_enrolled(class_item["class_id"], 1)
         return (ADDED if added else ALREADY), student
+
+    #: How often an enrolment reads the record again when a rename lands between
+    #: its read and its write, before it gives up (409).
+    ENROL_ATTEMPTS = 5
+
+    def _enrol_current(self, class_id, student_id, by, student=None):
+        """``(added, record)``: enrol the person under the name their record has
+        at the moment of the write (``student``: the record if already read).
+        ``(None, None)`` if there is no such person."""
+        for _ in range(self.ENROL_ATTEMPTS):
+            if student is None:
+                student = self._students.get(student_id)
+                if student is None:
+                    return None, None
+            try:
+                added = self.members.enrol(class_id, student, by)
+            except RecordChanged:
+                student = None
+                continue
+            self.catch_up_rosters(student)  # an earlier rename of theirs cut short
+            return added, student
+        raise Conflict(f"{student_id} was renamed several times while being enrolled. "
+                       "Try again.", code="student_changed")
+
+    def catch_up_rosters(self, student):
+        """Bring the person's roster entries to the name of ``student`` (the
+        record as just read or written), if a rename may not have reached them.
+
+        A rename calls it with the record it wrote; any request that reads the
+        person calls it to finish a rename that was cut short. No call is made
+        unless the record is behind; running it twice, or beside a rename,
+        changes nothing more (entry writes never go back to an older version,
+        and the mark only ever rises)."""
+        if student is None or not rosters_behind(student):
+            return
+        self.members.rename_student(student)
+        self._students.mark_rosters_named(student["student_id"], name_version(student))
 
     def unenrol(self, class_item, student_id):
         self._refuse_archived(class_item)
@@ -377,11 +476,16 @@ class Classes:
                     result = UNKNOWN
                 elif student_id in already:
                     result = ALREADY
-                elif self.members.enrol(class_item["class_id"], known[student_id], by):
-                    result, added = ADDED, added + 1
-                    already.add(student_id)
-                else:  # enrolled by someone else meanwhile
-                    result = ALREADY
+                else:
+                    enrolled, known[student_id] = self._enrol_current(
+                        class_item["class_id"], student_id, by, known[student_id])
+                    if known[student_id] is None:  # deleted meanwhile
+                        del known[student_id]
+                        result = UNKNOWN
+                    elif enrolled:
+                        result, added = ADDED, added + 1
+                    else:  # enrolled by someone else meanwhile
+                        result = ALREADY
                     already.add(student_id)
             results.append({"line": number, "value": value, "result": result,
                             "full_name": (known[student_id].get("full_name")

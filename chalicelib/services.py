@@ -168,7 +168,8 @@ class Services:
     @cached_property
     def classes(self):
         return Classes(ClassStore(self.clients.table(self.settings.classes_table)),
-                       Memberships(self.clients.table(self.settings.members_table)),
+                       Memberships(self.clients.table(self.settings.members_table),
+                                   students_table=self.settings.students_table),
                        students=self.students, users=self.users,
                        sessions_of_class=self.session_store.class_has_sessions)
 

@@ -13,6 +13,14 @@ The first photo is the main one (thumbnails, the person's page).
 ``face_boxes`` (where each photo's indexed face is, ratios of the image) is
 missing from records made before it was kept; the API's ``face_box`` is then null.
 
+``name_version`` orders the record's names (missing: 0; see
+:meth:`StudentStore.create` for its start) and is bumped in the same write as
+the name; ``roster_name_version`` (missing: 0) is the highest
+version known to have reached every class roster entry of the person. A record
+whose ``name_version`` is ahead has a rename whose roster writes did not finish
+(running now, or cut short): see :func:`rosters_behind` and
+:meth:`chalicelib.classes.Classes.catch_up_rosters`.
+
 ``created_at`` is ISO 8601 UTC. The face's ``ExternalImageId`` in the
 Rekognition collection IS the ``student_id``: the allowed student_id charset
 ``[A-Za-z0-9_.\\-:]`` is exactly ExternalImageId's, so the mapping is the
@@ -71,6 +79,16 @@ def name_sort_key(item):
     folded = unicodedata.normalize("NFKD", item["full_name"]).casefold()
     base = "".join(ch for ch in folded if not unicodedata.combining(ch))
     return (base, folded, item["student_id"])
+
+
+def name_version(item):
+    """The version of the record's name (0 for records from before it was kept)."""
+    return int(item.get("name_version") or 0)
+
+
+def rosters_behind(item):
+    """True if some roster entry of the person may still carry an older name."""
+    return name_version(item) > int(item.get("roster_name_version") or 0)
 
 
 class DuplicateStudent(Exception):
@@ -168,8 +186,15 @@ class StudentStore:
 
         The conditional write is what decides a duplicate id (two concurrent
         registrations of one id cannot both succeed); nothing is scanned.
+
+        The name's first version is the creation time in microseconds: roster
+        entries outlive a deleted record, and a record registered again under
+        the same ID must start above every version its earlier life gave out
+        (one per rename, and renames are far more than a microsecond apart).
         """
-        item = dict(item, **index_attributes(item))
+        version = time.time_ns() // 1000
+        item = dict(item, **index_attributes(item), name_version=version,
+                    roster_name_version=version)
         try:
             self._table.put_item(Item=item,
                                  ConditionExpression="attribute_not_exists(student_id)")
@@ -206,14 +231,20 @@ class StudentStore:
         return from_dynamo(answer["Attributes"])
 
     def update_details(self, student_id, full_name=None, email=None):
-        """Set the name and/or the email ("" removes it); None if the record is gone."""
-        sets, removes, values = [], [], {}
+        """Set the name and/or the email ("" removes it); None if the record is gone.
+
+        A new name bumps ``name_version`` in the same write, so the version a
+        rename answers is the one its name holds (two renames get two versions,
+        and the later version is the name the record keeps)."""
+        sets, removes, adds, values = [], [], [], {}
         if full_name is not None:
             # The list and search indexes read name_key: it follows the name.
             sets.append("full_name = :name, name_key = :name_key")
+            adds.append("name_version :one")
             values[":name"] = full_name
             values[":name_key"] = index_attributes(
                 {"student_id": student_id, "full_name": full_name})["name_key"]
+            values[":one"] = 1
         if email:
             sets.append("email = :email")
             values[":email"] = email
@@ -221,7 +252,8 @@ class StudentStore:
             removes.append("email")
         expression = " ".join(part for part in (
             "SET " + ", ".join(sets) if sets else "",
-            "REMOVE " + ", ".join(removes) if removes else "") if part)
+            "REMOVE " + ", ".join(removes) if removes else "",
+            "ADD " + ", ".join(adds) if adds else "") if part)
         extra = {"ExpressionAttributeValues": values} if values else {}
         try:
             answer = self._table.update_item(
@@ -233,6 +265,23 @@ class StudentStore:
                 return None
             raise
         return from_dynamo(answer["Attributes"])
+
+    def mark_rosters_named(self, student_id, version):
+        """Record that every roster entry carries name ``version`` or a later one.
+
+        Only ever raises ``roster_name_version`` (a slower rename finishing
+        after a later one cannot lower it), and never recreates a deleted record."""
+        try:
+            self._table.update_item(
+                Key={"student_id": student_id},
+                UpdateExpression="SET roster_name_version = :v",
+                ConditionExpression=("attribute_exists(student_id) AND "
+                                     "(attribute_not_exists(roster_name_version) OR "
+                                     "roster_name_version < :v)"),
+                ExpressionAttributeValues={":v": version})
+        except ClientError as error:
+            if not is_conditional_failure(error):
+                raise
 
     def set_photos(self, before, photo_keys, face_ids, face_boxes):
         """Write a new photo list, only if it is still ``before``'s; :class:`Changed` if not.
@@ -346,6 +395,10 @@ class Students:
 
     def get_many(self, student_ids):
         return self.store.get_many(student_ids)
+
+    def mark_rosters_named(self, student_id, version):
+        """Every roster entry of the person carries name ``version`` or a later one."""
+        self.store.mark_rosters_named(student_id, version)
 
     # -- API answers ---------------------------------------------------------
     def view(self, item):

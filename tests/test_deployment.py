@@ -46,6 +46,9 @@ SPECIAL_ACTIONS = {
     ("s3", "list_parts"): "s3:ListMultipartUploadParts",
     ("s3", "abort_multipart_upload"): "s3:AbortMultipartUpload",
     ("sts", "get_caller_identity"): None,  # needs no permission
+    # Each item of a transaction needs its own action: an enrolment's Put is
+    # PutItem (granted for the plain puts too), its check of the person's record this.
+    ("dynamodb", "transact_write_items"): "dynamodb:ConditionCheckItem",
 }
 PRESIGNED_URL_ACTIONS = {"get_object": "s3:GetObject", "put_object": "s3:PutObject",
                          "upload_part": "s3:PutObject"}
@@ -214,7 +217,9 @@ def test_policy_resources_are_the_stages_own(stage):
 #: lists, the watchdog and the retention sweep query indexes.
 TABLE_ACTIONS = {
     "USERS_TABLE": {"GetItem", "PutItem", "UpdateItem"},
-    "STUDENTS_TABLE": {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchGetItem"},
+    # ConditionCheckItem: an enrolment checks the record's name version as it writes.
+    "STUDENTS_TABLE": {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchGetItem",
+                       "ConditionCheckItem"},
     "SESSIONS_TABLE": {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchGetItem"},
     "ATTENDANCE_TABLE": {"Query", "PutItem", "UpdateItem", "BatchWriteItem"},
     "CLASSES_TABLE": {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchGetItem"},

@@ -1,0 +1,302 @@
+"""Renaming a person keeps class rosters on the record's name: under concurrent
+renames, after a rename cut short between its record write and its roster
+writes, and with an enrolment running at the same moment.
+
+Interleavings are forced with a stand-in for the members table that holds one
+chosen write until the rival request has finished; the unforced race is also
+run a number of times in threads. Rekognition is the in-memory fake.
+
+Writes to the students and members tables are made atomic as DynamoDB's are
+(in-process moto checks a condition and writes without a lock).
+"""
+import json
+import threading
+
+import pytest
+from botocore.exceptions import ClientError
+
+from chalicelib.students import rosters_behind
+
+
+@pytest.fixture(autouse=True)
+def requests_per_thread(threadsafe_app):
+    """Requests run in several threads at once each see their own."""
+
+
+@pytest.fixture(autouse=True)
+def atomic_writes(services, fake_rekognition, monkeypatch):
+    lock = threading.Lock()
+    students, members = services.students.store._table, services.classes.members._table
+    for owner, method in [(table, method) for table in (students, members)
+                          for method in ("update_item", "put_item", "delete_item")] + [
+                              (members.meta.client, "transact_write_items")]:
+        def atomic(real=getattr(owner, method), **kwargs):
+            with lock:
+                return real(**kwargs)
+        monkeypatch.setattr(owner, method, atomic)
+
+
+class Held:
+    """The first write to the members table made by ``thread`` waits (up to 10 s)
+    until :meth:`release`; :attr:`reached` is set when it starts waiting."""
+
+    def __init__(self, services, monkeypatch, thread):
+        self.reached, self._go = threading.Event(), threading.Event()
+        members = services.classes.members._table
+        for owner, method in ((members, "update_item"), (members, "put_item"),
+                              (members.meta.client, "transact_write_items")):
+            def held(real=getattr(owner, method), **kwargs):
+                if threading.current_thread() is thread and not self.reached.is_set():
+                    self.reached.set()
+                    assert self._go.wait(10), "the held write was never released"
+                return real(**kwargs)
+            monkeypatch.setattr(owner, method, held)
+
+    def release(self):
+        self._go.set()
+
+
+class Crash(Exception):
+    """Stands in for a Lambda timeout: the request stops there, nothing is caught."""
+
+
+@pytest.fixture
+def people(services, register, photo_of, fake_rekognition):
+    """S1 "Ada Byron", enrolled in two classes; answers the two class ids."""
+    assert register("S1", "Ada Byron", photo_of("ada")).status_code == 201
+    class_ids = []
+    for name in ("7B", "8C"):
+        a_class = services.classes.create(name=name, term=None, teachers=[], schedule=None,
+                                          late_threshold_minutes=10)
+        services.classes.enrol(services.classes.require(a_class["class_id"]), "S1",
+                               "admin@example.org")
+        class_ids.append(a_class["class_id"])
+    return class_ids
+
+
+@pytest.fixture
+def rename(api, admin_headers):
+    def do_rename(full_name, student_id="S1"):
+        return api.http.patch(f"/students/{student_id}", headers=admin_headers,
+                              body=json.dumps({"full_name": full_name}))
+    return do_rename
+
+
+def roster_names(api, admin_headers, class_id):
+    answer = api.http.get(f"/classes/{class_id}/students", headers=admin_headers)
+    assert answer.status_code == 200, answer.body
+    return [p["full_name"] for p in answer.json_body["students"]]
+
+
+def assert_rosters_follow_the_record(api, admin_headers, services, class_ids):
+    record = services.students.get("S1")
+    for class_id in class_ids:
+        assert roster_names(api, admin_headers, class_id) == [record["full_name"]], class_id
+    members = services.clients.table(services.settings.members_table)
+    for class_id in class_ids:
+        entry = members.get_item(Key={"class_id": class_id, "member": "student#S1"},
+                                 ConsistentRead=True)["Item"]
+        assert entry["name_key"].startswith(record["full_name"].casefold())
+    return record
+
+
+# -- two renames ---------------------------------------------------------------------
+def test_a_slower_rename_does_not_put_its_older_name_back_on_the_rosters(
+        api, admin_headers, services, people, rename, monkeypatch):
+    """Record A then record B; roster writes B then A (A's held until B is done)."""
+    answers = {}
+    first = threading.Thread(target=lambda: answers.update(first=rename("Ada Lovelace")))
+    held = Held(services, monkeypatch, first)
+    first.start()
+    assert held.reached.wait(10)
+    assert services.students.get("S1")["full_name"] == "Ada Lovelace"
+    assert rename("Ada King").status_code == 200
+    held.release()
+    first.join(10)
+    assert answers["first"].status_code == 200, answers["first"].body
+    record = assert_rosters_follow_the_record(api, admin_headers, services, people)
+    assert record["full_name"] == "Ada King"
+    assert not rosters_behind(record)
+
+
+def test_concurrent_renames_leave_the_rosters_on_the_records_name(
+        api, admin_headers, services, people, rename):
+    for attempt in range(8):
+        names = [f"Ada {attempt} one", f"Ada {attempt} two"]
+        barrier, answers = threading.Barrier(2), {}
+
+        def run(name):
+            barrier.wait()
+            answers[name] = rename(name)
+        threads = [threading.Thread(target=run, args=(name,)) for name in names]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+        assert all(answers[n].status_code == 200 for n in names), answers
+        record = assert_rosters_follow_the_record(api, admin_headers, services, people)
+        assert record["full_name"] in names
+        assert not rosters_behind(record)
+
+
+# -- a rename cut short ----------------------------------------------------------------
+def fail_members_write(services, number, error):
+    """The ``number``-th roster entry write (UpdateItem on the members table) raises."""
+    members = services.classes.members
+    real, calls = members._table, []
+
+    class Failing:
+        def __getattr__(self, name):
+            attribute = getattr(real, name)
+            if name != "update_item":
+                return attribute
+
+            def update_item(**kwargs):
+                calls.append(kwargs)
+                if len(calls) == number:
+                    raise error
+                return attribute(**kwargs)
+            return update_item
+    members._table = Failing()
+
+
+def cut_short(services, rename, full_name, number, error):
+    """A rename whose ``number``-th roster write raises ``error`` answers 500."""
+    real = services.classes.members._table
+    fail_members_write(services, number, error)
+    try:
+        assert rename(full_name).status_code == 500
+    finally:
+        services.classes.members._table = real
+
+
+ERRORS = {
+    "DynamoDB error": ClientError({"Error": {"Code": "InternalServerError",
+                                             "Message": "injected failure"}}, "UpdateItem"),
+    "timeout": Crash("the Lambda ran out of time"),
+}
+
+
+@pytest.mark.parametrize("number", [1, 2], ids=["before any roster", "after one roster"])
+@pytest.mark.parametrize("error", ERRORS.values(), ids=ERRORS.keys())
+@pytest.mark.parametrize("repair", ["get the person", "change the email", "enrol elsewhere"])
+def test_a_rename_cut_short_is_finished_by_the_next_request_for_the_person(
+        api, admin_headers, services, people, rename, number, error, repair):
+    cut_short(services, rename, "Ada Lovelace", number, error)
+    assert services.students.get("S1")["full_name"] == "Ada Lovelace"
+    assert ["Ada Byron"] in [roster_names(api, admin_headers, c) for c in people]
+    assert rosters_behind(services.students.get("S1"))
+    if repair == "get the person":
+        answer = api.http.get("/students/S1", headers=admin_headers)
+    elif repair == "change the email":
+        answer = api.http.patch("/students/S1", headers=admin_headers,
+                                body=json.dumps({"email": "ada@example.org"}))
+    else:
+        other = services.classes.create(name="9D", term=None, teachers=[], schedule=None,
+                                        late_threshold_minutes=10)
+        answer = api.http.post(f"/classes/{other['class_id']}/students", headers=admin_headers,
+                               body=json.dumps({"student_id": "S1"}))
+        people = people + [other["class_id"]]
+    assert answer.status_code in (200, 201), answer.body
+    record = assert_rosters_follow_the_record(api, admin_headers, services, people)
+    assert record["full_name"] == "Ada Lovelace"
+    assert not rosters_behind(record)
+
+
+def test_repairing_twice_or_beside_a_later_rename_changes_nothing(
+        api, admin_headers, services, people, rename):
+    """A repair holding an old read of the record never puts its older name back."""
+    cut_short(services, rename, "Ada Lovelace", 1, ERRORS["timeout"])
+    stale = services.students.get("S1")
+    assert rename("Ada King").status_code == 200
+    services.classes.catch_up_rosters(stale)
+    services.classes.catch_up_rosters(services.students.get("S1"))
+    record = assert_rosters_follow_the_record(api, admin_headers, services, people)
+    assert record["full_name"] == "Ada King" and not rosters_behind(record)
+
+
+# -- enrolment at the moment of a rename ------------------------------------------------
+def enrol_by_api(api, admin_headers, class_id):
+    return api.http.post(f"/classes/{class_id}/students", headers=admin_headers,
+                         body=json.dumps({"student_id": "S1"}))
+
+
+def enrol_by_import(api, admin_headers, class_id):
+    return api.http.post(f"/classes/{class_id}/roster/import", headers=admin_headers,
+                         body=json.dumps({"text": "S1\n"}))
+
+
+@pytest.mark.parametrize("enrol", [enrol_by_api, enrol_by_import], ids=["one", "import"])
+def test_an_enrolment_racing_a_rename_takes_the_new_name(
+        api, admin_headers, services, people, rename, enrol, monkeypatch):
+    """The enrolment read the old name; the whole rename runs before its put."""
+    new_class = services.classes.create(name="9D", term=None, teachers=[], schedule=None,
+                                        late_threshold_minutes=10)
+    answers = {}
+    enrolling = threading.Thread(target=lambda: answers.update(
+        enrol=enrol(api, admin_headers, new_class["class_id"])))
+    held = Held(services, monkeypatch, enrolling)
+    enrolling.start()
+    assert held.reached.wait(10)
+    assert rename("Ada Lovelace").status_code == 200
+    held.release()
+    enrolling.join(10)
+    assert answers["enrol"].status_code in (200, 201), answers["enrol"].body
+    record = assert_rosters_follow_the_record(api, admin_headers, services,
+                                              people + [new_class["class_id"]])
+    assert record["full_name"] == "Ada Lovelace"
+
+
+def test_enrolments_and_renames_in_threads_end_on_the_records_name(
+        api, admin_headers, services, people, rename):
+    for attempt in range(6):
+        new_class = services.classes.create(name=f"X{attempt}", term=None, teachers=[],
+                                            schedule=None, late_threshold_minutes=10)
+        barrier, answers = threading.Barrier(2), {}
+
+        def run(key, call):
+            barrier.wait()
+            answers[key] = call()
+        threads = [threading.Thread(target=run, args=("rename", lambda: rename(
+                       f"Ada {attempt}"))),
+                   threading.Thread(target=run, args=("enrol", lambda: enrol_by_api(
+                       api, admin_headers, new_class["class_id"])))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+        assert answers["rename"].status_code == 200, answers["rename"].body
+        assert answers["enrol"].status_code == 201, answers["enrol"].body
+        people = people + [new_class["class_id"]]
+        record = assert_rosters_follow_the_record(api, admin_headers, services, people)
+        assert record["full_name"] == f"Ada {attempt}"
+
+
+def test_a_person_registered_again_under_the_same_id_renames_the_old_entries(
+        api, admin_headers, services, people, rename, register, photo_of):
+    """Roster entries outlive a deleted record; the new record's names are newer."""
+    for name in ("Ada Lovelace", "Ada King", "Ada Lovelace-King"):
+        assert rename(name).status_code == 200
+    assert api.http.delete("/students/S1", headers=admin_headers).status_code == 204
+    assert register("S1", "Ada Again", photo_of("ada")).status_code == 201
+    assert rename("Ada Renamed").status_code == 200
+    record = assert_rosters_follow_the_record(api, admin_headers, services, people)
+    assert record["full_name"] == "Ada Renamed" and not rosters_behind(record)
+
+
+def test_an_enrolment_racing_a_deletion_enrols_nobody(
+        api, admin_headers, services, people, monkeypatch):
+    new_class = services.classes.create(name="9D", term=None, teachers=[], schedule=None,
+                                        late_threshold_minutes=10)
+    answers = {}
+    enrolling = threading.Thread(target=lambda: answers.update(
+        enrol=enrol_by_api(api, admin_headers, new_class["class_id"])))
+    held = Held(services, monkeypatch, enrolling)
+    enrolling.start()
+    assert held.reached.wait(10)
+    assert api.http.delete("/students/S1", headers=admin_headers).status_code == 204
+    held.release()
+    enrolling.join(10)
+    assert answers["enrol"].status_code == 404, answers["enrol"].body
+    assert roster_names(api, admin_headers, new_class["class_id"]) == []
+    assert services.classes.require(new_class["class_id"])["enrolled"] == 0
