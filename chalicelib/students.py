@@ -191,10 +191,15 @@ class StudentStore:
         entries outlive a deleted record, and a record registered again under
         the same ID must start above every version its earlier life gave out
         (one per rename, and renames are far more than a microsecond apart).
+        A copy of a record (an archive's import) keeps the versions it has: its
+        roster entries come with it, carrying them.
         """
-        version = time.time_ns() // 1000
-        item = dict(item, **index_attributes(item), name_version=version,
-                    roster_name_version=version)
+        if item.get("name_version") is not None:
+            item = dict(item, **index_attributes(item))
+        else:
+            version = time.time_ns() // 1000
+            item = dict(item, **index_attributes(item), name_version=version,
+                        roster_name_version=version)
         try:
             self._table.put_item(Item=item,
                                  ConditionExpression="attribute_not_exists(student_id)")
