@@ -79,15 +79,20 @@ class PeakRss:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     @staticmethod
-    def _rss(pid):
+    def _kb_line(path, prefix):
+        """The ``<prefix> N kB`` line of a /proc file, in bytes (0 once the process is gone)."""
         try:
-            with open(f"/proc/{pid}/status") as f:
+            with open(path) as f:
                 for line in f:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith(prefix):
                         return int(line.split()[1]) * 1024
         except OSError:
             pass
         return 0
+
+    @staticmethod
+    def _rss(pid):
+        return PeakRss._kb_line(f"/proc/{pid}/status", "VmRSS:")
 
     @staticmethod
     def _children(pid):
@@ -103,14 +108,7 @@ class PeakRss:
     def _pss(pid):
         """Proportional set size: pages shared between processes (the libraries,
         the models' mapped files) split between them instead of counted in each."""
-        try:
-            with open(f"/proc/{pid}/smaps_rollup") as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        return int(line.split()[1]) * 1024
-        except OSError:
-            pass
-        return 0
+        return PeakRss._kb_line(f"/proc/{pid}/smaps_rollup", "Pss:")
 
     def current(self):
         me = os.getpid()

@@ -56,6 +56,22 @@ class Held:
         self._go.set()
 
 
+def held_while(services, monkeypatch, call, meanwhile):
+    """``call()`` in a thread, its first members-table write held while
+    ``meanwhile()`` runs; answers what ``call()`` answered."""
+    answers = {}
+    thread = threading.Thread(target=lambda: answers.update(answer=call()))
+    held = Held(services, monkeypatch, thread)
+    thread.start()
+    assert held.reached.wait(10)
+    try:
+        meanwhile()
+    finally:
+        held.release()
+        thread.join(10)
+    return answers["answer"]
+
+
 class Crash(Exception):
     """Stands in for a Lambda timeout: the request stops there, nothing is caught."""
 
@@ -104,16 +120,11 @@ def assert_rosters_follow_the_record(api, admin_headers, services, class_ids):
 def test_a_slower_rename_does_not_put_its_older_name_back_on_the_rosters(
         api, admin_headers, services, people, rename, monkeypatch):
     """Record A then record B; roster writes B then A (A's held until B is done)."""
-    answers = {}
-    first = threading.Thread(target=lambda: answers.update(first=rename("Ada Lovelace")))
-    held = Held(services, monkeypatch, first)
-    first.start()
-    assert held.reached.wait(10)
-    assert services.students.get("S1")["full_name"] == "Ada Lovelace"
-    assert rename("Ada King").status_code == 200
-    held.release()
-    first.join(10)
-    assert answers["first"].status_code == 200, answers["first"].body
+    def meanwhile():
+        assert services.students.get("S1")["full_name"] == "Ada Lovelace"
+        assert rename("Ada King").status_code == 200
+    first = held_while(services, monkeypatch, lambda: rename("Ada Lovelace"), meanwhile)
+    assert first.status_code == 200, first.body
     record = assert_rosters_follow_the_record(api, admin_headers, services, people)
     assert record["full_name"] == "Ada King"
     assert not rosters_behind(record)
@@ -232,16 +243,11 @@ def test_an_enrolment_racing_a_rename_takes_the_new_name(
     """The enrolment read the old name; the whole rename runs before its put."""
     new_class = services.classes.create(name="9D", term=None, teachers=[], schedule=None,
                                         late_threshold_minutes=10)
-    answers = {}
-    enrolling = threading.Thread(target=lambda: answers.update(
-        enrol=enrol(api, admin_headers, new_class["class_id"])))
-    held = Held(services, monkeypatch, enrolling)
-    enrolling.start()
-    assert held.reached.wait(10)
-    assert rename("Ada Lovelace").status_code == 200
-    held.release()
-    enrolling.join(10)
-    assert answers["enrol"].status_code in (200, 201), answers["enrol"].body
+    def meanwhile():
+        assert rename("Ada Lovelace").status_code == 200
+    enrolled = held_while(services, monkeypatch,
+                          lambda: enrol(api, admin_headers, new_class["class_id"]), meanwhile)
+    assert enrolled.status_code in (200, 201), enrolled.body
     record = assert_rosters_follow_the_record(api, admin_headers, services,
                                               people + [new_class["class_id"]])
     assert record["full_name"] == "Ada Lovelace"
@@ -288,15 +294,11 @@ def test_an_enrolment_racing_a_deletion_enrols_nobody(
         api, admin_headers, services, people, monkeypatch):
     new_class = services.classes.create(name="9D", term=None, teachers=[], schedule=None,
                                         late_threshold_minutes=10)
-    answers = {}
-    enrolling = threading.Thread(target=lambda: answers.update(
-        enrol=enrol_by_api(api, admin_headers, new_class["class_id"])))
-    held = Held(services, monkeypatch, enrolling)
-    enrolling.start()
-    assert held.reached.wait(10)
-    assert api.http.delete("/students/S1", headers=admin_headers).status_code == 204
-    held.release()
-    enrolling.join(10)
-    assert answers["enrol"].status_code == 404, answers["enrol"].body
+    def meanwhile():
+        assert api.http.delete("/students/S1", headers=admin_headers).status_code == 204
+    enrolled = held_while(services, monkeypatch,
+                          lambda: enrol_by_api(api, admin_headers, new_class["class_id"]),
+                          meanwhile)
+    assert enrolled.status_code == 404, enrolled.body
     assert roster_names(api, admin_headers, new_class["class_id"]) == []
     assert services.classes.require(new_class["class_id"])["enrolled"] == 0
