@@ -48,7 +48,9 @@ Invariants:
   memberships first, then the class.
 """
 import csv
+import random
 import re
+import time
 import uuid
 
 from boto3.dynamodb.conditions import Attr, Key
@@ -425,7 +427,7 @@ class Classes:
         """``(added, record)``: enrol the person under the name their record has
         at the moment of the write (``student``: the record if already read).
         ``(None, None)`` if there is no such person."""
-        for _ in range(self.ENROL_ATTEMPTS):
+        for attempt in range(self.ENROL_ATTEMPTS):
             if student is None:
                 student = self._students.get(student_id)
                 if student is None:
@@ -434,8 +436,13 @@ class Classes:
                 added = self.members.enrol(class_id, student, by)
             except RecordChanged:
                 student = None
+                time.sleep(random.uniform(0.01, 0.03) * (attempt + 1))  # a rival's turn
                 continue
-            self.catch_up_rosters(student)  # an earlier rename of theirs cut short
+            try:
+                self.catch_up_rosters(student)  # an earlier rename of theirs cut short
+            except ClientError:
+                # the enrolment stands; the next request for the person catches up
+                pass
             return added, student
         raise Conflict(f"{student_id} was renamed several times while being enrolled. "
                        "Try again.", code="student_changed")
@@ -469,7 +476,19 @@ class Classes:
         wanted = {sid for _, _, sid, _ in parsed if sid}
         known = {s["student_id"]: s for s in self._students.get_many(wanted)}
         already = {sid for _, sid in self.members.enrolled([class_item["class_id"]], known)}
-        results, added = [], 0
+        results = []
+        try:
+            self._import_lines(class_item, parsed, known, already, by, results)
+        finally:
+            # what was added is counted, even if a later line stopped the import
+            added = sum(1 for r in results if r["result"] == ADDED)
+            if added:
+                self.store.count_enrolled(class_item["class_id"], added)
+        summary = {kind: sum(1 for r in results if r["result"] == kind)
+                   for kind in (ADDED, ALREADY, UNKNOWN, INVALID)}
+        return {"results": results, "summary": summary}
+
+    def _import_lines(self, class_item, parsed, known, already, by, results):
         for number, value, student_id, result in parsed:
             if result is None:
                 if student_id not in known:
@@ -483,18 +502,13 @@ class Classes:
                         del known[student_id]
                         result = UNKNOWN
                     elif enrolled:
-                        result, added = ADDED, added + 1
+                        result = ADDED
                     else:  # enrolled by someone else meanwhile
                         result = ALREADY
                     already.add(student_id)
             results.append({"line": number, "value": value, "result": result,
                             "full_name": (known[student_id].get("full_name")
                                           if student_id in known else None)})
-        if added:
-            self.store.count_enrolled(class_item["class_id"], added)
-        summary = {kind: sum(1 for r in results if r["result"] == kind)
-                   for kind in (ADDED, ALREADY, UNKNOWN, INVALID)}
-        return {"results": results, "summary": summary}
 
     def roster_for_completion(self, class_id):
         """The enrolled people as stored now (current names), for a session's rows."""

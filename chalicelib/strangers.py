@@ -335,14 +335,17 @@ class FaceGrouping:
         JPEG) are one face; the number of entries merged away. Raises on a failed
         call (the caller logs it; the entries stay as they are)."""
         session_id, job_id = item["session_id"], item["job_id"]
+        now = self.clock()
+        # Whatever this run does, collections of runs that certainly ended go:
+        # a repeated message is often the only later run a session gets.
+        self._delete_left(item, now)
         if str(item.get("strangers_grouped") or "").startswith(grouped_prefix(job_id)):
             return 0  # a repeated message
         entries = from_dynamo(item.get("strangers") or [])
         numbers = [n for n in candidates(entries) if n in crops]
         if len(numbers) < 2:
             return 0
-        run, now = uuid.uuid4().hex, self.clock()
-        self._delete_left(item, now)
+        run = uuid.uuid4().hex
         scratch = scratch_collection_id(self.face_collection, session_id, now, run)
         if not self.merges.note_scratch(session_id, scratch):
             return 0  # the session was deleted

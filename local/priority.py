@@ -8,8 +8,11 @@ alone does not put it behind processes of other sessions (each stack part
 is a session of its own): its session's group must be lowered too.
 """
 import os
+import random
+import time
 
 AUTOGROUP = "/proc/self/autogroup"
+AUTOGROUP_TRIES = 20
 
 
 def run_in_background(nice, own_session=False, autogroup=AUTOGROUP):
@@ -29,8 +32,16 @@ def run_in_background(nice, own_session=False, autogroup=AUTOGROUP):
             os.setsid()
         except OSError:
             pass        # already a session's leader: its session is its own
-    try:
-        with open(autogroup, "w") as handle:
-            handle.write(str(min(19, os.nice(0))))
-    except OSError:
-        pass
+    wanted = str(min(19, os.nice(0)))
+    # An unprivileged process may change a group's niceness only once every
+    # 100 ms or so, machine-wide (EAGAIN otherwise): workers starting together
+    # take turns.
+    for _ in range(AUTOGROUP_TRIES):
+        try:
+            with open(autogroup, "w") as handle:
+                handle.write(wanted)
+            return
+        except BlockingIOError:
+            time.sleep(random.uniform(0.1, 0.2))
+        except OSError:
+            return

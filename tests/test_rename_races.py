@@ -302,3 +302,58 @@ def test_an_enrolment_racing_a_deletion_enrols_nobody(
     assert enrolled.status_code == 404, enrolled.body
     assert roster_names(api, admin_headers, new_class["class_id"]) == []
     assert services.classes.require(new_class["class_id"])["enrolled"] == 0
+
+
+def test_a_person_registered_again_has_the_old_entries_named_at_the_first_request(
+        api, admin_headers, services, people, register, photo_of):
+    """Before any rename: the first read of the new record catches the entries
+    its earlier life left (they are still enrolments) up to its name."""
+    assert api.http.delete("/students/S1", headers=admin_headers).status_code == 204
+    assert register("S1", "Ada Again", photo_of("ada")).status_code == 201
+    assert rosters_behind(services.students.get("S1"))
+    assert api.http.get("/students/S1", headers=admin_headers).status_code == 200
+    record = assert_rosters_follow_the_record(api, admin_headers, services, people)
+    assert record["full_name"] == "Ada Again" and not rosters_behind(record)
+
+
+def test_an_edit_meeting_a_running_enrolment_transaction_goes_through(
+        api, admin_headers, services, people, rename, monkeypatch):
+    """DynamoDB refuses a plain write to an item a transaction is checking
+    (TransactionConflictException, not retried by botocore): a rename during a
+    roster import must wait its turn, not fail."""
+    from botocore.exceptions import ClientError
+    table = services.clients.table(services.settings.students_table)
+    assert table is services.clients.table(services.settings.students_table)
+    real, refused = table.update_item, []
+
+    def busy_once(**kwargs):
+        if not refused:
+            refused.append(kwargs)
+            raise ClientError({"Error": {"Code": "TransactionConflictException",
+                                         "Message": "Transaction is ongoing for the item"}},
+                              "UpdateItem")
+        return real(**kwargs)
+    monkeypatch.setattr(table, "update_item", busy_once)
+    assert rename("Ada Lovelace").status_code == 200
+    assert refused
+    assert assert_rosters_follow_the_record(api, admin_headers, services,
+                                            people)["full_name"] == "Ada Lovelace"
+
+
+def test_an_import_stopped_by_a_line_still_counts_what_it_added(
+        api, admin_headers, services, register, photo_of, monkeypatch):
+    for sid, who in (("S2", "bo"), ("S3", "cy")):
+        assert register(sid, f"Person {sid}", photo_of(who)).status_code == 201
+    a_class = services.classes.create(name="9E", term=None, teachers=[], schedule=None,
+                                      late_threshold_minutes=10)
+    real = services.classes.members.enrol
+
+    def stop_at_s3(class_id, student, by):
+        if student["student_id"] == "S3":
+            raise RuntimeError("the function's time ran out")
+        return real(class_id, student, by)
+    monkeypatch.setattr(services.classes.members, "enrol", stop_at_s3)
+    with pytest.raises(RuntimeError):
+        services.classes.import_ids(services.classes.require(a_class["class_id"]),
+                                    "S2\nS3\n", None, "admin@example.org")
+    assert services.classes.require(a_class["class_id"])["enrolled"] == 1

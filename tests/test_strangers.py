@@ -388,3 +388,26 @@ def test_the_evidence_function_ends_before_its_scratch_collections_count_as_left
         "lambda_timeout", stage.get("lambda_timeout", config.get("lambda_timeout", 60)))
         for stage in config["stages"].values()]
     assert timeouts and max(timeouts) <= strangers.RUN_SECONDS
+
+
+def test_a_repeated_message_deletes_a_dead_runs_collection_too(
+        api, admin_headers, services, video_search, faces):
+    """Often the only later run a session gets is the same message again (the
+    grouping already done): it must still clear what a dead run left."""
+    session_id, _ = three_strangers(api, admin_headers, services, video_search)
+    crops = crops_of(faces, "x", "y", "x")
+    now = [1_800_000_000.0]
+    assert grouping(services, faces, clock=lambda: now[0]).group(
+        services.session_store.get(session_id), crops) == 1
+    assert faces.collections == set()
+    # a dead run's leftover, noted on the session as a run notes its own
+    left = strangers.scratch_collection_id(services.settings.face_collection, session_id,
+                                           now[0], "dead")
+    faces.collections.add(left)
+    assert services.session_store.get(session_id) is not None
+    grouping(services, faces, clock=lambda: now[0]).merges.note_scratch(session_id, left)
+    now[0] += strangers.RUN_SECONDS
+    assert grouping(services, faces, clock=lambda: now[0]).group(
+        services.session_store.get(session_id), crops) == 0     # already grouped
+    assert left not in faces.collections
+    assert "strangers_scratch" not in services.session_store.get(session_id)

@@ -1,6 +1,8 @@
 """The launcher's children: one process each, its output prefixed to the terminal and
 kept in a log file, never outliving the launcher (a parent-death signal and its own
-process group, so an engine's workers go with it), and the checks that a port answers.
+process group, so what it starts goes with it; the face engine's video workers, in
+sessions of their own when lowered, leave when their parent does), and the checks
+that a port answers.
 """
 
 import collections

@@ -34,10 +34,14 @@ def _alive(pid):
     return state != "Z"
 
 
-def test_workers_exit_when_the_engine_is_killed():
+@pytest.mark.parametrize("niceness", ["0", "19"], ids=["as-the-engine", "in-the-background"])
+def test_workers_exit_when_the_engine_is_killed(niceness):
+    """Also lowered, in sessions of their own: the engine's process group is
+    then not theirs, and only their watch on the parent brings them down."""
     engine = subprocess.Popen([sys.executable, "-c", ENGINE], cwd=ROOT, text=True,
                               stdout=subprocess.PIPE,
-                              env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                              env=dict(os.environ, PYTHONPATH=str(ROOT),
+                                       ROLLCALL_FACE_WORKER_NICENESS=niceness))
     workers = []
     try:
         workers = [int(pid) for pid in engine.stdout.readline().split()]
@@ -94,3 +98,23 @@ def test_workers_keep_the_engines_priority_by_default():
                          capture_output=True, timeout=120, env=dict(env, PYTHONPATH=str(ROOT)))
     engine_nice, worker_nice, engine_sid, worker_sid, _, _ = out.stdout.split()
     assert worker_nice == engine_nice and worker_sid == engine_sid
+
+
+def test_lowering_a_group_waits_its_turn(tmp_path, monkeypatch):
+    """Unprivileged, a group's niceness may change only every ~100 ms machine-wide
+    (EAGAIN): workers starting together must retry, not stay at full priority."""
+    from local import priority
+
+    group = tmp_path / "autogroup"
+    tries = []
+
+    def busy_twice(path, mode="r", *args, **kwargs):
+        tries.append(path)
+        if len(tries) <= 2:
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        return open(path, mode, *args, **kwargs)
+    monkeypatch.setattr(priority, "open", busy_twice, raising=False)
+    monkeypatch.setattr(priority.os, "nice", lambda increment: 19)   # this process stays
+    monkeypatch.setattr(priority.time, "sleep", lambda seconds: None)
+    priority.run_in_background(19, autogroup=str(group))
+    assert len(tries) == 3 and group.read_text() == "19"
