@@ -230,7 +230,7 @@ class Memberships:
         already enrolled; :class:`RecordChanged` if the record no longer has the
         name version read (renamed or deleted meanwhile): read it again."""
         entry = {"class_id": class_id, "member": STUDENT + student["student_id"],
-                 "student_id": student["student_id"], **_name_of(student),
+                 "student_id": student["student_id"], **roster_name(student),
                  "enrolled_at": self._now(), "enrolled_by": by}
         try:
             # The table's client takes plain values (boto3 types them, as for the table).
@@ -260,7 +260,7 @@ class Memberships:
         """Put ``student``'s name (its record as read) on one roster entry, unless
         the entry already carries that version of the name or a later one, or
         is gone (unenrolled meanwhile: nothing to do)."""
-        values = _name_of(student)
+        values = roster_name(student)
         try:
             self._table.update_item(
                 Key={"class_id": class_id, "member": STUDENT + student["student_id"]},
@@ -319,7 +319,7 @@ class Memberships:
         batch_delete(self._table, keys)
 
 
-def _name_of(student):
+def roster_name(student):
     """What a roster entry copies of a person's record."""
     return {"full_name": student.get("full_name") or student["student_id"],
             "name_key": names.sort_key(student.get("full_name") or "", student["student_id"]),
@@ -444,7 +444,8 @@ class Classes:
                 # the enrolment stands; the next request for the person catches up
                 pass
             return added, student
-        raise Conflict(f"{student_id} was renamed several times while being enrolled. "
+        raise Conflict(f"{student_id} changed several times while being enrolled (renamed, or "
+                       "enrolled elsewhere at the same moment). "
                        "Try again.", code="student_changed")
 
     def catch_up_rosters(self, student):

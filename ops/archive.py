@@ -54,7 +54,7 @@ from decimal import Decimal
 from botocore.exceptions import ClientError
 
 from chalicelib import passwords
-from chalicelib.classes import STUDENT, is_class_id
+from chalicelib.classes import STUDENT, is_class_id, roster_name
 from chalicelib.clients import ClientFactory
 from chalicelib.dynamo import from_dynamo, is_conditional_failure, to_dynamo
 from chalicelib.faces import FaceCollection, FaceProblem
@@ -348,6 +348,7 @@ class Importer:
         self.target = target
         self.out = out
         self.report = ImportReport()
+        self.existing_people = {}   # student id -> the target's record, kept as it was
 
     def run(self, path):
         try:
@@ -359,7 +360,8 @@ class Importer:
             self._users(reader)
             people = self._people(reader)
             classes = self._plain(reader, "classes", self._check_class)
-            self._plain(reader, "members", lambda item: self._check_member(item, classes))
+            self._plain(reader, "members", lambda item: self._check_member(item, classes),
+                        adjust=self._named_as_in_target)
             sessions = self._plain(reader, "sessions", self._check_session)
             self._plain(reader, "attendance",
                         lambda item: self._check_row(item, sessions, people))
@@ -407,7 +409,9 @@ class Importer:
                 self.report.problem(where, "not a person (a student_id, a full_name and "
                                            "photo keys under photos/ are needed)")
                 continue
-            if store.get(student_id) is not None:
+            existing = store.get(student_id)
+            if existing is not None:
+                self.existing_people[student_id] = existing
                 known.add(student_id)
                 self.report.count("people", False)
                 continue
@@ -463,8 +467,9 @@ class Importer:
         return found
 
     # classes, rosters, sessions, attendance: items as they were
-    def _plain(self, reader, kind, check):
-        """Put every valid item absent from the target; answers the keys now there."""
+    def _plain(self, reader, kind, check, adjust=None):
+        """Put every valid item (after ``adjust``) absent from the target; answers
+        the keys now there."""
         table_name = self.target.tables()[kind]
         keys = self.target.keys(table_name)
         table = self.target.table(table_name)
@@ -480,6 +485,8 @@ class Importer:
                 continue
             if kind == "sessions":
                 item = session_with_indexes(item)
+            if adjust is not None:
+                item = adjust(item)
             added = self._put(table, item, keys[0])
             self.report.count(kind, added)
             there.add(item[keys[0]])
@@ -490,6 +497,15 @@ class Importer:
         if not is_class_id(item["class_id"]) or not isinstance(item.get("name"), str):
             return "not a class (a class_id and a name are needed)"
         return None
+
+    def _named_as_in_target(self, item):
+        """An enrolment of a person the target already had (not imported now)
+        takes that person's name and name version: the archive's versions
+        belong to another record, and roster entries are only written forward,
+        so a version from elsewhere could keep a later rename out for good."""
+        record = self.existing_people.get(item["member"][len(STUDENT):]) \
+            if item["member"].startswith(STUDENT) else None
+        return item if record is None else dict(item, **roster_name(record))
 
     @staticmethod
     def _check_member(item, classes):

@@ -285,3 +285,24 @@ def test_the_cli_writes_and_reads_an_archive_of_the_stage(provisioned, settings,
     (tmp_path / "bad.zip").write_bytes(b"nope")
     assert cli.run(["archive", "import", str(tmp_path / "bad.zip")], err=err) == 2
     assert "cannot be opened as a ZIP" in err.getvalue()
+
+
+def test_an_enrolment_of_a_person_the_target_has_takes_the_targets_name(
+        school, engine, faces_dir, tmp_path):
+    """The target already had p-1 (another record, another name): the archive's
+    roster entry takes that record's name and name version, so the target's
+    next rename reaches it (entries are only ever written forward)."""
+    source = Target(school.settings, school.clients)
+    path = tmp_path / "school.zip"
+    export_archive(source, path)
+    target = _fresh_world(school, engine)
+    school.students.register("p-1", "Barack H. Obama", _upload(
+        school, (faces_dir / "people" / "barack_obama" / "1.jpg").read_bytes()))
+    theirs = school.students.get("p-1")
+    report = import_archive(target, path, out=io.StringIO())
+    assert report.present.get("people") == 1
+    members = school.clients.table(school.settings.members_table)
+    (class_id,) = {m["class_id"] for m in _world(target)["members"]}
+    entry = members.get_item(Key={"class_id": class_id, "member": "student#p-1"})["Item"]
+    assert entry["full_name"] == "Barack H. Obama"
+    assert int(entry["name_version"]) == int(theirs["name_version"])
