@@ -383,9 +383,11 @@ class AttendanceStore:
         self._table = table
         self._now = now
 
-    def rows(self, session_id):
-        """Every row of a session (all pages), sorted by name then id."""
-        items = query_all(self._table, KeyConditionExpression=Key("session_id").eq(session_id))
+    def rows(self, session_id, consistent=False):
+        """Every row of a session (all pages), sorted by name then id;
+        ``consistent``: with every write acknowledged before the read (a recount)."""
+        items = query_all(self._table, KeyConditionExpression=Key("session_id").eq(session_id),
+                          ConsistentRead=consistent)
         rows = [public_row(item) for item in items]
         return sorted(rows, key=lambda r: name_sort_key(
             {"full_name": r["full_name"] or "", "student_id": r["student_id"]}))

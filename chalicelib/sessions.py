@@ -497,12 +497,21 @@ class SessionStore:
                             Attr("attempt").eq(attempt) & Attr("status").is_in(_UNDECIDED),
                             remove=("live",))
 
-    def set_counts(self, session_id, counts, strangers_version=None):
+    def start_recount(self, session_id):
+        """A new recount of the session: its token, now the session's latest
+        (``recount_token``), or None if the session is gone."""
+        token = uuid.uuid4().hex
+        item = self._update(session_id, {"recount_token": token}, Attr("session_id").exists())
+        return token if item is not None else None
+
+    def set_counts(self, session_id, counts, strangers_version=None, recount_token=None):
         """Write ``counts`` if the strangers are still as read (``strangers_version``
-        as read; None: it had none); the item, or None if they changed or the
-        session is gone."""
+        as read; None: it had none) and, given ``recount_token``, no later recount
+        has started; the item, or None if not (or the session is gone)."""
         unchanged = (Attr(STRANGERS_VERSION).not_exists() if strangers_version is None
                      else Attr(STRANGERS_VERSION).eq(strangers_version))
+        if recount_token is not None:
+            unchanged = unchanged & Attr("recount_token").eq(recount_token)
         return self._update(session_id, {"counts": counts}, unchanged)
 
     def begin_retry(self, session_id, attempt):
@@ -1172,21 +1181,32 @@ class SessionWorkflow:
         return self.classes.roster_for_completion(item["class_id"]), late
 
     def _recount(self, session_id):
-        """Count the session again. The unrecognised count comes from the strangers
-        as read, and other writers change them meanwhile (the grouping's merges
-        lower the count themselves): the counts are written only if the strangers
-        are unchanged since the read, else counted again from a fresh read."""
+        """Count the session again, after a change to its rows or strangers.
+
+        The unrecognised count comes from the strangers as read, and other
+        writers change them meanwhile (the grouping's merges lower the count
+        themselves): the counts are written only if the strangers are unchanged
+        since the read, else counted again from a fresh read. Two corrections at
+        once each recount: each first marks itself the latest (a token on the
+        session, written after its row and before it reads the rows), and only
+        the latest may write, so the counts that stay were read after every
+        row whose recount had started: a slower recount that read fewer rows
+        never writes over them."""
+        token = self.store.start_recount(session_id)
+        if token is None:
+            return
         for _ in range(_RECOUNT_TRIES):
             item = self.store.get(session_id)
-            if item is None:
-                return
+            if item is None or item.get("recount_token") != token:
+                return          # gone, or a later recount counts (it reads after us)
             old = item.get("counts") or {}
             unrecognised = int(old.get("unrecognised", 0))
             if item.get("strangers") is not None:
                 unrecognised = unrecognised_count(item["strangers"])
-            counts = attendance.counts(self.attendance.rows(session_id), unrecognised,
+            counts = attendance.counts(self.attendance.rows(session_id, consistent=True),
+                                       unrecognised,
                                        int(old.get("not_enrolled", 0)))
-            if self.store.set_counts(session_id, counts, item.get(STRANGERS_VERSION)):
+            if self.store.set_counts(session_id, counts, item.get(STRANGERS_VERSION), token):
                 return
         self.log.warning("counts not written: the strangers kept changing",
                          extra={"session_id": session_id})

@@ -411,3 +411,24 @@ def test_a_repeated_message_deletes_a_dead_runs_collection_too(
         services.session_store.get(session_id), crops) == 0     # already grouped
     assert left not in faces.collections
     assert "strangers_scratch" not in services.session_store.get(session_id)
+
+
+def test_two_corrections_at_once_keep_both_in_the_counts(
+        api, admin_headers, services, video_search, faces):
+    """The first correction's recount read the rows before the second's row was
+    written, and writes after the second recount: the counts keep both."""
+    add_students(services, [("ada1", "Ada One"), ("ada2", "Ada Two")])
+    session_id, _ = three_strangers(api, admin_headers, services, video_search)
+
+    def correct(student_id):
+        return api.http.patch(f"/sessions/{session_id}/attendance/{student_id}",
+                              headers=admin_headers,
+                              body=json.dumps({"status": "PRESENT", "reason": "seen late"}))
+    second = []
+    store = services.sessions.store
+    store._table = WritesFirst(store._table, lambda: second.append(correct("ada2")))
+
+    assert correct("ada1").status_code == 200
+    assert second and second[0].status_code == 200, second
+    counts = session_detail(api, admin_headers, session_id)["session"]["counts"]
+    assert counts["present"] == 2 and counts["absent"] == 0, counts
