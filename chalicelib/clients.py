@@ -40,27 +40,20 @@ class _PerThreadConditionBuilder(ConditionExpressionBuilder):
     (the local API server runs one thread per connection) reset each other's
     counters and gave two values one name, so DynamoDB refused the query now
     and then ("Query condition missed key schema element"; boto3 issue 1332).
-    Here each thread counts on its own. (A Lambda runs one request at a time.)"""
+    Here each thread counts on its own (the local API server's threads, and
+    Lambda code that queries from several threads, e.g. the reports)."""
 
     def __init__(self):
         self._counts = threading.local()
         super().__init__()
 
-    @property
-    def _name_count(self):
-        return getattr(self._counts, "names", 0)
+    def _per_thread(name):
+        return property(lambda self: getattr(self._counts, name, 0),
+                        lambda self, value: setattr(self._counts, name, value))
 
-    @_name_count.setter
-    def _name_count(self, value):
-        self._counts.names = value
-
-    @property
-    def _value_count(self):
-        return getattr(self._counts, "values", 0)
-
-    @_value_count.setter
-    def _value_count(self, value):
-        self._counts.values = value
+    _name_count = _per_thread("names")
+    _value_count = _per_thread("values")
+    del _per_thread
 
 
 def _safe_for_threads(resource):

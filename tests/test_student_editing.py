@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tests.fakes.face_collection import face
-from tests.support.failures import (FAILURES, PHOTO_CHANGE_FAILURES, error_of, fail_once,
+from tests.support.failures import (FAILURES, PHOTO_CHANGE_FAILURES, error_of,
                                     fail_step)
 
 
@@ -348,14 +348,7 @@ def test_a_row_failing_at_any_step_leaves_nothing_and_the_batch_goes_on(
     answers = {}
     for sid, name, _ in people:
         if sid == "S2":  # exactly this row's request fails at this step
-            kind, target = FAILURES[step]
-            if kind == "rekognition":
-                fake_rekognition.fail[target] = "InternalServerError"
-            elif kind == "s3":
-                fail_once(services.clients.client("s3"), target)
-            else:
-                fail_once(services.clients.table(services.settings.students_table).meta.client,
-                          target)
+            fail_step(services, fake_rekognition, FAILURES[step])
         answers[sid] = register(sid, name, photos[sid]).status_code
     assert answers == {"S1": 201, "S2": 500, "S3": 201}
     assert services.students.get("S2") is None and fake_rekognition.faces_of("S2") == []
