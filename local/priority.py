@@ -6,6 +6,9 @@ between groups before it looks at any process's niceness, which then only
 ranks a process within its own session. So lowering a process's niceness
 alone does not put it behind processes of other sessions (each stack part
 is a session of its own): its session's group must be lowered too.
+A process that never started a session of its own since boot (PID 1 and
+what it runs) is in the kernel's default group: ``/proc/self/autogroup``
+reads empty for it.
 """
 import os
 import random
