@@ -55,6 +55,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from local.serving import bind, serve_until_signalled
 from local.stack.snapshot import (BACKUP_PATH, INLINE_BODY_MAX, SNAPSHOT_NAME, STATUS_PATH,
                                   Journal, StateError, StateStore)
+from local.stack.wsgi_server import ThreadedWSGIServer
 
 log = logging.getLogger("moto_state")
 
@@ -505,38 +506,6 @@ class PersistentMoto:
             self._saver.join()
 
 
-class KeepAliveServer:
-    """The WSGI app served by waitress: kept-alive connections, a thread pool and a
-    real listen backlog. (Werkzeug's server closes every connection after one
-    answer, so each AWS call of the app paid a new connection and a new thread.)
-
-    Has the socketserver methods :func:`local.serving.serve_until_signalled` uses."""
-
-    def __init__(self, app, host, port, threads=32):
-        import waitress
-        self._server = waitress.create_server(
-            app, host=host, port=port, threads=threads, backlog=1024, connection_limit=1000,
-            channel_timeout=300, ident="moto", clear_untrusted_proxy_headers=False,
-            max_request_body_size=8 * 1024 ** 3, expose_tracebacks=False)
-        self._stop = threading.Event()
-
-    @property
-    def port(self):
-        return self._server.effective_port
-
-    def serve_forever(self):
-        from waitress import wasyncore
-        while not self._stop.is_set():
-            wasyncore.loop(timeout=0.5, use_poll=True, map=self._server._map, count=1)
-
-    def shutdown(self):
-        self._stop.set()
-
-    def server_close(self):
-        self._server.close()
-        self._server.task_dispatcher.shutdown(timeout=5)
-
-
 def restore_journal(persistent, since):
     """Replay what the journal holds past the snapshot, then start a fresh generation."""
     journal = persistent.journal
@@ -567,7 +536,6 @@ def main(argv=None):
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(message)s")
     # Werkzeug logs every request; most are polls and noise, keep warnings only.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" notes
 
     store = StateStore(args.state_dir)
     store.warm_up()
@@ -581,7 +549,7 @@ def main(argv=None):
     persistent = PersistentMoto(store, interval=args.interval)
     if not restore_journal(persistent, since or 0):
         return 2
-    server = bind(lambda: KeepAliveServer(persistent, args.host, args.port),
+    server = bind(lambda: ThreadedWSGIServer(persistent, args.host, args.port),
                   args.host, args.port)
     if server is None:
         return 2

@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-from local.stack.moto_state import KeepAliveServer, PersistentMoto
+from local.stack.moto_state import PersistentMoto
+from local.stack.wsgi_server import ThreadedWSGIServer
 from local.stack.snapshot import StateStore
 from tests.support.stack import boto_client, free_port
 
@@ -30,12 +31,12 @@ def _server_errors(tmp_path, take_turns):
             return start_response(status, headers, exc_info)
         try:
             return moto(environ, watch)
-        except Exception as error:  # waitress would answer 500
+        except Exception as error:  # the server would answer 500
             failed.append(repr(error))
             raise
 
     port = free_port()
-    server = KeepAliveServer(app, "127.0.0.1", port, threads=8)
+    server = ThreadedWSGIServer(app, "127.0.0.1", port)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{port}"
     boto_client("dynamodb", url).create_table(

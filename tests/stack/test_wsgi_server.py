@@ -1,0 +1,134 @@
+"""The threaded WSGI server that serves the stack's moto: HTTP/1.1 as clients speak it."""
+import http.client
+import socket
+import threading
+
+import pytest
+
+from local.stack.wsgi_server import ThreadedWSGIServer
+
+pytestmark = pytest.mark.stack
+
+
+def echo(environ, start_response):
+    """Answers what it was sent: method, path, query, one header and the body."""
+    if environ["PATH_INFO"] == "/boom":
+        raise RuntimeError("the app failed")
+    body = environ["wsgi.input"].read()
+    if environ["PATH_INFO"] == "/half":
+        body = environ["wsgi.input"].read(0)       # leaves the body unread
+    text = (f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']} ?{environ['QUERY_STRING']} "
+            f"x={environ.get('HTTP_X_THING', '-')} type={environ.get('CONTENT_TYPE', '-')} "
+            f"len={environ['CONTENT_LENGTH']} ").encode() + body
+    start_response("200 OK", [("Content-Type", "text/plain"), ("X-Echo", "yes")])
+    return [text[:10], text[10:]]
+
+
+@pytest.fixture
+def server():
+    server = ThreadedWSGIServer(echo, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _raw(server, data, read_until=b""):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(data)
+        got = b""
+        while read_until not in got or not read_until:
+            piece = sock.recv(65536)
+            if not piece:
+                break
+            got += piece
+        return got
+
+
+def test_kept_alive_connection_answers_requests_in_turn(server):
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    sockets = set()
+    for n in range(5):
+        connection.request("POST", f"/p%20{n}?q={n}", body=b"x" * n,
+                           headers={"X-Thing": str(n), "Content-Type": "application/json"})
+        answer = connection.getresponse()
+        sockets.add(connection.sock.getsockname())
+        assert answer.status == 200
+        assert answer.getheader("X-Echo") == "yes"
+        assert answer.read() == (f"POST /p {n} ?q={n} x={n} type=application/json len={n} "
+                                 .encode() + b"x" * n)
+    assert len(sockets) == 1
+    connection.close()
+
+
+def test_chunked_body_is_decoded(server):
+    got = _raw(server, b"PUT /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
+                       b"Connection: close\r\n\r\n"
+                       b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nTrailer: t\r\n\r\n")
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert b"Connection: close" in head
+    assert body.endswith(b"len=11 hello world")
+
+
+def test_unread_body_does_not_spill_into_the_next_request(server):
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.request("POST", "/half", body=b"GET /smuggled HTTP/1.1\r\n\r\n")
+    assert connection.getresponse().read().startswith(b"POST /half")
+    connection.request("GET", "/next")
+    assert connection.getresponse().read().startswith(b"GET /next")
+    connection.close()
+
+
+def test_head_has_no_body_and_expect_continue_is_honoured(server):
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.request("HEAD", "/h")
+    answer = connection.getresponse()
+    assert answer.status == 200 and answer.read() == b""
+    got = _raw(server, b"POST /e HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n"
+                       b"Expect: 100-continue\r\nConnection: close\r\n\r\nabc")
+    assert got.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK")
+    assert got.endswith(b"len=3 abc")
+    connection.close()
+
+
+def test_app_failure_answers_500_and_closes(server):
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.request("GET", "/boom")
+    answer = connection.getresponse()
+    assert answer.status == 500 and answer.getheader("Connection") == "close"
+    answer.read()
+    connection.close()
+    # the server goes on serving others
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.request("GET", "/after")
+    assert connection.getresponse().status == 200
+    connection.close()
+
+
+def test_unreadable_body_length_is_refused(server):
+    got = _raw(server, b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: nope\r\n\r\n")
+    assert got.startswith(b"HTTP/1.1 400")
+
+
+def test_many_connections_at_once(server):
+    results, errors = [], []
+
+    def client(n):
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=20)
+            for i in range(20):
+                connection.request("POST", f"/{n}", body=str(i).encode())
+                results.append(connection.getresponse().read().endswith(str(i).encode()))
+            connection.close()
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(repr(error))
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    assert len(results) == 800 and all(results)
