@@ -20,7 +20,8 @@ AUTOGROUP_TRIES = 20
 
 def run_in_background(nice, own_session=False, autogroup=AUTOGROUP):
     """Add ``nice`` to this process's niceness (what it starts inherits it)
-    and lower its session's scheduling group to the same niceness.
+    and lower its session's scheduling group to the same niceness; at the
+    lowest niceness (19) also run under ``SCHED_IDLE``.
 
     ``own_session`` first makes the process a session of its own, so that
     lowering the group does not lower the process that started it (the face
@@ -35,6 +36,14 @@ def run_in_background(nice, own_session=False, autogroup=AUTOGROUP):
             os.setsid()
         except OSError:
             pass        # already a session's leader: its session is its own
+    if os.nice(0) >= 19 and hasattr(os, "SCHED_IDLE"):
+        # The lowest niceness still runs in the gaps between the interactive
+        # processes' work and delays them when they wake (each waits out the
+        # slice); SCHED_IDLE is preempted the moment a normal task wakes.
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except OSError:
+            pass
     wanted = str(min(19, os.nice(0)))
     # An unprivileged process may change a group's niceness only once every
     # 100 ms or so, machine-wide (EAGAIN otherwise): workers starting together

@@ -370,8 +370,9 @@ def _leave_with_parent(parent_pid, interval=1.0):
 
 
 #: Niceness of the video workers (their own sessions' too, see local.priority):
-#: the one-machine stack sets 19, so analysing a video takes only the CPU that
-#: the site's requests and the engine's photo answers (registrations) leave.
+#: the one-machine stack sets 19 (and with it SCHED_IDLE), so analysing a video
+#: takes only the CPU that the site's requests and the engine's photo answers
+#: (registrations) leave.
 WORKER_NICENESS_ENV = "ROLLCALL_FACE_WORKER_NICENESS"
 
 

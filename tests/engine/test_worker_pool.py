@@ -73,7 +73,9 @@ def group(p):
         return "none"
     return words[-1] if words else "none"
 nice = os.getpriority(os.PRIO_PROCESS, pid)
-print(os.nice(0), nice, os.getsid(0), os.getsid(pid), group("self"), group(pid), flush=True)
+idle = int(os.sched_getscheduler(pid) == os.SCHED_IDLE)
+print(os.nice(0), nice, os.getsid(0), os.getsid(pid), group("self"), group(pid),
+      int(os.sched_getscheduler(0) == os.SCHED_IDLE), idle, flush=True)
 video.shutdown_pool()
 """
 
@@ -81,17 +83,20 @@ video.shutdown_pool()
 def test_workers_run_in_the_background_when_asked():
     """ROLLCALL_FACE_WORKER_NICENESS: each worker is lowered, in a session of
     its own lowered too (under autogroup scheduling a session is what the
-    kernel shares the CPU between), and the engine itself keeps its priority."""
+    kernel shares the CPU between), under SCHED_IDLE at the lowest niceness
+    (preempted as soon as interactive work wakes), and the engine itself
+    keeps its priority."""
     out = subprocess.run([sys.executable, "-c", LOWERED], cwd=ROOT, text=True,
                          capture_output=True, timeout=120,
                          env=dict(os.environ, PYTHONPATH=str(ROOT),
                                   ROLLCALL_FACE_WORKER_NICENESS="19"))
     assert out.returncode == 0, out.stderr
-    engine_nice, worker_nice, engine_sid, worker_sid, engine_group, worker_group = \
-        out.stdout.split()
+    engine_nice, worker_nice, engine_sid, worker_sid, engine_group, worker_group, \
+        engine_idle, worker_idle = out.stdout.split()
     assert int(engine_nice) == os.nice(0)
     assert int(worker_nice) == 19
     assert worker_sid != engine_sid
+    assert worker_idle == "1" and engine_idle == "0"
     if engine_group != "none":
         assert worker_group == "19" and engine_group != "19"
 
@@ -101,8 +106,10 @@ def test_workers_keep_the_engines_priority_by_default():
     out = subprocess.run([sys.executable, "-c", LOWERED], cwd=ROOT, text=True,
                          capture_output=True, timeout=120, env=dict(env, PYTHONPATH=str(ROOT)))
     assert out.returncode == 0, out.stderr
-    engine_nice, worker_nice, engine_sid, worker_sid, _, _ = out.stdout.split()
+    engine_nice, worker_nice, engine_sid, worker_sid, _, _, engine_idle, worker_idle = \
+        out.stdout.split()
     assert worker_nice == engine_nice and worker_sid == engine_sid
+    assert worker_idle == engine_idle
 
 
 def test_lowering_a_group_waits_its_turn(tmp_path, monkeypatch):
@@ -120,6 +127,7 @@ def test_lowering_a_group_waits_its_turn(tmp_path, monkeypatch):
         return open(path, mode, *args, **kwargs)
     monkeypatch.setattr(priority, "open", busy_twice, raising=False)
     monkeypatch.setattr(priority.os, "nice", lambda increment: 19)   # this process stays
+    monkeypatch.setattr(priority.os, "sched_setscheduler", lambda *args: None)
     monkeypatch.setattr(priority.time, "sleep", lambda seconds: None)
     priority.run_in_background(19, autogroup=str(group))
     assert len(tries) == 3 and group.read_text() == "19"
