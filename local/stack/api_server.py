@@ -96,6 +96,7 @@ def make_server(host, port, stage="dev"):
                                LocalDevServer, ThreadedHTTPServer)
 
     from chalicelib import clients
+    from local.stack import fast_headers
 
     class Server(ThreadedHTTPServer):
         request_queue_size = LISTEN_BACKLOG
@@ -113,6 +114,7 @@ def make_server(host, port, stage="dev"):
             pass  # the app logs every request itself (one JSON line with its id)
 
     fast_dynamodb_parser()
+    fast_headers.install()
     clients._BOTO_CONFIG = clients._BOTO_CONFIG.merge(
         Config(max_pool_connections=AWS_CONNECTIONS))
     apply_stage_environment(stage)

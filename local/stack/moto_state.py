@@ -55,6 +55,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from local.serving import bind, serve_until_signalled
 from local.stack.snapshot import (BACKUP_PATH, INLINE_BODY_MAX, SNAPSHOT_NAME, STATUS_PATH,
                                   Journal, StateError, StateStore)
+from local.stack import fast_headers
 from local.stack.wsgi_server import ThreadedWSGIServer
 
 log = logging.getLogger("moto_state")
@@ -536,6 +537,7 @@ def main(argv=None):
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(message)s")
     # Werkzeug logs every request; most are polls and noise, keep warnings only.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    fast_headers.install()
 
     store = StateStore(args.state_dir)
     store.warm_up()
