@@ -17,11 +17,13 @@ Invariants:
 - an answer with a body of known length goes out as one buffered write with
   ``TCP_NODELAY`` (no Nagle delay behind the client's delayed ACK).
 """
+import email.utils
 import io
 import socket
 import socketserver
 import sys
 import tempfile
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler
 
@@ -31,6 +33,17 @@ SPOOL_IN_MEMORY = 1024 * 1024
 IDLE_TIMEOUT_S = 300
 #: Answers up to this size are joined with their head into one write.
 JOIN_BELOW = 256 * 1024
+
+
+_now = [0, ""]
+
+
+def http_date():
+    """The Date header's value, made at most once a second."""
+    second = int(time.time())
+    if _now[0] != second:
+        _now[:] = [second, email.utils.formatdate(second, usegmt=True)]
+    return _now[1]
 
 
 class BoundedReader(io.RawIOBase):
@@ -206,6 +219,8 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
         for name, value in headers:
             names.add(name.lower())
             head.append(f"{name}: {value}\r\n")
+        if "date" not in names:
+            head.append(f"Date: {http_date()}\r\n")
         size = sum(len(chunk) for chunk in chunks)
         if self.command == "HEAD" or status[:3] in ("204", "304") or status[0] == "1":
             chunks = []

@@ -56,6 +56,7 @@ def test_kept_alive_connection_answers_requests_in_turn(server):
         sockets.add(connection.sock.getsockname())
         assert answer.status == 200
         assert answer.getheader("X-Echo") == "yes"
+        assert answer.getheader("Date").endswith(" GMT")
         assert answer.read() == (f"POST /p {n} ?q={n} x={n} type=application/json len={n} "
                                  .encode() + b"x" * n)
     assert len(sockets) == 1
