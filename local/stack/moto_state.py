@@ -227,6 +227,38 @@ def _base64(value):
     return base64.b64encode(value).strip().decode("utf-8")
 
 
+def _quick_item_sizes():
+    """moto weighs every item a Query or Scan answers twice (its 1 MB page
+    limit) through a ``DynamoType`` method call per attribute value, wrapping
+    each map value in a new ``DynamoType`` first: a quarter of a Query's time
+    for a page of sessions. The same sum, in one plain recursive function."""
+    from moto.dynamodb.models.dynamo_type import Item
+    if getattr(Item.size, "_rollcall_quick", False):
+        return
+
+    def value_size(kind, value):
+        if kind == "N":
+            return len(str(value))
+        if kind in ("SS", "NS", "BS"):
+            return sum(value_size(kind[0], member) for member in value)
+        if kind == "L":
+            return sum(value_size(member.type, member.value) for member in value)
+        if kind == "M":
+            return sum(len(key.encode("utf-8")) + value_size(member.type, member.value)
+                       for key, member in value.items())
+        if isinstance(value, bool):
+            return 1
+        return len(value if isinstance(value, bytes) else value.encode("utf-8"))
+
+    def size(self):
+        return sum(len(key.encode("utf-8")) + value_size(attribute.type, attribute.value)
+                   for key, attribute in self.attrs.items())
+
+    size._rollcall_quick = True
+    size.moto_size = Item.size
+    Item.size = size
+
+
 def _fast_dynamodb_serializer():
     """moto (5.2) writes every DynamoDB answer by walking botocore's output shape
     member by member: each attribute value of each item costs ten lookups of
@@ -311,6 +343,7 @@ class PersistentMoto:
         _cache_method_names()
         _quick_random_strings()
         _fast_dynamodb_serializer()
+        _quick_item_sizes()
         self.app = DynamoDBFirst(DomainDispatcherApplication(create_backend_app))
         self._lock = _SharedExclusiveLock()
         # Changes run one at a time, so the journal's order is the order applied.

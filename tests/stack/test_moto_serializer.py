@@ -187,3 +187,43 @@ def test_quick_random_strings_keep_moto_alphabet_and_length():
         assert len(short) == 8 and set(short) <= set(string.ascii_lowercase)
     finally:
         kind.get_random_string = saved
+
+
+def _random_value(rng, depth=0):
+    kinds = ["S", "N", "B", "SS", "NS", "BS", "BOOL", "NULL", "L", "M"] if depth < 3 \
+        else ["S", "N", "BOOL"]
+    kind = rng.choice(kinds)
+    if kind == "S":
+        return {"S": "".join(rng.choice("aé€z ") for _ in range(rng.randint(0, 6)))}
+    if kind == "N":
+        return {"N": rng.choice(["1", "-0.125", "1e10", "42", "3.14159"])}
+    if kind == "B":
+        return {"B": base64.b64encode(bytes(rng.randrange(256) for _ in range(5))).decode()}
+    if kind == "SS":
+        return {"SS": [f"s{i}é" for i in range(rng.randint(1, 3))]}
+    if kind == "NS":
+        return {"NS": [str(i * 1.5) for i in range(rng.randint(1, 3))]}
+    if kind == "BS":
+        return {"BS": [base64.b64encode(b"ab" * i).decode() for i in range(1, rng.randint(2, 4))]}
+    if kind == "BOOL":
+        return {"BOOL": rng.random() < 0.5}
+    if kind == "NULL":
+        return {"NULL": True}
+    if kind == "L":
+        return {"L": [_random_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]}
+    return {"M": {f"k{i}é": _random_value(rng, depth + 1) for i in range(rng.randint(0, 3))}}
+
+
+def test_quick_item_sizes_weigh_items_as_moto_does():
+    import random
+
+    from local.stack.moto_state import _quick_item_sizes
+    _quick_item_sizes()
+    quick = Item.size
+    assert quick._rollcall_quick
+    rng = random.Random(5)
+    for _ in range(2000):
+        attrs = {"id": {"S": "k"}}
+        attrs.update({f"a{i}": _random_value(rng) for i in range(rng.randint(0, 8))})
+        item = Item(DynamoType({"S": "k"}), None, attrs)
+        assert quick(item) == quick.moto_size(item), attrs
