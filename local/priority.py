@@ -31,19 +31,15 @@ def run_in_background(nice, own_session=False, autogroup=AUTOGROUP):
     if nice <= 0:
         return
     os.nice(nice)
+    level = os.nice(0)
+    # Niceness and policy are each thread's own on Linux: the threads already
+    # running (OpenBLAS's pool, a watcher) are lowered too.
+    lower_threads(level, idle=level >= 19)
     if own_session:
         try:
             os.setsid()
         except OSError:
             pass        # already a session's leader: its session is its own
-    if os.nice(0) >= 19 and hasattr(os, "SCHED_IDLE"):
-        # The lowest niceness still runs in the gaps between the interactive
-        # processes' work and delays them when they wake (each waits out the
-        # slice); SCHED_IDLE is preempted the moment a normal task wakes.
-        try:
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        except OSError:
-            pass
     wanted = str(min(19, os.nice(0)))
     # An unprivileged process may change a group's niceness only once every
     # 100 ms or so, machine-wide (EAGAIN otherwise): workers starting together
@@ -57,3 +53,22 @@ def run_in_background(nice, own_session=False, autogroup=AUTOGROUP):
             time.sleep(random.uniform(0.1, 0.2))
         except OSError:
             return
+
+
+def lower_threads(level, idle):
+    """Every thread of this process at niceness ``level`` at least, and under
+    ``SCHED_IDLE`` if ``idle``: the lowest niceness still runs in the gaps the
+    interactive processes leave and makes each of them wait out a slice when
+    it wakes; a SCHED_IDLE thread is preempted the moment a normal one wakes."""
+    try:
+        threads = [int(tid) for tid in os.listdir("/proc/self/task")]
+    except OSError:
+        threads = [0]
+    for tid in threads:
+        try:
+            if os.getpriority(os.PRIO_PROCESS, tid) < level:
+                os.setpriority(os.PRIO_PROCESS, tid, level)
+            if idle and hasattr(os, "SCHED_IDLE"):
+                os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+        except OSError:
+            pass        # the thread has ended meanwhile

@@ -309,13 +309,17 @@ class DynamoDBFirst:
     def __init__(self, app):
         from moto.dynamodb.responses import DynamoHandler
         from moto.moto_server.werkzeug_app import BackendRequest
-        from werkzeug.wrappers import Response
+        from flask import Response     # the class (and default type) moto's views answer with
         self.app = app
         self._handler, self._request, self._response = DynamoHandler, BackendRequest, Response
 
     def __call__(self, environ, start_response):
+        # Only signed SDK calls: a browser's (CORS) or an unsigned one goes the
+        # long way, answered as moto answers it.
         if environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") != "/" \
-                or not environ.get("HTTP_X_AMZ_TARGET", "").startswith(self.TARGET_PREFIX):
+                or not environ.get("HTTP_X_AMZ_TARGET", "").startswith(self.TARGET_PREFIX) \
+                or "/dynamodb/" not in environ.get("HTTP_AUTHORIZATION", "") \
+                or "HTTP_ORIGIN" in environ:
             return self.app(environ, start_response)
         from botocore.exceptions import ClientError
         from moto.moto_api import recorder
@@ -397,7 +401,13 @@ class PersistentMoto:
     def _change(self, environ, start_response):
         """Apply, journal and fsync a changing request; only then answer it."""
         body_file = self.journal.new_body_file()
-        data = self._spool_body(environ, body_file)
+        try:
+            data = self._spool_body(environ, body_file)
+        except BaseException:
+            # The client went away mid-body (a cancelled upload): nothing was
+            # applied, and what was spooled of it must not fill the disk.
+            body_file.unlink(missing_ok=True)
+            raise
         status = []
 
         def remember(code, headers, exc_info=None):

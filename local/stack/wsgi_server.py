@@ -14,11 +14,15 @@ Invariants:
 - the app's ``wsgi.input`` never reads past the request's own body: a body
   with ``Content-Length`` is read through a bounded reader, a chunked one is
   decoded into a spooled file first; what the app leaves unread is skipped;
+  a body whose end is uncertain (a malformed or doubled length, a transfer
+  coding other than chunked) is refused with 400 and the connection closed;
+- a client that leaves mid-request is no server error: its connection ends;
 - an answer with a body of known length goes out as one buffered write with
   ``TCP_NODELAY`` (no Nagle delay behind the client's delayed ACK).
 """
 import email.utils
 import io
+import re
 import socket
 import socketserver
 import sys
@@ -33,6 +37,7 @@ SPOOL_IN_MEMORY = 1024 * 1024
 IDLE_TIMEOUT_S = 300
 #: Answers up to this size are joined with their head into one write.
 JOIN_BELOW = 256 * 1024
+_DIGITS = re.compile(r"[0-9]+")
 
 
 _now = [0, ""]
@@ -57,7 +62,7 @@ class BoundedReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer):
-        if self.left <= 0:
+        if self.left <= 0 or not len(buffer):
             return 0
         view = memoryview(buffer)[:self.left]
         count = self._stream.readinto(view)
@@ -113,6 +118,8 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if len(self.raw_requestline) > 65536:
+            self.requestline, self.request_version, self.command = "", "HTTP/1.1", ""
+            self.close_connection = True
             self.send_error(414)
             return
         if not self.raw_requestline:
@@ -126,17 +133,20 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _body(self):
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+        """The body's reader and length, or (None, None) when its end is not
+        certain (the connection is then closed rather than misread)."""
+        encodings = self.headers.get_all("Transfer-Encoding") or []
+        if encodings:
+            if [e.strip().lower() for e in ",".join(encodings).split(",")] != ["chunked"]:
+                return None, None
             try:
                 return read_chunked(self.rfile)
             except ValueError:
                 return None, None
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
+        lengths = set(self.headers.get_all("Content-Length") or ["0"])
+        if len(lengths) != 1 or not _DIGITS.fullmatch(next(iter(lengths)).strip()):
             return None, None
-        if length < 0:
-            return None, None
+        length = int(next(iter(lengths)))
         return BoundedReader(self.rfile, length), length
 
     def _environ(self, body, length):
@@ -149,7 +159,6 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
             "PATH_INFO": urllib.parse.unquote(path, "latin-1"),
             "QUERY_STRING": query,
             "REQUEST_URI": self.path,
-            "RAW_URI": self.path,
             "SERVER_NAME": self.server.server_address[0],
             "SERVER_PORT": str(self.server.server_address[1]),
             "SERVER_PROTOCOL": self.request_version,
@@ -169,6 +178,8 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
         if content_type is not None:
             environ["CONTENT_TYPE"] = content_type
         for name, value in self.headers.items():
+            if "_" in name:
+                continue    # as waitress: "X_Foo" must not pass for "X-Foo"
             key = "HTTP_" + name.upper().replace("-", "_")
             if key in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
                 continue
@@ -196,6 +207,8 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
             finally:
                 if hasattr(result, "close"):
                     result.close()
+        except (ConnectionError, TimeoutError):
+            raise           # the client went away mid-body: nobody to answer
         except Exception:
             # The app failed before answering: say so, and start afresh on a new
             # connection (what it read of the body is unknown).

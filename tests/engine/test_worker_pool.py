@@ -73,9 +73,13 @@ def group(p):
         return "none"
     return words[-1] if words else "none"
 nice = os.getpriority(os.PRIO_PROCESS, pid)
-idle = int(os.sched_getscheduler(pid) == os.SCHED_IDLE)
+# every thread of the worker (its watcher and OpenBLAS's pool too): all idle?
+threads = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+idle = int(all(os.sched_getscheduler(t) == os.SCHED_IDLE
+               and os.getpriority(os.PRIO_PROCESS, t) == nice for t in threads))
 print(os.nice(0), nice, os.getsid(0), os.getsid(pid), group("self"), group(pid),
-      int(os.sched_getscheduler(0) == os.SCHED_IDLE), idle, flush=True)
+      int(os.sched_getscheduler(0) == os.SCHED_IDLE), idle if len(threads) > 1 else -1,
+      flush=True)
 video.shutdown_pool()
 """
 
@@ -109,7 +113,7 @@ def test_workers_keep_the_engines_priority_by_default():
     engine_nice, worker_nice, engine_sid, worker_sid, _, _, engine_idle, worker_idle = \
         out.stdout.split()
     assert worker_nice == engine_nice and worker_sid == engine_sid
-    assert worker_idle == engine_idle
+    assert worker_idle == "0" and engine_idle == "0"
 
 
 def test_lowering_a_group_waits_its_turn(tmp_path, monkeypatch):
@@ -127,7 +131,7 @@ def test_lowering_a_group_waits_its_turn(tmp_path, monkeypatch):
         return open(path, mode, *args, **kwargs)
     monkeypatch.setattr(priority, "open", busy_twice, raising=False)
     monkeypatch.setattr(priority.os, "nice", lambda increment: 19)   # this process stays
-    monkeypatch.setattr(priority.os, "sched_setscheduler", lambda *args: None)
+    monkeypatch.setattr(priority, "lower_threads", lambda level, idle: None)
     monkeypatch.setattr(priority.time, "sleep", lambda seconds: None)
     priority.run_in_background(19, autogroup=str(group))
     assert len(tries) == 3 and group.read_text() == "19"

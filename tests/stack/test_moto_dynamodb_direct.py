@@ -24,18 +24,18 @@ def apps():
     return Client(plain), Client(DynamoDBFirst(plain))
 
 
-def _call(client, action, body):
+def _call(client, action, body, **extra):
     answer = client.post("/", data=json.dumps(body), headers={
         "X-Amz-Target": f"DynamoDB_20120810.{action}",
         "Content-Type": "application/x-amz-json-1.0", "Authorization": AUTH,
-        "Host": "127.0.0.1:5000"})
+        "Host": "127.0.0.1:5000", **extra})
     headers = sorted((k.lower(), v) for k, v in answer.headers.items()
                      if k.lower() not in CHANGING)
     return answer.status, headers, answer.get_data()
 
 
-def _both(apps, action, body):
-    plain, direct = (_call(client, action, body) for client in apps)
+def _both(apps, action, body, **extra):
+    plain, direct = (_call(client, action, body, **extra) for client in apps)
     assert direct == plain, action
     return json.loads(direct[2] or b"{}")
 
@@ -70,6 +70,8 @@ def test_reads_and_errors_answer_as_moto_answers(apps):
     missing = _both(apps, "GetItem", {"TableName": "no-such-" + table,
                                       "Key": {"k": {"S": "a"}}})
     assert missing["__type"].endswith("ResourceNotFoundException")
+    _both(apps, "GetItem", {"TableName": table, "Key": {"k": {"S": "a"}, "s": {"S": "0"}}},
+          Origin="http://127.0.0.1:8000")      # a browser's call: moto's CORS answer
     bad = _both(apps, "Query", {"TableName": table, "KeyConditionExpression": "nope = :k",
                                 "ExpressionAttributeValues": {":k": {"S": "a"}}})
     assert "__type" in bad

@@ -2,6 +2,7 @@
 import http.client
 import socket
 import threading
+import time
 
 import pytest
 
@@ -14,12 +15,15 @@ def echo(environ, start_response):
     """Answers what it was sent: method, path, query, one header and the body."""
     if environ["PATH_INFO"] == "/boom":
         raise RuntimeError("the app failed")
-    body = environ["wsgi.input"].read()
     if environ["PATH_INFO"] == "/half":
         body = environ["wsgi.input"].read(0)       # leaves the body unread
+    else:
+        body = environ["wsgi.input"].read()
     text = (f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']} ?{environ['QUERY_STRING']} "
             f"x={environ.get('HTTP_X_THING', '-')} type={environ.get('CONTENT_TYPE', '-')} "
-            f"len={environ['CONTENT_LENGTH']} ").encode() + body
+            f"len={environ['CONTENT_LENGTH']} "
+            f"under={environ.get('HTTP_X_THING', '')}|{environ.get('HTTP_X_OTHER', '-')} "
+            ).encode() + body
     start_response("200 OK", [("Content-Type", "text/plain"), ("X-Echo", "yes")])
     return [text[:10], text[10:]]
 
@@ -58,7 +62,7 @@ def test_kept_alive_connection_answers_requests_in_turn(server):
         assert answer.getheader("X-Echo") == "yes"
         assert answer.getheader("Date").endswith(" GMT")
         assert answer.read() == (f"POST /p {n} ?q={n} x={n} type=application/json len={n} "
-                                 .encode() + b"x" * n)
+                                 f"under={n}|- ".encode() + b"x" * n)
     assert len(sockets) == 1
     connection.close()
 
@@ -70,7 +74,7 @@ def test_chunked_body_is_decoded(server):
     head, _, body = got.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200")
     assert b"Connection: close" in head
-    assert body.endswith(b"len=11 hello world")
+    assert body.endswith(b"len=11 under=|- hello world")
 
 
 def test_unread_body_does_not_spill_into_the_next_request(server):
@@ -90,7 +94,7 @@ def test_head_has_no_body_and_expect_continue_is_honoured(server):
     got = _raw(server, b"POST /e HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n"
                        b"Expect: 100-continue\r\nConnection: close\r\n\r\nabc")
     assert got.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK")
-    assert got.endswith(b"len=3 abc")
+    assert got.endswith(b"len=3 under=|- abc")
     connection.close()
 
 
@@ -108,9 +112,41 @@ def test_app_failure_answers_500_and_closes(server):
     connection.close()
 
 
-def test_unreadable_body_length_is_refused(server):
-    got = _raw(server, b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: nope\r\n\r\n")
-    assert got.startswith(b"HTTP/1.1 400")
+@pytest.mark.parametrize("headers", [
+    b"Content-Length: nope\r\n", b"Content-Length: +3\r\n", b"Content-Length: 1_0\r\n",
+    b"Content-Length: 3\r\nContent-Length: 4\r\n", b"Transfer-Encoding: gzip\r\n",
+    b"Transfer-Encoding: gzip, chunked\r\n"], ids=["word", "sign", "underscore", "two",
+                                                     "unknown-coding", "two-codings"])
+def test_body_of_uncertain_length_is_refused_and_the_connection_closed(server, headers):
+    """A body whose end is uncertain could be read as the start of another
+    request on a kept-alive connection: refused, and the connection closed."""
+    got = _raw(server, b"POST /x HTTP/1.1\r\nHost: h\r\n" + headers + b"\r\nabcGET /y HTTP/1.1\r\n\r\n")
+    assert got.startswith(b"HTTP/1.1 400") and b"Connection: close" in got
+    assert b"GET /y" not in got and got.count(b"HTTP/1.1 ") == 1
+
+
+def test_underscored_header_does_not_pass_for_a_dashed_one(server):
+    got = _raw(server, b"GET /u HTTP/1.1\r\nHost: h\r\nX_Other: spoof\r\n"
+                       b"Connection: close\r\n\r\n")
+    assert got.endswith(b"under=|- ")
+
+
+def test_too_long_request_line_is_answered_414(server):
+    got = _raw(server, b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n")
+    assert got.startswith(b"HTTP/1.1 414")
+
+
+def test_client_leaving_mid_body_is_no_server_error(server, monkeypatch):
+    errors = []
+    monkeypatch.setattr(server, "handle_error", lambda *args: errors.append(args))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\n\r\nabc")
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.request("GET", "/after")
+    assert connection.getresponse().status == 200
+    connection.close()
+    time.sleep(0.5)     # the first connection's thread has long seen the end by now
+    assert errors == []
 
 
 def test_many_connections_at_once(server):
