@@ -31,7 +31,8 @@ person shown twice):
 * both ways: each face finds the other at or above the bar;
 * whole groups only (complete linkage): a group is merged only if every pair
   of its faces matched, so no chain A~B~C puts A and C together;
-* never two entries seen at the same moment (two faces at once);
+* never two entries seen at the same moment (two faces at once); an entry
+  seen beside every other one costs no call at all (:func:`mergeable`);
 * only entries nobody touched: not registered, not made by "Not this person",
   not merged already; an entry whose crop has no clear face (nothing indexed,
   or the face found is not the crop's centre) stays on its own.
@@ -185,6 +186,15 @@ def groups_of(numbers, matches, seen):
             for n in joined:
                 group_of[n] = joined
     return sorted({tuple(sorted(g)) for g in group_of.values() if len(g) > 1})
+
+
+def mergeable(numbers, seen):
+    """The ``numbers`` that could be in a group: those with another entry never
+    seen at the same moment (``seen`` as :func:`groups_of` takes it). The rest
+    are never merged, so their faces need no Rekognition call."""
+    moments = {n: set(seen.get(n, ())) for n in numbers}
+    return [n for n in numbers
+            if any(other != n and not (moments[n] & moments[other]) for other in numbers)]
 
 
 def _area(entry):
@@ -343,8 +353,10 @@ class FaceGrouping:
             return 0  # a repeated message
         entries = from_dynamo(item.get("strangers") or [])
         numbers = [n for n in candidates(entries) if n in crops]
+        seen = {n: entries[n - 1].get("seen_ms") or [] for n in numbers}
+        numbers = mergeable(numbers, seen)
         if len(numbers) < 2:
-            return 0
+            return 0  # (people all seen at once: nothing to compare)
         run = uuid.uuid4().hex
         scratch = scratch_collection_id(self.face_collection, session_id, now, run)
         if not self.merges.note_scratch(session_id, scratch):
@@ -352,8 +364,7 @@ class FaceGrouping:
         matches = same_faces(self.rekognition, scratch, {n: crops[n] for n in numbers},
                              self.threshold)
         self.merges.forget_scratch(session_id, [scratch])  # (left noted if that raised)
-        groups = groups_of(numbers, matches,
-                           {n: entries[n - 1].get("seen_ms") or [] for n in numbers})
+        groups = groups_of(numbers, matches, seen)
         token = grouped_prefix(job_id) + run
         if not self.merges.claim(session_id, job_id, token):
             return 0  # grouped by another run, or the session moved on

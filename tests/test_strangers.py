@@ -16,7 +16,8 @@ import re
 import pytest
 
 from chalicelib import strangers
-from chalicelib.strangers import FaceGrouping, StrangerMerges, groups_of, merge_plan
+from chalicelib.strangers import (FaceGrouping, StrangerMerges, groups_of, merge_plan,
+                                  mergeable)
 from tests.fakes.drivers import add_students, session_detail
 from tests.fakes.evidence import SearchAndFaces, complete, deliver_evidence
 from tests.fakes.face_collection import FakeFaceCollection, face, png_bytes
@@ -56,6 +57,30 @@ def test_two_faces_seen_at_the_same_moment_are_two_people():
     # 1 and 3 merge first (more alike); 2 was beside 1, so it stays apart.
     assert groups_of([1, 2, 3], both_ways((1, 3, 99.0), (2, 3, 95.0), (1, 2, 95.0)),
                      seen) == [(1, 3)]
+
+
+def test_only_entries_with_someone_never_seen_beside_them_may_merge():
+    seen = {1: [0, 200], 2: [0, 400], 3: [200, 400], 4: [600], 5: []}
+    # 1, 2 and 3 each share a moment with the two others; 4 and 5 were seen
+    # at no moment of theirs, and so could join any of them
+    assert mergeable([1, 2, 3, 4, 5], seen) == [1, 2, 3, 4, 5]
+    assert mergeable([1, 2, 3], seen) == []
+    assert mergeable([1, 4], seen) == [1, 4]
+    assert mergeable([4], seen) == []
+
+
+def test_strangers_all_seen_at_once_cost_no_face_calls(api, admin_headers, services,
+                                                      video_search, faces):
+    """Two people sitting side by side the whole time can never be one person:
+    their crops are not indexed or searched at all."""
+    persons = ([sighting(t, 0, box=LEFT) for t in (0, 200, 400)]
+               + [sighting(t, 1, box=RIGHT) for t in (0, 200, 400)])
+    session_id, _ = complete(api, admin_headers, services, video_search, persons, MP4_BYTES)
+    item = services.session_store.get(session_id)
+    assert grouping(services, faces).group(item, crops_of(faces, "x", "x")) == 0
+    assert faces.called("CreateCollection") == [] and faces.called("IndexFaces") == []
+    session = session_detail(api, admin_headers, session_id)["session"]
+    assert session["counts"]["unrecognised"] == 2
 
 
 def test_a_group_is_at_most_max_group_entries():
