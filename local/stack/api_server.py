@@ -96,7 +96,7 @@ def make_server(host, port, stage="dev"):
                                LocalDevServer, ThreadedHTTPServer)
 
     from chalicelib import clients
-    from local.stack import fast_headers
+    from local.stack import fast_headers, fast_transport
 
     class Server(ThreadedHTTPServer):
         request_queue_size = LISTEN_BACKLOG
@@ -115,6 +115,7 @@ def make_server(host, port, stage="dev"):
 
     fast_dynamodb_parser()
     fast_headers.install()
+    fast_transport.install()
     clients._BOTO_CONFIG = clients._BOTO_CONFIG.merge(
         Config(max_pool_connections=AWS_CONNECTIONS))
     apply_stage_environment(stage)
