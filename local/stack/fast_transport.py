@@ -12,7 +12,8 @@ Invariants:
 - only plain-HTTP endpoints (moto on 127.0.0.1) take this path; any other
   answer ``None`` and botocore sends them itself;
 - a kept connection the server has closed meanwhile is noticed on use and
-  the request sent again once on a new one, before any answer was read;
+  the request sent again once on a new one, only if nothing of an answer
+  was read (after that, a failure is raised, never sent again here);
 - every other failure is raised as botocore's own connection error
   (``EndpointConnectionError``, ``ConnectionClosedError``,
   ``ReadTimeoutError``), which its retry rules know.
@@ -25,8 +26,10 @@ import urllib.parse
 from botocore import exceptions
 from botocore.awsrequest import AWSResponse
 
-#: Seconds to wait for moto's answer (the clients' read timeout).
-TIMEOUT_S = 60.0
+#: Seconds to wait for a connection, and for moto's answer (the clients' own
+#: connect and read timeouts, chalicelib.clients).
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 60.0
 
 _connections = threading.local()
 #: A kept connection that the server closed while it was idle shows one of these.
@@ -51,7 +54,8 @@ def _connection(host, port):
     connection = kept.get(key)
     fresh = connection is None
     if fresh:
-        connection = kept[key] = http.client.HTTPConnection(host, port, timeout=TIMEOUT_S)
+        connection = kept[key] = http.client.HTTPConnection(host, port,
+                                                            timeout=CONNECT_TIMEOUT_S)
     return connection, fresh
 
 
@@ -61,13 +65,10 @@ def _forget(host, port):
         connection.close()
 
 
-def _exchange(connection, request, path, body):
-    if connection.sock is None:
-        connection.connect()
-        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    connection.request(request.method, path, body=body, headers=dict(request.headers.items()))
-    answer = connection.getresponse()
-    return answer.status, answer.getheaders(), answer.read()
+def _connect(connection):
+    connection.connect()
+    connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    connection.sock.settimeout(READ_TIMEOUT_S)
 
 
 def send(request, **kwargs):
@@ -75,31 +76,48 @@ def send(request, **kwargs):
     url = urllib.parse.urlsplit(request.url)
     if url.scheme != "http" or request.stream_output:
         return None
-    host, port = url.hostname, url.port or 80
-    path = (url.path or "/") + (f"?{url.query}" if url.query else "")
     body = request.body
     if hasattr(body, "read"):
         return None         # a streamed body: leave it to botocore
     if isinstance(body, str):
         body = body.encode("utf-8")
-    for attempt in (1, 2):
-        connection, fresh = _connection(host, port)
-        try:
-            status, headers, data = _exchange(connection, request, path, body)
-            return AWSResponse(request.url, status, dict(headers), _Body(data))
-        except _STALE as error:
-            _forget(host, port)
-            if fresh or attempt == 2:
-                raise exceptions.ConnectionClosedError(endpoint_url=request.url) from error
-        except TimeoutError as error:
-            _forget(host, port)
-            raise exceptions.ReadTimeoutError(endpoint_url=request.url) from error
-        except ConnectionRefusedError as error:
-            _forget(host, port)
-            raise exceptions.EndpointConnectionError(endpoint_url=request.url) from error
-        except (OSError, http.client.HTTPException) as error:
-            _forget(host, port)
-            raise exceptions.ConnectionClosedError(endpoint_url=request.url) from error
+    host, port = url.hostname, url.port or 80
+    path = (url.path or "/") + (f"?{url.query}" if url.query else "")
+    headers = dict(request.headers.items())
+    try:
+        for attempt in (1, 2):
+            connection, fresh = _connection(host, port)
+            try:
+                if connection.sock is None:
+                    _connect(connection)
+                connection.request(request.method, path, body=body, headers=headers)
+                answer = connection.getresponse()
+            except _STALE:
+                # Nothing of an answer was read: a kept connection the server had
+                # closed is replaced once; a new one failing is a real failure.
+                _forget(host, port)
+                if fresh or attempt == 2:
+                    raise
+                continue
+            # From here moto has answered: a failure is never sent again here.
+            data = answer.read()
+            return AWSResponse(request.url, answer.status, dict(answer.getheaders()),
+                               _Body(data))
+    except ConnectionRefusedError as error:
+        _forget(host, port)
+        raise exceptions.EndpointConnectionError(endpoint_url=request.url) from error
+    except TimeoutError as error:
+        waiting_to_connect = connection.sock is None
+        _forget(host, port)
+        if waiting_to_connect:
+            raise exceptions.ConnectTimeoutError(endpoint_url=request.url) from error
+        raise exceptions.ReadTimeoutError(endpoint_url=request.url) from error
+    except (OSError, http.client.HTTPException) as error:
+        _forget(host, port)
+        raise exceptions.ConnectionClosedError(endpoint_url=request.url) from error
+    except BaseException:
+        _forget(host, port)     # never leave a half-used connection for the next call
+        raise
 
 
 def install(service="dynamodb"):

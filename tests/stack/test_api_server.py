@@ -18,13 +18,14 @@ pytestmark = pytest.mark.stack
 def api_server():
     """One server for the module (make_server re-classes the app: once a process),
     everything it changes in this process put back afterwards."""
-    from botocore import parsers
+    from botocore import handlers, parsers
 
     from chalicelib import clients
     from local.stack.api_server import make_server
 
     saved = (dict(os.environ), app_module.app.__class__, parsers.PROTOCOL_PARSERS["json"],
-             clients._BOTO_CONFIG)
+             clients._BOTO_CONFIG, list(handlers.BUILTIN_HANDLERS),
+             http.client.parse_headers)
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                       AWS_DEFAULT_REGION="us-east-1")
     app_module.reset_services(None)
@@ -37,7 +38,7 @@ def api_server():
     server.server.server_close()
     app_module.reset_services(None)
     environ, app_module.app.__class__, parsers.PROTOCOL_PARSERS["json"], \
-        clients._BOTO_CONFIG = saved
+        clients._BOTO_CONFIG, handlers.BUILTIN_HANDLERS[:], http.client.parse_headers = saved
     os.environ.clear()
     os.environ.update(environ)
 

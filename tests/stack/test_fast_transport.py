@@ -1,8 +1,11 @@
 """The local API server's DynamoDB calls over kept-alive http.client connections
 (local.stack.fast_transport): the same answers and errors as botocore's own
 sending, a connection the server closed is replaced, failures are botocore's."""
+import socket
 import socketserver
+import struct
 import threading
+import time
 
 import boto3
 import pytest
@@ -16,7 +19,15 @@ from tests.support.stack import free_port
 
 pytestmark = pytest.mark.stack
 
-NO_RETRIES = Config(retries={"max_attempts": 1, "mode": "standard"})
+NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
+
+
+@pytest.fixture(autouse=True)
+def only_where_registered(monkeypatch):
+    """Clients here send through ``send`` only where a test registers it (the API
+    server's tests install it for every new session in their process)."""
+    monkeypatch.setattr(handlers, "BUILTIN_HANDLERS",
+                        [h for h in handlers.BUILTIN_HANDLERS if fast_transport.send not in h])
 
 
 def _client(url, fast, config=None):
@@ -88,6 +99,54 @@ def test_a_connection_the_server_closed_is_replaced_not_failed():
             # replaced here, not by botocore's retries
             assert answer["TableNames"] == [] and answer["ResponseMetadata"]["RetryAttempts"] == 0
         assert server.connections == 3
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _CutSecondAnswer(socketserver.StreamRequestHandler):
+    """Answers a connection's first request whole; of the second, starts the
+    answer and resets the connection halfway through its body."""
+
+    def handle(self):
+        for number in (1, 2):
+            length = 0
+            while True:
+                line = self.rfile.readline()
+                if line in (b"\r\n", b""):
+                    break
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            self.rfile.read(length)
+            self.server.requests += 1
+            if number == 1:
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 17\r\n\r\n"
+                                 b'{"TableNames":[]}')
+                self.wfile.flush()
+            else:
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"Tab")
+                self.wfile.flush()
+                time.sleep(1.0)     # the client has read the head by then
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                           struct.pack("ii", 1, 0))
+                self.connection.close()     # a reset, not an orderly end
+
+
+def test_an_answer_cut_short_is_an_error_never_a_second_send():
+    """Once moto has started answering, it has done what was asked: the request
+    is not sent again behind botocore's back (its own retries stay countable),
+    even on a kept connection."""
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _CutSecondAnswer)
+    server.daemon_threads = True
+    server.requests = 0
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = _client(f"http://127.0.0.1:{server.server_address[1]}", True, NO_RETRIES)
+        assert client.list_tables()["TableNames"] == []
+        with pytest.raises(exceptions.ConnectionClosedError):
+            client.list_tables()
+        time.sleep(0.3)
+        assert server.requests == 2
     finally:
         server.shutdown()
         server.server_close()
