@@ -1,6 +1,7 @@
 """The local API server's DynamoDB calls over kept-alive http.client connections
 (local.stack.fast_transport): the same answers and errors as botocore's own
 sending, a connection the server closed is replaced, failures are botocore's."""
+import contextlib
 import socket
 import socketserver
 import struct
@@ -70,38 +71,50 @@ def test_same_answers_and_errors_as_botocore_sending(moto_url):
     assert len(sent) >= 5
 
 
+def _read_request(stream):
+    """Read one request (its head and its Content-Length body) off ``stream``."""
+    length = 0
+    while True:
+        line = stream.readline()
+        if line in (b"\r\n", b""):
+            break
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    stream.read(length)
+
+
 class _OneAnswerPerConnection(socketserver.StreamRequestHandler):
     """Answers one request, then closes without saying so (an idle timeout)."""
 
     def handle(self):
-        self.server.connections += 1
-        length = 0
-        while True:
-            line = self.rfile.readline()
-            if line in (b"\r\n", b""):
-                break
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":")[1])
-        self.rfile.read(length)
+        self.server.count += 1     # connections
+        _read_request(self.rfile)
         self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\n"
                          b"Content-Length: 17\r\n\r\n{\"TableNames\":[]}")
 
 
-def test_a_connection_the_server_closed_is_replaced_not_failed():
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _OneAnswerPerConnection)
+@contextlib.contextmanager
+def _serving(handler):
+    """A fake endpoint served by ``handler`` (it counts in ``server.count``), and
+    a client sending to it through the transport, botocore's retries off."""
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    server.connections = 0
+    server.count = 0
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        client = _client(f"http://127.0.0.1:{server.server_address[1]}", True, NO_RETRIES)
+        yield server, _client(f"http://127.0.0.1:{server.server_address[1]}", True, NO_RETRIES)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_connection_the_server_closed_is_replaced_not_failed():
+    with _serving(_OneAnswerPerConnection) as (server, client):
         for _ in range(3):
             answer = client.list_tables()
             # replaced here, not by botocore's retries
             assert answer["TableNames"] == [] and answer["ResponseMetadata"]["RetryAttempts"] == 0
-        assert server.connections == 3
-    finally:
-        server.shutdown()
-        server.server_close()
+        assert server.count == 3
 
 
 class _CutSecondAnswer(socketserver.StreamRequestHandler):
@@ -110,15 +123,8 @@ class _CutSecondAnswer(socketserver.StreamRequestHandler):
 
     def handle(self):
         for number in (1, 2):
-            length = 0
-            while True:
-                line = self.rfile.readline()
-                if line in (b"\r\n", b""):
-                    break
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            self.rfile.read(length)
-            self.server.requests += 1
+            _read_request(self.rfile)
+            self.server.count += 1     # requests
             if number == 1:
                 self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 17\r\n\r\n"
                                  b'{"TableNames":[]}')
@@ -136,20 +142,12 @@ def test_an_answer_cut_short_is_an_error_never_a_second_send():
     """Once moto has started answering, it has done what was asked: the request
     is not sent again behind botocore's back (its own retries stay countable),
     even on a kept connection."""
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _CutSecondAnswer)
-    server.daemon_threads = True
-    server.requests = 0
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        client = _client(f"http://127.0.0.1:{server.server_address[1]}", True, NO_RETRIES)
+    with _serving(_CutSecondAnswer) as (server, client):
         assert client.list_tables()["TableNames"] == []
         with pytest.raises(exceptions.ConnectionClosedError):
             client.list_tables()
         time.sleep(0.3)
-        assert server.requests == 2
-    finally:
-        server.shutdown()
-        server.server_close()
+        assert server.count == 2
 
 
 def test_nobody_listening_is_botocores_connection_error():
