@@ -243,7 +243,7 @@ def list_students():
 def get_student(student_id):
     services().access.check_student(current_user(), student_id)
     item = services().students.require(student_id)
-    services().classes.catch_up_rosters(item)  # a rename cut short is finished here
+    services().classes.repair_rosters(item)  # a rename cut short is finished here
     return {"student": services().students.view(item)}
 
 

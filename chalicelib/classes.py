@@ -60,6 +60,7 @@ from chalicelib import names
 from chalicelib.dynamo import (batch_delete, batch_get, conditional_update, from_dynamo,
                                is_conditional_failure, query_all, utc_now)
 from chalicelib.errors import Conflict, InvalidInput, NotFound, WrongState
+from chalicelib.logs import get_logger
 from chalicelib.paging import page_sorted, query_page
 from chalicelib.schema import CLASSES_BY_NAME_INDEX, LISTED, MEMBERS_BY_MEMBER_INDEX
 from chalicelib.students import (STUDENT_ID_PATTERN, is_student_id, name_version,
@@ -438,11 +439,7 @@ class Classes:
                 student = None
                 time.sleep(random.uniform(0.01, 0.03) * (attempt + 1))  # a rival's turn
                 continue
-            try:
-                self.catch_up_rosters(student)  # an earlier rename of theirs cut short
-            except ClientError:
-                # the enrolment stands; the next request for the person catches up
-                pass
+            self.repair_rosters(student)  # an earlier rename of theirs cut short
             return added, student
         raise Conflict(f"{student_id} changed several times while being enrolled (renamed, or "
                        "enrolled elsewhere at the same moment). "
@@ -461,6 +458,17 @@ class Classes:
             return
         self.members.rename_student(student)
         self._students.mark_rosters_named(student["student_id"], name_version(student))
+
+    def repair_rosters(self, student):
+        """:meth:`catch_up_rosters` on the way through another request (a read,
+        an enrolment): a failed write is logged, not the request's failure; the
+        next request for the person tries again."""
+        try:
+            self.catch_up_rosters(student)
+        except ClientError as error:
+            get_logger().warning("roster names not caught up", extra={
+                "student_id": student["student_id"],
+                "error": error.response.get("Error", {}).get("Code")})
 
     def unenrol(self, class_item, student_id):
         self._refuse_archived(class_item)

@@ -19,9 +19,12 @@ too). It reads only what is due: completed sessions keep ``video_kept`` /
 indexes sorted by completion time (:meth:`chalicelib.sessions.SessionStore.kept`),
 and the sweep queries those before the cutoff. It is idempotent: deleting
 takes the session out of the index, so a second run finds nothing. Crops cut
-again while it deletes (a late evidence request) are not lost to it: it marks
-a session's crops deleted only if they are the ones it read (``crops_version``),
-otherwise the session stays in the index and the next sweep takes them.
+again while it deletes (a late evidence request) may be deleted with the old
+ones, and the session then still shows crops until the next sweep: it marks
+a session's crops deleted only if they are the ones it read
+(``crops_version``), so a session is never marked as having none while new
+ones may stand; the next sweep (they are past their time too) deletes and
+marks them.
 """
 import datetime
 

@@ -193,14 +193,14 @@ class StudentStore:
         (one per rename, and renames are far more than a microsecond apart).
         Its rosters start "behind" (``roster_name_version`` 0): entries left by
         an earlier life take the new name at the first request for the person.
-        A copy of a record (an archive's import) keeps the versions it has: its
-        roster entries come with it, carrying them.
+        A copy of a record (an archive's import) is no exception: its own
+        versions may be below those of entries left in the target by a deleted
+        record of the same ID, so it takes the higher of the two, and its
+        entries (copied with it) are caught up like any others.
         """
-        if item.get("name_version") is not None:
-            item = dict(item, **index_attributes(item))
-        else:
-            item = dict(item, **index_attributes(item), name_version=time.time_ns() // 1000,
-                        roster_name_version=0)
+        version = max(int(item.get("name_version") or 0), time.time_ns() // 1000)
+        item = dict(item, **index_attributes(item), name_version=version,
+                    roster_name_version=0)
         try:
             retry_transaction_conflicts(self._table.put_item, Item=item,
                                  ConditionExpression="attribute_not_exists(student_id)")

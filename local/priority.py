@@ -12,10 +12,14 @@ reads empty for it.
 """
 import os
 import random
+import sys
 import time
 
 AUTOGROUP = "/proc/self/autogroup"
 AUTOGROUP_TRIES = 20
+#: The face engine's video workers' niceness (local.engine.video reads it; the
+#: one-machine stack sets it): named here, where importing costs nothing.
+WORKER_NICENESS_ENV = "ROLLCALL_FACE_WORKER_NICENESS"
 
 
 def run_in_background(nice, own_session=False, autogroup=AUTOGROUP):
@@ -40,7 +44,7 @@ def run_in_background(nice, own_session=False, autogroup=AUTOGROUP):
             os.setsid()
         except OSError:
             pass        # already a session's leader: its session is its own
-    wanted = str(min(19, os.nice(0)))
+    wanted = str(min(19, level))
     # An unprivileged process may change a group's niceness only once every
     # 100 ms or so, machine-wide (EAGAIN otherwise): workers starting together
     # take turns.
@@ -53,6 +57,9 @@ def run_in_background(nice, own_session=False, autogroup=AUTOGROUP):
             time.sleep(random.uniform(0.1, 0.2))
         except OSError:
             return
+    print(f"warning: process {os.getpid()}'s scheduling group could not be lowered "
+          f"(busy {AUTOGROUP_TRIES} times): it runs at its own niceness only",
+          file=sys.stderr, flush=True)
 
 
 def lower_threads(level, idle):

@@ -393,9 +393,22 @@ def moto_world(clean_env):
 
 
 @pytest.fixture
-def threadsafe_app():
-    """``app.current_request`` per thread (what chalice's local server does)."""
+def threadsafe_app(monkeypatch):
+    """``app.current_request`` per thread (what chalice's local server does), and
+    moto's DynamoDB answering one request at a time: DynamoDB applies each
+    conditional write atomically, while moto in this process runs the calls of
+    several threads at once (two check-and-sets could both pass; the stack's
+    moto server takes turns the same way, local.stack.moto_state)."""
     from chalice.local import CustomLocalChalice, LocalChalice
+    from moto.core.botocore_stubber import BotocoreStubber
+    turn, process = threading.Lock(), BotocoreStubber.process_request
+
+    def one_dynamodb_call_at_a_time(self, request):
+        if "//dynamodb." not in request.url:
+            return process(self, request)
+        with turn:
+            return process(self, request)
+    monkeypatch.setattr(BotocoreStubber, "process_request", one_dynamodb_call_at_a_time)
     app = app_module.app
     original = app.__class__
     if not isinstance(app, LocalChalice):

@@ -214,6 +214,24 @@ def test_a_rename_cut_short_is_finished_by_the_next_request_for_the_person(
     assert not rosters_behind(record)
 
 
+def test_a_repair_failing_on_a_read_still_answers_and_the_next_read_repairs(
+        api, admin_headers, services, people, rename):
+    """Looking at a person never fails because the roster catch-up behind it did."""
+    cut_short(services, rename, "Ada Lovelace", 1, ERRORS["DynamoDB error"])
+    real = services.classes.members._table
+    fail_members_write(services, 1, ERRORS["DynamoDB error"])
+    try:
+        answer = api.http.get("/students/S1", headers=admin_headers)
+    finally:
+        services.classes.members._table = real
+    assert answer.status_code == 200, answer.body
+    assert json.loads(answer.body)["student"]["full_name"] == "Ada Lovelace"
+    assert rosters_behind(services.students.get("S1"))
+    assert api.http.get("/students/S1", headers=admin_headers).status_code == 200
+    assert not rosters_behind(assert_rosters_follow_the_record(api, admin_headers, services,
+                                                               people))
+
+
 def test_repairing_twice_or_beside_a_later_rename_changes_nothing(
         api, admin_headers, services, people, rename):
     """A repair holding an old read of the record never puts its older name back."""

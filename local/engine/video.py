@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from local import priority
 from local.engine.boxes import iou
 
 
@@ -373,14 +374,13 @@ def _leave_with_parent(parent_pid, interval=1.0):
 #: the one-machine stack sets 19 (and with it SCHED_IDLE), so analysing a video
 #: takes only the CPU that the site's requests and the engine's photo answers
 #: (registrations) leave.
-WORKER_NICENESS_ENV = "ROLLCALL_FACE_WORKER_NICENESS"
+WORKER_NICENESS_ENV = priority.WORKER_NICENESS_ENV
 
 
 def _start_worker(parent_pid, nice):
     _leave_with_parent(parent_pid)
     if nice > 0:
-        from local.priority import run_in_background
-        run_in_background(nice, own_session=True)
+        priority.run_in_background(nice, own_session=True)
 
 
 def _worker_niceness():

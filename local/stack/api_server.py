@@ -17,8 +17,9 @@ from local.serving import bind, serve_until_signalled
 
 
 #: Connections waiting to be accepted (socketserver's default of 5 reset clients
-#: under a burst), and AWS connections kept open per client (botocore's default
-#: of 10 is for Lambda, one request at a time; here a thread serves each client).
+#: under a burst), and the connections each AWS client other than DynamoDB
+#: keeps open (botocore's default of 10 is for Lambda, one request at a time;
+#: here a thread serves each client; DynamoDB: local.stack.fast_transport).
 LISTEN_BACKLOG = 1024
 AWS_CONNECTIONS = 64
 

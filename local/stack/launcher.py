@@ -48,6 +48,7 @@ import sys
 import threading
 import time
 
+from local import priority
 from local.stack.processes import (HOST, Part, StackError, _http_ok, _listening,
                                     port_is_free)
 from ops.stage_config import PROJECT_DIR, stage_environment
@@ -199,8 +200,7 @@ class Stack:
             "SITE_ORIGIN": self.site_url,
             "ROLLCALL_STAGE": self.stage,
             "PYTHONUNBUFFERED": "1",
-            # local.engine.video.WORKER_NICENESS_ENV (not imported: numpy, dlib)
-            "ROLLCALL_FACE_WORKER_NICENESS": str(BACKGROUND_NICENESS),
+            priority.WORKER_NICENESS_ENV: str(BACKGROUND_NICENESS),
             # Stuck sessions are checked after a minute here (the bridge runs the watchdog).
             "PROCESSING_CHECK_SECONDS": os.environ.get("PROCESSING_CHECK_SECONDS", "60"),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_DIR),

@@ -18,16 +18,15 @@ Invariants:
   coding other than chunked) is refused with 400 and the connection closed;
 - a client that leaves mid-request is no server error: its connection ends;
 - an answer with a body of known length goes out as one buffered write with
-  ``TCP_NODELAY`` (no Nagle delay behind the client's delayed ACK).
+  ``TCP_NODELAY`` (no Nagle delay behind the client's delayed ACK);
+- once the server is shut down, no new request is run on any connection.
 """
-import email.utils
 import io
 import re
-import socket
 import socketserver
 import sys
 import tempfile
-import time
+import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler
 
@@ -38,17 +37,6 @@ IDLE_TIMEOUT_S = 300
 #: Answers up to this size are joined with their head into one write.
 JOIN_BELOW = 256 * 1024
 _DIGITS = re.compile(r"[0-9]+")
-
-
-_now = [0, ""]
-
-
-def http_date():
-    """The Date header's value, made at most once a second."""
-    second = int(time.time())
-    if _now[0] != second:
-        _now[:] = [second, email.utils.formatdate(second, usegmt=True)]
-    return _now[1]
 
 
 class BoundedReader(io.RawIOBase):
@@ -104,9 +92,7 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = IDLE_TIMEOUT_S
 
-    def setup(self):
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    disable_nagle_algorithm = True
 
     def log_message(self, format, *args):
         """The app logs what matters; a line per request is noise."""
@@ -122,7 +108,9 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.send_error(414)
             return
-        if not self.raw_requestline:
+        if not self.raw_requestline or self.server.stopping.is_set():
+            # (stopping: a request read after the stop is not run; the client
+            # sees the connection close unanswered and sends it again elsewhere)
             self.close_connection = True
             return
         if not self.parse_request():
@@ -130,6 +118,8 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
         try:
             self._run_app()
         except (ConnectionError, TimeoutError):
+            self.close_connection = True
+        if self.server.stopping.is_set():
             self.close_connection = True
 
     def _body(self):
@@ -233,7 +223,7 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
             names.add(name.lower())
             head.append(f"{name}: {value}\r\n")
         if "date" not in names:
-            head.append(f"Date: {http_date()}\r\n")
+            head.append(f"Date: {self.date_time_string()}\r\n")
         size = sum(len(chunk) for chunk in chunks)
         if self.command == "HEAD" or status[:3] in ("204", "304") or status[0] == "1":
             chunks = []
@@ -262,7 +252,16 @@ class ThreadedWSGIServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
 
     def __init__(self, app, host, port):
         self.app = app
+        self.stopping = threading.Event()
         super().__init__((host, port), WSGIRequestHandler)
+
+    def shutdown(self):
+        """Stop accepting, and stop reading new requests on kept connections: each
+        ends once its request in progress is answered (whoever stops the server
+        then runs after the last request, e.g. moto's final snapshot, whose lock
+        waits for the requests in progress)."""
+        self.stopping.set()
+        super().shutdown()
 
     @property
     def port(self):

@@ -169,3 +169,16 @@ def test_many_connections_at_once(server):
         thread.join(60)
     assert not errors
     assert len(results) == 800 and all(results)
+
+
+def test_no_request_runs_after_shutdown_on_a_kept_connection(server):
+    """What stops the server (moto's final snapshot) runs after the last
+    request: a kept-alive connection's next request is not run, it is closed."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.request("GET", "/before")
+    assert connection.getresponse().read().startswith(b"GET /before")
+    server.shutdown()
+    connection.request("GET", "/after")
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+        connection.getresponse()
+    connection.close()
