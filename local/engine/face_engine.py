@@ -1,5 +1,8 @@
 """The built-in face engine: dlib detection, 5-point alignment, 128-D descriptor.
 
+The descriptor is dlib's ResNet with dlib's weights, run by numpy
+(:mod:`local.engine.resnet`: the same vectors, several times faster).
+
 Everything here is pure computation on pixels (no HTTP, no AWS): images in,
 faces out. The Rekognition-compatible endpoint (``local/rekognition_server.py``)
 and the video pipeline (``local/video.py``) build on it.
@@ -42,6 +45,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from local.engine import resnet
+
 MATCH_DISTANCE = 0.578      # distance that maps to similarity 80 (see module doc)
 SCALE = 0.05                # steepness of the logistic curve
 D50 = MATCH_DISTANCE + SCALE * math.log(4.0)   # distance at similarity 50
@@ -69,9 +74,9 @@ class ImageTooLargeError(ValueError):
 class Models:
     detector: object
     predictor: object
-    recognizer: object
-    # dlib's detector and ResNet keep scratch buffers and must not be used by
-    # two threads at once: every call takes the set's lock. A still-image
+    # dlib's detector keeps scratch buffers and must not be used by two
+    # threads at once: every call takes the set's lock (the ResNet is
+    # resnet.network(), read-only, shared by all threads). A still-image
     # request leases a set of its own from a :class:`ModelPool` (so the lock is
     # free); videos run in worker processes, one model set each.
     lock: object = field(default_factory=threading.Lock)
@@ -109,8 +114,7 @@ def _load_models(predictor=None):
     return Models(
         detector=dlib.get_frontal_face_detector(),
         predictor=predictor or dlib.shape_predictor(
-            weights.pose_predictor_five_point_model_location()),
-        recognizer=dlib.face_recognition_model_v1(weights.face_recognition_model_location()))
+            weights.pose_predictor_five_point_model_location()))
 
 
 def models():
@@ -133,12 +137,11 @@ class ModelPool:
     """Up to ``size`` model sets for still images, one per request at a time.
 
     dlib's HOG detector releases the GIL while it scans, so requests holding
-    different sets detect on different cores at once (the ResNet and the shape
-    predictors keep the GIL: describing a face, ~0.15 s, still takes turns).
+    different sets detect on different cores at once (so does numpy's BLAS in
+    the ResNet, shared by all; the shape predictors keep the GIL).
     The first set is the process's own (:func:`models`); the others are made
     on first need and share its 5-point predictor (read-only), each with its own
-    detector and ResNet (about 30 MB more each). A request that finds every
-    set in use waits for one.
+    detector. A request that finds every set in use waits for one.
     """
 
     def __init__(self, size):
@@ -331,19 +334,15 @@ def chip_of(rgb, box, small_px=60, target_px=100):
 
 
 def describe_chip(chip):
-    """The 128-D descriptor of an aligned chip (about 0.1 s on one core)."""
-    m = models()
-    with m.lock:
-        return np.asarray(m.recognizer.compute_face_descriptor(chip), dtype=np.float32)
+    """The 128-D descriptor of an aligned 150x150 chip."""
+    return resnet.network().descriptors(chip)[0]
 
 
 def describe_chips(chips):
-    if not chips:
+    """The descriptors of several chips, one batch through the network."""
+    if not len(chips):
         return []
-    m = models()
-    with m.lock:
-        vectors = m.recognizer.compute_face_descriptor(list(chips))
-    return [np.asarray(v, dtype=np.float32) for v in vectors]
+    return list(resnet.network().descriptors(np.stack(chips)))
 
 
 def distances(descriptor, matrix):
