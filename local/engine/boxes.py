@@ -1,4 +1,5 @@
 """Face boxes as (left, top, right, bottom) tuples in pixels."""
+import numpy as np
 
 
 def iou(a, b):
@@ -8,3 +9,24 @@ def iou(a, b):
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+def overlapping_pairs(boxes, above):
+    """Index pairs (i, j), i < j, of boxes whose IoU is over ``above``.
+
+    One vectorised pass instead of len(boxes)**2 calls of :func:`iou`; the
+    pairs are few (two tracks on one face), the boxes many."""
+    if len(boxes) < 2:
+        return []
+    b = np.asarray(boxes, np.float64)
+    ix = np.clip(np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0]),
+                 0, None)
+    iy = np.clip(np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1]),
+                 0, None)
+    inter = ix * iy
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area[:, None] + area[None, :] - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+    i, j = np.nonzero(np.triu(ratio > above, k=1))
+    return list(zip(i.tolist(), j.tolist()))

@@ -203,14 +203,21 @@ class FaceResNet:
 def _patches(x, kh, kw, stride, pad):
     """im2col: every window of ``x`` (N, H, W, C) as one row, in (kh, kw, C) order."""
     if pad[0] or pad[1]:
-        x = np.pad(x, ((0, 0), (pad[0], pad[0]), (pad[1], pad[1]), (0, 0)))
+        n, h, w, c = x.shape
+        padded = np.zeros((n, h + 2 * pad[0], w + 2 * pad[1], c), np.float32)
+        padded[:, pad[0]:pad[0] + h, pad[1]:pad[1] + w] = x
+        x = padded
+    x = np.ascontiguousarray(x)
     n, h, w, c = x.shape
     ho, wo = 1 + (h - kh) // stride, 1 + (w - kw) // stride
-    out = np.empty((n, ho, wo, kh, kw, c), np.float32)
+    out = np.empty((n, ho, wo, kh, kw * c), np.float32)
+    sn, sh, sw, sc = x.strides
     for i in range(kh):
-        for j in range(kw):
-            out[:, :, :, i, j, :] = x[:, i:i + stride * (ho - 1) + 1:stride,
-                                      j:j + stride * (wo - 1) + 1:stride, :]
+        # one kernel row of a window: kw pixels side by side, contiguous in x
+        rows = np.lib.stride_tricks.as_strided(
+            x[:, i:], shape=(n, ho, wo, kw * c), strides=(sn, sh * stride, sw * stride, sc),
+            writeable=False)
+        out[:, :, :, i, :] = rows
     return out.reshape(n * ho * wo, kh * kw * c), (n, ho, wo)
 
 

@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from local.engine import face_engine, persons
-from local.engine.boxes import iou
+from local.engine.boxes import iou, overlapping_pairs
 
 _TEMPLATE_PX = 32          # templates are shrunk to this width (speed)
 _FOLLOW_MIN_SCORE = 0.6    # correlation below this means "check with dlib"
@@ -356,6 +356,8 @@ class SegmentTracker:
                 self._close(track)
         # two tracks on one face (one jumped to a neighbour, or a face was
         # found twice): the younger one ends, the face keeps its first index
+        if not overlapping_pairs([t.box for t in self.active], 0.5):
+            return
         for young in sorted(self.active, key=lambda t: -t.first_k):
             if any(old is not young and old.first_k <= young.first_k
                    and iou(old.box, young.box) > 0.5 for old in self.active):
