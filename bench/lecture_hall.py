@@ -174,11 +174,11 @@ def report(name, f):
               + " ".join(f"{mb:.0f}" for mb in tenths))
 
 
-def _video(out, path, seats, size, duration_s):
+def _video(out, path, seats, size, duration_s, fps):
     """Make the video (and its truth) unless a kept one is there; answer the truth."""
     truth_path = out / f"{path.name}.truth.npy"
     if not path.exists() or not truth_path.exists():
-        truth = lecture_hall.write(path, seats, size=size, duration_s=duration_s)
+        truth = lecture_hall.write(path, seats, size=size, duration_s=duration_s, fps=fps)
         np.save(truth_path, np.array(truth, dtype=object), allow_pickle=True)
     return list(np.load(truth_path, allow_pickle=True))
 
@@ -189,6 +189,9 @@ def main(argv=None):
     parser.add_argument("--sizes", default="720,1080", help="video heights, e.g. 720,1080")
     parser.add_argument("--long", default="", help="also these lengths in minutes at 720p, "
                         "for memory growth, e.g. 1,3,10")
+    parser.add_argument("--fps", type=float, default=15.0,
+                        help="the videos' frame rate (cameras and phones record 25-30; the "
+                             "engine samples 2 a second whatever it is, decoding costs more)")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--min-sightings", type=int, default=2)
     parser.add_argument("--keep", default=None, help="keep the videos in this folder")
@@ -206,10 +209,11 @@ def main(argv=None):
     for height in [int(h) for h in args.sizes.split(",") if h]:
         size = (height * 16 // 9, height)
         seats = lecture_hall.hall(FACES, duration_s=args.duration, size=size)
-        path = out / f"hall{height}_{int(args.duration)}s.mp4"
+        path = out / f"hall{height}_{int(args.duration)}s_{args.fps:g}fps.mp4"
         t0 = time.perf_counter()
-        truth = _video(out, path, seats, size, args.duration)
-        print(f"\n{path.name}: {size[0]}x{size[1]}, {args.duration:.0f} s, 15 fps, CRF 28, "
+        truth = _video(out, path, seats, size, args.duration, args.fps)
+        print(f"\n{path.name}: {size[0]}x{size[1]}, {args.duration:.0f} s, {args.fps:g} fps, "
+              f"CRF 28, "
               f"{len(seats)} seats, faces {min(s['face_px'] for s in seats)}-"
               f"{max(s['face_px'] for s in seats)} px (made in {time.perf_counter() - t0:.0f} s)",
               flush=True)
@@ -222,8 +226,8 @@ def main(argv=None):
         print(f"\nlonger runs (720p): peak memory as the video grows ({lengths} minutes)")
         for minutes in lengths:
             seats = lecture_hall.hall(FACES, duration_s=60.0 * minutes, size=size)
-            path = out / f"hall720_{minutes:g}min.mp4"
-            truth = _video(out, path, seats, size, 60.0 * minutes)
+            path = out / f"hall720_{minutes:g}min_{args.fps:g}fps.mp4"
+            truth = _video(out, path, seats, size, 60.0 * minutes, args.fps)
             figures = run(path, seats, truth, settings, faces, matrix, args.min_sightings,
                           decode=(minutes == lengths[-1]), trace_every_s=1.0)
             report(f"1280x720, {minutes:g} min", figures)

@@ -346,8 +346,9 @@ def _forget_unreachable(done):
 
 
 def _warm_up():
-    from local.engine import face_engine
+    from local.engine import face_engine, resnet
     face_engine.models()
+    resnet.network()
     return os.getpid()
 
 
