@@ -1,8 +1,9 @@
 """Follow faces from sample to sample so each person is described a few times.
 
-Describing a face costs about 0.1 s (dlib's ResNet) and searching a whole
-1280x720 frame for 24 px faces (enlarged 3 times) about 0.4 s, against about
-0.3 ms to follow a known face with template matching. So, per segment of video:
+Describing a face (the ResNet) and above all searching a whole frame for
+24 px faces (HOG on the frame enlarged 3 times) cost tens to thousands of
+times what following a known face with template matching does. So, per
+segment of video:
 
 - every ``full_scan_interval_s`` the whole frame is searched (HOG on the frame
   enlarged by 72 / ``min_face_px``); every ``scan_interval_s`` in between only

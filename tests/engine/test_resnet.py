@@ -83,3 +83,16 @@ def test_blas_runs_one_thread_in_the_engine():
     resnet.network()
     blas = [lib for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
     assert blas and all(lib["num_threads"] == 1 for lib in blas)
+
+
+def test_many_chips_are_described_a_few_at_a_time(shared_chips, monkeypatch):
+    net = resnet.network()
+    sizes = []
+    real = net.descriptors
+    monkeypatch.setattr(net, "descriptors", lambda batch: sizes.append(len(batch)) or real(batch))
+    monkeypatch.setattr(face_engine, "DESCRIBE_BATCH", 3)
+    chips = shared_chips[:7]
+    together = face_engine.describe_chips(chips)
+    assert sizes == [3, 3, 1]
+    alone = [real(c)[0] for c in chips]
+    assert all(np.abs(a - b).max() < 1e-5 for a, b in zip(together, alone))
