@@ -6,6 +6,7 @@ one-machine stack points the same code at moto server and the built-in face
 engine. Tests call :meth:`ClientFactory.reset` (or build a fresh factory).
 """
 import os
+import random
 import threading
 
 import boto3
@@ -26,6 +27,33 @@ _S3_CONFIG = _BOTO_CONFIG.merge(Config(
     s3={"addressing_style": "virtual", "us_east_1_regional_endpoint": "regional"}))
 _S3_LOCAL_CONFIG = _BOTO_CONFIG.merge(Config(signature_version="s3v4",
                                              s3={"addressing_style": "path"}))
+
+
+#: Pauses (s) before each new try of a DynamoDB write that met a running transaction.
+_CONFLICT_PAUSES = (0.02, 0.05, 0.1, 0.2)
+
+
+def retry_transaction_conflicts(attempts, response=None, **_):
+    """botocore ``needs-retry`` handler of every DynamoDB client made here: a
+    write refused because its item is part of a running transaction is tried
+    again after a short, random pause (at most len(_CONFLICT_PAUSES) times).
+
+    DynamoDB refuses a plain write to an item a TransactWriteItems is using
+    (``TransactionConflictException``) instead of queueing it, and botocore's
+    retry modes do not retry that code: a person's record is checked by every
+    enrolment's transaction and a roster entry is written by one, so an edit
+    or an unenrolment meeting an import would otherwise fail. Answers the
+    pause, or None (botocore's own handler decides)."""
+    if response is None or attempts > len(_CONFLICT_PAUSES):
+        return None
+    if response[1].get("Error", {}).get("Code") != "TransactionConflictException":
+        return None
+    return _CONFLICT_PAUSES[attempts - 1] * random.uniform(0.5, 1.5)
+
+
+def _with_conflict_retries(client):
+    client.meta.events.register("needs-retry.dynamodb", retry_transaction_conflicts)
+    return client
 
 
 def _s3_config():
@@ -89,8 +117,11 @@ class ClientFactory:
         with self._lock:
             if key not in self._clients:
                 config = _s3_config() if service_name == "s3" else _BOTO_CONFIG
-                self._clients[key] = self._get_session().client(
-                    service_name, config=config, region_name=region)
+                client = self._get_session().client(service_name, config=config,
+                                                    region_name=region)
+                if service_name == "dynamodb":
+                    _with_conflict_retries(client)
+                self._clients[key] = client
             return self._clients[key]
 
     def table(self, table_name):
@@ -99,6 +130,7 @@ class ClientFactory:
             if table_name not in self._tables:
                 resource = _safe_for_threads(
                     self._get_session().resource("dynamodb", config=_BOTO_CONFIG))
+                _with_conflict_retries(resource.meta.client)
                 self._tables[table_name] = resource.Table(table_name)
             return self._tables[table_name]
 

@@ -12,7 +12,6 @@
   so they sort as text.
 """
 import datetime
-import random
 import time
 from decimal import Decimal
 
@@ -29,28 +28,6 @@ def is_conditional_failure(error):
     """True if ``error`` (a ClientError) is a condition that did not hold."""
     return error.response["Error"]["Code"] in ("ConditionalCheckFailedException",
                                                "TransactionCanceledException")
-
-
-#: Pauses (s) before each new try of a write that met a running transaction.
-_CONFLICT_PAUSES = (0.02, 0.05, 0.1, 0.2)
-
-
-def retry_transaction_conflicts(write, **kwargs):
-    """``write(**kwargs)`` (a table's put/update/delete), tried again after a
-    short, random pause while its item is part of a running transaction.
-
-    DynamoDB refuses a plain write to an item a TransactWriteItems is using
-    (``TransactionConflictException``) instead of queueing it, and botocore
-    does not retry that code: a person's record is checked by every
-    enrolment's transaction, so an edit of the person during a roster import
-    would otherwise fail."""
-    for pause in _CONFLICT_PAUSES + (None,):
-        try:
-            return write(**kwargs)
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "TransactionConflictException" or pause is None:
-                raise
-            time.sleep(pause * random.uniform(0.5, 1.5))
 
 
 def conditional_update(table, key, values, condition, remove=(), now=None):

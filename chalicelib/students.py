@@ -50,7 +50,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib import names
 from chalicelib.dynamo import (batch_get, from_dynamo, is_conditional_failure,
-                               retry_transaction_conflicts, to_dynamo, utc_now)
+                               to_dynamo, utc_now)
 from chalicelib.paging import page_sorted, query_page
 from chalicelib.schema import LISTED, STUDENTS_BY_ID_INDEX, STUDENTS_BY_NAME_INDEX
 from chalicelib.errors import (Conflict, DuplicateStudentId, NotFound, UnknownStudent,
@@ -202,7 +202,7 @@ class StudentStore:
         item = dict(item, **index_attributes(item), name_version=version,
                     roster_name_version=0)
         try:
-            retry_transaction_conflicts(self._table.put_item, Item=item,
+            self._table.put_item(Item=item,
                                  ConditionExpression="attribute_not_exists(student_id)")
         except ClientError as error:
             if is_conditional_failure(error):
@@ -219,7 +219,7 @@ class StudentStore:
         """
         boxes = [_box_entry(photo_key, face_box)] if face_box else []
         try:
-            answer = retry_transaction_conflicts(self._table.update_item,
+            answer = self._table.update_item(
                 Key={"student_id": student_id},
                 UpdateExpression=("SET photo_keys = list_append(photo_keys, :photo), "
                                   "face_ids = list_append(face_ids, :faces), "
@@ -262,7 +262,7 @@ class StudentStore:
             "ADD " + ", ".join(adds) if adds else "") if part)
         extra = {"ExpressionAttributeValues": values} if values else {}
         try:
-            answer = retry_transaction_conflicts(self._table.update_item,
+            answer = self._table.update_item(
                 Key={"student_id": student_id}, UpdateExpression=expression,
                 ConditionExpression="attribute_exists(student_id)", ReturnValues="ALL_NEW",
                 **extra)
@@ -278,7 +278,7 @@ class StudentStore:
         Only ever raises ``roster_name_version`` (a slower rename finishing
         after a later one cannot lower it), and never recreates a deleted record."""
         try:
-            retry_transaction_conflicts(self._table.update_item,
+            self._table.update_item(
                 Key={"student_id": student_id},
                 UpdateExpression="SET roster_name_version = :v",
                 ConditionExpression=("attribute_exists(student_id) AND "
@@ -297,7 +297,7 @@ class StudentStore:
         or deletion makes this write fail instead of being lost.
         """
         try:
-            answer = retry_transaction_conflicts(self._table.update_item,
+            answer = self._table.update_item(
                 Key={"student_id": before["student_id"]},
                 UpdateExpression="SET photo_keys = :keys, face_ids = :faces, face_boxes = :boxes",
                 ConditionExpression=("attribute_exists(student_id) AND photo_keys = :old_keys "
@@ -317,7 +317,7 @@ class StudentStore:
     def delete(self, student_id):
         """Delete the record; False if there was none."""
         try:
-            retry_transaction_conflicts(self._table.delete_item, Key={"student_id": student_id},
+            self._table.delete_item(Key={"student_id": student_id},
                                     ConditionExpression="attribute_exists(student_id)")
         except ClientError as error:
             if is_conditional_failure(error):

@@ -334,28 +334,96 @@ def test_a_person_registered_again_has_the_old_entries_named_at_the_first_reques
     assert record["full_name"] == "Ada Again" and not rosters_behind(record)
 
 
-def test_an_edit_meeting_a_running_enrolment_transaction_goes_through(
-        api, admin_headers, services, people, rename, monkeypatch):
-    """DynamoDB refuses a plain write to an item a transaction is checking
-    (TransactionConflictException, not retried by botocore): a rename during a
-    roster import must wait its turn, not fail."""
-    from botocore.exceptions import ClientError
-    table = services.clients.table(services.settings.students_table)
-    assert table is services.clients.table(services.settings.students_table)
-    real, refused = table.update_item, []
+class ConflictsOn:
+    """The next ``times`` calls of ``operation`` through ``client`` are answered,
+    before they leave botocore, as DynamoDB answers a plain write to an item
+    a running TransactWriteItems uses (TransactionConflictException); the
+    calls after them go through. :attr:`refused` counts the answered ones,
+    :attr:`passed` the others."""
 
-    def busy_once(**kwargs):
-        if not refused:
-            refused.append(kwargs)
-            raise ClientError({"Error": {"Code": "TransactionConflictException",
-                                         "Message": "Transaction is ongoing for the item"}},
-                              "UpdateItem")
-        return real(**kwargs)
-    monkeypatch.setattr(table, "update_item", busy_once)
-    assert rename("Ada Lovelace").status_code == 200
-    assert refused
+    BODY = json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#TransactionConflictException",
+                       "message": "Transaction is ongoing for the item"}).encode()
+
+    def __init__(self, client, operation, times=1):
+        self.left, self.refused, self.passed = times, 0, 0
+        self._event = f"before-send.dynamodb.{operation}"
+        self._events = client.meta.events
+        self._events.register_first(self._event, self._send)
+
+    def _send(self, request, **_):
+        import io
+        from botocore.awsrequest import AWSResponse
+
+        class Raw(io.BytesIO):
+            def stream(self, **_):
+                yield self.read()
+        if self.left <= 0:
+            self.passed += 1
+            return None
+        self.left -= 1
+        self.refused += 1
+        # botocore calls every before-send handler and keeps the first answer:
+        # the in-process moto would still carry out a request it recognises,
+        # so the refused one is pointed where moto answers nothing (and is
+        # never sent: this answer comes first).
+        request.url = "http://127.0.0.1:9/refused"
+        return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0",
+                                              "x-amzn-RequestId": "conflict"}, Raw(self.BODY))
+
+    def remove(self):
+        self._events.unregister(self._event, self._send)
+
+
+def test_an_edit_meeting_a_running_enrolment_transaction_goes_through(
+        api, admin_headers, services, people, rename):
+    """DynamoDB refuses a plain write to an item a transaction is checking
+    (TransactionConflictException, not retried by botocore's own modes): a
+    rename during a roster import must wait its turn, not fail."""
+    table = services.clients.table(services.settings.students_table)
+    assert table is services.students.store._table
+    conflicts = ConflictsOn(table.meta.client, "UpdateItem")
+    try:
+        assert rename("Ada Lovelace").status_code == 200
+    finally:
+        conflicts.remove()
+    assert conflicts.refused == 1 and conflicts.passed >= 1
     assert assert_rosters_follow_the_record(api, admin_headers, services,
                                             people)["full_name"] == "Ada Lovelace"
+
+
+def test_an_unenrolment_meeting_a_running_enrolment_transaction_goes_through(
+        api, admin_headers, services, people):
+    """A roster entry is written by an enrolment's transaction: removing it
+    at that moment waits its turn too (every DynamoDB client the app makes
+    retries the conflict, the members table's as well)."""
+    members = services.classes.members._table
+    conflicts = ConflictsOn(members.meta.client, "DeleteItem", times=2)
+    try:
+        answer = api.http.delete(f"/classes/{people[0]}/students/S1", headers=admin_headers)
+    finally:
+        conflicts.remove()
+    assert (conflicts.refused, conflicts.passed) == (2, 1)
+    assert answer.status_code in (200, 204), answer.body
+    assert "S1" not in roster_names(api, admin_headers, people[0])
+
+
+def test_a_conflict_that_lasts_is_an_error_not_a_hang(services, people):
+    """Four tries again (about 0.4 s of pauses), then the write fails as
+    DynamoDB answered: nothing is retried for ever, and a failed condition
+    is never retried (it is an answer, not a conflict)."""
+    from chalicelib import clients
+    members = services.classes.members._table
+    conflicts = ConflictsOn(members.meta.client, "DeleteItem", times=100)
+    try:
+        with pytest.raises(ClientError) as raised:
+            services.classes.members.unenrol(people[0], "S1")
+    finally:
+        conflicts.remove()
+    assert raised.value.response["Error"]["Code"] == "TransactionConflictException"
+    assert conflicts.refused == 1 + len(clients._CONFLICT_PAUSES) and conflicts.passed == 0
+    answer = ({"Error": {"Code": "ConditionalCheckFailedException"}},)
+    assert clients.retry_transaction_conflicts(1, response=(None, answer[0])) is None
+    assert clients.retry_transaction_conflicts(1, response=None) is None
 
 
 def test_an_import_stopped_by_a_line_still_counts_what_it_added(
