@@ -26,7 +26,6 @@ times faster, and a batch of faces shares each weight matrix. The
 descriptors are dlib's to float32 rounding (tests/engine/test_resnet.py
 compares them on real photos), so the calibration in face_engine holds.
 """
-import struct
 import threading
 
 import numpy as np

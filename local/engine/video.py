@@ -7,8 +7,8 @@ the sampled frames (``sample_fps``, default 2 per second) are converted to
 arrays; memory does not grow with the video's length.
 
 Both cores: the video is cut into time segments analysed by a pool of worker
-processes (dlib's ResNet holds the GIL, so threads would not do), each
-seeking to its own start; tracks that cross a cut are stitched back together
+processes (following faces is Python, which holds the GIL, so threads would
+not do), each seeking to its own start; tracks that cross a cut are stitched back together
 so one continuous appearance keeps one index. A segment that starts after
 others are done gets the faces they described, so a person still in their
 seat (same place, same-looking face) is not described again.
