@@ -573,8 +573,11 @@ class PhotoAnalyser:
         """The descriptors of ``faces`` (of photos from :meth:`analyse`), each computed once."""
         missing = [f for f in faces if f.descriptor is None]
         if missing:
-            # Two requests may both compute one: the same value, set whole.
-            for face, descriptor in zip(missing, describe_chips([f.chip for f in missing])):
+            # The lease bounds how many requests describe at once (CPU, and
+            # each pass's windows). Two may compute one: the same value, set whole.
+            with self.pool.lease():
+                descriptors = describe_chips([f.chip for f in missing])
+            for face, descriptor in zip(missing, descriptors):
                 face.descriptor = descriptor
         return [f.descriptor for f in faces]
 

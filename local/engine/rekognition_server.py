@@ -191,6 +191,8 @@ def main(argv=None):
     parser.add_argument("--max-jobs", type=int, default=None,
                         help="face searches run at once (default: 2)")
     args = parser.parse_args(argv)
+    from local.engine import resnet
+    resnet.one_blas_thread()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.data_dir:
         os.makedirs(args.data_dir, exist_ok=True)

@@ -43,11 +43,17 @@ class _Reader:
     def __init__(self, data, pos=0):
         self.data, self.pos = data, pos
 
+    def _need(self, count):
+        if self.pos + count > len(self.data):
+            raise ModelFormatError(f"the file ends at byte {len(self.data)}, inside a layer")
+
     def int(self):
+        self._need(1)
         control = self.data[self.pos]
         size, negative = control & 0x0F, bool(control & 0x80)
         if size == 0 or size > 8:
             raise ModelFormatError(f"bad integer at byte {self.pos}")
+        self._need(1 + size)
         raw = self.data[self.pos + 1:self.pos + 1 + size]
         self.pos += 1 + size
         value = int.from_bytes(raw, "little")
@@ -55,7 +61,8 @@ class _Reader:
 
     def string(self):
         size = self.int()
-        text = self.data[self.pos:self.pos + size].decode("ascii")
+        self._need(size)
+        text = self.data[self.pos:self.pos + size].decode("ascii", "replace")
         self.pos += size
         return text
 
@@ -68,9 +75,12 @@ class _Reader:
             raise ModelFormatError(f"unknown tensor version at byte {self.pos}")
         shape = tuple(self.int() for _ in range(4))
         count = int(np.prod(shape))
-        values = np.frombuffer(self.data, "<f4", count, self.pos)
+        self._need(4 * count)
+        values = np.frombuffer(self.data, "<f4", count, self.pos)     # a view: layers copy
         self.pos += 4 * count
-        return shape, values.astype(np.float32)
+        if not np.isfinite(values).all():
+            raise ModelFormatError("the weights hold NaN or infinite values")
+        return shape, values
 
     def alias(self):
         if self.int() != 1:
@@ -102,8 +112,8 @@ def _read_conv(reader):
     weights = params[:int(np.prod(shape))].reshape(shape)          # F, C, kh, kw
     bias = params[weights.size:weights.size + filters_n]
     # Rows in (kh, kw, C) order: the order _patches lays each window out.
-    matrix = np.ascontiguousarray(weights.transpose(2, 3, 1, 0).reshape(-1, filters_n))
-    return {"kind": "conv", "w": matrix, "b": bias.copy(), "k": (kh, kw),
+    matrix = np.array(weights.transpose(2, 3, 1, 0).reshape(-1, filters_n), np.float32)
+    return {"kind": "conv", "w": matrix, "b": bias.astype(np.float32), "k": (kh, kw),
             "stride": stride_y, "pad": (pad_y, pad_x)}
 
 
@@ -164,7 +174,7 @@ class FaceResNet:
         for conv, affine in zip(convs, affines):
             if affine["gamma"].size != conv["b"].size:
                 raise ModelFormatError("affine does not match its convolution")
-            conv["w"] = conv["w"] * affine["gamma"]
+            conv["w"] *= affine["gamma"]
             conv["b"] = conv["b"] * affine["gamma"] + affine["beta"]
             self._convs.append(conv)
         self._maxpool = maxpools[0]
@@ -176,7 +186,11 @@ class FaceResNet:
     @classmethod
     def from_file(cls, path):
         with open(path, "rb") as f:
-            return cls(f.read())
+            data = f.read()
+        try:
+            return cls(data)
+        except ModelFormatError as error:
+            raise ModelFormatError(f"{path}: {error}") from None
 
     def descriptors(self, chips):
         """The 128-D descriptors of aligned 150x150 RGB chips (uint8), one row each."""
@@ -267,17 +281,22 @@ _network_lock = threading.Lock()
 
 
 def network():
-    """The process's network, read from face_recognition_models on first use.
-
-    Also keeps numpy's BLAS to one thread in this process: the engine's
-    parallelism is its own (a worker process per core, threads per request),
-    and BLAS threads on top would contend for the same cores."""
+    """The process's network, read from face_recognition_models on first use."""
     global _network
     if _network is None:
         with _network_lock:
             if _network is None:
                 import face_recognition_models as weights
-                import threadpoolctl
-                threadpoolctl.threadpool_limits(1, user_api="blas")
                 _network = FaceResNet.from_file(weights.face_recognition_model_location())
     return _network
+
+
+def one_blas_thread():
+    """Keep the BLAS libraries loaded in this process (numpy's) to one thread each.
+
+    For the engine's processes, called where they start, before any thread
+    can be inside BLAS: their parallelism is their own (a worker process per
+    core, a thread per photo request), and BLAS threads on top would only
+    contend for the same cores."""
+    import threadpoolctl
+    threadpoolctl.threadpool_limits(1, user_api="blas")

@@ -379,6 +379,8 @@ WORKER_NICENESS_ENV = priority.WORKER_NICENESS_ENV
 
 
 def _start_worker(parent_pid, nice):
+    from local.engine import resnet
+    resnet.one_blas_thread()
     _leave_with_parent(parent_pid)
     if nice > 0:
         priority.run_in_background(nice, own_session=True)

@@ -72,6 +72,7 @@ REQUIRED_MODULES = {
     "moto": "moto[server]", "flask": "moto[server]", "flask_cors": "moto[server]",
     "chalice": "chalice", "boto3": "boto3", "jinja2": "Jinja2", "sass": "libsass",
     "dlib": "dlib-bin", "face_recognition_models": "face-recognition-models",
+    "threadpoolctl": "threadpoolctl",
 }
 #: Modules of this repository each part runs.
 #: The bridge's queue for the app's MediaConvert job-state handler (see bridge.Route).

@@ -1,9 +1,14 @@
 """The numpy ResNet gives dlib's own descriptors, and refuses weights it cannot run."""
+import os
+import pathlib
+
 import cv2
 import numpy as np
 import pytest
 
 from local.engine import face_engine, resnet
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -78,21 +83,49 @@ def test_other_weight_files_are_refused():
         resnet.FaceResNet(one_conv_fewer)
 
 
-def test_blas_runs_one_thread_in_the_engine():
-    import threadpoolctl
-    resnet.network()
-    blas = [lib for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
-    assert blas and all(lib["num_threads"] == 1 for lib in blas)
+def test_the_engines_processes_run_blas_on_one_thread():
+    """The endpoint and its video workers limit numpy's BLAS where they start
+    (their parallelism is their own); other processes keep theirs."""
+    import subprocess
+    import sys
+    probe = """
+import numpy, threadpoolctl
+from local.engine import resnet, video
+
+def blas_threads(info):
+    return sorted({lib["num_threads"] for lib in info if lib["user_api"] == "blas"})
+
+if __name__ == "__main__":
+    before = blas_threads(threadpoolctl.threadpool_info())
+    worker = video.worker_pool(1).submit(threadpoolctl.threadpool_info).result(timeout=120)
+    video.shutdown_pool()
+    resnet.one_blas_thread()
+    print(before, blas_threads(worker), blas_threads(threadpoolctl.threadpool_info()))
+"""
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT),
+                                                          OPENBLAS_NUM_THREADS="2"))
+    assert out.returncode == 0, out.stderr
+    before, worker, after = out.stdout.split("] [")
+    assert before == "[2" and worker == "1" and after.strip() == "1]"
 
 
-def test_many_chips_are_described_a_few_at_a_time(shared_chips, monkeypatch):
-    net = resnet.network()
-    sizes = []
-    real = net.descriptors
-    monkeypatch.setattr(net, "descriptors", lambda batch: sizes.append(len(batch)) or real(batch))
-    monkeypatch.setattr(face_engine, "DESCRIBE_BATCH", 3)
-    chips = shared_chips[:7]
-    together = face_engine.describe_chips(chips)
-    assert sizes == [3, 3, 1]
-    alone = [real(c)[0] for c in chips]
-    assert all(np.abs(a - b).max() < 1e-5 for a, b in zip(together, alone))
+def test_a_damaged_weights_file_is_named_and_refused(tmp_path):
+    data = _weights()
+    for name, broken in [("cut", data[:len(data) // 2]),
+                         ("cut-in-a-header", data[:data.find(b"con_4") + 9]),
+                         ("nan", _with_nan(data))]:
+        path = tmp_path / f"{name}.dat"
+        path.write_bytes(broken)
+        with pytest.raises(resnet.ModelFormatError, match=str(path)):
+            resnet.FaceResNet.from_file(path)
+
+
+def _with_nan(data):
+    """The weights with one value of the first convolution's filters made NaN."""
+    at = data.find(b"\x01\x05con_4") + 7
+    reader = resnet._Reader(data, at)
+    assert reader.int() == 2                    # the params tensor's version
+    for _ in range(4):
+        reader.int()
+    return data[:reader.pos] + np.float32("nan").tobytes() + data[reader.pos + 4:]
