@@ -111,7 +111,8 @@ class Services:
                                settings=self.settings, logger=self.logger,
                                classes=self.classes, access=self.access,
                                evidence_queue=queue, crops=self.evidence_files,
-                               photos=self.photos, converter=self.converter)
+                               photos=self.photos, converter=self.converter,
+                               scratch=self.face_grouping)
 
     @cached_property
     def converter(self):
@@ -138,18 +139,23 @@ class Services:
         return EvidenceFiles(self.clients.client("s3"), self.settings.videos_bucket)
 
     @cached_property
-    def evidence(self):
-        s3, bucket = self.clients.client("s3"), self.settings.videos_bucket
-        grouping = FaceGrouping(
+    def face_grouping(self):
+        """Merging a session's unrecognised entries that are one face (and their
+        runs' scratch collections)."""
+        return FaceGrouping(
             rekognition=self.clients.client("rekognition"),
             face_collection=self.settings.face_collection,
             threshold=self.settings.match_threshold,
             merges=StrangerMerges(self.clients.table(self.settings.sessions_table)),
             logger=self.logger)
+
+    @cached_property
+    def evidence(self):
+        s3, bucket = self.clients.client("s3"), self.settings.videos_bucket
         return Evidence(sessions=self.session_store, attendance=self.attendance,
                         files=self.evidence_files,
                         open_video=lambda key: S3File(s3, bucket, key), logger=self.logger,
-                        grouping=grouping)
+                        grouping=self.face_grouping)
 
     @cached_property
     def retention(self):

@@ -540,7 +540,7 @@ class SessionWorkflow:
 
     def __init__(self, *, store, attendance_store, face_search, videos, roster, settings,
                  logger, classes=None, access=None, converter=None, evidence_queue=None,
-                 crops=None, photos=None):
+                 crops=None, photos=None, scratch=None):
         self.store = store
         self.attendance = attendance_store
         self.face_search = face_search
@@ -554,6 +554,7 @@ class SessionWorkflow:
         self.evidence_queue = evidence_queue  # the hand-off to the crop cutting
         self.crops = crops  # evidence.EvidenceFiles
         self.photos = photos  # the photos bucket's Uploads (registration from a crop)
+        self.scratch = scratch  # strangers.FaceGrouping: its scratch collections
 
     # -- API ----------------------------------------------------------------------
     # ``user`` is the signed-in user: each method answers 404 for a session that
@@ -813,12 +814,15 @@ class SessionWorkflow:
         return {"student": self.roster.view(student), "row": row}
 
     def delete(self, session_id, user=None):
-        """Remove the video, the rows, then the session (so a failure can be redone)."""
-        self.require(session_id, user)
+        """Remove the video, the rows, the face-grouping runs' scratch
+        collections, then the session (so a failure can be redone)."""
+        item = self.require(session_id, user)
         self.videos.delete_prefix(f"{VIDEO_PREFIX}{session_id}/")
         self.videos.delete_prefix(f"{CONVERTED_PREFIX}{session_id}/")
         if self.crops is not None:
             self.crops.delete_session(session_id)
+        if self.scratch is not None:
+            self.scratch.delete_all_noted(item)
         self.attendance.delete_session(session_id)
         self.store.delete(session_id)
 

@@ -340,6 +340,16 @@ class FaceGrouping:
             self.log.warning("scratch collections of ended runs deleted",
                              extra={"session_id": item["session_id"], "deleted": len(ended)})
 
+    def delete_all_noted(self, item):
+        """The session (``item``, as read) is being deleted: every scratch
+        collection noted on it goes, of ended runs and of running ones alike
+        (a running run then fails its next call and ends; nobody would look
+        at the session again to clear what it left)."""
+        noted = list(item.get(SCRATCH_NOTED) or ())
+        for name in noted:
+            delete_scratch(self.rekognition, name)
+        self.merges.forget_scratch(item["session_id"], noted)
+
     def group(self, item, crops):
         """Merge ``item``'s (the session as read) entries whose ``crops`` (number ->
         JPEG) are one face; the number of entries merged away. Raises on a failed

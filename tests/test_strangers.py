@@ -457,3 +457,27 @@ def test_two_corrections_at_once_keep_both_in_the_counts(
     assert second and second[0].status_code == 200, second
     counts = session_detail(api, admin_headers, session_id)["session"]["counts"]
     assert counts["present"] == 2 and counts["absent"] == 0, counts
+
+
+def test_deleting_a_session_deletes_the_scratch_collections_noted_on_it(
+        api, admin_headers, services, video_search, faces):
+    """Nobody runs for a deleted session again: what its dead runs left (and a
+    running run's collection) goes with it; the app's collection stays."""
+    session_id, _ = three_strangers(api, admin_headers, services, video_search)
+    crops = crops_of(faces, "x", "y", "x")
+    faces.fail["SearchFaces"] = "ThrottlingException"
+    faces.fail["DeleteCollection"] = "ThrottlingException"
+    with pytest.raises(Exception):      # a run that dies with its collection made
+        grouping(services, faces).group(services.session_store.get(session_id), crops)
+    faces.fail.pop("DeleteCollection", None)
+    left = set(faces.collections)
+    assert len(left) == 1 and set(services.session_store.get(session_id)["strangers_scratch"]) \
+        == left
+    other = three_strangers(api, admin_headers, services, video_search)[0]
+
+    answer = api.http.delete(f"/sessions/{session_id}", headers=admin_headers)
+    assert answer.status_code in (200, 204), answer.body
+    assert faces.collections == set()
+    assert services.session_store.get(session_id) is None
+    assert services.session_store.get(other) is not None
+    assert [p["CollectionId"] for p in faces.called("DeleteCollection")][-1:] == list(left)
