@@ -310,3 +310,35 @@ def test_an_enrolment_of_a_person_the_target_has_takes_the_targets_name(
     entry = members.get_item(Key={"class_id": class_id, "member": "student#p-1"})["Item"]
     assert entry["full_name"] == "Barack H. Obama"
     assert int(entry["name_version"]) == int(theirs["name_version"])
+
+
+def test_an_imported_person_renames_what_a_deleted_record_of_the_id_left_on_rosters(
+        school, engine, faces_dir, tmp_path):
+    """The target once had p-1 (another name, enrolled in a class of its own)
+    and deleted the record, which leaves its roster entries. The archive's p-1
+    starts at a name version above the one those entries carry, so the first
+    request for the person puts the archive's name on them (entries are only
+    ever written forward: with the archive's older version they would keep the
+    deleted record's name for good)."""
+    path = tmp_path / "school.zip"
+    export_archive(Target(school.settings, school.clients), path)
+    target = _fresh_world(school, engine)
+    school.students.register("p-1", "Someone Else", _upload(
+        school, (faces_dir / "people" / "barack_obama" / "1.jpg").read_bytes()))
+    own = school.classes.create(name="Their class", term=None, teachers=[], schedule=None,
+                                late_threshold_minutes=10)
+    school.classes.enrol(school.classes.require(own["class_id"]), "p-1", "admin@example.org")
+    school.students.delete("p-1")
+    members = school.clients.table(school.settings.members_table)
+    key = {"class_id": own["class_id"], "member": "student#p-1"}
+    left = members.get_item(Key=key)["Item"]
+    assert left["full_name"] == "Someone Else"
+
+    import_archive(target, path, out=io.StringIO())
+    record = school.students.get("p-1")
+    assert record["full_name"] == PEOPLE["p-1"][0]
+    assert int(record["name_version"]) > int(left["name_version"])
+    school.classes.repair_rosters(record)          # what reading the person does
+    entry = members.get_item(Key=key)["Item"]
+    assert entry["full_name"] == PEOPLE["p-1"][0]
+    assert int(entry["name_version"]) == int(record["name_version"])
