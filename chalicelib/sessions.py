@@ -498,20 +498,20 @@ class SessionStore:
                             remove=("live",))
 
     def start_recount(self, session_id):
-        """A new recount of the session: its token, now the session's latest
-        (``recount_token``), or None if the session is gone."""
+        """A new recount of the session: (its token, now the session's latest
+        ``recount_token``; the session as it is after that write), or (None,
+        None) if the session is gone."""
         token = uuid.uuid4().hex
         item = self._update(session_id, {"recount_token": token}, Attr("session_id").exists())
-        return token if item is not None else None
+        return (token, item) if item is not None else (None, None)
 
-    def set_counts(self, session_id, counts, strangers_version=None, recount_token=None):
+    def set_counts(self, session_id, counts, strangers_version, recount_token):
         """Write ``counts`` if the strangers are still as read (``strangers_version``
-        as read; None: it had none) and, given ``recount_token``, no later recount
-        has started; the item, or None if not (or the session is gone)."""
+        as read; None: it had none) and no recount after ``recount_token`` has
+        started; the item, or None if not (or the session is gone)."""
         unchanged = (Attr(STRANGERS_VERSION).not_exists() if strangers_version is None
                      else Attr(STRANGERS_VERSION).eq(strangers_version))
-        if recount_token is not None:
-            unchanged = unchanged & Attr("recount_token").eq(recount_token)
+        unchanged = unchanged & Attr("recount_token").eq(recount_token)
         return self._update(session_id, {"counts": counts}, unchanged)
 
     def begin_retry(self, session_id, attempt):
@@ -1196,11 +1196,12 @@ class SessionWorkflow:
         the latest may write, so the counts that stay were read after every
         row whose recount had started: a slower recount that read fewer rows
         never writes over them."""
-        token = self.store.start_recount(session_id)
+        token, item = self.store.start_recount(session_id)
         if token is None:
             return
-        for _ in range(_RECOUNT_TRIES):
-            item = self.store.get(session_id)
+        for attempt in range(_RECOUNT_TRIES):
+            if attempt:         # (the first count reads the item the token's write answered)
+                item = self.store.get(session_id)
             if item is None or item.get("recount_token") != token:
                 return          # gone, or a later recount counts (it reads after us)
             old = item.get("counts") or {}
