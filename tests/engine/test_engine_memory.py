@@ -165,3 +165,19 @@ def test_a_worker_gives_freed_memory_back():
     base, freed, given_back = map(int, out.stdout.split())
     assert freed - base > 150, (base, freed)           # glibc kept the freed pages
     assert given_back - base < 50, (base, freed, given_back)
+
+
+def test_each_segment_and_each_analysis_give_their_memory_back(tmp_path, faces_dir,
+                                                               monkeypatch):
+    """The give-back above runs where the peaks end: after each segment (in
+    its worker) and after the analysis has stitched the segments' answers."""
+    from tests.support.face_set import make_short_video
+    path = make_short_video(tmp_path / "short.mp4", faces_dir)
+    calls = []
+    monkeypatch.setattr(video, "_give_back_free_memory", lambda: calls.append("given back"))
+    settings = video.VideoSettings(workers=0, min_segment_s=1.0, max_segment_s=2.0)
+    segments = video.plan_segments(video.probe(path), settings)
+    assert len(segments) == 2
+    info, tracks = video.analyse(path, settings)
+    assert tracks, "the short video's faces were found"
+    assert len(calls) == len(segments) + 1
