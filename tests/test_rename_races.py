@@ -13,6 +13,7 @@ import json
 import threading
 
 import pytest
+from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
 from chalicelib.students import rosters_behind
@@ -334,6 +335,16 @@ def test_a_person_registered_again_has_the_old_entries_named_at_the_first_reques
     assert record["full_name"] == "Ada Again" and not rosters_behind(record)
 
 
+class _Raw:
+    """An answer's bytes, as botocore reads a raw response."""
+
+    def __init__(self, data):
+        self._data = data
+
+    def stream(self, **_):
+        yield self._data
+
+
 class ConflictsOn:
     """The next ``times`` calls of ``operation`` through ``client`` are answered,
     before they leave botocore, as DynamoDB answers a plain write to an item
@@ -351,12 +362,6 @@ class ConflictsOn:
         self._events.register_first(self._event, self._send)
 
     def _send(self, request, **_):
-        import io
-        from botocore.awsrequest import AWSResponse
-
-        class Raw(io.BytesIO):
-            def stream(self, **_):
-                yield self.read()
         if self.left <= 0:
             self.passed += 1
             return None
@@ -368,7 +373,7 @@ class ConflictsOn:
         # never sent: this answer comes first).
         request.url = "http://127.0.0.1:9/refused"
         return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0",
-                                              "x-amzn-RequestId": "conflict"}, Raw(self.BODY))
+                                              "x-amzn-RequestId": "conflict"}, _Raw(self.BODY))
 
     def remove(self):
         self._events.unregister(self._event, self._send)
