@@ -18,8 +18,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from local.engine import face_engine, resnet  # noqa: E402
+from tests.support.face_set import shared_faces_dir  # noqa: E402
 
-FACES = pathlib.Path(os.environ.get("ROLLCALL_FACES_DIR", ROOT.parent / "shared" / "faces"))
+FACES = shared_faces_dir()
 
 
 def per_face(describe, chips, rounds):
@@ -43,7 +44,8 @@ def main():
     import dlib
     import face_recognition_models as weights
     theirs = dlib.face_recognition_model_v1(weights.face_recognition_model_location())
-    net = resnet.network()          # also holds numpy's BLAS to one thread
+    resnet.one_blas_thread()        # as in the engine's processes (and dlib's own: one)
+    net = resnet.network()
     rounds = 3
 
     def one_by_one(batch):

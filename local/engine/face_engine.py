@@ -121,7 +121,8 @@ def models():
     """The model set this thread works with.
 
     Inside :meth:`ModelPool.lease`, the leased set; otherwise the process's
-    own set (dlib's detector, 5-point shape predictor and ResNet), loaded once."""
+    own set (dlib's detector and 5-point shape predictor), loaded once; the
+    ResNet is :func:`resnet.network`, one per process."""
     leased = getattr(_leased, "models", None)
     if leased is not None:
         return leased
@@ -532,7 +533,7 @@ class PhotoAnalyser:
     of the exact bytes: the same bytes give the same pixels (decoding is
     deterministic, EXIF included), so a repeated photo is answered without
     looking at it again, and any other bytes, even one changed pixel, are a
-    different key. Descriptors (the costly part, ~0.15 s a face) are computed
+    different key. Descriptors (the ResNet's pass) are computed
     only for the faces an operation needs (:meth:`describe`) and kept on them.
     """
 

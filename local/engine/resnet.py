@@ -59,13 +59,6 @@ class _Reader:
         value = int.from_bytes(raw, "little")
         return -value if negative else value
 
-    def string(self):
-        size = self.int()
-        self._need(size)
-        text = self.data[self.pos:self.pos + size].decode("ascii", "replace")
-        self.pos += size
-        return text
-
     def real(self):
         mantissa, exponent = self.int(), self.int()
         return float(mantissa) * 2.0 ** exponent
@@ -96,7 +89,7 @@ def _records(data, tag):
         at = data.find(needle, start)
         if at < 0:
             return found
-        found.append((at, at + len(needle)))
+        found.append(at + len(needle))
         start = at + len(needle)
 
 
@@ -113,7 +106,7 @@ def _read_conv(reader):
     bias = params[weights.size:weights.size + filters_n]
     # Rows in (kh, kw, C) order: the order _patches lays each window out.
     matrix = np.array(weights.transpose(2, 3, 1, 0).reshape(-1, filters_n), np.float32)
-    return {"kind": "conv", "w": matrix, "b": bias.astype(np.float32), "k": (kh, kw),
+    return {"w": matrix, "b": bias.astype(np.float32), "k": (kh, kw),
             "stride": stride_y, "pad": (pad_y, pad_x)}
 
 
@@ -123,7 +116,7 @@ def _read_affine(reader):
     n = int(np.prod(gamma))
     if int(np.prod(beta)) != n or params.size != 2 * n:
         raise ModelFormatError("unexpected affine layout")
-    return {"kind": "affine", "gamma": params[:n].copy(), "beta": params[n:].copy()}
+    return {"gamma": params[:n].copy(), "beta": params[n:].copy()}
 
 
 def _read_pool(reader):
@@ -143,8 +136,9 @@ def _read_fc(reader):
     return params.reshape(inputs, outputs).copy()
 
 
-# The network, input to output: 29 convolutions, each followed by an affine;
-# "down" blocks open their level.
+# The network after its first convolution, input to output: (filters, blocks
+# of two convolutions, whether the first block is a "down" one), each
+# convolution followed by an affine.
 _LEVELS = [(32, 3, False), (64, 4, True), (128, 3, True), (256, 3, True), (256, 1, True)]
 
 
@@ -153,22 +147,26 @@ class FaceResNet:
 
     def __init__(self, data):
         data = bytes(data)
-        if data.find(b"\x01\x0dloss_metric_2") < 0 or data.find(b"input_rgb_image_sized") < 0:
+        if data.find(b"\x01\x0dloss_metric_2") < 0:
             raise ModelFormatError("not dlib's face-recognition ResNet")
-        for _, end in _records(data, "input_rgb_image_sized"):
-            reader = _Reader(data, end)
-            self._means = np.array([reader.real() for _ in range(3)], np.float32)
-            if reader.int() != CHIP_PX or reader.int() != CHIP_PX:
-                raise ModelFormatError("the network's input is not 150x150")
-        convs = [_read_conv(_Reader(data, end)) for _, end in _records(data, "con_4")]
-        affines = [_read_affine(_Reader(data, end)) for _, end in _records(data, "affine_")]
-        maxpools = [_read_pool(_Reader(data, end)) for _, end in _records(data, "max_pool_2")]
-        avgpools = [_read_pool(_Reader(data, end)) for _, end in _records(data, "avg_pool_2")]
-        fcs = [_read_fc(_Reader(data, end)) for _, end in _records(data, "fc_2")]
-        blocks = sum(2 * n for _, n, _ in _LEVELS)
-        if (len(convs) != 1 + blocks or len(affines) != len(convs) or len(maxpools) != 1
+        inputs = _records(data, "input_rgb_image_sized")
+        if len(inputs) != 1:
+            raise ModelFormatError("not dlib's face-recognition ResNet")
+        reader = _Reader(data, inputs[0])
+        self._means = np.array([reader.real() for _ in range(3)], np.float32)
+        if reader.int() != CHIP_PX or reader.int() != CHIP_PX:
+            raise ModelFormatError("the network's input is not 150x150")
+        convs = [_read_conv(_Reader(data, end)) for end in _records(data, "con_4")]
+        affines = [_read_affine(_Reader(data, end)) for end in _records(data, "affine_")]
+        maxpools = [_read_pool(_Reader(data, end)) for end in _records(data, "max_pool_2")]
+        avgpools = [_read_pool(_Reader(data, end)) for end in _records(data, "avg_pool_2")]
+        fcs = [_read_fc(_Reader(data, end)) for end in _records(data, "fc_2")]
+        widths = [32] + [n for n, blocks, _ in _LEVELS for _ in range(2 * blocks)]
+        if (len(convs) != len(widths) or len(affines) != len(convs) or len(maxpools) != 1
                 or len(avgpools) != 1 + sum(down for *_, down in _LEVELS) or len(fcs) != 1):
             raise ModelFormatError("unexpected number of layers")
+        if [conv["w"].shape[1] for conv in convs] != widths:
+            raise ModelFormatError("unexpected number of filters in a convolution")
         # Fold each affine into the convolution before it: the same sums, one pass fewer.
         self._convs = []
         for conv, affine in zip(convs, affines):
@@ -178,7 +176,9 @@ class FaceResNet:
             conv["b"] = conv["b"] * affine["gamma"] + affine["beta"]
             self._convs.append(conv)
         self._maxpool = maxpools[0]
-        self._avgpool = avgpools[0]             # the 2x2 of the down blocks
+        self._avgpool = avgpools[0]             # the 2x2 of the down blocks (file order)
+        if (self._avgpool["k"], self._avgpool["stride"]) != (2, 2):
+            raise ModelFormatError("unexpected pooling in a down block")
         self._fc = fcs[0]
         if self._convs[0]["w"].shape[0] != 7 * 7 * 3 or self._fc.shape != (256, 128):
             raise ModelFormatError("unexpected first or last layer")

@@ -357,13 +357,19 @@ class SegmentTracker:
                 self._close(track)
         # two tracks on one face (one jumped to a neighbour, or a face was
         # found twice): the younger one ends, the face keeps its first index
-        if not overlapping_pairs([t.box for t in self.active], 0.5):
-            return
-        for young in sorted(self.active, key=lambda t: -t.first_k):
-            if any(old is not young and old.first_k <= young.first_k
-                   and iou(old.box, young.box) > 0.5 for old in self.active):
-                self.active.remove(young)
-                self._close(young)
+        partners = {}
+        for i, j in overlapping_pairs([t.box for t in self.active], 0.5):
+            partners.setdefault(i, []).append(self.active[j])
+            partners.setdefault(j, []).append(self.active[i])
+        ended = []          # youngest first, as they are closed
+        for i in sorted(sorted(partners), key=lambda i: -self.active[i].first_k):
+            young = self.active[i]
+            if any(old.first_k <= young.first_k and all(old is not e for e in ended)
+                   for old in partners[i]):
+                ended.append(young)
+        for young in ended:
+            self.active.remove(young)
+            self._close(young)
 
     # -- following ---------------------------------------------------------------
 
@@ -505,8 +511,7 @@ class SegmentTracker:
         Someone who looked down and up again, in the same place, shows the
         same aligned face: if the new track's best chip correlates at
         _SAME_CHIP or more with a chip described in the same place, the
-        earlier descriptors are reused (the ResNet is most of the engine's
-        time). Different people's aligned chips correlate far less."""
+        earlier descriptors are reused (no ResNet pass). Different people's aligned chips correlate far less."""
         if not chips:
             return None
         key = _chip_key(chips[0])

@@ -398,7 +398,7 @@ def worker_pool(size):
     """The process pool shared by every analysis in this process (spawned once).
 
     Workers are spawned (not forked: the server has threads) and load the
-    dlib models once each."""
+    models (dlib's, and the numpy ResNet) once each."""
     global _pool, _pool_size
     with _pool_lock:
         if _stopping.is_set():

@@ -10,6 +10,7 @@ a line that is not a header) to the original, so the result is always what
 the standard library would have made.
 """
 import http.client
+import io
 import re
 
 _original = http.client.parse_headers
@@ -36,9 +37,7 @@ def parse_headers(fp, _class=http.client.HTTPMessage):
 
 
 def _reparse(lines, _class):
-    import email.parser
-    return email.parser.Parser(_class=_class).parsestr(
-        b"".join(lines).decode("iso-8859-1"))
+    return _original(io.BytesIO(b"".join(lines)), _class)
 
 
 def install():

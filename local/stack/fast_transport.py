@@ -26,10 +26,11 @@ import urllib.parse
 from botocore import exceptions
 from botocore.awsrequest import AWSResponse
 
-#: Seconds to wait for a connection, and for moto's answer (the clients' own
-#: connect and read timeouts, chalicelib.clients).
-CONNECT_TIMEOUT_S = 5.0
-READ_TIMEOUT_S = 60.0
+from chalicelib.clients import _BOTO_CONFIG
+
+#: Seconds to wait for a connection, and for moto's answer: the clients' own.
+CONNECT_TIMEOUT_S = _BOTO_CONFIG.connect_timeout
+READ_TIMEOUT_S = _BOTO_CONFIG.read_timeout
 
 _connections = threading.local()
 #: A kept connection that the server closed while it was idle shows one of these.

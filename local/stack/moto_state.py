@@ -401,35 +401,37 @@ class PersistentMoto:
     def _change(self, environ, start_response):
         """Apply, journal and fsync a changing request; only then answer it."""
         body_file = self.journal.new_body_file()
+        journaled = False
         try:
             data = self._spool_body(environ, body_file)
-        except BaseException:
-            # The client went away mid-body (a cancelled upload): nothing was
-            # applied, and what was spooled of it must not fill the disk.
-            body_file.unlink(missing_ok=True)
-            raise
-        status = []
+            status = []
 
-        def remember(code, headers, exc_info=None):
-            status.append(code)
-            return start_response(code, headers, exc_info)
+            def remember(code, headers, exc_info=None):
+                status.append(code)
+                return start_response(code, headers, exc_info)
 
-        self._lock.acquire_shared()
-        try:
-            with self._change_lock, self._turn(environ):
-                body = _drain(self.app(environ, remember))
-                ticket = None
-                # A refused request changed nothing: no need to replay it.
-                if status and int(status[0].split()[0]) < 400:
-                    ticket = self.journal.append(environ, data if data is not None else b"",
-                                                 body_file if data is None else None)
-            if ticket:
-                self.journal.sync(ticket)
-            elif data is None:
-                body_file.unlink(missing_ok=True)
+            self._lock.acquire_shared()
+            try:
+                with self._change_lock, self._turn(environ):
+                    body = _drain(self.app(environ, remember))
+                    ticket = None
+                    # A refused request changed nothing: no need to replay it.
+                    if status and int(status[0].split()[0]) < 400:
+                        ticket = self.journal.append(environ,
+                                                     data if data is not None else b"",
+                                                     body_file if data is None else None)
+                        journaled = data is None
+                if ticket:
+                    self.journal.sync(ticket)
+            finally:
+                self._lock.release_shared()
+            return body
         finally:
-            self._lock.release_shared()
-        return body
+            # Whatever ended it (a client gone mid-body, a refused request, a
+            # failure of moto or of the journal), a spooled body no journal
+            # record names must not fill the disk.
+            if not journaled:
+                body_file.unlink(missing_ok=True)
 
     def _status(self, start_response):
         """Whether every change so far is in the snapshot (tests wait for this)."""

@@ -14,12 +14,14 @@ Invariants:
 - the app's ``wsgi.input`` never reads past the request's own body: a body
   with ``Content-Length`` is read through a bounded reader, a chunked one is
   decoded into a spooled file first; what the app leaves unread is skipped;
-  a body whose end is uncertain (a malformed or doubled length, a transfer
-  coding other than chunked) is refused with 400 and the connection closed;
+  a body whose end is uncertain (a malformed or repeated length, both a
+  length and a transfer coding, a transfer coding other than chunked, a
+  malformed chunk) is refused with 400 and the connection closed;
 - a client that leaves mid-request is no server error: its connection ends;
 - an answer with a body of known length goes out as one buffered write with
   ``TCP_NODELAY`` (no Nagle delay behind the client's delayed ACK);
-- once the server is shut down, no new request is run on any connection.
+- once the server is shut down, no new request is run on any connection, and
+  shutdown() returns after the requests already running are answered.
 """
 import io
 import re
@@ -37,6 +39,11 @@ IDLE_TIMEOUT_S = 300
 #: Answers up to this size are joined with their head into one write.
 JOIN_BELOW = 256 * 1024
 _DIGITS = re.compile(r"[0-9]+")
+_HEX = re.compile(rb"[0-9A-Fa-f]+")
+
+
+class ClientGone(ConnectionError):
+    """The client closed its connection, or went silent, while sending its body."""
 
 
 class BoundedReader(io.RawIOBase):
@@ -53,9 +60,12 @@ class BoundedReader(io.RawIOBase):
         if self.left <= 0 or not len(buffer):
             return 0
         view = memoryview(buffer)[:self.left]
-        count = self._stream.readinto(view)
+        try:
+            count = self._stream.readinto(view)
+        except (ConnectionError, TimeoutError) as error:
+            raise ClientGone(f"the connection failed mid-body: {error}") from error
         if not count:
-            raise ConnectionError("the client closed the connection mid-body")
+            raise ClientGone("the client closed the connection mid-body")
         self.left -= count
         return count
 
@@ -71,16 +81,20 @@ def read_chunked(stream):
         line = stream.readline(1024)
         if not line.endswith(b"\n"):
             raise ValueError("a chunk size line is cut short")
-        size = int(line.split(b";", 1)[0].strip() or b"x", 16)
+        digits = line.split(b";", 1)[0].strip()
+        if not _HEX.fullmatch(digits):
+            raise ValueError("a chunk size is not a hexadecimal number")
+        size = int(digits, 16)
         if size == 0:
             break
         while size:
             piece = stream.read(min(size, 65536))
             if not piece:
-                raise ConnectionError("the client closed the connection mid-chunk")
+                raise ClientGone("the client closed the connection mid-chunk")
             body.write(piece)
             size -= len(piece)
-        stream.readline(1024)               # the CRLF after the chunk's data
+        if stream.readline(3) not in (b"\r\n", b"\n"):
+            raise ValueError("a chunk's data is not followed by its line end")
     while stream.readline(8192).strip():    # trailers, up to the empty line
         pass
     length = body.tell()
@@ -108,17 +122,20 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.send_error(414)
             return
-        if not self.raw_requestline or self.server.stopping.is_set():
+        if not self.raw_requestline or not self.server.begin_request():
             # (stopping: a request read after the stop is not run; the client
             # sees the connection close unanswered and sends it again elsewhere)
             self.close_connection = True
             return
-        if not self.parse_request():
-            return
         try:
-            self._run_app()
-        except (ConnectionError, TimeoutError):
-            self.close_connection = True
+            if not self.parse_request():
+                return
+            try:
+                self._run_app()
+            except (ConnectionError, TimeoutError):
+                self.close_connection = True
+        finally:
+            self.server.end_request()
         if self.server.stopping.is_set():
             self.close_connection = True
 
@@ -126,6 +143,9 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
         """The body's reader and length, or (None, None) when its end is not
         certain (the connection is then closed rather than misread)."""
         encodings = self.headers.get_all("Transfer-Encoding") or []
+        lengths = self.headers.get_all("Content-Length") or []
+        if encodings and lengths:
+            return None, None       # which one ends the body is a guess: refuse
         if encodings:
             if [e.strip().lower() for e in ",".join(encodings).split(",")] != ["chunked"]:
                 return None, None
@@ -133,10 +153,10 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
                 return read_chunked(self.rfile)
             except ValueError:
                 return None, None
-        lengths = set(self.headers.get_all("Content-Length") or ["0"])
-        if len(lengths) != 1 or not _DIGITS.fullmatch(next(iter(lengths)).strip()):
+        lengths = lengths or ["0"]
+        if len(lengths) != 1 or not _DIGITS.fullmatch(lengths[0].strip()):
             return None, None
-        length = int(next(iter(lengths)))
+        length = int(lengths[0])
         return BoundedReader(self.rfile, length), length
 
     def _environ(self, body, length):
@@ -197,7 +217,7 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
             finally:
                 if hasattr(result, "close"):
                     result.close()
-        except (ConnectionError, TimeoutError):
+        except ClientGone:
             raise           # the client went away mid-body: nobody to answer
         except Exception:
             # The app failed before answering: say so, and start afresh on a new
@@ -250,18 +270,39 @@ class ThreadedWSGIServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     allow_reuse_address = True
     request_queue_size = 1024
 
+    #: How long :meth:`shutdown` waits for the requests in progress.
+    DRAIN_TIMEOUT_S = 30.0
+
     def __init__(self, app, host, port):
         self.app = app
         self.stopping = threading.Event()
+        self._running = 0
+        self._idle = threading.Condition()
         super().__init__((host, port), WSGIRequestHandler)
 
+    def begin_request(self):
+        """Count a request in; False once the server is stopping (not run)."""
+        with self._idle:
+            if self.stopping.is_set():
+                return False
+            self._running += 1
+            return True
+
+    def end_request(self):
+        with self._idle:
+            self._running -= 1
+            self._idle.notify_all()
+
     def shutdown(self):
-        """Stop accepting, and stop reading new requests on kept connections: each
-        ends once its request in progress is answered (whoever stops the server
-        then runs after the last request, e.g. moto's final snapshot, whose lock
-        waits for the requests in progress)."""
-        self.stopping.set()
+        """Stop accepting, stop reading new requests on kept connections, and
+        wait (up to DRAIN_TIMEOUT_S) until the requests in progress are
+        answered: whoever stops the server then runs after the last request
+        (moto's final snapshot), never beside one still spooling its body."""
+        with self._idle:
+            self.stopping.set()
         super().shutdown()
+        with self._idle:
+            self._idle.wait_for(lambda: self._running == 0, timeout=self.DRAIN_TIMEOUT_S)
 
     @property
     def port(self):

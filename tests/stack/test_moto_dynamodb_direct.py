@@ -82,3 +82,21 @@ def test_other_calls_still_go_through_moto(apps):
     answer = direct.get("/", headers={"Authorization": AUTH.replace("dynamodb", "s3"),
                                       "Host": "127.0.0.1:5000"})
     assert answer.status_code == 200 and b"ListAllMyBucketsResult" in answer.get_data()
+
+
+def test_signed_dynamodb_calls_never_reach_flask_and_browser_calls_do():
+    """The comparison above would pass if every call went the long way: here
+    the long way is closed, and a signed SDK call is answered all the same."""
+    reached = []
+
+    def flask_app(environ, start_response):
+        reached.append(environ.get("HTTP_X_AMZ_TARGET"))
+        start_response("418 I'm a teapot", [("Content-Type", "text/plain")])
+        return [b"the long way"]
+
+    direct = Client(DynamoDBFirst(flask_app))
+    status, _, body = _call(direct, "ListTables", {})
+    assert status == "200 OK" and "TableNames" in json.loads(body)
+    assert reached == []
+    status, _, body = _call(direct, "ListTables", {}, Origin="http://127.0.0.1:8000")
+    assert status.startswith("418") and reached == ["DynamoDB_20120810.ListTables"]

@@ -54,3 +54,18 @@ def test_a_cancelled_upload_leaves_no_spooled_body(moto):
         s3.head_object(Bucket="videos", Key="cut.mp4")
     s3.put_object(Bucket="videos", Key="whole.mp4", Body=b"x" * 10)
     assert s3.get_object(Bucket="videos", Key="whole.mp4")["Body"].read() == b"x" * 10
+
+
+def test_a_large_body_the_journal_could_not_take_leaves_no_file(moto, monkeypatch):
+    """The journal failing to record a change (a full disk) answers an error;
+    the spooled body no record names is removed all the same."""
+    app, url = moto
+    s3 = boto_client("s3", url)
+    s3.create_bucket(Bucket="videos")
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(app.journal, "append", full_disk)
+    with pytest.raises(ClientError):
+        s3.put_object(Bucket="videos", Key="big.mp4", Body=b"x" * (3 * INLINE_BODY_MAX))
+    assert list(app.journal.bodies.iterdir()) == []

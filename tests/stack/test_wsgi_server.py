@@ -15,6 +15,8 @@ def echo(environ, start_response):
     """Answers what it was sent: method, path, query, one header and the body."""
     if environ["PATH_INFO"] == "/boom":
         raise RuntimeError("the app failed")
+    if environ["PATH_INFO"] == "/refused":
+        raise ConnectionRefusedError("a connection of the app's own failed")
     if environ["PATH_INFO"] == "/half":
         body = environ["wsgi.input"].read(0)       # leaves the body unread
     else:
@@ -98,9 +100,12 @@ def test_head_has_no_body_and_expect_continue_is_honoured(server):
     connection.close()
 
 
-def test_app_failure_answers_500_and_closes(server):
+@pytest.mark.parametrize("path", ["/boom", "/refused"])
+def test_app_failure_answers_500_and_closes(server, path):
+    """Any failure of the app is a 500, a connection error of its own too
+    (only the client's own leaving goes unanswered)."""
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    connection.request("GET", "/boom")
+    connection.request("GET", path)
     answer = connection.getresponse()
     assert answer.status == 500 and answer.getheader("Connection") == "close"
     answer.read()
@@ -114,15 +119,27 @@ def test_app_failure_answers_500_and_closes(server):
 
 @pytest.mark.parametrize("headers", [
     b"Content-Length: nope\r\n", b"Content-Length: +3\r\n", b"Content-Length: 1_0\r\n",
-    b"Content-Length: 3\r\nContent-Length: 4\r\n", b"Transfer-Encoding: gzip\r\n",
-    b"Transfer-Encoding: gzip, chunked\r\n"], ids=["word", "sign", "underscore", "two",
-                                                     "unknown-coding", "two-codings"])
+    b"Content-Length: 3\r\nContent-Length: 4\r\n", b"Content-Length: 3\r\nContent-Length: 3\r\n",
+    b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n", b"Transfer-Encoding: gzip\r\n",
+    b"Transfer-Encoding: gzip, chunked\r\n"],
+    ids=["word", "sign", "underscore", "two", "same-twice", "length-and-coding",
+         "unknown-coding", "two-codings"])
 def test_body_of_uncertain_length_is_refused_and_the_connection_closed(server, headers):
     """A body whose end is uncertain could be read as the start of another
     request on a kept-alive connection: refused, and the connection closed."""
     got = _raw(server, b"POST /x HTTP/1.1\r\nHost: h\r\n" + headers + b"\r\nabcGET /y HTTP/1.1\r\n\r\n")
     assert got.startswith(b"HTTP/1.1 400") and b"Connection: close" in got
     assert b"GET /y" not in got and got.count(b"HTTP/1.1 ") == 1
+
+
+@pytest.mark.parametrize("chunks", [b"0x3\r\nabc\r\n0\r\n\r\n", b"+3\r\nabc\r\n0\r\n\r\n",
+                                    b"1_0\r\nabc\r\n0\r\n\r\n", b"3\r\nabcX0\r\n\r\n"],
+                         ids=["0x", "sign", "underscore", "no-line-end-after-data"])
+def test_a_malformed_chunk_is_refused_and_the_connection_closed(server, chunks):
+    got = _raw(server, b"POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+               + chunks + b"GET /smuggled HTTP/1.1\r\n\r\n")
+    assert got.startswith(b"HTTP/1.1 400") and b"Connection: close" in got
+    assert b"smuggled" not in got and got.count(b"HTTP/1.1 ") == 1
 
 
 def test_underscored_header_does_not_pass_for_a_dashed_one(server):
@@ -182,3 +199,38 @@ def test_no_request_runs_after_shutdown_on_a_kept_connection(server):
     with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
         connection.getresponse()
     connection.close()
+
+
+def test_shutdown_returns_after_the_requests_in_progress_are_answered():
+    """moto's final snapshot runs when shutdown() returns: a request still
+    running then (e.g. spooling a body) would be journaled after it."""
+    started, go = threading.Event(), threading.Event()
+
+    def slow(environ, start_response):
+        started.set()
+        assert go.wait(10)
+        body = environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [body]
+
+    server = ThreadedWSGIServer(slow, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    answers, stopped = [], threading.Event()
+
+    def client():
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=20)
+        connection.request("POST", "/slow", body=b"abc")
+        answers.append(connection.getresponse().read())
+        connection.close()
+
+    asking = threading.Thread(target=client, daemon=True)
+    asking.start()
+    assert started.wait(10)
+    stopper = threading.Thread(target=lambda: (server.shutdown(), stopped.set()), daemon=True)
+    stopper.start()
+    assert not stopped.wait(0.5), "shutdown returned while a request was running"
+    go.set()
+    assert stopped.wait(10)
+    asking.join(10)
+    assert answers == [b"abc"]
+    server.server_close()
