@@ -36,7 +36,7 @@ from collections import deque
 import cv2
 import numpy as np
 
-from local.engine import face_engine, persons
+from local.engine import face_engine, mtcnn, persons
 from local.engine.boxes import iou, overlapping_pairs
 
 _TEMPLATE_PX = 32          # templates are shrunk to this width (speed)
@@ -56,8 +56,9 @@ _MAX_CHANGED = 0.25        # over this share of changed pixels: scan the whole f
 _MAX_CHANGED_REGIONS = 0.5 # ... or when the regions to search cover this much
 
 
-_CANDIDATE_THRESHOLD = -0.25   # scan detections down to this score, then confirmed
-_CONFIRM_SIZES = (90, 80, 110)  # face px of the second looks at an unsure detection
+_CONFIRM_SIZES = (90, 80, 110)  # face px of the looks at a proposal
+_CONFIRM_MARGIN = 0.3      # around it, in face widths (its place is known to ~0.1)
+_CONFIRM_THRESHOLD = -0.25 # HOG score that confirms a proposal (two detectors agree)
 _CLEAR_MATCH = 0.45         # descriptor distances that need no second frame:
 _CLEAR_STRANGER = 0.72      # (same person 0.18-0.55, different 0.61+ on the photos)
 _SAME_CHIP = 0.95           # chip correlation above which a face is "the same as before"
@@ -89,6 +90,19 @@ def _merge_boxes(boxes):
             if merged:
                 break
     return [tuple(b) for b in boxes]
+
+
+def _dlib_box(box):
+    """An MTCNN box as dlib would draw the same face: as wide, square, lower.
+
+    MTCNN's boxes take in the forehead: on the shared photos their width
+    is dlib's (median 0.96), their height 1.2 times it, their centre 0.1 of
+    the width higher. A proposal only says where to look (the region
+    searched is this box and 0.6 of it on each side), so this need not be exact."""
+    l, t, r, b = box
+    w = r - l
+    cx, cy = (l + r) / 2, (t + b) / 2 + 0.1 * w
+    return (cx - w / 2, cy - w / 2, cx + w / 2, cy + w / 2)
 
 
 def _clip_box(box, shape):
@@ -182,8 +196,6 @@ class SegmentTracker:
         self.scan_every = max(1, int(round(settings.scan_interval_s * settings.sample_fps)))
         full = max(settings.full_scan_interval_s, settings.scan_interval_s)
         self.full_every = self.scan_every * max(1, int(round(full / settings.scan_interval_s)))
-        # how much a scan enlarges the frame so the smallest faces asked for are found
-        self.scan_scale = max(1.0, 72.0 / settings.min_face_px)
         self._scan_small = None         # the last scan's frame, small and blurred
         self._scan_k = None             # sample of the last look for new faces
         self._full_k = None             # ... and of the last whole-frame search
@@ -194,7 +206,7 @@ class SegmentTracker:
         self._described = [(tuple(b), np.asarray(key, np.float32),
                             [np.asarray(d, np.float32) for d in ds], list(sz))
                            for b, key, ds, sz in (known or [])][-_DESCRIBED_KEPT:]
-        # gray frames since the last scan, for tracing new tracks backwards
+        # frames since the last scan, for tracing new tracks backwards
         self.history = deque(maxlen=self.scan_every + 1)
         self.last = None                # the last sample, if it was not a scan
 
@@ -214,11 +226,11 @@ class SegmentTracker:
         self._end_lost(k)
         if scanned:
             self.history.clear()
-        self.history.append((k, t_ms, gray))
+        self.history.append((k, t_ms, rgb, gray))
         self.last = None if scanned else (k, t_ms, rgb, gray)
 
     def _scan(self, k, t_ms, rgb, gray):
-        detections, full = self._scan_detections(k, gray)
+        detections, full = self._scan_detections(k, rgb, gray)
         pairs = sorted(((iou(tr.box, d.box), i, j) for i, tr in enumerate(self.active)
                         for j, d in enumerate(detections)), reverse=True)
         used_t, used_d = set(), set()
@@ -234,14 +246,20 @@ class SegmentTracker:
         self._start_tracks([d for j, d in enumerate(detections) if j not in used_d],
                            k, t_ms, rgb, gray)
 
-    def _scan_detections(self, k, gray):
-        """Faces found by this scan, and whether the whole frame was searched.
+    def _scan_detections(self, k, rgb, gray):
+        """New faces found by this scan, and whether the whole frame was searched.
 
         The whole frame every ``full_scan_interval_s`` (and at a segment's
         start); otherwise only where the picture changed since the previous
         scan, outside known faces: someone arriving or turning to the camera
         changes pixels, an empty wall does not. If much of the picture changed
-        (camera moved, lights), the whole frame is searched anyway."""
+        (camera moved, lights), the whole frame is searched anyway.
+
+        MTCNN proposes where faces may be (``mtcnn.py``: its first network
+        reads the frame halved where dlib's HOG would read it enlarged 3
+        times); faces already followed are left to following (a whole-frame
+        scan verifies each of them, ``_scan``); each other proposal counts
+        only if dlib finds a face in its region (:meth:`_confirmed`)."""
         small = cv2.GaussianBlur(cv2.resize(gray, None, fx=1 / _CHANGE_SCALE,
                                             fy=1 / _CHANGE_SCALE,
                                             interpolation=cv2.INTER_AREA), (5, 5), 0)
@@ -250,39 +268,42 @@ class SegmentTracker:
         regions = None
         if previous is not None and k - self._full_k < self.full_every:
             regions = self._changed_regions(small, previous, gray.shape)
-        scale = self.scan_scale
-        if regions is None:
+        full = regions is None
+        if full:
             self._full_k = k
-            return self._confirmed(gray, face_engine.detect_scaled(
-                gray, scale, _CANDIDATE_THRESHOLD)), True
-        found = []
+            h, w = gray.shape[:2]
+            regions = [(0, 0, w, h)]
+        known = [tr.box for tr in self.active]
+        proposals = []
         for x0, y0, x1, y1 in regions:
-            for d in face_engine.detect_scaled(gray[y0:y1, x0:x1], scale, _CANDIDATE_THRESHOLD):
-                found.append(face_engine.Detection(
-                    (d.box[0] + x0, d.box[1] + y0, d.box[2] + x0, d.box[3] + y0),
-                    d.score, d.view))
-        return self._confirmed(gray, found), False
+            local = [(l - x0, t - y0, r - x0, b - y0) for l, t, r, b in known]
+            for l, t, r, b, _ in mtcnn.propose(rgb[y0:y1, x0:x1], self.settings.min_face_px,
+                                               known=local):
+                proposals.append(_dlib_box((l + x0, t + y0, r + x0, b + y0)))
+        fresh = [p for p in proposals if not any(iou(box, p) >= 0.3 for box in known)]
+        return self._confirmed(gray, fresh), full
 
     @staticmethod
-    def _confirmed(gray, detections):
-        """Detections the scan is sure of, and the unsure ones a second look confirms.
+    def _confirmed(gray, proposals):
+        """The faces dlib finds at the proposed boxes (at most one each).
 
         A face's HOG score depends on where its size falls between the
         detector's pyramid levels: a 50 px face can score 0.1 at one
-        enlargement and -0.1 at another. So scans keep candidates down to
-        _CANDIDATE_THRESHOLD, and those under 0 count only if a search of
-        their region, scaled so the face is ~90 px (else ~80, else ~110:
-        the second look has pyramid levels too), finds a face there."""
+        enlargement and -0.1 at another. So a proposal's region is searched
+        scaled so the face is ~90 px, else ~80, else ~110 (the second look
+        has pyramid levels too)."""
         out = []
-        for d in detections:
-            if d.score >= 0:
-                out.append(d)
-                continue
+        for box in proposals:
             for target in _CONFIRM_SIZES:
-                again = [c for c in face_engine.detect_in_region(gray, d.box, target)
-                         if iou(c.box, d.box) >= 0.3]
+                again = [c for c in face_engine.detect_in_region(
+                    gray, box, target, margin=_CONFIRM_MARGIN, adjust_threshold=_CONFIRM_THRESHOLD)
+                         if iou(c.box, box) >= 0.3]
                 if again:
-                    out.append(max(again, key=lambda c: c.score))
+                    found = max(again, key=lambda c: c.score)
+                    # one face proposed twice (MTCNN boxes of one face at
+                    # two scales) is one detection
+                    if not any(iou(found.box, d.box) >= 0.5 for d in out):
+                        out.append(found)
                     break
         return out
 
@@ -341,6 +362,18 @@ class SegmentTracker:
             track.see(k, t_ms, box)
             return
         guess = box if box is not None and score >= 0.3 else track.box
+        if not force_verify:
+            # the face changed (turned, looked down, lit otherwise): MTCNN in
+            # the region says whether it is still there, at a fraction of
+            # dlib's cost; it finds small and turned faces dlib does not, so
+            # where it finds none, neither would dlib
+            near = self._mtcnn_near(rgb, guess, track.box)
+            if near is None:
+                track.misses += 1
+            else:
+                track.see(k, t_ms, near)
+                self._set_template(track, gray)
+            return
         found = face_engine.detect_in_region(gray, guess)
         if not found and guess is not track.box:
             found = face_engine.detect_in_region(gray, track.box)
@@ -349,6 +382,19 @@ class SegmentTracker:
             self._confirm(track, det, k, t_ms, rgb, gray)
         else:
             track.misses += 1
+
+    @staticmethod
+    def _mtcnn_near(rgb, guess, last, margin=0.6):
+        """The face MTCNN finds near ``guess`` as a dlib-like box, if it is
+        the same face as ``last`` (overlapping it, about as big), else None."""
+        found = mtcnn.find_near(rgb, guess, margin)
+        if found is None:
+            return None
+        box = _dlib_box(found[:4])
+        size, last_size = box[2] - box[0], max(last[2] - last[0], 1.0)
+        if iou(box, last) < 0.2 or not 0.7 <= size / last_size <= 1.4:
+            return None
+        return tuple(float(v) for v in box)
 
     def _end_lost(self, k):
         for track in list(self.active):
@@ -419,7 +465,7 @@ class SegmentTracker:
         someone not yet in the seat): so a face seen in every earlier frame
         costs no detector run, and the frame it appeared in costs one."""
         box = track.box
-        for k, t_ms, gray in reversed(self.history):
+        for k, t_ms, rgb, gray in reversed(self.history):
             if k >= track.first_k:
                 continue
             followed, score = self._match(track.template, track.template_scale, box, gray)
@@ -427,13 +473,10 @@ class SegmentTracker:
                 box, conf = followed, track.confidence
             else:
                 # a wide margin: a face can move far in one sample interval
-                found = face_engine.detect_in_region(gray, box, margin=1.0)
-                if not found:
+                near = self._mtcnn_near(rgb, box, box, margin=1.0)
+                if near is None:
                     break
-                det = max(found, key=lambda d: iou(d.box, box))
-                if iou(det.box, box) < 0.2:
-                    break
-                box, conf = det.box, face_engine.confidence(det.score)
+                box, conf = near, track.confidence
             track.entries.insert(0, (t_ms, tuple(float(round(v, 1)) for v in box), conf))
             track.first_k = k
 
@@ -535,7 +578,7 @@ class SegmentTracker:
         nobody who arrived just before a segment cut is missed."""
         if self.last is not None:
             k, t_ms, rgb, gray = self.last
-            found, _ = self._scan_detections(k, gray)     # not a scan sample: changes only
+            found, _ = self._scan_detections(k, rgb, gray)  # not a scan sample: changes only
             fresh = [d for d in found
                      if not any(iou(tr.box, d.box) > 0.3 for tr in self.active)]
             self._start_tracks(fresh, k, t_ms, rgb, gray)

@@ -346,9 +346,10 @@ def _forget_unreachable(done):
 
 
 def _warm_up():
-    from local.engine import face_engine, resnet
+    from local.engine import face_engine, mtcnn, resnet
     face_engine.models()
     resnet.network()
+    mtcnn.load()
     return os.getpid()
 
 
@@ -379,8 +380,10 @@ WORKER_NICENESS_ENV = priority.WORKER_NICENESS_ENV
 
 
 def _start_worker(parent_pid, nice):
+    import cv2
     from local.engine import resnet
     resnet.one_blas_thread()
+    cv2.setNumThreads(1)            # as BLAS: the workers are the parallelism
     _leave_with_parent(parent_pid)
     if nice > 0:
         priority.run_in_background(nice, own_session=True)
