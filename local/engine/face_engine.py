@@ -253,21 +253,6 @@ def detect(image, upsample=0, adjust_threshold=0.0):
             for r, s, v in zip(rects, scores, views)]
 
 
-def detect_scaled(gray, scale, adjust_threshold=0.0):
-    """HOG on the image enlarged (or shrunk) by ``scale``; boxes in the image's pixels.
-
-    The detector's window is 80 px and it finds faces from about 72 px up at
-    scale 1: a face of ``n`` px needs ``scale >= 72 / n`` (3 for 24 px),
-    which costs ``scale**2`` times the pixels."""
-    import cv2
-    if abs(scale - 1.0) < 0.05:
-        return detect(gray, 0, adjust_threshold)
-    big = cv2.resize(gray, None, fx=scale, fy=scale,
-                     interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
-    return [Detection(tuple(v / scale for v in d.box), d.score, d.view)
-            for d in detect(big, 0, adjust_threshold)]
-
-
 def detect_in_region(gray, box, target_face=90, margin=0.6, adjust_threshold=0.0):
     """Find the face near ``box`` in a region scaled so a face is ~target_face px.
 

@@ -146,8 +146,13 @@ def _networks():
 
 
 def load():
-    """Load the networks for this thread now (a worker's warm-up), not at the first frame."""
-    _networks()
+    """Load the networks for this thread now (a worker's warm-up), not at the
+    first frame: each runs once, as OpenCV finishes setting a net up then."""
+    pnet, rnet = _networks()
+    pnet.setInput(np.zeros((1, 3, 24, 24), np.float32), "image")
+    pnet.forward(["offsets", "logits"])
+    rnet.setInput(np.zeros((1, 3, RNET_PX, RNET_PX), np.float32), "patches")
+    rnet.forward(["offsets", "logits"])
 
 
 def _blob(rgb):

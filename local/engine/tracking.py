@@ -1,26 +1,31 @@
 """Follow faces from sample to sample so each person is described a few times.
 
 Describing a face (the ResNet) and above all searching a whole frame for
-24 px faces (HOG on the frame enlarged 3 times) cost tens to thousands of
-times what following a known face with template matching does. So, per
-segment of video:
+24 px faces cost tens to thousands of times what following a known face
+with template matching does. So, per segment of video:
 
-- every ``full_scan_interval_s`` the whole frame is searched (HOG on the frame
-  enlarged by 72 / ``min_face_px``); every ``scan_interval_s`` in between only
-  the regions that changed since the previous scan (compared at equal overall
-  brightness, so the room's light swinging is no change), away from known
-  faces, are (a new arrival changes pixels; a still wall costs nothing);
-  unsure detections are confirmed by a second look at their region;
-  detections are paired with known tracks by overlap, the rest start tracks;
+- every ``full_scan_interval_s`` the whole frame is searched, every
+  ``scan_interval_s`` in between only the regions that changed since the
+  previous scan (compared at equal overall brightness, so the room's light
+  swinging is no change), away from known faces (a new arrival changes
+  pixels; a still wall costs nothing). A search is MTCNN's (``mtcnn.py``:
+  its first network reads the frame halved where dlib's HOG would need it
+  enlarged 3 times for 24 px faces); each proposal that is not a known face
+  counts only if dlib's HOG finds a face in its region, enlarged to the
+  HOG's comfortable size, so what is tracked, aligned and described is
+  dlib's detection as before. A place dlib rejected is not searched again
+  while it looks the same (until the next whole-frame search). A
+  whole-frame search also has dlib look at every known face again (a fresh
+  box, a chip candidate);
 - a new track is traced *back* through the samples since the previous scan
-  (its template in each older frame, a region search where the match is
+  (its template in each older frame, MTCNN in the region where the match is
   weak), so its first sighting is accurate to one sample interval, not one
   scan interval;
 - between scans each track follows its face by normalised cross-correlation
   of a small template in a window around its last box; when the match is
-  weak, the face is searched for in that region with dlib (scaled so the face
-  is ~90 px, the HOG window's comfortable size); not found for more than
-  ``max_misses`` samples ends the track;
+  weak (the face turned, looked down, the light changed), MTCNN looks in
+  that region; not found for more than ``max_misses`` samples ends the
+  track;
 - every dlib detection of a track offers its aligned chip (a face under 60 px
   aligned on an enlarged copy of its region); the track keeps its
   ``descriptors_per_track`` best chips (large, sharp, frontal, confident) and
@@ -59,6 +64,8 @@ _MAX_CHANGED_REGIONS = 0.5 # ... or when the regions to search cover this much
 _CONFIRM_SIZES = (90, 80, 110)  # face px of the looks at a proposal
 _CONFIRM_MARGIN = 0.3      # around it, in face widths (its place is known to ~0.1)
 _CONFIRM_THRESHOLD = -0.25 # HOG score that confirms a proposal (two detectors agree)
+_SAME_LOOK = 0.9           # correlation of two looks at a place that are "the same pixels"
+_REJECTED_KEPT = 64        # proposals dlib did not confirm, remembered per segment
 _CLEAR_MATCH = 0.45         # descriptor distances that need no second frame:
 _CLEAR_STRANGER = 0.72      # (same person 0.18-0.55, different 0.61+ on the photos)
 _SAME_CHIP = 0.95           # chip correlation above which a face is "the same as before"
@@ -71,6 +78,19 @@ def _chip_key(chip):
                       interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
     gray -= gray.mean()
     return gray / max(1e-6, float(np.linalg.norm(gray)))
+
+
+def _look_key(gray, box):
+    """A 16x16, zero-mean, unit-norm copy of the pixels in ``box`` (None if
+    flat or outside): what the place looks like, whatever the light's level."""
+    l, t, r, b = _clip_box(box, gray.shape)
+    if r - l < 4 or b - t < 4:
+        return None
+    patch = cv2.resize(gray[t:b, l:r], (16, 16), interpolation=cv2.INTER_AREA)
+    patch = patch.astype(np.float32).ravel()
+    patch -= patch.mean()
+    norm = float(np.linalg.norm(patch))
+    return patch / norm if norm > 1e-3 else None
 
 
 def _merge_boxes(boxes):
@@ -206,6 +226,8 @@ class SegmentTracker:
         self._described = [(tuple(b), np.asarray(key, np.float32),
                             [np.asarray(d, np.float32) for d in ds], list(sz))
                            for b, key, ds, sz in (known or [])][-_DESCRIBED_KEPT:]
+        # proposals dlib did not confirm: (box, look key)
+        self._rejected = deque(maxlen=_REJECTED_KEPT)
         # frames since the last scan, for tracing new tracks backwards
         self.history = deque(maxlen=self.scan_every + 1)
         self.last = None                # the last sample, if it was not a scan
@@ -271,6 +293,7 @@ class SegmentTracker:
         full = regions is None
         if full:
             self._full_k = k
+            self._rejected.clear()      # a whole-frame search looks at everything again
             h, w = gray.shape[:2]
             regions = [(0, 0, w, h)]
         known = [tr.box for tr in self.active]
@@ -283,28 +306,40 @@ class SegmentTracker:
         fresh = [p for p in proposals if not any(iou(box, p) >= 0.3 for box in known)]
         return self._confirmed(gray, fresh), full
 
-    @staticmethod
-    def _confirmed(gray, proposals):
-        """The faces dlib finds at the proposed boxes (at most one each).
+    def _confirmed(self, gray, proposals):
+        """The faces dlib finds at the proposed boxes (best proposals first).
 
         A face's HOG score depends on where its size falls between the
         detector's pyramid levels: a 50 px face can score 0.1 at one
         enlargement and -0.1 at another. So a proposal's region is searched
         scaled so the face is ~90 px, else ~80, else ~110 (the second look
-        has pyramid levels too)."""
-        out = []
+        has pyramid levels too). One face can be proposed by several
+        overlapping boxes: only the first is looked at. A proposal dlib did
+        not confirm is not looked at again, until the next whole-frame search,
+        while the pixels there look the same (a face turned away or looking
+        down is proposed at every scan)."""
+        out, looked = [], []
         for box in proposals:
+            if any(iou(box, other) >= 0.5 for other in looked):
+                continue
+            looked.append(box)
+            key = _look_key(gray, box)
+            if key is not None and any(
+                    iou(box, other) >= 0.5 and float(np.dot(key, other_key)) >= _SAME_LOOK
+                    for other, other_key in self._rejected):
+                continue
             for target in _CONFIRM_SIZES:
                 again = [c for c in face_engine.detect_in_region(
                     gray, box, target, margin=_CONFIRM_MARGIN, adjust_threshold=_CONFIRM_THRESHOLD)
                          if iou(c.box, box) >= 0.3]
                 if again:
                     found = max(again, key=lambda c: c.score)
-                    # one face proposed twice (MTCNN boxes of one face at
-                    # two scales) is one detection
                     if not any(iou(found.box, d.box) >= 0.5 for d in out):
                         out.append(found)
                     break
+            else:
+                if key is not None:
+                    self._rejected.append((box, key))
         return out
 
     def _changed_regions(self, small, previous, shape):

@@ -43,14 +43,14 @@ class VideoSettings:
     sample_fps: frames analysed per second of video; timestamps are accurate
         to one interval (1 / sample_fps).
     scan_interval_s: new faces are looked for this often, in the parts of
-        the picture that changed since the previous look (upsampled, so 40 px
-        faces are found); in between, known faces are followed cheaply. A
+        the picture that changed since the previous look; in between, known
+        faces are followed cheaply. A
         face that appears between two looks is found at the next one and
         traced back through the frames in between.
     full_scan_interval_s: the whole frame is searched this often, and at
         each segment's start (catches a face that was there all along but not
         found, e.g. turned away and turning back too slowly to count as a
-        change); at 24 px one such search of a 1080p frame costs about 1 s.
+        change), and dlib looks at every known face again.
     max_misses: samples a face may go unseen before its track ends (so a
         blink or a turned head does not split one appearance in two).
     descriptors_per_track: how many of a track's best frames are described.
@@ -60,8 +60,8 @@ class VideoSettings:
     max_segment_s: longest segment: a long video is cut into pieces of at
         most this, so analyses running at once share the workers in turns.
     min_face_px: the smallest face (box width, px of the video) looked for;
-        scans enlarge the frame by 72 / min_face_px (3x for 24 px), which
-        costs the square of that in detector time.
+        MTCNN's scans read the frame scaled by 12 / min_face_px (halved for
+        24 px): the smaller, the more pixels.
     """
     sample_fps: float = 2.0
     scan_interval_s: float = 2.0
@@ -191,6 +191,11 @@ def _display_size(container, stream, width, height):
     return width, height
 
 
+#: FFmpeg threads per decoded video: 0 = FFmpeg's choice (several); the
+#: worker processes set 1 (see _start_worker)
+_decode_threads = 0
+
+
 def sampled_frames(path, sample_fps, first_k=0, end_k=None, queue_size=4):
     """Yield (k, seconds, rgb) for sample k = first_k .. end_k-1 (time k / sample_fps).
 
@@ -211,7 +216,10 @@ def sampled_frames(path, sample_fps, first_k=0, end_k=None, queue_size=4):
         try:
             with _open(path) as container:
                 stream = container.streams.video[0]
-                stream.thread_type = "AUTO"
+                if _decode_threads:
+                    stream.codec_context.thread_count = _decode_threads
+                else:
+                    stream.thread_type = "AUTO"     # FFmpeg's frame and slice threads
                 if info.fps >= 24 and info.fps > 6 * sample_fps:
                     # frames no other frame refers to (B-frames) are never
                     # decoded: about a third less decoding for a typical
@@ -300,8 +308,8 @@ def _analyse_segment(path, settings_dict, first_k, end_k, cut_after=False, refer
 def _give_back_free_memory():
     """Hand the pages malloc keeps free back to the system (glibc only).
 
-    A worker's peak is a few enlarged frames in dlib's HOG pyramid (~150 MB
-    more at 1080p); freed, glibc keeps the pages for later, so a worker that
+    A worker's peak is a few frames and the buffers of their analysis (more
+    at 1080p); freed, glibc keeps the pages for later, so a worker that
     once analysed a 1080p video stayed that big for as long as it lived."""
     if _malloc_trim is not None:
         _malloc_trim(0)
@@ -382,8 +390,13 @@ WORKER_NICENESS_ENV = priority.WORKER_NICENESS_ENV
 def _start_worker(parent_pid, nice):
     import cv2
     from local.engine import resnet
+    global _decode_threads
+    # the workers are the parallelism: one thread each for numpy's BLAS, for
+    # OpenCV, and for FFmpeg (whose frame threads cost ~20 % more CPU for
+    # the same frames, a loss when every core already runs a worker)
     resnet.one_blas_thread()
-    cv2.setNumThreads(1)            # as BLAS: the workers are the parallelism
+    cv2.setNumThreads(1)
+    _decode_threads = 1
     _leave_with_parent(parent_pid)
     if nice > 0:
         priority.run_in_background(nice, own_session=True)

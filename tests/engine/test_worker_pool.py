@@ -138,3 +138,28 @@ def test_lowering_a_group_waits_its_turn(tmp_path, monkeypatch):
     monkeypatch.setattr(priority.time, "sleep", lambda seconds: None)
     priority.run_in_background(19, autogroup=str(group))
     assert len(tries) == 3 and group.read_text() == "19"
+
+
+THREADS = """
+import cv2
+from local.engine import video
+
+if __name__ == "__main__":
+    cv2.setNumThreads(2)
+    pool = video.worker_pool(1)
+    worker = pool.submit(eval, "(__import__('cv2').getNumThreads(), "
+                               "__import__('local.engine.video', fromlist=['v'])._decode_threads)")
+    worker = worker.result(timeout=120)
+    video.shutdown_pool()
+    print(worker[0], worker[1], cv2.getNumThreads(), video._decode_threads)
+"""
+
+
+def test_workers_run_opencv_and_ffmpeg_on_one_thread_each():
+    """A worker per core is the parallelism: OpenCV's threads (MTCNN) and
+    FFmpeg's (decoding) on top would only contend for the same cores; the
+    process that starts the pool keeps its own."""
+    out = subprocess.run([sys.executable, "-c", THREADS], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1", "1", "2", "0"]
