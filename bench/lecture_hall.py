@@ -15,10 +15,11 @@ prints, for each video:
   counts them) against the true number of unregistered people on screen;
 - persons reported against seats (one index per person);
 - wall time and CPU seconds (this process and its workers), x real time;
-  decode-only wall and CPU seconds (the video decoded as the engine's
-  workers decode it: video.sampled_frames, same skipped B-frames, FFmpeg
-  threads and RGB conversion of the sampled frames) and the engine's ratio
-  to them (timed alone); peak memory (this process and its workers,
+  decode-only wall and CPU seconds (video.sampled_frames: the same skipped
+  B-frames and RGB conversion of the sampled frames as the engine's
+  workers, with FFmpeg's own threads, the whole video in this process) and
+  the engine's ratio to them (each the best of two runs; the long videos
+  one); peak memory (this process and its workers,
   sampled in a second run of the same analysis: the sampler's reads of
   /proc slow the workers), and for the long videos the memory over the run.
 
@@ -112,12 +113,13 @@ def cpu_seconds():
 
 
 def run(path, seats, truth, settings, faces, matrix, min_sightings, decode=True,
-        trace_every_s=None):
+        trace_every_s=None, timed_runs=2):
     decode_wall = decode_cpu = None
     if decode:
-        # decoding as the engine's workers do (video.sampled_frames: the same
-        # skipped B-frames, FFmpeg threads and RGB conversion of the sampled
-        # frames), the whole video in this process; best of two, wall and CPU
+        # decoding alone, the fastest one reader gets through the video here
+        # (video.sampled_frames in this process, with FFmpeg's threads: the
+        # workers' skipped B-frames and RGB conversion of the sampled frames);
+        # best of two, wall and CPU
         timings = []
         for _ in range(2):
             cpu = time.process_time()
@@ -125,11 +127,18 @@ def run(path, seats, truth, settings, faces, matrix, min_sightings, decode=True,
                             time.process_time() - cpu))
         decode_wall, decode_cpu = min(timings)
     # timed alone: the memory sampler reads /proc/PID/smaps_rollup, which walks
-    # the workers' page tables under their memory lock (~5 % of a short run)
-    start, cpu = time.perf_counter(), cpu_seconds()
-    info, tracks = video.analyse(path, settings, reference=matrix)
-    result = persons.entries(tracks, info, faces, matrix, THRESHOLD)
-    wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    # the workers' page tables under their memory lock (~5 % of a short run);
+    # best of ``timed_runs``, as decoding alone is timed (the same video gives
+    # the same tracks every time)
+    best = None
+    for _ in range(timed_runs):
+        start, cpu = time.perf_counter(), cpu_seconds()
+        info, tracks = video.analyse(path, settings, reference=matrix)
+        result = persons.entries(tracks, info, faces, matrix, THRESHOLD)
+        wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+        if best is None or wall < best[0]:
+            best = (wall, cpu, info, tracks, result)
+    wall, cpu, info, tracks, result = best
     # ... and measured for memory in a second run of the same analysis
     with PeakRss(trace_every_s=trace_every_s) as rss:
         _, again = video.analyse(path, settings, reference=matrix)
@@ -236,7 +245,7 @@ def main(argv=None):
             path = out / f"hall720_{minutes:g}min_{args.fps:g}fps.mp4"
             truth = _video(out, path, seats, size, 60.0 * minutes, args.fps)
             figures = run(path, seats, truth, settings, faces, matrix, args.min_sightings,
-                          decode=(minutes == lengths[-1]), trace_every_s=1.0)
+                          decode=(minutes == lengths[-1]), trace_every_s=1.0, timed_runs=1)
             report(f"1280x720, {minutes:g} min", figures)
             if not args.keep:
                 path.unlink()

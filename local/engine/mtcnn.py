@@ -12,7 +12,8 @@ its region, enlarged so the face is the HOG's comfortable size
 (``tracking.py``), and it is that detection the engine tracks, aligns and
 describes: what is matched, and the calibration, are dlib's as before.
 
-Weights: the networks of Zhang et al. (2016), as shipped in the ``mtcnn``
+Weights: Zhang et al.'s trained networks (2016, released with their Caffe
+models under the MIT licence), as converted and shipped in the ``mtcnn``
 wheel (MIT licence, Iván de Paz Centeno: ``mtcnn/assets/weights/*.lz4``,
 joblib files of Keras weights). Only those files are read; the package's
 code needs TensorFlow and is never imported. OpenCV's dnn runs the networks
