@@ -18,8 +18,8 @@ prints, for each video:
   decode-only wall and CPU seconds (video.sampled_frames: the same skipped
   B-frames and RGB conversion of the sampled frames as the engine's
   workers, with FFmpeg's own threads, the whole video in this process) and
-  the engine's ratio to them (each the best of two runs; the long videos
-  one); peak memory (this process and its workers,
+  the engine's ratio to them (each the best of two runs; the engine's on
+  the long videos, one); peak memory (this process and its workers,
   sampled in a second run of the same analysis: the sampler's reads of
   /proc slow the workers), and for the long videos the memory over the run.
 

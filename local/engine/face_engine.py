@@ -362,7 +362,8 @@ def distance_for(similarity_value):
 # -- face details (what DetectFaces reports) -------------------------------------
 
 def confidence(score):
-    """Detector score -> 0-100. dlib keeps boxes with score >= 0 (-> >= 88)."""
+    """Detector score -> 0-100. Photos keep boxes with score >= 0 (-> >= 88);
+    video keeps those from -0.25 (-> >= 73) where MTCNN proposed a face too."""
     return float(100.0 / (1.0 + math.exp(-4.0 * (score + 0.5))))
 
 

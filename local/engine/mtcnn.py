@@ -7,10 +7,12 @@ the frame *halved*, a 36th of the pixels, by three small convolutions. Its
 candidates go through R-Net (a 24 px look at each), which drops most that
 are not faces and tightens the boxes.
 
-These are proposals, not answers. Every box is confirmed by dlib's HOG in
-its region, enlarged so the face is the HOG's comfortable size
-(``tracking.py``), and it is that detection the engine tracks, aligns and
-describes: what is matched, and the calibration, are dlib's as before.
+These are proposals, not answers. A new face counts only once dlib's HOG
+finds it in the proposal's region, enlarged so the face is the HOG's
+comfortable size (``tracking.py``), and faces are aligned and described from
+dlib's detections only: what is matched, and the calibration, are dlib's as
+before. MTCNN alone (:func:`find_near`) only follows a face already found,
+through frames where its template no longer matches.
 
 Weights: Zhang et al.'s trained networks (2016, released with their Caffe
 models under the MIT licence), as converted and shipped in the ``mtcnn``
@@ -235,14 +237,21 @@ def _patches(rgb, boxes):
     out = np.empty((len(boxes), RNET_PX, RNET_PX, 3), np.uint8)
     for n, (l, t, r, b) in enumerate(np.rint(boxes[:, :4]).astype(int)):
         r, b = max(r, l + 1), max(b, t + 1)
-        crop = rgb[max(0, t):min(h, b), max(0, l):min(w, r)]
+        # clipped to the image (a box wholly outside it must not become a
+        # negative slice, which Python reads from the other end)
+        y0, y1 = min(max(0, t), h), max(0, min(h, b))
+        x0, x1 = min(max(0, l), w), max(0, min(w, r))
+        crop = rgb[y0:y1, x0:x1]
         if crop.shape[0] != b - t or crop.shape[1] != r - l:
             canvas = np.zeros((b - t, r - l, 3), np.uint8)
             if crop.size:
-                canvas[max(0, t) - t:max(0, t) - t + crop.shape[0],
-                       max(0, l) - l:max(0, l) - l + crop.shape[1]] = crop
+                canvas[y0 - t:y0 - t + crop.shape[0], x0 - l:x0 - l + crop.shape[1]] = crop
             crop = canvas
-        out[n] = cv2.resize(crop, (RNET_PX, RNET_PX), interpolation=cv2.INTER_AREA)
+        # shrunk by area; enlarged (a candidate under 24 px) smoothly, as the
+        # package's crop_and_resize does, not in blocks
+        grow = crop.shape[0] < RNET_PX or crop.shape[1] < RNET_PX
+        out[n] = cv2.resize(crop, (RNET_PX, RNET_PX),
+                            interpolation=cv2.INTER_LINEAR if grow else cv2.INTER_AREA)
     return out
 
 

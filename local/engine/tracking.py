@@ -45,7 +45,7 @@ from local.engine import face_engine, mtcnn, persons
 from local.engine.boxes import iou, overlapping_pairs
 
 _TEMPLATE_PX = 32          # templates are shrunk to this width (speed)
-_FOLLOW_MIN_SCORE = 0.6    # correlation below this means "check with dlib"
+_FOLLOW_MIN_SCORE = 0.6    # correlation below this means "look again with MTCNN"
 _SEARCH_MARGIN = 0.5       # search window: the box grown by half a face each side
 # Change detection between scans, on a blurred quarter-size copy of the frame.
 _CHANGE_SCALE = 4
@@ -118,7 +118,8 @@ def _dlib_box(box):
     MTCNN's boxes take in the forehead: on the shared photos their width
     is dlib's (median 0.96), their height 1.2 times it, their centre 0.1 of
     the width higher. A proposal only says where to look (the region
-    searched is this box and 0.6 of it on each side), so this need not be exact."""
+    searched is this box and _CONFIRM_MARGIN of it on each side), so this
+    need not be exact."""
     l, t, r, b = box
     w = r - l
     cx, cy = (l + r) / 2, (t + b) / 2 + 0.1 * w
@@ -307,7 +308,7 @@ class SegmentTracker:
         return self._confirmed(gray, fresh), full
 
     def _confirmed(self, gray, proposals):
-        """The faces dlib finds at the proposed boxes (best proposals first).
+        """The faces dlib finds at the proposed boxes.
 
         A face's HOG score depends on where its size falls between the
         detector's pyramid levels: a 50 px face can score 0.1 at one
@@ -495,7 +496,7 @@ class SegmentTracker:
         """Follow a new track backwards through the frames since the last scan.
 
         As forwards: the face's template first (a strong match is the face,
-        as when following it), dlib in the region only when the match is
+        as when following it), MTCNN in the region only when the match is
         weak, which is where the face was not yet there (a head still down,
         someone not yet in the seat): so a face seen in every earlier frame
         costs no detector run, and the frame it appeared in costs one."""

@@ -2,7 +2,8 @@
 
 A video is decoded as a stream with PyAV (FFmpeg: MP4, MOV, AVI, MKV with
 H.264 and the other usual codecs) in a background thread, so decoding (which
-releases the GIL and runs in FFmpeg's own threads) overlaps detection. Only
+releases the GIL; in FFmpeg's threads, or one in each worker process)
+overlaps detection. Only
 the sampled frames (``sample_fps``, default 2 per second) are converted to
 arrays; memory does not grow with the video's length.
 
@@ -414,7 +415,7 @@ def worker_pool(size):
     """The process pool shared by every analysis in this process (spawned once).
 
     Workers are spawned (not forked: the server has threads) and load the
-    models (dlib's, and the numpy ResNet) once each."""
+    models (dlib's, the numpy ResNet, MTCNN's networks) once each."""
     global _pool, _pool_size
     with _pool_lock:
         if _stopping.is_set():

@@ -72,7 +72,8 @@ REQUIRED_MODULES = {
     "moto": "moto[server]", "flask": "moto[server]", "flask_cors": "moto[server]",
     "chalice": "chalice", "boto3": "boto3", "jinja2": "Jinja2", "sass": "libsass",
     "dlib": "dlib-bin", "face_recognition_models": "face-recognition-models",
-    "threadpoolctl": "threadpoolctl",
+    "threadpoolctl": "threadpoolctl", "numpy": "numpy", "cv2": "opencv-python-headless",
+    "av": "av", "mtcnn": "mtcnn", "joblib": "joblib", "lz4": "lz4",
 }
 #: Modules of this repository each part runs.
 #: The bridge's queue for the app's MediaConvert job-state handler (see bridge.Route).

@@ -122,3 +122,50 @@ def test_a_whole_frame_scan_verifies_known_faces_with_dlib(tracker, hog_looks, m
     tracker._scan(0, 0, rgb, gray)
     assert len(calls) == 1 and calls[0][0] == (40.0, 30.0, 70.0, 60.0)
     assert track.box == (40.0, 31.0, 70.0, 61.0)
+
+
+def test_a_regional_scan_proposes_in_the_region_and_answers_in_the_frame(
+        tracker, hog_looks, monkeypatch):
+    """Proposals come back in the region's pixels: the tracker moves them (and
+    the known faces it hands MTCNN) between the region's and the frame's."""
+    calls, _ = hog_looks
+    rgb = np.dstack([_textured(11, (240, 320))] * 3)
+    gray = rgb[:, :, 0].copy()
+    known = tracking.Track(face_engine.Detection((200.0, 150.0, 230.0, 180.0), 1.0), 0, 0)
+    tracker.active.append(known)
+    tracker._scan_small, tracker._full_k = np.zeros((60, 80), np.uint8), 0
+    region = (120, 100, 260, 200)
+    monkeypatch.setattr(tracker, "_changed_regions", lambda *a: [region])
+    seen = []
+
+    def propose(crop, min_face_px, known=()):
+        seen.append((crop.shape, [tuple(k) for k in known]))
+        return np.array([[10.0, 20.0, 40.0, 50.0, 0.99]])
+
+    monkeypatch.setattr(mtcnn, "propose", propose)
+    _, full = tracker._scan_detections(4, rgb, gray)
+    assert not full
+    assert seen == [((100, 140, 3), [(80.0, 50.0, 110.0, 80.0)])]
+    expected = tracking._dlib_box((130.0, 120.0, 160.0, 150.0))
+    assert calls and all(box == expected for box, _ in calls)
+
+
+def test_a_new_face_is_traced_back_with_mtcnn(tracker, hog_looks, monkeypatch):
+    calls, _ = hog_looks
+    rgb = np.dstack([_textured(12)] * 3)
+    gray = rgb[:, :, 0].copy()
+    flat = np.full_like(rgb, 90)                     # the template matches nothing here
+    for k in (1, 2, 3):
+        tracker.history.append((k, k * 500, flat, flat[:, :, 0].copy()))
+    track = tracking.Track(face_engine.Detection((40.0, 30.0, 70.0, 60.0), 1.0), 4, 2000)
+    track.see(4, 2000, (40.0, 30.0, 70.0, 60.0))
+    tracker._set_template(track, gray)
+    answers = [np.array([41.0, 28.0, 71.0, 58.0, 0.9]), np.array([42.0, 28.0, 72.0, 58.0, 0.9]),
+               None]
+    monkeypatch.setattr(mtcnn, "find_near", lambda rgb, box, margin=0.6: answers.pop(0))
+    tracker._trace_back(track)
+    # samples 3 and 2 found by MTCNN, 1 not (the face was not there yet)
+    assert [e[0] for e in track.entries] == [1000, 1500, 2000]
+    assert track.first_k == 2 and calls == []
+    assert track.entries[0][1] == tuple(float(round(v, 1)) for v in
+                                        tracking._dlib_box((42.0, 28.0, 72.0, 58.0)))
