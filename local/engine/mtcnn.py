@@ -196,8 +196,9 @@ def _square(boxes):
     return out
 
 
-def _pnet_boxes(rgb, min_face_px, threshold):
-    """P-Net over the pyramid: candidate squares (n x 5: l, t, r, b, probability)."""
+def _pnet_boxes(rgb, min_face_px, threshold, max_face_px=None):
+    """P-Net over the pyramid: candidate squares (n x 5: l, t, r, b, probability)
+    of faces from ``min_face_px`` up (to about ``max_face_px``, if given)."""
     pnet, _ = _networks()
     h, w = rgb.shape[:2]
     first = PNET_CELL / float(min_face_px)
@@ -206,7 +207,8 @@ def _pnet_boxes(rgb, min_face_px, threshold):
     size = (max(1, int(np.ceil(w * first))), max(1, int(np.ceil(h * first))))
     base = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if first < 1 else cv2.INTER_LINEAR)
     scale, found = first, []
-    while min(h, w) * scale >= PNET_CELL:
+    while min(h, w) * scale >= PNET_CELL and (max_face_px is None
+                                              or PNET_CELL / scale <= max_face_px):
         size = (int(np.ceil(w * scale)), int(np.ceil(h * scale)))
         level = base if size == base.shape[1::-1] else \
             cv2.resize(base, size, interpolation=cv2.INTER_AREA)
@@ -256,19 +258,20 @@ def _patches(rgb, boxes):
 
 
 def propose(rgb, min_face_px=24.0, known=(), pnet_threshold=PNET_THRESHOLD,
-            rnet_threshold=RNET_THRESHOLD):
+            rnet_threshold=RNET_THRESHOLD, max_face_px=None):
     """Boxes where a face of ``min_face_px`` px or more may be, in ``rgb``'s pixels.
 
     Answers an n x 5 array (left, top, right, bottom, R-Net's probability),
     best first. A P-Net candidate whose centre lies in one of the ``known``
-    boxes (faces already followed) is not looked at again. MTCNN's boxes take
-    in forehead and chin: they are larger than dlib's."""
+    boxes (faces already followed) is not looked at again; ``max_face_px``
+    (about) ends the pyramid where the faces it would find are larger. MTCNN's
+    boxes take in forehead and chin: they are larger than dlib's."""
     rgb = np.ascontiguousarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError("propose() takes an RGB image (rows x columns x 3)")
     if min(rgb.shape[:2]) < 1 or not min_face_px > 0:
         return np.zeros((0, 5))
-    candidates = _pnet_boxes(rgb, min_face_px, pnet_threshold)
+    candidates = _pnet_boxes(rgb, min_face_px, pnet_threshold, max_face_px)
     if len(candidates) and len(known):
         known = np.asarray(known, np.float64).reshape(-1, 4)
         cx = (candidates[:, 0] + candidates[:, 2])[:, None] / 2
@@ -308,8 +311,8 @@ def find_near(rgb, box, margin=0.6):
     x1, y1 = min(w, int(r + margin * size) + 1), min(h, int(b + margin * size) + 1)
     if x1 - x0 < PNET_CELL or y1 - y0 < PNET_CELL:
         return None
-    # a face a little smaller than before is still found
-    found = propose(rgb[y0:y1, x0:x1], max(PNET_CELL, 0.6 * size))
+    # a face a little smaller or larger than before is still found
+    found = propose(rgb[y0:y1, x0:x1], max(PNET_CELL, 0.6 * size), max_face_px=2.0 * size)
     if not len(found):
         return None
     found[:, [0, 2]] += x0

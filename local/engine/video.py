@@ -473,15 +473,72 @@ def shutdown_pool():
         process.join(timeout=5)
 
 
-def plan_segments(info, settings):
+#: how far (a share of the segment's length) a cut may move to a keyframe
+KEYFRAME_REACH = 0.2
+
+
+def plan_segments(info, settings, snap=None):
     """Sample ranges [(first_k, end_k)]: one per worker when the video is long
-    enough, and none longer than ``max_segment_s``."""
+    enough, and none longer than ``max_segment_s`` (give or take the reach of
+    a keyframe).
+
+    ``snap(times, reach_s)`` (e.g. :func:`keyframes_near` for the file) moves
+    the cuts to keyframes when there are more segments than workers: a
+    segment that starts elsewhere must decode from the keyframe before its
+    start, frames its neighbour decodes too (with a recorder's 10 s keyframe
+    interval, up to 10 s of video decoded twice at every cut). With a
+    segment per worker, all running at once, the analysis ends with the
+    longest: equal lengths matter more there than the decoding saved."""
     total = int(math.floor(info.duration_s * settings.sample_fps + 1e-6)) + 1
     pieces = max(1, min(max(1, settings.workers),
                         int(info.duration_s // max(settings.min_segment_s, 1e-3))),
                  int(math.ceil(info.duration_s / max(settings.max_segment_s, 1e-3))))
     bounds = [round(i * total / pieces) for i in range(pieces + 1)]
+    if snap is not None and pieces > max(1, settings.workers):
+        reach_s = KEYFRAME_REACH * total / pieces / settings.sample_fps
+        moved = snap([b / settings.sample_fps for b in bounds[1:-1]], reach_s)
+        for i, t in enumerate(moved, start=1):
+            k = int(math.ceil(t * settings.sample_fps - 1e-6))   # the first sample from it
+            if bounds[i - 1] < k < bounds[i + 1]:
+                bounds[i] = k
     return [(bounds[i], bounds[i + 1]) for i in range(pieces) if bounds[i + 1] > bounds[i]]
+
+
+def keyframes_near(path, times, reach_s):
+    """For each time (seconds, as sampled_frames counts them), the keyframe
+    nearest it within ``reach_s``, or the time itself if none is that near.
+
+    Reads packets only (no decoding): the keyframe a seek lands on before the
+    time, and the first after it."""
+    import av
+    out = []
+    try:
+        with _open(path) as container:
+            stream = container.streams.video[0]
+            if stream.time_base is None:
+                return list(times)
+            origin = (container.start_time or 0) / 1_000_000.0
+            for t in times:
+                container.seek(int((t + origin) / stream.time_base), stream=stream,
+                               backward=True, any_frame=False)
+                before = after = None
+                for packet in container.demux(stream):
+                    if packet.pts is None:
+                        continue
+                    at = float(packet.pts * stream.time_base) - origin
+                    if packet.is_keyframe:
+                        if at <= t:
+                            before = at
+                        else:
+                            after = at
+                            break
+                    if at > t + reach_s:
+                        break
+                near = [k for k in (before, after) if k is not None and abs(k - t) <= reach_s]
+                out.append(min(near, key=lambda k: abs(k - t)) if near else t)
+    except (av.FFmpegError, OSError, VideoError):
+        return list(times)      # the cuts stay; decoding will say what is wrong
+    return out
 
 
 # Analyses running now (each in its own thread of the endpoint): each keeps at
@@ -544,7 +601,8 @@ def analyse(path, settings=None, progress=None, reference=None):
     """
     settings = settings or VideoSettings()
     info = probe(path)
-    segments = plan_segments(info, settings)
+    segments = plan_segments(info, settings,
+                             snap=lambda times, reach_s: keyframes_near(path, times, reach_s))
     settings_dict = asdict(settings)
     if settings.workers <= 0:
         results, described = [], []

@@ -283,3 +283,61 @@ def test_video_settings_from_the_environment():
         video.VideoSettings.from_env({"ROLLCALL_FACE_SAMPLE_FPS": "fast"})
     with pytest.raises(ValueError, match="sample_fps"):
         video.VideoSettings(sample_fps=0)
+
+
+# -- segment cuts at keyframes ------------------------------------------------------
+
+def _gop_video(path, seconds=10, fps=15, keyint=30):
+    """A small H.264 video with a keyframe exactly every ``keyint`` frames."""
+    import av
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 160, 96, "yuv420p"
+        stream.options = {"x264-params": f"keyint={keyint}:min-keyint={keyint}:scenecut=0"}
+        for i in range(seconds * fps):
+            img = np.full((96, 160, 3), (i * 3) % 255, np.uint8)
+            img[:, (i * 2) % 160] = 255
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_keyframes_near_finds_the_nearest_keyframe_within_reach(tmp_path):
+    path = tmp_path / "gop.mp4"
+    _gop_video(path)                                  # keyframes at 0, 2, 4, 6, 8 s
+    near = video.keyframes_near(path, [3.9, 5.0, 6.3, 7.2], 0.5)
+    assert near == pytest.approx([4.0, 5.0, 6.0, 7.2], abs=1e-6)
+    # a file that cannot be read keeps the cuts (decoding reports the error)
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    assert video.keyframes_near(bad, [3.9], 0.5) == [3.9]
+
+
+def test_cuts_move_to_keyframes_only_when_segments_outnumber_workers():
+    info = video.VideoInfo(duration_s=600.0, fps=15.0, width=1280, height=720, codec="h264",
+                           format="QuickTime / MOV", color_range="LIMITED")
+    asked = []
+
+    def snap(times, reach_s):
+        asked.append((list(times), reach_s))
+        return [t - 7.3 for t in times]
+
+    settings = video.VideoSettings(workers=2, max_segment_s=120.0)
+    plain = video.plan_segments(info, settings)
+    moved = video.plan_segments(info, settings, snap=snap)
+    assert len(plain) == len(moved) == 5
+    assert asked and asked[0][1] == pytest.approx(0.2 * 1201 / 5 / 2.0)
+    # each cut at the first sample from its keyframe (t - 7.3 s: 14.6 samples back)
+    assert [a for a, _ in moved[1:]] == [int(np.ceil(a - 14.6)) for a, _ in plain[1:]]
+    assert moved[0][0] == 0 and moved[-1][1] == plain[-1][1]
+    assert all(a < b for a, b in moved) and all(
+        moved[i][1] == moved[i + 1][0] for i in range(len(moved) - 1))
+    # one segment per worker, all at once: equal lengths, no snapping
+    asked.clear()
+    short = video.VideoInfo(**{**info.__dict__, "duration_s": 60.0})
+    assert video.plan_segments(short, settings, snap=snap) == video.plan_segments(short, settings)
+    assert asked == []
+    # a keyframe beyond a neighbouring cut is not taken
+    far = video.plan_segments(info, settings, snap=lambda times, reach_s: [t + 500 for t in times])
+    assert far == plain
