@@ -232,8 +232,7 @@ def sampled_frames(path, sample_fps, first_k=0, end_k=None, queue_size=4):
                 origin = (container.start_time or 0) / 1_000_000.0
                 start_s = first_k * interval
                 if start_s > 0 and stream.time_base is not None:
-                    container.seek(int((start_s + origin) / stream.time_base), stream=stream,
-                                   backward=True, any_frame=False)
+                    seek_to_keyframe_before(container, stream, start_s + origin)
                 k = first_k
                 last_t = None
                 for frame in container.decode(stream):
@@ -439,9 +438,24 @@ def worker_pool(size):
                 futures = [_pool.submit(_warm_up) for _ in range(size)]
             finally:
                 sys.modules["__main__"] = real_main
-            for future in futures:
-                future.result()
+            _await_warm_up(futures)
         return _pool
+
+
+def _await_warm_up(futures):
+    """Wait for the new workers to load their models, or for the engine to stop.
+
+    Called under the pool's lock, which :func:`shutdown_pool` needs too: a
+    stop while workers start (on a busy machine, seconds) must not wait for
+    them, nor for ever for one that never gets there."""
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, timeout=0.25)
+        for future in done:
+            future.result()         # a worker that died starting: BrokenProcessPool
+        if pending and _stopping.is_set():
+            raise VideoError("The face engine stopped before this video was analysed; "
+                             "start the search again")
 
 
 def discard_pool(pool):
@@ -459,8 +473,8 @@ def shutdown_pool():
     Used when the endpoint stops and at exit: waiting for a long video's
     segment would hold up a Ctrl-C for as long as the segment takes."""
     global _pool
+    _stopping.set()             # first: a pool still starting gives the lock up
     with _pool_lock:
-        _stopping.set()
         pool, _pool = _pool, None
     if pool is None:
         return
@@ -479,16 +493,17 @@ KEYFRAME_REACH = 0.2
 
 def plan_segments(info, settings, snap=None):
     """Sample ranges [(first_k, end_k)]: one per worker when the video is long
-    enough, and none longer than ``max_segment_s`` (give or take the reach of
-    a keyframe).
+    enough, and none longer than ``max_segment_s`` (up to two fifths longer
+    when both its cuts move to keyframes).
 
     ``snap(times, reach_s)`` (e.g. :func:`keyframes_near` for the file) moves
     the cuts to keyframes when there are more segments than workers: a
     segment that starts elsewhere must decode from the keyframe before its
     start, frames its neighbour decodes too (with a recorder's 10 s keyframe
     interval, up to 10 s of video decoded twice at every cut). With a
-    segment per worker, all running at once, the analysis ends with the
-    longest: equal lengths matter more there than the decoding saved."""
+    segment per worker, all running at once (an analysis with the workers
+    to itself), the analysis ends with the longest: equal lengths matter
+    more there than the decoding saved."""
     total = int(math.floor(info.duration_s * settings.sample_fps + 1e-6)) + 1
     pieces = max(1, min(max(1, settings.workers),
                         int(info.duration_s // max(settings.min_segment_s, 1e-3))),
@@ -519,26 +534,44 @@ def keyframes_near(path, times, reach_s):
                 return list(times)
             origin = (container.start_time or 0) / 1_000_000.0
             for t in times:
-                container.seek(int((t + origin) / stream.time_base), stream=stream,
-                               backward=True, any_frame=False)
-                before = after = None
-                for packet in container.demux(stream):
-                    if packet.pts is None:
-                        continue
-                    at = float(packet.pts * stream.time_base) - origin
-                    if packet.is_keyframe:
-                        if at <= t:
-                            before = at
-                        else:
-                            after = at
-                            break
-                    if at > t + reach_s:
-                        break
-                near = [k for k in (before, after) if k is not None and abs(k - t) <= reach_s]
-                out.append(min(near, key=lambda k: abs(k - t)) if near else t)
+                try:
+                    out.append(_keyframe_near(container, stream, origin, t, reach_s))
+                except av.FFmpegError:
+                    out.append(t)       # this cut stays
     except (av.FFmpegError, OSError, VideoError):
         return list(times)      # the cuts stay; decoding will say what is wrong
     return out
+
+
+def seek_to_keyframe_before(container, stream, seconds):
+    """Seek so decoding starts at the last keyframe at or before ``seconds``
+    (the container's clock).
+
+    The time is turned into the stream's ticks to the nearest one: chopped,
+    a time exactly on a keyframe (cuts are put there) can fall one tick short
+    (3.0 s is 1799.9999 ticks of 1/600 s, QuickTime's usual time base) and
+    the seek land on the keyframe before, a whole interval early."""
+    container.seek(int(round(seconds / stream.time_base)), stream=stream,
+                   backward=True, any_frame=False)
+
+
+def _keyframe_near(container, stream, origin, t, reach_s):
+    seek_to_keyframe_before(container, stream, t + origin)
+    before = after = None
+    for packet in container.demux(stream):
+        if packet.pts is None:
+            continue
+        at = float(packet.pts * stream.time_base) - origin
+        if packet.is_keyframe:
+            if at <= t:
+                before = at
+            else:
+                after = at
+                break
+        if at > t + reach_s:
+            break
+    near = [k for k in (before, after) if k is not None and abs(k - t) <= reach_s]
+    return min(near, key=lambda k: abs(k - t)) if near else t
 
 
 # Analyses running now (each in its own thread of the endpoint): each keeps at

@@ -341,3 +341,28 @@ def test_cuts_move_to_keyframes_only_when_segments_outnumber_workers():
     # a keyframe beyond a neighbouring cut is not taken
     far = video.plan_segments(info, settings, snap=lambda times, reach_s: [t + 500 for t in times])
     assert far == plain
+
+
+def test_a_seek_to_a_keyframes_time_lands_on_it_in_quicktimes_time_base(tmp_path):
+    """1/600 s ticks: 3.0 s is 1799.9999... ticks, which chopped to 1799 sent
+    the seek to the keyframe a second earlier."""
+    import av
+    path = tmp_path / "qt.mp4"
+    with av.open(str(path), mode="w", options={"video_track_timescale": "600"}) as container:
+        stream = container.add_stream("libx264", rate=15)
+        stream.width, stream.height, stream.pix_fmt = 160, 96, "yuv420p"
+        stream.options = {"x264-params": "keyint=15:min-keyint=15:scenecut=0:bframes=0"}
+        for i in range(150):
+            img = np.full((96, 160, 3), (i * 3) % 255, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert stream.time_base.denominator == 600
+        origin = (container.start_time or 0) / 1_000_000.0
+        for second in range(1, 10):
+            video.seek_to_keyframe_before(container, stream, second + origin)
+            first = next(p for p in container.demux(stream) if p.pts is not None)
+            assert float(first.pts * stream.time_base) - origin == pytest.approx(second)

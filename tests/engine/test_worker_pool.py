@@ -163,3 +163,44 @@ def test_workers_run_opencv_and_ffmpeg_on_one_thread_each():
                          text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["1", "1", "2", "0"]
+
+
+STOP_WHILE_STARTING = """
+import threading, time
+from local.engine import video
+
+if __name__ == "__main__":
+    outcome = []
+
+    def start():
+        try:
+            video.worker_pool(2)
+            outcome.append("pool")
+        except video.VideoError:
+            outcome.append("stopped")
+
+    starting = threading.Thread(target=start)
+    starting.start()
+    while video._pool is None or len(video._pool._processes or {}) < 2:
+        time.sleep(0.005)
+    pids = [p.pid for p in video._pool._processes.values()]
+    video.shutdown_pool()           # the workers are still loading their models
+    starting.join(60)
+    print(outcome, starting.is_alive(), *pids)
+"""
+
+
+def test_a_stop_while_workers_start_does_not_wait_for_them():
+    """The pool's lock is held while new workers load their models (seconds
+    on a busy machine): the endpoint's stop takes that lock too, so the start
+    gives up on seeing the stop, and the workers are terminated."""
+    out = subprocess.run([sys.executable, "-c", STOP_WHILE_STARTING], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("['stopped'] False "), out.stdout
+    pids = out.stdout.split()[2:]
+    deadline = time.monotonic() + 30
+    while any(_alive(int(p)) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(int(p)) for p in pids)
