@@ -43,29 +43,25 @@ def _mixed_up(builder, rounds=1500, threads=4):
     return bad
 
 
-def test_boto3s_own_builder_mixes_threads_up_and_ours_does_not(frequent_switches, monkeypatch):
-    # each placeholder's naming yields the GIL, as a busy server's thread may
-    # be preempted there: the race then shows on every run, not only on some
+@pytest.fixture
+def slow_naming(monkeypatch):
+    """Building an expression pauses at each name, as a busy server's thread
+    may be preempted there: a race between threads then shows on every run."""
     naming = ConditionExpressionBuilder._get_name_placeholder
 
-    def yielding_naming(self):
+    def pausing(self):
         time.sleep(0.0002)
         return naming(self)
 
-    monkeypatch.setattr(ConditionExpressionBuilder, "_get_name_placeholder", yielding_naming)
+    monkeypatch.setattr(ConditionExpressionBuilder, "_get_name_placeholder", pausing)
+
+
+def test_boto3s_own_builder_mixes_threads_up_and_ours_does_not(frequent_switches, slow_naming):
     assert _mixed_up(ConditionExpressionBuilder(), rounds=200)  # why the per-thread one exists
     assert _mixed_up(_PerThreadConditionBuilder(), rounds=200) == []
 
 
-def test_queries_from_many_threads_on_one_table_each_get_their_own_items(aws, monkeypatch):
-    # Building an expression pauses at each name, as a busy server's thread may.
-    naming = ConditionExpressionBuilder._get_name_placeholder
-
-    def slow_naming(self):
-        time.sleep(0.001)
-        return naming(self)
-
-    monkeypatch.setattr(ConditionExpressionBuilder, "_get_name_placeholder", slow_naming)
+def test_queries_from_many_threads_on_one_table_each_get_their_own_items(aws, slow_naming):
     factory = ClientFactory(region=REGION)
     boto3.client("dynamodb", region_name=REGION).create_table(
         TableName="threads", BillingMode="PAY_PER_REQUEST",
