@@ -159,7 +159,7 @@ def naive(path, sample_fps, seconds=None):
         gray = face_engine.to_gray(rgb)
         for det in face_engine.detect(gray, 1):
             chip = face_engine.face_chip(rgb, face_engine.shape_of(rgb, det.box))
-            detections.append((int(t * 1000), det.box, face_engine.describe_chip(chip)))
+            detections.append((int(t * 1000), det.box, face_engine.describe_chips([chip])[0]))
     return time.perf_counter() - start, detections
 
 

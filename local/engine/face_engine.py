@@ -319,11 +319,6 @@ def chip_of(rgb, box, small_px=60, target_px=100):
     return face_chip(roi, shape_of(roi, inner))
 
 
-def describe_chip(chip):
-    """The 128-D descriptor of an aligned 150x150 chip."""
-    return resnet.network().descriptors(chip)[0]
-
-
 #: Chips per pass through the network: a group photo's forty faces at once
 #: would hold over 100 MB of the first layer's windows, for no gain.
 DESCRIBE_BATCH = 8

@@ -72,25 +72,33 @@ _SAME_CHIP = 0.95           # chip correlation above which a face is "the same a
 _DESCRIBED_KEPT = 256       # described faces remembered per segment
 
 
-def _chip_key(chip):
-    """A 32x32 gray, zero-mean, unit-norm copy of an aligned chip (for correlation)."""
-    gray = cv2.resize(cv2.cvtColor(np.asarray(chip), cv2.COLOR_RGB2GRAY), (32, 32),
-                      interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
-    gray -= gray.mean()
-    return gray / max(1e-6, float(np.linalg.norm(gray)))
-
-
-def _look_key(gray, box):
-    """A 16x16, zero-mean, unit-norm copy of the pixels in ``box`` (None if
-    flat or outside): what the place looks like, whatever the light's level."""
-    l, t, r, b = _clip_box(box, gray.shape)
-    if r - l < 4 or b - t < 4:
-        return None
-    patch = cv2.resize(gray[t:b, l:r], (16, 16), interpolation=cv2.INTER_AREA)
+def _unit_patch(gray, size):
+    """``gray`` shrunk to size x size, zero-mean and unit-norm, as one vector
+    (a dot product of two is their correlation, whatever the light's level);
+    None if it is flat."""
+    patch = cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA)
     patch = patch.astype(np.float32).ravel()
     patch -= patch.mean()
     norm = float(np.linalg.norm(patch))
     return patch / norm if norm > 1e-3 else None
+
+
+def _chip_key(chip):
+    """An aligned chip, 32x32 gray, for correlation (zeros if flat)."""
+    key = _unit_patch(cv2.cvtColor(np.asarray(chip), cv2.COLOR_RGB2GRAY), 32)
+    return key if key is not None else np.zeros(32 * 32, np.float32)
+
+
+def _look_key(gray, box):
+    """The pixels in ``box``, 16x16, for correlation (None if flat or outside)."""
+    l, t, r, b = _clip_box(box, gray.shape)
+    if r - l < 4 or b - t < 4:
+        return None
+    return _unit_patch(gray[t:b, l:r], 16)
+
+
+def _same_look(key, other_key):
+    return key is not None and float(np.dot(key, other_key)) >= _SAME_LOOK
 
 
 def _merge_boxes(boxes):
@@ -110,20 +118,6 @@ def _merge_boxes(boxes):
             if merged:
                 break
     return [tuple(b) for b in boxes]
-
-
-def _dlib_box(box):
-    """An MTCNN box as dlib would draw the same face: as wide, square, lower.
-
-    MTCNN's boxes take in the forehead: on the shared photos their width
-    is dlib's (median 0.96), their height 1.2 times it, their centre 0.1 of
-    the width higher. A proposal only says where to look (the region
-    searched is this box and _CONFIRM_MARGIN of it on each side), so this
-    need not be exact."""
-    l, t, r, b = box
-    w = r - l
-    cx, cy = (l + r) / 2, (t + b) / 2 + 0.1 * w
-    return (cx - w / 2, cy - w / 2, cx + w / 2, cy + w / 2)
 
 
 def _clip_box(box, shape):
@@ -303,7 +297,7 @@ class SegmentTracker:
             local = [(l - x0, t - y0, r - x0, b - y0) for l, t, r, b in known]
             for l, t, r, b, _ in mtcnn.propose(rgb[y0:y1, x0:x1], self.settings.min_face_px,
                                                known=local):
-                proposals.append(_dlib_box((l + x0, t + y0, r + x0, b + y0)))
+                proposals.append(mtcnn.dlib_box((l + x0, t + y0, r + x0, b + y0)))
         fresh = [p for p in proposals if not any(iou(box, p) >= 0.3 for box in known)]
         return self._confirmed(gray, fresh), full
 
@@ -315,20 +309,20 @@ class SegmentTracker:
         enlargement and -0.1 at another. So a proposal's region is searched
         scaled so the face is ~90 px, else ~80, else ~110 (the second look
         has pyramid levels too). One face can be proposed by several
-        overlapping boxes: only the first is looked at. A proposal dlib did
-        not confirm is not looked at again, until the next whole-frame search,
-        while the pixels there look the same (a face turned away or looking
-        down is proposed at every scan)."""
+        overlapping boxes: only the first is looked at. A proposal where dlib
+        found nothing before is not looked at again, until the next
+        whole-frame search, while the pixels at that earlier box are still
+        the ones it rejected (a face turned away or looking down is proposed
+        at every scan, its box a pixel or two off each time)."""
         out, looked = [], []
         for box in proposals:
             if any(iou(box, other) >= 0.5 for other in looked):
                 continue
             looked.append(box)
-            key = _look_key(gray, box)
-            if key is not None and any(
-                    iou(box, other) >= 0.5 and float(np.dot(key, other_key)) >= _SAME_LOOK
-                    for other, other_key in self._rejected):
+            if any(iou(box, other) >= 0.5 and _same_look(_look_key(gray, other), other_key)
+                   for other, other_key in self._rejected):
                 continue
+            key = _look_key(gray, box)
             for target in _CONFIRM_SIZES:
                 again = [c for c in face_engine.detect_in_region(
                     gray, box, target, margin=_CONFIRM_MARGIN, adjust_threshold=_CONFIRM_THRESHOLD)
@@ -426,7 +420,7 @@ class SegmentTracker:
         found = mtcnn.find_near(rgb, guess, margin)
         if found is None:
             return None
-        box = _dlib_box(found[:4])
+        box = mtcnn.dlib_box(found[:4])
         size, last_size = box[2] - box[0], max(last[2] - last[0], 1.0)
         if iou(box, last) < 0.2 or not 0.7 <= size / last_size <= 1.4:
             return None
@@ -444,10 +438,9 @@ class SegmentTracker:
             partners.setdefault(i, []).append(self.active[j])
             partners.setdefault(j, []).append(self.active[i])
         ended = []          # youngest first, as they are closed
-        for i in sorted(sorted(partners), key=lambda i: -self.active[i].first_k):
+        for i in sorted(partners, key=lambda i: (-self.active[i].first_k, i)):
             young = self.active[i]
-            if any(old.first_k <= young.first_k and all(old is not e for e in ended)
-                   for old in partners[i]):
+            if any(old.first_k <= young.first_k and old not in ended for old in partners[i]):
                 ended.append(young)
         for young in ended:
             self.active.remove(young)
@@ -506,14 +499,14 @@ class SegmentTracker:
                 continue
             followed, score = self._match(track.template, track.template_scale, box, gray)
             if followed is not None and score >= _FOLLOW_MIN_SCORE:
-                box, conf = followed, track.confidence
+                box = followed
             else:
                 # a wide margin: a face can move far in one sample interval
-                near = self._mtcnn_near(rgb, box, box, margin=1.0)
-                if near is None:
+                box = self._mtcnn_near(rgb, box, box, margin=1.0)
+                if box is None:
                     break
-                box, conf = near, track.confidence
-            track.entries.insert(0, (t_ms, tuple(float(round(v, 1)) for v in box), conf))
+            track.entries.insert(0, (t_ms, tuple(float(round(v, 1)) for v in box),
+                                     track.confidence))
             track.first_k = k
 
     # -- description --------------------------------------------------------------
@@ -615,9 +608,7 @@ class SegmentTracker:
         if self.last is not None:
             k, t_ms, rgb, gray = self.last
             found, _ = self._scan_detections(k, rgb, gray)  # not a scan sample: changes only
-            fresh = [d for d in found
-                     if not any(iou(tr.box, d.box) > 0.3 for tr in self.active)]
-            self._start_tracks(fresh, k, t_ms, rgb, gray)
+            self._start_tracks(found, k, t_ms, rgb, gray)
             self.last = None
         for track in self.active:
             self._close(track, at_cut=self.cut_after)

@@ -438,7 +438,16 @@ def worker_pool(size):
                 futures = [_pool.submit(_warm_up) for _ in range(size)]
             finally:
                 sys.modules["__main__"] = real_main
-            _await_warm_up(futures)
+            try:
+                _await_warm_up(futures)
+            except Exception:
+                # a worker that cannot load its models (a missing or damaged
+                # weights file) must not leave a pool the next analysis takes
+                # as ready; a stop leaves it to shutdown_pool
+                if not _stopping.is_set():
+                    _pool.shutdown(wait=False, cancel_futures=True)
+                    _pool = None
+                raise
         return _pool
 
 

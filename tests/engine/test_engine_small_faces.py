@@ -128,7 +128,7 @@ def crops(tmp_path_factory):
                 det = max(dets, key=lambda d: d.score)
                 found.setdefault(app["seat"], []).append(
                     (min(det.width, det.height),
-                     face_engine.describe_chip(face_engine.chip_of(rgb, det.box))))
+                     face_engine.describe_chips([face_engine.chip_of(rgb, det.box)])[0]))
     return faces_dir, seats, found
 
 

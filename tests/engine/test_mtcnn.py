@@ -144,14 +144,13 @@ def test_small_faces_of_real_photos_are_proposed(shared_faces, face_px):
     """Where dlib would draw the face: a proposal, as the tracker maps it to
     dlib's box, overlaps dlib's own box of that face by half or more."""
     from local.engine.boxes import iou
-    from local.engine.tracking import _dlib_box
     rng = np.random.default_rng(face_px)
     missed = 0
     for rgb, box in shared_faces:
         frame, _, face = _scene(rgb, box, face_px, rng, with_box=True)
         proposals = mtcnn.propose(frame, 24)
         assert proposals.shape[1] == 5 and np.all(proposals[:, 4] > mtcnn.RNET_THRESHOLD)
-        missed += not any(iou(_dlib_box(p[:4]), face) >= 0.5 for p in proposals)
+        missed += not any(iou(mtcnn.dlib_box(p[:4]), face) >= 0.5 for p in proposals)
     # every one is found today; a face or two of margin for other machines' rounding
     assert missed <= max(1, len(shared_faces) // 30)
 
@@ -192,6 +191,7 @@ def test_candidates_at_or_past_the_frames_edges_are_looked_at_on_black():
     assert np.array_equal(patches[2], corner)
     assert np.array_equal(patches[3], cv2.resize(rgb[10:30, 10:30], (24, 24),
                                                  interpolation=cv2.INTER_LINEAR))
+    assert np.array_equal(patches[4], cv2.resize(rgb, (24, 24), interpolation=cv2.INTER_AREA))
 
 
 def test_propose_refuses_a_gray_image_and_answers_nothing_for_an_empty_one():
