@@ -351,7 +351,7 @@ class Journal:
         with self._lock:
             if self._file:
                 self._file.close()
-            self._file = open(self.path(generation), "ab")
+            self._file = open(self.path(generation), "ab", buffering=0)
             self.generation = generation
             self._written = self._synced = 0
             self.records = 0
@@ -371,10 +371,20 @@ class Journal:
             meta["__body_file__"] = body_file.name
             body = b""
         payload = json.dumps(meta, separators=(",", ":")).encode() + b"\n" + body
+        record = self.HEADER.pack(self.MAGIC, len(payload), zlib.crc32(payload)) + payload
         with self._lock:
-            self._file.write(self.HEADER.pack(self.MAGIC, len(payload), zlib.crc32(payload)))
-            self._file.write(payload)
-            self._file.flush()
+            # all of the record or none of it: the file is unbuffered, so a
+            # failed write (a full disk) leaves nothing behind to be written
+            # by the next record's flush, and what it did write is cut off
+            start = self._file.tell()
+            try:
+                done = 0
+                while done < len(record):
+                    done += self._file.write(record[done:])
+            except BaseException:
+                self._file.truncate(start)
+                self._file.seek(start)
+                raise
             self._written += 1
             self.records += 1
             if body_file is not None:

@@ -270,7 +270,7 @@ class ThreadedWSGIServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     allow_reuse_address = True
     request_queue_size = 1024
 
-    #: How long :meth:`shutdown` waits for the requests in progress.
+    #: How long :meth:`serve_forever` waits, once stopped, for the requests in progress.
     DRAIN_TIMEOUT_S = 30.0
 
     def __init__(self, app, host, port):
@@ -293,16 +293,20 @@ class ThreadedWSGIServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             self._running -= 1
             self._idle.notify_all()
 
+    def serve_forever(self, poll_interval=0.5):
+        """Serve until :meth:`shutdown`, then wait (up to DRAIN_TIMEOUT_S) until
+        the requests in progress are answered: what runs after the serve loop
+        (moto's final snapshot, serving.serve_until_signalled) then runs after
+        the last request, never beside one still spooling its body."""
+        super().serve_forever(poll_interval)
+        with self._idle:
+            self._idle.wait_for(lambda: self._running == 0, timeout=self.DRAIN_TIMEOUT_S)
+
     def shutdown(self):
-        """Stop accepting, stop reading new requests on kept connections, and
-        wait (up to DRAIN_TIMEOUT_S) until the requests in progress are
-        answered: whoever stops the server then runs after the last request
-        (moto's final snapshot), never beside one still spooling its body."""
+        """Stop accepting and stop reading new requests on kept connections."""
         with self._idle:
             self.stopping.set()
         super().shutdown()
-        with self._idle:
-            self._idle.wait_for(lambda: self._running == 0, timeout=self.DRAIN_TIMEOUT_S)
 
     @property
     def port(self):

@@ -201,8 +201,9 @@ def test_no_request_runs_after_shutdown_on_a_kept_connection(server):
     connection.close()
 
 
-def test_shutdown_returns_after_the_requests_in_progress_are_answered():
-    """moto's final snapshot runs when shutdown() returns: a request still
+def test_the_serve_loop_ends_after_the_requests_in_progress_are_answered():
+    """moto's final snapshot runs when the serve loop returns
+    (serving.serve_until_signalled, on the main thread): a request still
     running then (e.g. spooling a body) would be journaled after it."""
     started, go = threading.Event(), threading.Event()
 
@@ -214,8 +215,8 @@ def test_shutdown_returns_after_the_requests_in_progress_are_answered():
         return [body]
 
     server = ThreadedWSGIServer(slow, "127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     answers, stopped = [], threading.Event()
+    threading.Thread(target=lambda: (server.serve_forever(), stopped.set()), daemon=True).start()
 
     def client():
         connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=20)
@@ -226,9 +227,8 @@ def test_shutdown_returns_after_the_requests_in_progress_are_answered():
     asking = threading.Thread(target=client, daemon=True)
     asking.start()
     assert started.wait(10)
-    stopper = threading.Thread(target=lambda: (server.shutdown(), stopped.set()), daemon=True)
-    stopper.start()
-    assert not stopped.wait(0.5), "shutdown returned while a request was running"
+    threading.Thread(target=server.shutdown, daemon=True).start()
+    assert not stopped.wait(1.0), "the serve loop ended while a request was running"
     go.set()
     assert stopped.wait(10)
     asking.join(10)
