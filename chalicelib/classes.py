@@ -54,7 +54,7 @@ import time
 import uuid
 
 from boto3.dynamodb.conditions import Attr, Key
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import names
 from chalicelib.dynamo import (batch_delete, batch_get, conditional_update, from_dynamo,
@@ -465,10 +465,11 @@ class Classes:
         next request for the person tries again."""
         try:
             self.catch_up_rosters(student)
-        except ClientError as error:
+        except (ClientError, BotoCoreError) as error:
+            code = (error.response.get("Error", {}).get("Code")
+                    if isinstance(error, ClientError) else type(error).__name__)
             get_logger().warning("roster names not caught up", extra={
-                "student_id": student["student_id"],
-                "error": error.response.get("Error", {}).get("Code")})
+                "student_id": student["student_id"], "error": code})
 
     def unenrol(self, class_item, student_id):
         self._refuse_archived(class_item)

@@ -51,11 +51,6 @@ def retry_transaction_conflicts(attempts, response=None, **_):
     return _CONFLICT_PAUSES[attempts - 1] * random.uniform(0.5, 1.5)
 
 
-def _with_conflict_retries(client):
-    client.meta.events.register("needs-retry.dynamodb", retry_transaction_conflicts)
-    return client
-
-
 def _s3_config():
     local = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     return _S3_LOCAL_CONFIG if local else _S3_CONFIG
@@ -105,6 +100,9 @@ class ClientFactory:
     def _get_session(self):
         if self._session is None:
             self._session = self._session_factory(region_name=self._region)
+            # every DynamoDB client and resource made from it, ahead of
+            # botocore's own retry handler
+            self._session.events.register("needs-retry.dynamodb", retry_transaction_conflicts)
         return self._session
 
     def client(self, service_name, region=None):
@@ -117,11 +115,8 @@ class ClientFactory:
         with self._lock:
             if key not in self._clients:
                 config = _s3_config() if service_name == "s3" else _BOTO_CONFIG
-                client = self._get_session().client(service_name, config=config,
-                                                    region_name=region)
-                if service_name == "dynamodb":
-                    _with_conflict_retries(client)
-                self._clients[key] = client
+                self._clients[key] = self._get_session().client(
+                    service_name, config=config, region_name=region)
             return self._clients[key]
 
     def table(self, table_name):
@@ -130,7 +125,6 @@ class ClientFactory:
             if table_name not in self._tables:
                 resource = _safe_for_threads(
                     self._get_session().resource("dynamodb", config=_BOTO_CONFIG))
-                _with_conflict_retries(resource.meta.client)
                 self._tables[table_name] = resource.Table(table_name)
             return self._tables[table_name]
 

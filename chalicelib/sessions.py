@@ -498,12 +498,10 @@ class SessionStore:
                             remove=("live",))
 
     def start_recount(self, session_id):
-        """A new recount of the session: (its token, now the session's latest
-        ``recount_token``; the session as it is after that write), or (None,
-        None) if the session is gone."""
-        token = uuid.uuid4().hex
-        item = self._update(session_id, {"recount_token": token}, Attr("session_id").exists())
-        return (token, item) if item is not None else (None, None)
+        """A new recount of the session: the session as it is after a new
+        ``recount_token`` (the recount's own) is written, or None if it is gone."""
+        return self._update(session_id, {"recount_token": uuid.uuid4().hex},
+                            Attr("session_id").exists())
 
     def set_counts(self, session_id, counts, strangers_version, recount_token):
         """Write ``counts`` if the strangers are still as read (``strangers_version``
@@ -822,7 +820,8 @@ class SessionWorkflow:
         if self.crops is not None:
             self.crops.delete_session(session_id)
         if self.scratch is not None:
-            self.scratch.delete_all_noted(item)
+            # as noted now, not at the first read: a run may have started since
+            self.scratch.delete_all_noted(self.store.get(session_id) or item)
         self.attendance.delete_session(session_id)
         self.store.delete(session_id)
 
@@ -1196,9 +1195,10 @@ class SessionWorkflow:
         the latest may write, so the counts that stay were read after every
         row whose recount had started: a slower recount that read fewer rows
         never writes over them."""
-        token, item = self.store.start_recount(session_id)
-        if token is None:
+        item = self.store.start_recount(session_id)
+        if item is None:
             return
+        token = item["recount_token"]
         for attempt in range(_RECOUNT_TRIES):
             if attempt:         # (the first count reads the item the token's write answered)
                 item = self.store.get(session_id)

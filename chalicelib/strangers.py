@@ -345,10 +345,8 @@ class FaceGrouping:
         collection noted on it goes, of ended runs and of running ones alike
         (a running run then fails its next call and ends; nobody would look
         at the session again to clear what it left)."""
-        noted = list(item.get(SCRATCH_NOTED) or ())
-        for name in noted:
-            delete_scratch(self.rekognition, name)
-        self.merges.forget_scratch(item["session_id"], noted)
+        for name in item.get(SCRATCH_NOTED) or ():
+            delete_scratch(self.rekognition, name)   # a redone delete finds them gone
 
     def group(self, item, crops):
         """Merge ``item``'s (the session as read) entries whose ``crops`` (number ->

@@ -198,7 +198,7 @@ class StudentStore:
         record of the same ID, so it takes the higher of the two, and its
         entries (copied with it) are caught up like any others.
         """
-        version = max(int(item.get("name_version") or 0), time.time_ns() // 1000)
+        version = max(name_version(item), time.time_ns() // 1000)
         item = dict(item, **index_attributes(item), name_version=version,
                     roster_name_version=0)
         try:
