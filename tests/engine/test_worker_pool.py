@@ -204,3 +204,31 @@ def test_a_stop_while_workers_start_does_not_wait_for_them():
     while any(_alive(int(p)) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(_alive(int(p)) for p in pids)
+
+
+NO_WEIGHTS = """
+from local.engine import video
+
+if __name__ == "__main__":
+    outcome = []
+    for _ in range(2):
+        try:
+            video.worker_pool(1)
+            outcome.append("ready")
+        except Exception as error:          # the workers' own error, as raised there
+            outcome.append(type(error).__name__)
+    print(outcome, video._pool is None)
+"""
+
+
+def test_a_pool_whose_workers_cannot_load_their_models_is_not_kept(tmp_path):
+    """A worker that cannot start (here: MTCNN's weight files missing) fails
+    the analysis that started the pool, and the next one tries afresh rather
+    than taking the half-started pool as ready."""
+    (tmp_path / "mtcnn").mkdir()
+    (tmp_path / "mtcnn" / "__init__.py").write_text("")     # the package, without weights
+    out = subprocess.run([sys.executable, "-c", NO_WEIGHTS], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300,
+                         env=dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[0] == "['ModelFormatError', 'ModelFormatError'] True"
